@@ -1,0 +1,7 @@
+"""rcforest: Random Cut Forest anomaly detection on batches and streams, with numba."""
+
+from rcforest.forest import Forest
+
+__version__ = "0.1.0"
+
+__all__ = ["Forest", "__version__"]

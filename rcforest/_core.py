@@ -1,0 +1,193 @@
+"""Input checks and conversions shared by the public classes.
+
+Every check raises a ``ValueError`` or ``TypeError`` that names the
+offending value and says how to fix it; nothing here is jitted.
+"""
+
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+__all__ = []
+
+
+class Rows(NamedTuple):
+    """Input rows as a float64 array plus what is needed to return pandas.
+
+    Attributes
+    ----------
+    values : ndarray of float64, shape (num_rows, num_features), C order
+    index : pandas.Index or None
+        The input's index, when the input was a pandas object.
+    columns : list of str
+        Names of the input's columns (``x0``, ``x1``, ... for arrays).
+    """
+
+    values: np.ndarray
+    index: object
+    columns: list
+
+
+def check_int(value, name, low, high=None):
+    """Return ``value`` as an int in ``[low, high]`` or raise.
+
+    Parameters
+    ----------
+    value : object
+    name : str
+        Parameter name used in the message.
+    low : int
+    high : int, optional
+
+    Returns
+    -------
+    int
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
+    value = int(value)
+    if value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"between {low} and {high}"
+        raise ValueError(f"{name} must be {allowed}, got {value}")
+    return value
+
+
+def check_float(value, name, low=0.0):
+    """Return ``value`` as a finite float ``>= low`` or raise.
+
+    Parameters
+    ----------
+    value : object
+    name : str
+    low : float
+
+    Returns
+    -------
+    float
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value) or value < low:
+        raise ValueError(f"{name} must be a finite number >= {low}, got {value}")
+    return value
+
+
+def _numeric_frame(frame):
+    bad = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if bad:
+        raise TypeError(
+            f"columns {bad} are not numeric; select the numeric columns "
+            "(for example df[['value']]) or convert them with pd.to_numeric"
+        )
+    return frame.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def as_rows(data, name="X"):
+    """Convert user input to :class:`Rows`.
+
+    Parameters
+    ----------
+    data : array-like, pandas.Series or pandas.DataFrame
+        One row per observation: a 1-D series or an ``(n, d)`` table.
+    name : str
+        Argument name used in messages.
+
+    Returns
+    -------
+    Rows
+
+    Raises
+    ------
+    TypeError
+        For non-numeric input.
+    ValueError
+        For empty input, more than two dimensions, NaN or infinite values.
+    """
+    index = None
+    if isinstance(data, pd.DataFrame):
+        index = data.index
+        columns = [str(c) for c in data.columns]
+        values = _numeric_frame(data)
+    elif isinstance(data, pd.Series):
+        index = data.index
+        columns = [str(data.name) if data.name is not None else "x0"]
+        values = _numeric_frame(data.to_frame())
+    else:
+        if isinstance(data, (str, bytes, dict)) or data is None:
+            raise TypeError(f"{name} must be an array, a list or a pandas object, got {type(data).__name__}")
+        array = np.asarray(data)
+        if array.dtype.kind == "c":
+            raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+        if array.dtype.kind not in "biuf":
+            try:
+                array = array.astype(np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"{name} must hold numbers, got values of dtype {array.dtype}; convert them to float first"
+                ) from None
+        values = array.astype(np.float64)
+        columns = None
+    if values.ndim == 0:
+        values = values.reshape(1, 1)
+    elif values.ndim == 1:
+        values = values[:, None]
+    if values.ndim != 2:
+        raise ValueError(f"{name} must be 1-D (a series) or 2-D (rows x features), got shape {values.shape}")
+    if values.shape[0] == 0 or values.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {values.shape}); pass at least one row and one feature")
+    finite = np.isfinite(values)
+    if not finite.all():
+        row, col = np.argwhere(~finite)[0]
+        label = index[row] if index is not None else row
+        raise ValueError(
+            f"{name} holds {values[row, col]} at row {label!r}, column {col}; "
+            "drop or impute NaN and infinite values first"
+        )
+    if columns is None:
+        columns = [f"x{i}" for i in range(values.shape[1])]
+    return Rows(np.ascontiguousarray(values), index, columns)
+
+
+def shingle(values, size):
+    """Stack ``size`` consecutive rows into one point.
+
+    Parameters
+    ----------
+    values : ndarray of float64, shape (num_rows, num_features)
+    size : int
+
+    Returns
+    -------
+    ndarray of float64, shape (num_rows - size + 1, size * num_features)
+        Row ``j`` holds rows ``j .. j + size - 1``, oldest first. Empty when
+        there are fewer than ``size`` rows.
+    """
+    num_rows, num_features = values.shape
+    if size == 1:
+        return values
+    if num_rows < size:
+        return np.empty((0, size * num_features))
+    windows = np.lib.stride_tricks.sliding_window_view(values, size, axis=0)
+    # windows: (num_rows - size + 1, num_features, size) -> time-major points.
+    return np.ascontiguousarray(windows.transpose(0, 2, 1)).reshape(num_rows - size + 1, size * num_features)
+
+
+def shingle_names(columns, size):
+    """Names of the shingled dimensions, oldest lag first.
+
+    Parameters
+    ----------
+    columns : list of str
+    size : int
+
+    Returns
+    -------
+    list of str
+        ``columns`` unchanged for ``size == 1``, else ``"col[t-k]"``.
+    """
+    if size == 1:
+        return list(columns)
+    return [f"{c}[t-{lag}]" if lag else f"{c}[t]" for lag in range(size - 1, -1, -1) for c in columns]

@@ -1,0 +1,295 @@
+"""Parallel drivers: one jitted call per batch or stream, a tree per task.
+
+Each driver loops over trees with ``prange`` and writes each tree's output
+to its own row, so results do not depend on the number of threads; the
+Python layer then averages the rows in a fixed order. Read-only drivers
+that would insert a point temporarily (CoDisp) draw from a copy of the
+tree's generator, so they leave the state untouched.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top
+from rcforest._tree import (
+    attribute_point,
+    delete_leaf,
+    displacement_at,
+    insert_point,
+    score_point,
+)
+
+__all__ = []
+
+MODE_NONE = 0
+MODE_SCORE = 1
+MODE_CODISP = 2
+MODE_DISPLACEMENT = 3
+
+
+@njit(cache=True, parallel=True)
+def select_sample(rng, heap_weight, heap_row, heap_size, num_rows, sequence_start, time_decay):
+    """Run every tree's reservoir over ``num_rows`` rows without building trees.
+
+    Parameters
+    ----------
+    rng : ndarray of uint64, shape (num_trees,)
+    heap_weight : ndarray of float64, shape (num_trees, sample_size)
+    heap_row : ndarray of int32, shape (num_trees, sample_size)
+        Filled with the row numbers each tree keeps.
+    heap_size : ndarray of int32, shape (num_trees,)
+    num_rows : int
+    sequence_start : int
+        Sequence number of the first row.
+    time_decay : float
+
+    Notes
+    -----
+    Keeping the rows of smallest weight is a sample without replacement
+    (uniform when ``time_decay == 0``); the weights are kept, so a stream
+    can continue from the fitted sample.
+    """
+    for t in prange(rng.shape[0]):
+        for row in range(num_rows):
+            w = draw_weight(rng, t, sequence_start + row, time_decay)
+            verdict = admits(heap_weight, heap_size, t, w)
+            if verdict == 1:
+                heap_push(heap_weight, heap_row, heap_size, t, w, row)
+            elif verdict == 2:
+                heap_replace_top(heap_weight, heap_row, heap_size, t, w, row)
+
+
+@njit(cache=True, parallel=True)
+def build(tr, points, heap_row):
+    """Insert each tree's sampled rows and record their leaves in its heap.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+        Empty trees whose reservoirs were filled by :func:`select_sample`.
+    points : ndarray of float64, shape (num_rows, dim)
+    heap_row : ndarray of int32, shape (num_trees, sample_size)
+    """
+    # Written through a local name: numba's parfor drops stores made to a
+    # NamedTuple field directly in a prange body.
+    heap_leaf = tr.heap_leaf
+    for t in prange(tr.root.shape[0]):
+        for j in range(tr.heap_size[t]):
+            heap_leaf[t, j] = insert_point(tr, t, points[heap_row[t, j]], tr.rng, t)
+
+
+@njit(cache=True)
+def _offer(tr, t, point, w):
+    """Insert ``point`` if tree ``t``'s reservoir admits weight ``w``."""
+    verdict = admits(tr.heap_weight, tr.heap_size, t, w)
+    if verdict == 0:
+        return
+    if verdict == 2:
+        delete_leaf(tr, t, tr.heap_leaf[t, 0])
+    leaf = insert_point(tr, t, point, tr.rng, t)
+    if verdict == 1:
+        heap_push(tr.heap_weight, tr.heap_leaf, tr.heap_size, t, w, leaf)
+    else:
+        heap_replace_top(tr.heap_weight, tr.heap_leaf, tr.heap_size, t, w, leaf)
+
+
+@njit(cache=True)
+def _displace(tr, t, point, local_rng):
+    """CoDisp and Disp of ``point`` inserted temporarily into tree ``t``."""
+    local_rng[0] = tr.rng[t]
+    leaf = insert_point(tr, t, point, local_rng, 0)
+    codisp, disp = displacement_at(tr, t, leaf)
+    delete_leaf(tr, t, leaf)
+    return codisp, disp
+
+
+@njit(cache=True, parallel=True)
+def stream(tr, points, sequence_start, time_decay, mode, out):
+    """Feed rows in order through every tree's reservoir, scoring first.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    points : ndarray of float64, shape (num_rows, dim)
+    sequence_start : int
+        Sequence number of the first row.
+    time_decay : float
+    mode : int
+        What to write to ``out`` for each row before it is offered to the
+        tree: nothing, the score, CoDisp or Disp (``MODE_*``).
+    out : ndarray of float64, shape (num_trees, num_rows)
+    """
+    for t in prange(tr.root.shape[0]):
+        local_rng = np.empty(1, np.uint64)
+        for row in range(points.shape[0]):
+            point = points[row]
+            if mode == MODE_SCORE:
+                out[t, row] = score_point(tr, t, point)
+            elif mode == MODE_CODISP:
+                out[t, row] = _displace(tr, t, point, local_rng)[0]
+            elif mode == MODE_DISPLACEMENT:
+                out[t, row] = _displace(tr, t, point, local_rng)[1]
+            w = draw_weight(tr.rng, t, sequence_start + row, time_decay)
+            _offer(tr, t, point, w)
+
+
+@njit(cache=True, parallel=True)
+def score_batch(tr, points, out):
+    """Score every row in every tree, read-only.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    points : ndarray of float64, shape (num_rows, dim)
+    out : ndarray of float64, shape (num_trees, num_rows)
+    """
+    for t in prange(tr.root.shape[0]):
+        for row in range(points.shape[0]):
+            out[t, row] = score_point(tr, t, points[row])
+
+
+@njit(cache=True, parallel=True)
+def displacement_batch(tr, points, codisp, disp):
+    """CoDisp and Disp of every row in every tree.
+
+    Each row is inserted with a copy of the tree's generator, read and
+    deleted again, so the trees are left exactly as they were.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    points : ndarray of float64, shape (num_rows, dim)
+    codisp, disp : ndarray of float64, shape (num_trees, num_rows)
+    """
+    for t in prange(tr.root.shape[0]):
+        local_rng = np.empty(1, np.uint64)
+        for row in range(points.shape[0]):
+            codisp[t, row], disp[t, row] = _displace(tr, t, points[row], local_rng)
+
+
+@njit(cache=True, parallel=True)
+def attribution_batch(tr, points, high, low):
+    """Forest-mean attribution of every row, read-only.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    points : ndarray of float64, shape (num_rows, dim)
+    high, low : ndarray of float64, shape (num_rows, dim)
+        Overwritten with the mean over trees of :func:`attribute_point`.
+    """
+    num_trees = tr.root.shape[0]
+    dim = points.shape[1]
+    for row in prange(points.shape[0]):
+        tree_high = np.empty(dim)
+        tree_low = np.empty(dim)
+        high[row, :] = 0.0
+        low[row, :] = 0.0
+        for t in range(num_trees):
+            attribute_point(tr, t, points[row], tree_high, tree_low)
+            for i in range(dim):
+                high[row, i] += tree_high[i]
+                low[row, i] += tree_low[i]
+        for i in range(dim):
+            high[row, i] /= num_trees
+            low[row, i] /= num_trees
+
+
+@njit(cache=True)
+def _check_tree(tr, t):
+    """Return 0 if tree ``t`` is structurally sound, else a failing check's number."""
+    num_nodes = tr.parent.shape[1]
+    dim = tr.box_min.shape[2]
+    top = tr.free_top[t]
+    if top < 0 or top > num_nodes:
+        return 1
+    free = np.zeros(num_nodes, np.bool_)
+    for j in range(top):
+        node = tr.free_stack[t, j]
+        if node < 0 or node >= num_nodes or free[node]:
+            return 2
+        free[node] = True
+    root = tr.root[t]
+    seen = np.zeros(num_nodes, np.bool_)
+    stack = np.empty(num_nodes, np.int32)
+    depth = 0
+    if root != -1:
+        if root < 0 or root >= num_nodes or free[root] or tr.parent[t, root] != -1:
+            return 3
+        stack[0] = root
+        depth = 1
+    reached = 0
+    while depth > 0:
+        depth -= 1
+        node = stack[depth]
+        if seen[node]:
+            return 4
+        seen[node] = True
+        reached += 1
+        left = tr.left[t, node]
+        right = tr.right[t, node]
+        if left == -1:
+            if right != -1 or tr.mass[t, node] < 1:
+                return 5
+            for i in range(dim):
+                if tr.box_min[t, node, i] != tr.box_max[t, node, i]:
+                    return 6
+            continue
+        for child in (left, right):
+            if child < 0 or child >= num_nodes or free[child] or tr.parent[t, child] != node:
+                return 7
+        if depth + 2 > num_nodes:
+            return 8
+        stack[depth] = left
+        stack[depth + 1] = right
+        depth += 2
+    if reached + top != num_nodes:
+        return 9
+    for node in range(num_nodes):
+        if not seen[node] or tr.left[t, node] == -1:
+            continue
+        left = tr.left[t, node]
+        right = tr.right[t, node]
+        cut = tr.cut_dim[t, node]
+        if cut < 0 or cut >= dim:
+            return 10
+        if tr.mass[t, node] != tr.mass[t, left] + tr.mass[t, right]:
+            return 11
+        for i in range(dim):
+            lo = min(tr.box_min[t, left, i], tr.box_min[t, right, i])
+            hi = max(tr.box_max[t, left, i], tr.box_max[t, right, i])
+            if lo != tr.box_min[t, node, i] or hi != tr.box_max[t, node, i]:
+                return 12
+        if tr.box_max[t, left, cut] > tr.cut_value[t, node]:
+            return 13
+        if tr.box_min[t, right, cut] <= tr.cut_value[t, node]:
+            return 13
+    size = tr.heap_size[t]
+    if size < 0 or size > tr.heap_leaf.shape[1]:
+        return 14
+    count = np.zeros(num_nodes, np.int64)
+    for j in range(size):
+        leaf = tr.heap_leaf[t, j]
+        if leaf < 0 or leaf >= num_nodes or not seen[leaf] or tr.left[t, leaf] != -1:
+            return 15
+        count[leaf] += 1
+        if j > 0 and tr.heap_weight[t, (j - 1) // 2] < tr.heap_weight[t, j]:
+            return 16
+    for node in range(num_nodes):
+        if seen[node] and tr.left[t, node] == -1 and count[node] != tr.mass[t, node]:
+            return 17
+    return 0
+
+
+@njit(cache=True, parallel=True)
+def check_trees(tr, out):
+    """Check every tree's links, masses, boxes, free stack and reservoir.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    out : ndarray of int64, shape (num_trees,)
+        0 for a sound tree, else the number of the first failed check.
+    """
+    for t in prange(tr.root.shape[0]):
+        out[t] = _check_tree(tr, t)

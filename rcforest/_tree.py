@@ -1,0 +1,621 @@
+"""Random cut trees on flat arrays: the single-tree kernels.
+
+Every tree of a forest lives in one row of a set of stacked 2-D (or 3-D)
+arrays held by :class:`TreeArrays`. A node is an ``int32`` index into its
+tree's row; ``-1`` is the null index. A node is a leaf when ``left == -1``;
+a leaf's bounding box is its point (``box_min == box_max``) and its mass is
+the number of copies of that point in the tree. Free nodes sit on a
+per-tree stack and hold canonical values (links ``-1``, zero mass and box),
+so that an insertion followed by the deletion of the same point leaves the
+arrays bit-identical.
+
+Each tree draws from its own splitmix64 generator, so a tree's history does
+not depend on the thread that runs it.
+
+All functions here are jitted and work on one tree (index ``t``); the
+parallel drivers that loop over trees are in :mod:`rcforest._kernels`.
+
+Notes
+-----
+The algorithm is that of Guha, Mishra, Roy and Schrijvers, "Robust Random
+Cut Forest Based Anomaly Detection on Streams", ICML 2016: cuts (section 3,
+definition 1), insertion (section 3.2, algorithm 2, drawn top-down), deletion
+(section 3.1, algorithm 1) and collusive displacement (section 4). The
+expected-inverse-depth score and its attribution follow the AWS reference
+implementation (random-cut-forest-by-aws, ``AnomalyScoreVisitor`` and
+``AnomalyAttributionVisitor``).
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+__all__ = ["TreeArrays", "allocate_trees", "nodes_per_tree"]
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
+
+
+class TreeArrays(NamedTuple):
+    """The state of every tree of a forest, as stacked flat arrays.
+
+    Attributes
+    ----------
+    parent, left, right : ndarray of int32, shape (num_trees, num_nodes)
+        Links; ``-1`` is null. A node with ``left == -1`` is a leaf.
+    cut_dim : ndarray of int32, shape (num_trees, num_nodes)
+        Cut dimension of an internal node (``-1`` for leaves and free nodes).
+    cut_value : ndarray of float64, shape (num_trees, num_nodes)
+        Cut value: points with ``x[cut_dim] <= cut_value`` go left.
+    mass : ndarray of int64, shape (num_trees, num_nodes)
+        Number of points (duplicates counted) below a node.
+    box_min, box_max : ndarray of float64, shape (num_trees, num_nodes, dim)
+        Bounding box of the points below a node; for a leaf, its point.
+    free_stack : ndarray of int32, shape (num_trees, num_nodes)
+        Stack of free node indices; the first ``free_top[t]`` are free.
+    free_top : ndarray of int32, shape (num_trees,)
+        Number of free nodes.
+    root : ndarray of int32, shape (num_trees,)
+        Root node, ``-1`` for an empty tree.
+    rng : ndarray of uint64, shape (num_trees,)
+        splitmix64 state of each tree.
+    heap_weight : ndarray of float64, shape (num_trees, sample_size)
+        Reservoir weights, a max-heap per tree.
+    heap_leaf : ndarray of int32, shape (num_trees, sample_size)
+        The leaf holding each reservoir point.
+    heap_size : ndarray of int32, shape (num_trees,)
+        Number of points in each reservoir.
+    """
+
+    parent: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    cut_dim: np.ndarray
+    cut_value: np.ndarray
+    mass: np.ndarray
+    box_min: np.ndarray
+    box_max: np.ndarray
+    free_stack: np.ndarray
+    free_top: np.ndarray
+    root: np.ndarray
+    rng: np.ndarray
+    heap_weight: np.ndarray
+    heap_leaf: np.ndarray
+    heap_size: np.ndarray
+
+
+def nodes_per_tree(sample_size):
+    """Number of node slots a tree needs.
+
+    A tree holds at most ``sample_size`` distinct points plus one point
+    inserted temporarily for CoDisp, hence ``sample_size + 1`` leaves and
+    ``sample_size`` internal nodes.
+
+    Parameters
+    ----------
+    sample_size : int
+        Points kept per tree.
+
+    Returns
+    -------
+    int
+    """
+    return 2 * sample_size + 2
+
+
+def allocate_trees(num_trees, sample_size, dim, seeds):
+    """Allocate empty trees.
+
+    Parameters
+    ----------
+    num_trees : int
+        Number of trees.
+    sample_size : int
+        Points kept per tree.
+    dim : int
+        Dimension of the points (after shingling).
+    seeds : ndarray of uint64, shape (num_trees,)
+        Initial RNG state of each tree.
+
+    Returns
+    -------
+    TreeArrays
+    """
+    num_nodes = nodes_per_tree(sample_size)
+    shape = (num_trees, num_nodes)
+    stack = np.arange(num_nodes - 1, -1, -1, dtype=np.int32)
+    return TreeArrays(
+        parent=np.full(shape, -1, np.int32),
+        left=np.full(shape, -1, np.int32),
+        right=np.full(shape, -1, np.int32),
+        cut_dim=np.full(shape, -1, np.int32),
+        cut_value=np.zeros(shape, np.float64),
+        mass=np.zeros(shape, np.int64),
+        box_min=np.zeros(shape + (dim,), np.float64),
+        box_max=np.zeros(shape + (dim,), np.float64),
+        free_stack=np.tile(stack, (num_trees, 1)),
+        free_top=np.full(num_trees, num_nodes, np.int32),
+        root=np.full(num_trees, -1, np.int32),
+        rng=np.asarray(seeds, dtype=np.uint64).copy(),
+        heap_weight=np.zeros((num_trees, sample_size), np.float64),
+        heap_leaf=np.full((num_trees, sample_size), -1, np.int32),
+        heap_size=np.zeros(num_trees, np.int32),
+    )
+
+
+@njit(cache=True)
+def _uniform(rng, t):
+    """Draw a float in [0, 1) from the splitmix64 state ``rng[t]``.
+
+    Parameters
+    ----------
+    rng : ndarray of uint64
+        Generator states; ``rng[t]`` is advanced.
+    t : int
+        Which state to use.
+
+    Returns
+    -------
+    float
+    """
+    state = rng[t] + _GOLDEN
+    rng[t] = state
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z = z ^ (z >> np.uint64(31))
+    return float(z >> np.uint64(11)) * _TO_UNIT
+
+
+@njit(cache=True)
+def _alloc(tr, t):
+    """Pop a free node of tree ``t``."""
+    top = tr.free_top[t] - 1
+    tr.free_top[t] = top
+    return tr.free_stack[t, top]
+
+
+@njit(cache=True)
+def _free(tr, t, node):
+    """Reset ``node`` to its canonical free values and push it on the stack."""
+    tr.parent[t, node] = -1
+    tr.left[t, node] = -1
+    tr.right[t, node] = -1
+    tr.cut_dim[t, node] = -1
+    tr.cut_value[t, node] = 0.0
+    tr.mass[t, node] = 0
+    tr.box_min[t, node, :] = 0.0
+    tr.box_max[t, node, :] = 0.0
+    tr.free_stack[t, tr.free_top[t]] = node
+    tr.free_top[t] += 1
+
+
+@njit(cache=True)
+def _replace_child(tr, t, parent, old, new):
+    """Make ``new`` take ``old``'s place under ``parent`` (or as the root)."""
+    tr.parent[t, new] = parent
+    if parent == -1:
+        tr.root[t] = new
+    elif tr.left[t, parent] == old:
+        tr.left[t, parent] = new
+    else:
+        tr.right[t, parent] = new
+
+
+@njit(cache=True)
+def _grow_ancestors(tr, t, node, point):
+    """Add one unit of mass and extend the boxes from ``node`` to the root."""
+    dim = point.shape[0]
+    while node != -1:
+        tr.mass[t, node] += 1
+        for i in range(dim):
+            if point[i] < tr.box_min[t, node, i]:
+                tr.box_min[t, node, i] = point[i]
+            if point[i] > tr.box_max[t, node, i]:
+                tr.box_max[t, node, i] = point[i]
+        node = tr.parent[t, node]
+
+
+@njit(cache=True)
+def _draw_cut(tr, t, node, point, rng, k):
+    """Draw a random cut of ``node``'s box extended by ``point``.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    t, node : int
+        Tree and node.
+    point : ndarray of float64, shape (dim,)
+    rng : ndarray of uint64
+        Generator states; ``rng[k]`` is advanced once.
+    k : int
+
+    Returns
+    -------
+    dim : int
+        Cut dimension, chosen with probability proportional to its range.
+    value : float
+        Cut value, uniform in ``[min, max)`` of that range.
+
+    Notes
+    -----
+    The caller guarantees that ``point`` lies outside the box, so the
+    extended box has a positive range sum.
+    """
+    ndim = point.shape[0]
+    range_sum = 0.0
+    for i in range(ndim):
+        lo = min(tr.box_min[t, node, i], point[i])
+        hi = max(tr.box_max[t, node, i], point[i])
+        range_sum += hi - lo
+    r = _uniform(rng, k) * range_sum
+    last = -1
+    for i in range(ndim):
+        lo = min(tr.box_min[t, node, i], point[i])
+        hi = max(tr.box_max[t, node, i], point[i])
+        width = hi - lo
+        if width > 0.0:
+            last = i
+            if r < width:
+                value = lo + r
+                if value >= hi:
+                    value = np.nextafter(hi, -np.inf)
+                return i, value
+            r -= width
+    # Rounding pushed r past the last range: cut at its top.
+    lo = min(tr.box_min[t, node, last], point[last])
+    hi = max(tr.box_max[t, node, last], point[last])
+    return last, max(lo, np.nextafter(hi, -np.inf))
+
+
+@njit(cache=True)
+def _outside(tr, t, node, point):
+    """Whether ``point`` lies outside ``node``'s box."""
+    for i in range(point.shape[0]):
+        if point[i] < tr.box_min[t, node, i] or point[i] > tr.box_max[t, node, i]:
+            return True
+    return False
+
+
+@njit(cache=True)
+def insert_point(tr, t, point, rng, k):
+    """Insert ``point`` into tree ``t``.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    t : int
+        Tree index.
+    point : ndarray of float64, shape (dim,)
+    rng : ndarray of uint64
+        Generator states; ``rng[k]`` is used for the cuts (pass a copy to
+        leave the tree's own generator untouched).
+    k : int
+
+    Returns
+    -------
+    int
+        The leaf that holds the point (an existing leaf for a duplicate).
+
+    Notes
+    -----
+    Guha et al. 2016, section 3.2: walking down from the root, a cut of the
+    node's box extended by the point is drawn; if it separates the point
+    from the box, a new internal node with that cut takes the node's place
+    with a new leaf beside it. Otherwise the walk follows the node's own cut.
+    No cut is drawn where the point lies inside the box, since none could
+    separate it.
+    """
+    dim = point.shape[0]
+    node = tr.root[t]
+    if node == -1:
+        leaf = _alloc(tr, t)
+        tr.mass[t, leaf] = 1
+        tr.box_min[t, leaf, :] = point
+        tr.box_max[t, leaf, :] = point
+        tr.root[t] = leaf
+        return leaf
+    while True:
+        if _outside(tr, t, node, point):
+            cut_dim, cut_value = _draw_cut(tr, t, node, point, rng, k)
+            low = tr.box_min[t, node, cut_dim]
+            high = tr.box_max[t, node, cut_dim]
+            p = point[cut_dim]
+            if (cut_value < low and p <= cut_value) or (cut_value >= high and p > cut_value):
+                leaf = _alloc(tr, t)
+                split = _alloc(tr, t)
+                tr.mass[t, leaf] = 1
+                tr.box_min[t, leaf, :] = point
+                tr.box_max[t, leaf, :] = point
+                tr.cut_dim[t, split] = cut_dim
+                tr.cut_value[t, split] = cut_value
+                if p <= cut_value:
+                    tr.left[t, split] = leaf
+                    tr.right[t, split] = node
+                else:
+                    tr.left[t, split] = node
+                    tr.right[t, split] = leaf
+                _replace_child(tr, t, tr.parent[t, node], node, split)
+                tr.parent[t, node] = split
+                tr.parent[t, leaf] = split
+                tr.mass[t, split] = tr.mass[t, node]
+                for i in range(dim):
+                    tr.box_min[t, split, i] = tr.box_min[t, node, i]
+                    tr.box_max[t, split, i] = tr.box_max[t, node, i]
+                _grow_ancestors(tr, t, split, point)
+                return leaf
+        elif tr.left[t, node] == -1:
+            # Inside a leaf's box: the same point again.
+            _grow_ancestors(tr, t, node, point)
+            return node
+        if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node]:
+            node = tr.left[t, node]
+        else:
+            node = tr.right[t, node]
+
+
+@njit(cache=True)
+def _refit_box(tr, t, node):
+    """Set ``node``'s box to the union of its children's; report a change."""
+    left = tr.left[t, node]
+    right = tr.right[t, node]
+    changed = False
+    for i in range(tr.box_min.shape[2]):
+        lo = min(tr.box_min[t, left, i], tr.box_min[t, right, i])
+        hi = max(tr.box_max[t, left, i], tr.box_max[t, right, i])
+        if lo != tr.box_min[t, node, i] or hi != tr.box_max[t, node, i]:
+            changed = True
+            tr.box_min[t, node, i] = lo
+            tr.box_max[t, node, i] = hi
+    return changed
+
+
+@njit(cache=True)
+def delete_leaf(tr, t, leaf):
+    """Remove one copy of the point held by ``leaf`` from tree ``t``.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    t : int
+        Tree index.
+    leaf : int
+        A leaf of tree ``t``.
+
+    Notes
+    -----
+    Guha et al. 2016, section 3.1, algorithm 1: the leaf's sibling takes
+    the parent's place, then masses drop and boxes shrink up the path. Box
+    updates stop at the first ancestor whose box does not change. The leaf
+    and its parent go back on the free stack in the reverse order of
+    :func:`insert_point`'s allocation, so insert-then-delete is exact.
+    """
+    tr.mass[t, leaf] -= 1
+    if tr.mass[t, leaf] > 0:
+        node = tr.parent[t, leaf]
+        while node != -1:
+            tr.mass[t, node] -= 1
+            node = tr.parent[t, node]
+        return
+    parent = tr.parent[t, leaf]
+    if parent == -1:
+        tr.root[t] = -1
+        _free(tr, t, leaf)
+        return
+    sibling = tr.left[t, parent]
+    if sibling == leaf:
+        sibling = tr.right[t, parent]
+    grandparent = tr.parent[t, parent]
+    _replace_child(tr, t, grandparent, parent, sibling)
+    _free(tr, t, parent)
+    _free(tr, t, leaf)
+    node = grandparent
+    refit = True
+    while node != -1:
+        tr.mass[t, node] -= 1
+        if refit:
+            refit = _refit_box(tr, t, node)
+        node = tr.parent[t, node]
+
+
+@njit(cache=True)
+def _descend(tr, t, point):
+    """Follow the stored cuts to a leaf; return the leaf and its depth."""
+    node = tr.root[t]
+    depth = 0
+    while tr.left[t, node] != -1:
+        if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node]:
+            node = tr.left[t, node]
+        else:
+            node = tr.right[t, node]
+        depth += 1
+    return node, depth
+
+
+@njit(cache=True)
+def _is_leaf_point(tr, t, leaf, point):
+    for i in range(point.shape[0]):
+        if tr.box_min[t, leaf, i] != point[i]:
+            return False
+    return True
+
+
+@njit(cache=True)
+def _separation(tr, t, node, point):
+    """Gap of ``point`` outside ``node``'s box and the box's range sum."""
+    gap = 0.0
+    range_sum = 0.0
+    for i in range(point.shape[0]):
+        lo = tr.box_min[t, node, i]
+        hi = tr.box_max[t, node, i]
+        range_sum += hi - lo
+        if point[i] < lo:
+            gap += lo - point[i]
+        elif point[i] > hi:
+            gap += point[i] - hi
+    return gap, range_sum
+
+
+@njit(cache=True)
+def score_point(tr, t, point):
+    """Expected-inverse-depth anomaly score of ``point`` in tree ``t``.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    t : int
+        Tree index.
+    point : ndarray of float64, shape (dim,)
+
+    Returns
+    -------
+    float
+        The tree's score, ``0.0`` for an empty tree. Read-only.
+
+    Notes
+    -----
+    AWS random-cut-forest-by-aws, ``AnomalyScoreVisitor``: at the leaf the
+    score is ``damp(m, M) / (d + log2(m + 1))`` for a stored point and
+    ``1 / (d + 1)`` otherwise; each ancestor at depth ``d`` mixes in
+    ``1 / (d + 1)`` with the probability ``p`` that a random cut of its box
+    extended by the point separates the point. The walk stops where ``p``
+    is 0. The result is scaled by ``log2(M + 1)``.
+    """
+    root = tr.root[t]
+    if root == -1:
+        return 0.0
+    total = tr.mass[t, root]
+    leaf, depth = _descend(tr, t, point)
+    if _is_leaf_point(tr, t, leaf, point):
+        m = tr.mass[t, leaf]
+        score = (1.0 - m / (2.0 * total)) / (depth + np.log2(m + 1.0))
+        return score * np.log2(total + 1.0)
+    score = 1.0 / (depth + 1.0)
+    node = tr.parent[t, leaf]
+    depth -= 1
+    while node != -1:
+        gap, range_sum = _separation(tr, t, node, point)
+        if gap == 0.0:
+            break
+        prob = gap / (range_sum + gap)
+        score = prob / (depth + 1.0) + (1.0 - prob) * score
+        node = tr.parent[t, node]
+        depth -= 1
+    return score * np.log2(total + 1.0)
+
+
+@njit(cache=True)
+def attribute_point(tr, t, point, high, low):
+    """Split tree ``t``'s score of ``point`` by dimension and direction.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    t : int
+        Tree index.
+    point : ndarray of float64, shape (dim,)
+    high, low : ndarray of float64, shape (dim,)
+        Overwritten with the parts of the score due to ``point`` lying above
+        (``high``) or below (``low``) the data in each dimension. They sum
+        to :func:`score_point`'s value.
+
+    Notes
+    -----
+    AWS random-cut-forest-by-aws, ``AnomalyAttributionVisitor`` (DiVector):
+    the score recursion of :func:`score_point`, with the separation
+    probability split over the dimensions and sides that make it up. At the
+    leaf, the leaf score is spread in proportion to ``|point - leaf|``, or
+    evenly over all dimensions and both sides for a stored point.
+    """
+    dim = point.shape[0]
+    high[:] = 0.0
+    low[:] = 0.0
+    root = tr.root[t]
+    if root == -1:
+        return
+    total = tr.mass[t, root]
+    scale = np.log2(total + 1.0)
+    leaf, depth = _descend(tr, t, point)
+    if _is_leaf_point(tr, t, leaf, point):
+        m = tr.mass[t, leaf]
+        score = (1.0 - m / (2.0 * total)) / (depth + np.log2(m + 1.0))
+        share = score * scale / (2.0 * dim)
+        high[:] = share
+        low[:] = share
+        return
+    leaf_score = 1.0 / (depth + 1.0)
+    spread = 0.0
+    for i in range(dim):
+        spread += abs(point[i] - tr.box_min[t, leaf, i])
+    for i in range(dim):
+        diff = point[i] - tr.box_min[t, leaf, i]
+        if diff > 0.0:
+            high[i] = leaf_score * diff / spread
+        elif diff < 0.0:
+            low[i] = -leaf_score * diff / spread
+    node = tr.parent[t, leaf]
+    depth -= 1
+    while node != -1:
+        gap, range_sum = _separation(tr, t, node, point)
+        if gap == 0.0:
+            break
+        new_range = range_sum + gap
+        prob = gap / new_range
+        unseen = 1.0 / (depth + 1.0)
+        for i in range(dim):
+            above = max(point[i] - tr.box_max[t, node, i], 0.0)
+            below = max(tr.box_min[t, node, i] - point[i], 0.0)
+            high[i] = above / new_range * unseen + (1.0 - prob) * high[i]
+            low[i] = below / new_range * unseen + (1.0 - prob) * low[i]
+        node = tr.parent[t, node]
+        depth -= 1
+    for i in range(dim):
+        high[i] *= scale
+        low[i] *= scale
+
+
+@njit(cache=True)
+def displacement_at(tr, t, leaf):
+    """CoDisp and Disp of the point held by ``leaf`` in tree ``t``.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    t : int
+        Tree index.
+    leaf : int
+        A leaf of tree ``t``.
+
+    Returns
+    -------
+    codisp : float
+        Maximum over the nodes ``v`` on the path from the leaf to the root
+        (the root excluded) of ``mass(sibling(v)) / mass(v)``.
+    disp : float
+        Mass of the leaf's sibling subtree: the number of points whose depth
+        changes when the leaf is removed.
+
+    Notes
+    -----
+    Guha et al. 2016, section 4, definitions 5 and 6, with the subsets
+    ``C`` restricted to the ancestors of the point's leaf, as in rrcf.
+    """
+    codisp = 0.0
+    disp = 0.0
+    node = leaf
+    parent = tr.parent[t, node]
+    while parent != -1:
+        sibling = tr.left[t, parent]
+        if sibling == node:
+            sibling = tr.right[t, parent]
+        ratio = tr.mass[t, sibling] / tr.mass[t, node]
+        if node == leaf:
+            disp = float(tr.mass[t, sibling])
+        if ratio > codisp:
+            codisp = ratio
+        node = parent
+        parent = tr.parent[t, node]
+    return codisp, disp

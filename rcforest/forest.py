@@ -1,0 +1,504 @@
+"""The Random Cut Forest that users import: batch and streaming, scores and explanations."""
+
+import contextlib
+import os
+
+import numba
+import numpy as np
+import pandas as pd
+
+from rcforest import _format, _kernels
+from rcforest._core import as_rows, check_float, check_int, shingle, shingle_names
+from rcforest._tree import TreeArrays, allocate_trees, nodes_per_tree
+
+__all__ = ["Forest"]
+
+# Rows per jitted call when a per-tree output buffer is needed, bounding memory.
+_CHUNK = 16384
+
+_MODES = {
+    "score": _kernels.MODE_SCORE,
+    "codisp": _kernels.MODE_CODISP,
+    "displacement": _kernels.MODE_DISPLACEMENT,
+}
+
+
+@contextlib.contextmanager
+def _threads(n_jobs):
+    """Run numba's parallel loops on ``n_jobs`` threads (all when None)."""
+    if n_jobs is None:
+        yield
+        return
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(n_jobs, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+class Forest:
+    """Random Cut Forest for anomaly detection on batches and streams.
+
+    Parameters
+    ----------
+    num_trees : int, default 100
+        Number of trees.
+    sample_size : int, default 256
+        Points each tree keeps.
+    shingle_size : int, default 1
+        Number of consecutive input rows stacked into one point. With
+        ``shingle_size > 1`` the inputs are raw rows of a series, and the
+        forest builds the shingles itself, across calls when streaming.
+    time_decay : float, default 0.0
+        Decay of the streaming reservoir: 0 keeps a uniform sample of
+        everything seen; ``1 / (10 * sample_size)`` (AWS's default) favours
+        roughly the last ``10 * sample_size`` points.
+    random_state : int or None, default None
+        Seed. The same seed gives the same forest and scores, whatever the
+        number of threads.
+    n_jobs : int or None, default None
+        Threads for the parallel kernels; None uses numba's setting (all cores).
+
+    Attributes
+    ----------
+    n_features_ : int
+        Number of input columns (before shingling).
+    dimensions_ : int
+        Dimension of the points in the trees, ``shingle_size * n_features_``.
+    points_seen_ : int
+        Number of points (shingles) offered to the trees so far.
+
+    Notes
+    -----
+    Scores: :meth:`score` is the expected-inverse-depth score of AWS's
+    random-cut-forest-by-aws and of SageMaker, about 1 for points like the
+    data and higher for anomalies; :meth:`codisp` is the collusive
+    displacement of Guha et al. 2016. Higher always means more anomalous.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rcforest import Forest
+    >>> X = np.random.default_rng(0).normal(size=(1000, 3))
+    >>> forest = Forest(num_trees=50, sample_size=128, random_state=0).fit(X)
+    >>> scores = forest.score([[0.0, 0.0, 0.0], [8.0, 8.0, 8.0]])
+    >>> bool(scores[1] > 2 * scores[0])
+    True
+    """
+
+    def __init__(
+        self,
+        num_trees=100,
+        sample_size=256,
+        shingle_size=1,
+        time_decay=0.0,
+        random_state=None,
+        *,
+        n_jobs=None,
+    ):
+        self.num_trees = check_int(num_trees, "num_trees", 1)
+        self.sample_size = check_int(sample_size, "sample_size", 1)
+        self.shingle_size = check_int(shingle_size, "shingle_size", 1)
+        self.time_decay = check_float(time_decay, "time_decay")
+        if random_state is not None:
+            random_state = check_int(random_state, "random_state", 0)
+        self.random_state = random_state
+        self.n_jobs = None if n_jobs is None else check_int(n_jobs, "n_jobs", 1)
+        self._trees = None
+        self._tail = None
+        self._columns = None
+        self.n_features_ = None
+        self.points_seen_ = 0
+
+    def __repr__(self):
+        return (
+            f"Forest(num_trees={self.num_trees}, sample_size={self.sample_size}, "
+            f"shingle_size={self.shingle_size}, time_decay={self.time_decay}, "
+            f"random_state={self.random_state})"
+        )
+
+    @property
+    def dimensions_(self):
+        if self.n_features_ is None:
+            return None
+        return self.shingle_size * self.n_features_
+
+    # ----------------------------------------------------------------- input
+
+    def _new_trees(self, num_features):
+        seeds = np.random.SeedSequence(self.random_state).generate_state(self.num_trees, np.uint64)
+        return allocate_trees(self.num_trees, self.sample_size, self.shingle_size * num_features, seeds)
+
+    def _rows(self, data):
+        """Convert ``data`` and check its feature count against the forest's."""
+        rows = as_rows(self._one_row(data))
+        if self.n_features_ is not None and rows.values.shape[1] != self.n_features_:
+            raise ValueError(
+                f"X has {rows.values.shape[1]} features but the forest was built on "
+                f"{self.n_features_}; pass rows with {self.n_features_} columns"
+            )
+        return rows
+
+    def _require_data(self):
+        if self.points_seen_ == 0:
+            raise ValueError(
+                "the forest holds no data yet; call fit(X) or update(X) first"
+                + (f" (with at least {self.shingle_size} rows to make a shingle)" if self.shingle_size > 1 else "")
+            )
+
+    def _wrap(self, rows, values, name):
+        """Return ``values`` aligned with the input: pandas in, pandas out."""
+        if rows.index is None:
+            return values
+        if values.ndim == 1:
+            return pd.Series(values, index=rows.index, name=name)
+        return pd.DataFrame(values, index=rows.index, columns=shingle_names(rows.columns, self.shingle_size))
+
+    def _last_rows(self, values):
+        """The rows a stream must remember to make the next shingle."""
+        return values[max(0, values.shape[0] - self.shingle_size + 1) :].copy()
+
+    def _aligned(self, num_rows, values):
+        """Pad per-shingle ``values`` with NaN rows for the first rows without a shingle."""
+        out = np.full((num_rows,) + values.shape[1:], np.nan)
+        out[num_rows - values.shape[0] :] = values
+        return out
+
+    # ----------------------------------------------------------------- batch
+
+    def fit(self, X):
+        """Build the forest from a batch: each tree samples without replacement.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows,) or (n_rows, n_features)
+            Training rows, in time order when shingling.
+
+        Returns
+        -------
+        Forest
+            ``self``, rebuilt from scratch.
+
+        Notes
+        -----
+        Each tree keeps the ``sample_size`` rows of smallest reservoir weight
+        (see :mod:`rcforest._sampler`), a sample without replacement, so
+        :meth:`update` can carry on from the fitted sample.
+        """
+        rows = as_rows(X)
+        points = shingle(rows.values, self.shingle_size)
+        if points.shape[0] == 0:
+            raise ValueError(
+                f"X has {rows.values.shape[0]} rows, fewer than shingle_size={self.shingle_size}; "
+                "pass a longer series or a smaller shingle_size"
+            )
+        trees = self._new_trees(rows.values.shape[1])
+        rows_kept = np.full_like(trees.heap_leaf, -1)
+        with _threads(self.n_jobs):
+            _kernels.select_sample(
+                trees.rng, trees.heap_weight, rows_kept, trees.heap_size, points.shape[0], 0, self.time_decay
+            )
+            _kernels.build(trees, points, rows_kept)
+        self._trees = trees
+        self.n_features_ = rows.values.shape[1]
+        self._columns = rows.columns
+        self._tail = self._last_rows(rows.values)
+        self.points_seen_ = points.shape[0]
+        return self
+
+    def _per_tree(self, kernel, points, outputs=1):
+        """Run a per-tree read-only kernel over ``points`` in chunks; average over trees."""
+        results = [np.empty(points.shape[0]) for _ in range(outputs)]
+        buffers = [np.empty((self.num_trees, min(_CHUNK, points.shape[0]))) for _ in range(outputs)]
+        with _threads(self.n_jobs):
+            for start in range(0, points.shape[0], _CHUNK):
+                chunk = points[start : start + _CHUNK]
+                views = [b[:, : chunk.shape[0]] for b in buffers]
+                kernel(self._trees, chunk, *views)
+                for result, view in zip(results, views):
+                    result[start : start + chunk.shape[0]] = view.mean(axis=0)
+        return results
+
+    def _batch_points(self, X):
+        self._require_data()
+        rows = self._rows(X)
+        return rows, shingle(rows.values, self.shingle_size)
+
+    def score(self, X):
+        """Expected-inverse-depth anomaly score of each row, read-only.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows,) or (n_rows, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_rows,), or pandas.Series for pandas input
+            About 1 for rows like the data, higher for anomalies (at most
+            about ``log2(sample_size)``). With shingling, the first
+            ``shingle_size - 1`` rows have no shingle and score NaN.
+        """
+        rows, points = self._batch_points(X)
+        (scores,) = self._per_tree(_kernels.score_batch, points)
+        return self._wrap(rows, self._aligned(rows.values.shape[0], scores), "score")
+
+    def _displacements(self, X):
+        rows, points = self._batch_points(X)
+        codisp, disp = self._per_tree(_kernels.displacement_batch, points, outputs=2)
+        n = rows.values.shape[0]
+        return rows, self._aligned(n, codisp), self._aligned(n, disp)
+
+    def codisp(self, X):
+        """Collusive displacement (CoDisp) of each row, the paper's score.
+
+        Each row is inserted into every tree, measured and removed again,
+        so the forest is left unchanged.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows,) or (n_rows, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_rows,), or pandas.Series for pandas input
+            Mean over trees of the largest ratio of displaced to colluding
+            mass along the row's path; NaN for rows without a shingle.
+        """
+        rows, codisp, _ = self._displacements(X)
+        return self._wrap(rows, codisp, "codisp")
+
+    def displacement(self, X):
+        """Displacement (Disp) of each row: how many points its removal moves up.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows,) or (n_rows, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_rows,), or pandas.Series for pandas input
+            Mean over trees of the mass of the row's sibling subtree after
+            inserting it; NaN for rows without a shingle.
+        """
+        rows, _, disp = self._displacements(X)
+        return self._wrap(rows, disp, "displacement")
+
+    def attribution(self, X):
+        """Split each row's score over dimensions and directions.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows,) or (n_rows, n_features)
+
+        Returns
+        -------
+        high, low : ndarray of shape (n_rows, dimensions_), or DataFrames
+            The part of the score due to the row lying above (``high``) or
+            below (``low``) the data in each shingled dimension;
+            ``high.sum(1) + low.sum(1)`` equals :meth:`score`. Columns are
+            ordered oldest lag first.
+        """
+        rows, points = self._batch_points(X)
+        high = np.empty_like(points)
+        low = np.empty_like(points)
+        with _threads(self.n_jobs):
+            _kernels.attribution_batch(self._trees, points, high, low)
+        n = rows.values.shape[0]
+        return (
+            self._wrap(rows, self._aligned(n, high), "high"),
+            self._wrap(rows, self._aligned(n, low), "low"),
+        )
+
+    # ------------------------------------------------------------- streaming
+
+    def _stream(self, X, mode):
+        rows = self._rows(X)
+        tail = self._tail if self._tail is not None else rows.values[:0]
+        series = np.concatenate([tail, rows.values]) if tail.shape[0] else rows.values
+        points = shingle(series, self.shingle_size)
+        trees = self._trees if self._trees is not None else self._new_trees(rows.values.shape[1])
+        scores = np.empty(points.shape[0])
+        buffer = np.empty((self.num_trees, min(_CHUNK, max(points.shape[0], 1))))
+        with _threads(self.n_jobs):
+            for start in range(0, points.shape[0], _CHUNK):
+                chunk = points[start : start + _CHUNK]
+                view = buffer[:, : chunk.shape[0]]
+                _kernels.stream(trees, chunk, self.points_seen_ + start, self.time_decay, mode, view)
+                if mode != _kernels.MODE_NONE:
+                    scores[start : start + chunk.shape[0]] = view.mean(axis=0)
+        self._trees = trees
+        self.n_features_ = rows.values.shape[1]
+        if self._columns is None:
+            self._columns = rows.columns
+        self._tail = self._last_rows(series)
+        self.points_seen_ += points.shape[0]
+        return rows, self._aligned(rows.values.shape[0], scores)
+
+    def update(self, X):
+        """Feed rows, in order, through each tree's reservoir sampler.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows,) or (n_rows, n_features)
+            The next rows of the stream; a single row may be passed as a
+            1-D array of length ``n_features`` when ``n_features > 1``.
+
+        Returns
+        -------
+        Forest
+            ``self``.
+        """
+        self._stream(X, _kernels.MODE_NONE)
+        return self
+
+    def score_update(self, X, kind="score"):
+        """Score each row against the forest as it is, then feed it to the forest.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows,) or (n_rows, n_features)
+            The next rows of the stream.
+        kind : {"score", "codisp", "displacement"}, default "score"
+            Which score to return.
+
+        Returns
+        -------
+        ndarray of shape (n_rows,), or pandas.Series for pandas input
+            Scores of the rows before each joined the forest; 0 while the
+            forest is empty and NaN for the first ``shingle_size - 1``
+            rows of the stream.
+        """
+        if kind not in _MODES:
+            raise ValueError(f"kind must be one of {sorted(_MODES)}, got {kind!r}")
+        rows, scores = self._stream(X, _MODES[kind])
+        return self._wrap(rows, scores, kind)
+
+    def _one_row(self, X):
+        """Read a flat vector of ``n_features`` values as one row, not a column."""
+        if (
+            self.n_features_ is not None
+            and self.n_features_ > 1
+            and isinstance(X, (list, tuple, np.ndarray))
+            and np.ndim(X) == 1
+            and len(X) == self.n_features_
+        ):
+            return [X]
+        return X
+
+    # ------------------------------------------------------------------ I/O
+
+    def __getstate__(self):
+        return self.__dict__.copy()
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def save(self, path):
+        """Write the forest to ``path`` in rcforest's versioned model format.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination file; ``.rcf`` is the usual suffix.
+
+        Notes
+        -----
+        The file is a zip of numpy arrays plus JSON metadata, read back with
+        ``allow_pickle=False``: loading it runs no code.
+        """
+        params = {
+            "num_trees": self.num_trees,
+            "sample_size": self.sample_size,
+            "shingle_size": self.shingle_size,
+            "time_decay": self.time_decay,
+            "random_state": self.random_state,
+            "n_features": self.n_features_,
+            "points_seen": self.points_seen_,
+            "columns": self._columns,
+        }
+        arrays = {}
+        if self._trees is not None:
+            arrays.update({f"tree.{k}": v for k, v in self._trees._asdict().items()})
+            arrays["tail"] = self._tail
+        _format.write(os.fspath(path), params, arrays)
+
+    @classmethod
+    def load(cls, path):
+        """Read a forest written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        Forest
+
+        Raises
+        ------
+        ValueError
+            If the file is not an rcforest model, comes from an incompatible
+            format version, or fails the structural checks.
+        """
+        path = os.fspath(path)
+        params, arrays = _format.read(path)
+        try:
+            forest = cls(
+                num_trees=params["num_trees"],
+                sample_size=params["sample_size"],
+                shingle_size=params["shingle_size"],
+                time_decay=params["time_decay"],
+                random_state=params["random_state"],
+            )
+            if params["n_features"] is not None:
+                forest.n_features_ = check_int(params["n_features"], "n_features", 1)
+                forest.points_seen_ = check_int(params["points_seen"], "points_seen", 0)
+                forest._columns = [str(c) for c in params["columns"]]
+                forest._trees = _trees_from(arrays, forest)
+                forest._tail = _array(arrays, "tail", np.float64, (None, forest.n_features_))
+                if forest._tail.shape[0] > forest.shingle_size - 1 or len(forest._columns) != forest.n_features_:
+                    raise ValueError("stream tail or column names do not match the parameters")
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{path} is not a valid rcforest model: {error}") from None
+        return forest
+
+
+def _array(arrays, name, dtype, shape):
+    """Fetch ``arrays[name]`` and check its dtype and shape (None matches any length)."""
+    value = arrays[name]
+    if value.dtype != dtype or value.ndim != len(shape):
+        raise ValueError(f"array {name} has dtype {value.dtype} and shape {value.shape}")
+    for have, want in zip(value.shape, shape):
+        if want is not None and have != want:
+            raise ValueError(f"array {name} has shape {value.shape}, expected {shape}")
+    return np.ascontiguousarray(value)
+
+
+def _trees_from(arrays, forest):
+    """Rebuild and check :class:`TreeArrays` from a model file's arrays."""
+    t, s, n, d = forest.num_trees, forest.sample_size, nodes_per_tree(forest.sample_size), forest.dimensions_
+    shapes = {
+        "parent": (np.int32, (t, n)),
+        "left": (np.int32, (t, n)),
+        "right": (np.int32, (t, n)),
+        "cut_dim": (np.int32, (t, n)),
+        "cut_value": (np.float64, (t, n)),
+        "mass": (np.int64, (t, n)),
+        "box_min": (np.float64, (t, n, d)),
+        "box_max": (np.float64, (t, n, d)),
+        "free_stack": (np.int32, (t, n)),
+        "free_top": (np.int32, (t,)),
+        "root": (np.int32, (t,)),
+        "rng": (np.uint64, (t,)),
+        "heap_weight": (np.float64, (t, s)),
+        "heap_leaf": (np.int32, (t, s)),
+        "heap_size": (np.int32, (t,)),
+    }
+    trees = TreeArrays(**{k: _array(arrays, f"tree.{k}", *v) for k, v in shapes.items()})
+    failures = np.empty(t, np.int64)
+    _kernels.check_trees(trees, failures)
+    if failures.any():
+        bad = int(np.flatnonzero(failures)[0])
+        raise ValueError(f"tree {bad} is inconsistent (check {failures[bad]} failed)")
+    return trees

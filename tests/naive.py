@@ -1,0 +1,326 @@
+"""Slow, obviously correct references for the jitted kernels.
+
+``NaiveTree`` is a pointer-based random cut tree in the style of rrcf: one
+Python object per node, recursion-free but written for reading, not speed.
+It draws from the same splitmix64 sequence as the kernels, so the same seed
+gives the same tree. ``check_invariants`` checks the flat-array trees
+directly, independently of the library's own checker.
+"""
+
+import math
+
+import numpy as np
+
+MASK = (1 << 64) - 1
+
+
+class SplitMix64:
+    """The splitmix64 generator, in plain Python integers."""
+
+    def __init__(self, state):
+        self.state = int(state) & MASK
+
+    def uniform(self):
+        self.state = (self.state + 0x9E3779B97F4A7C15) & MASK
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+        z ^= z >> 31
+        return (z >> 11) * 2.0**-53
+
+
+class Node:
+    def __init__(self, parent=None):
+        self.parent = parent
+        self.left = None
+        self.right = None
+        self.cut_dim = None
+        self.cut_value = None
+        self.point = None  # leaves only
+        self.mass = 0
+        self.box_min = None
+        self.box_max = None
+
+    @property
+    def is_leaf(self):
+        return self.left is None
+
+    def sibling(self):
+        return self.parent.right if self.parent.left is self else self.parent.left
+
+
+class NaiveTree:
+    """A random cut tree with insertion, deletion and the scores, on Node objects."""
+
+    def __init__(self, seed):
+        self.root = None
+        self.rng = SplitMix64(seed)
+
+    # -- updates ---------------------------------------------------------
+
+    def insert(self, point, rng=None):
+        """Insert ``point`` (a list of floats); return its leaf."""
+        rng = rng or self.rng
+        point = [float(v) for v in point]
+        if self.root is None:
+            self.root = self._leaf(point, None)
+            return self.root
+        node = self.root
+        while True:
+            outside = any(p < lo or p > hi for p, lo, hi in zip(point, node.box_min, node.box_max))
+            if outside:
+                dim, value = self._draw_cut(node, point, rng)
+                low, high = node.box_min[dim], node.box_max[dim]
+                p = point[dim]
+                if (value < low and p <= value) or (value >= high and p > value):
+                    return self._split(node, point, dim, value)
+            elif node.is_leaf:  # the same point again
+                self._grow(node, point)
+                return node
+            node = node.left if point[node.cut_dim] <= node.cut_value else node.right
+
+    def _leaf(self, point, parent):
+        leaf = Node(parent)
+        leaf.point = list(point)
+        leaf.mass = 1
+        leaf.box_min = list(point)
+        leaf.box_max = list(point)
+        return leaf
+
+    def _draw_cut(self, node, point, rng):
+        lows = [min(lo, p) for lo, p in zip(node.box_min, point)]
+        highs = [max(hi, p) for hi, p in zip(node.box_max, point)]
+        range_sum = 0.0
+        for lo, hi in zip(lows, highs):
+            range_sum += hi - lo
+        r = rng.uniform() * range_sum
+        last = -1
+        for i, (lo, hi) in enumerate(zip(lows, highs)):
+            width = hi - lo
+            if width > 0.0:
+                last = i
+                if r < width:
+                    value = lo + r
+                    if value >= hi:
+                        value = float(np.nextafter(hi, -np.inf))
+                    return i, value
+                r -= width
+        return last, max(lows[last], float(np.nextafter(highs[last], -np.inf)))
+
+    def _split(self, node, point, dim, value):
+        split = Node(node.parent)
+        leaf = self._leaf(point, split)
+        split.cut_dim = dim
+        split.cut_value = value
+        if point[dim] <= value:
+            split.left, split.right = leaf, node
+        else:
+            split.left, split.right = node, leaf
+        if node.parent is None:
+            self.root = split
+        elif node.parent.left is node:
+            node.parent.left = split
+        else:
+            node.parent.right = split
+        node.parent = split
+        split.mass = node.mass
+        split.box_min = list(node.box_min)
+        split.box_max = list(node.box_max)
+        self._grow(split, point)
+        return leaf
+
+    def _grow(self, node, point):
+        while node is not None:
+            node.mass += 1
+            node.box_min = [min(a, b) for a, b in zip(node.box_min, point)]
+            node.box_max = [max(a, b) for a, b in zip(node.box_max, point)]
+            node = node.parent
+
+    def delete(self, leaf):
+        """Remove one copy of ``leaf``'s point."""
+        leaf.mass -= 1
+        if leaf.mass > 0:
+            node = leaf.parent
+            while node is not None:
+                node.mass -= 1
+                node = node.parent
+            return
+        parent = leaf.parent
+        if parent is None:
+            self.root = None
+            return
+        sibling = leaf.sibling()
+        grandparent = parent.parent
+        sibling.parent = grandparent
+        if grandparent is None:
+            self.root = sibling
+        elif grandparent.left is parent:
+            grandparent.left = sibling
+        else:
+            grandparent.right = sibling
+        node = grandparent
+        while node is not None:
+            node.mass -= 1
+            node.box_min = [min(a, b) for a, b in zip(node.left.box_min, node.right.box_min)]
+            node.box_max = [max(a, b) for a, b in zip(node.left.box_max, node.right.box_max)]
+            node = node.parent
+
+    def find(self, point):
+        """The leaf holding ``point``, or None."""
+        node = self.root
+        while node is not None and not node.is_leaf:
+            node = node.left if point[node.cut_dim] <= node.cut_value else node.right
+        if node is not None and node.point == [float(v) for v in point]:
+            return node
+        return None
+
+    # -- scores ----------------------------------------------------------
+
+    def _path(self, point):
+        """Nodes from the root to the leaf that ``point`` reaches."""
+        path = [self.root]
+        while not path[-1].is_leaf:
+            node = path[-1]
+            path.append(node.left if point[node.cut_dim] <= node.cut_value else node.right)
+        return path
+
+    @staticmethod
+    def _gaps(node, point):
+        above = [max(p - hi, 0.0) for p, hi in zip(point, node.box_max)]
+        below = [max(lo - p, 0.0) for p, lo in zip(point, node.box_min)]
+        range_sum = sum(hi - lo for lo, hi in zip(node.box_min, node.box_max))
+        return above, below, range_sum
+
+    def score(self, point):
+        """Expected inverse depth, as specified in rcf-facts.md section 2."""
+        if self.root is None:
+            return 0.0
+        total = self.root.mass
+        path = self._path(point)
+        leaf = path[-1]
+        depth = len(path) - 1
+        if leaf.point == list(point):
+            damp = 1 - leaf.mass / (2 * total)
+            return damp / (depth + math.log2(leaf.mass + 1)) * math.log2(total + 1)
+        score = 1 / (depth + 1)
+        for depth in range(len(path) - 2, -1, -1):
+            above, below, range_sum = self._gaps(path[depth], point)
+            gap = sum(above) + sum(below)
+            if gap == 0:
+                break
+            prob = gap / (range_sum + gap)
+            score = prob / (depth + 1) + (1 - prob) * score
+        return score * math.log2(total + 1)
+
+    def attribution(self, point):
+        """(high, low) lists whose total is :meth:`score`."""
+        dim = len(point)
+        total = self.root.mass
+        scale = math.log2(total + 1)
+        path = self._path(point)
+        leaf = path[-1]
+        depth = len(path) - 1
+        if leaf.point == list(point):
+            share = self.score(point) / (2 * dim)
+            return [share] * dim, [share] * dim
+        leaf_score = 1 / (depth + 1)
+        diffs = [p - q for p, q in zip(point, leaf.point)]
+        spread = sum(abs(v) for v in diffs)
+        high = [leaf_score * max(v, 0.0) / spread for v in diffs]
+        low = [leaf_score * max(-v, 0.0) / spread for v in diffs]
+        for depth in range(len(path) - 2, -1, -1):
+            above, below, range_sum = self._gaps(path[depth], point)
+            gap = sum(above) + sum(below)
+            if gap == 0:
+                break
+            new_range = range_sum + gap
+            prob = gap / new_range
+            high = [a / new_range / (depth + 1) + (1 - prob) * h for a, h in zip(above, high)]
+            low = [b / new_range / (depth + 1) + (1 - prob) * lo for b, lo in zip(below, low)]
+        return [h * scale for h in high], [lo * scale for lo in low]
+
+    @staticmethod
+    def displacement(leaf):
+        """(CoDisp, Disp) of a stored leaf, rrcf's definition."""
+        codisp = 0.0
+        disp = float(leaf.sibling().mass) if leaf.parent is not None else 0.0
+        node = leaf
+        while node.parent is not None:
+            codisp = max(codisp, node.sibling().mass / node.mass)
+            node = node.parent
+        return codisp, disp
+
+    def structure(self):
+        """A nested tuple describing the tree, for comparisons."""
+        return describe(self.root)
+
+
+def describe(node):
+    if node is None:
+        return None
+    if node.is_leaf:
+        return ("leaf", tuple(node.point), node.mass)
+    return ("cut", node.cut_dim, node.cut_value, node.mass, describe(node.left), describe(node.right))
+
+
+def describe_flat(trees, t, node=None):
+    """The same nested tuple for tree ``t`` of a ``TreeArrays``."""
+    if node is None:
+        node = int(trees.root[t])
+        if node == -1:
+            return None
+    if trees.left[t, node] == -1:
+        return ("leaf", tuple(float(v) for v in trees.box_min[t, node]), int(trees.mass[t, node]))
+    return (
+        "cut",
+        int(trees.cut_dim[t, node]),
+        float(trees.cut_value[t, node]),
+        int(trees.mass[t, node]),
+        describe_flat(trees, t, int(trees.left[t, node])),
+        describe_flat(trees, t, int(trees.right[t, node])),
+    )
+
+
+def check_invariants(trees, t):
+    """Assert the invariants of tree ``t`` of a ``TreeArrays``.
+
+    Masses add up, boxes are the unions of their children's, every child
+    points back to its parent, every point lies on its side of each cut,
+    and the free stack holds exactly the nodes outside the tree, each in
+    its canonical free state.
+    """
+    num_nodes = trees.parent.shape[1]
+    free = [int(v) for v in trees.free_stack[t, : trees.free_top[t]]]
+    assert len(set(free)) == len(free), "a node is on the free stack twice"
+    reached = []
+    root = int(trees.root[t])
+    if root != -1:
+        assert trees.parent[t, root] == -1, "root has a parent"
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            reached.append(node)
+            left, right = int(trees.left[t, node]), int(trees.right[t, node])
+            if left == -1:
+                assert right == -1, f"leaf {node} has a right child"
+                assert trees.mass[t, node] >= 1, f"leaf {node} has mass {trees.mass[t, node]}"
+                np.testing.assert_array_equal(trees.box_min[t, node], trees.box_max[t, node])
+                continue
+            for child in (left, right):
+                assert trees.parent[t, child] == node, f"child {child} does not point back to {node}"
+            assert trees.mass[t, node] == trees.mass[t, left] + trees.mass[t, right], f"mass of {node}"
+            np.testing.assert_array_equal(
+                trees.box_min[t, node], np.minimum(trees.box_min[t, left], trees.box_min[t, right])
+            )
+            np.testing.assert_array_equal(
+                trees.box_max[t, node], np.maximum(trees.box_max[t, left], trees.box_max[t, right])
+            )
+            dim, value = trees.cut_dim[t, node], trees.cut_value[t, node]
+            assert trees.box_max[t, left, dim] <= value < trees.box_min[t, right, dim], f"cut of {node}"
+            stack += [left, right]
+    assert len(set(reached)) == len(reached), "a node is reached twice"
+    assert sorted(reached + free) == list(range(num_nodes)), "nodes lost or shared between tree and free list"
+    for node in free:
+        assert trees.parent[t, node] == trees.left[t, node] == trees.right[t, node] == -1
+        assert trees.mass[t, node] == 0 and trees.cut_dim[t, node] == -1
+        assert not trees.box_min[t, node].any() and not trees.box_max[t, node].any()

@@ -1,0 +1,324 @@
+"""The Forest class: API, shingling, streaming, bad input, round trips."""
+
+import pickle
+
+import numba
+import numpy as np
+import pandas as pd
+import pytest
+
+from rcforest import Forest
+from rcforest._core import shingle
+from tests.naive import check_invariants
+
+
+@pytest.fixture
+def data():
+    return np.random.default_rng(0).normal(size=(500, 3))
+
+
+def _state(forest):
+    return pickle.dumps(forest)
+
+
+def test_fit_score_shapes_and_scale(data):
+    forest = Forest(num_trees=30, sample_size=64, random_state=1).fit(data)
+    scores = forest.score(data)
+    assert scores.shape == (500,)
+    assert 0.5 < np.median(scores) < 1.5  # the SageMaker scale: about 1 for data like the sample
+    far = forest.score([[10.0, 10.0, 10.0]])[0]
+    assert far > 2 * np.median(scores)
+    assert far < np.log2(64) + 1
+    for t in range(forest.num_trees):
+        check_invariants(forest._trees, t)
+        assert forest._trees.mass[t, forest._trees.root[t]] == 64
+
+
+def test_each_tree_samples_without_replacement(data):
+    forest = Forest(num_trees=20, sample_size=100, random_state=2).fit(data)
+    trees = forest._trees
+    for t in range(20):
+        leaves = trees.heap_leaf[t, : trees.heap_size[t]]
+        points = trees.box_min[t, leaves]
+        assert len(np.unique(points, axis=0)) == 100  # distinct rows, none twice
+    first = {tuple(p) for p in trees.box_min[0, trees.heap_leaf[0]]}
+    second = {tuple(p) for p in trees.box_min[1, trees.heap_leaf[1]]}
+    assert first != second
+
+
+def test_small_data_keeps_every_row(data):
+    forest = Forest(num_trees=5, sample_size=1000, random_state=0).fit(data[:50])
+    assert all(forest._trees.heap_size == 50)
+
+
+def test_same_seed_same_forest_any_thread_count(data):
+    one = Forest(num_trees=16, sample_size=32, random_state=5, n_jobs=1).fit(data)
+    many = Forest(num_trees=16, sample_size=32, random_state=5, n_jobs=numba.config.NUMBA_NUM_THREADS).fit(data)
+    np.testing.assert_array_equal(one.score(data), many.score(data))
+    np.testing.assert_array_equal(one.score_update(data[:100]), many.score_update(data[:100]))
+    for name in ("box_min", "mass", "rng", "heap_weight"):
+        np.testing.assert_array_equal(getattr(one._trees, name), getattr(many._trees, name))
+
+
+def test_scores_agree_with_single_tree_means(data):
+    from rcforest._tree import score_point
+
+    forest = Forest(num_trees=7, sample_size=50, random_state=3).fit(data)
+    q = np.array([0.5, -2.0, 1.0])
+    expected = np.mean([score_point(forest._trees, t, q) for t in range(7)])
+    assert forest.score([q])[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_attribution_sums_to_score(data):
+    forest = Forest(num_trees=20, sample_size=64, random_state=0).fit(data)
+    queries = np.vstack([data[:5], [[6.0, 0.0, 0.0]]])
+    high, low = forest.attribution(queries)
+    np.testing.assert_allclose(high.sum(1) + low.sum(1), forest.score(queries), rtol=1e-10)
+    assert np.argmax(high[-1]) == 0 and high[-1, 0] > 0.8 * forest.score(queries)[-1]
+
+
+def test_pandas_in_pandas_out(data):
+    frame = pd.DataFrame(data, columns=["a", "b", "c"], index=pd.date_range("2024-01-01", periods=500, freq="h"))
+    forest = Forest(num_trees=10, sample_size=32, shingle_size=2, random_state=0).fit(frame)
+    scores = forest.score(frame)
+    assert isinstance(scores, pd.Series) and scores.index.equals(frame.index)
+    high, low = forest.attribution(frame)
+    assert list(high.columns) == ["a[t-1]", "b[t-1]", "c[t-1]", "a[t]", "b[t]", "c[t]"]
+    assert high.index.equals(frame.index)
+    np.testing.assert_array_equal(scores.to_numpy(), forest.score(data))
+    series = pd.Series(data[:, 0], index=frame.index, name="value")
+    out = Forest(num_trees=5, sample_size=16, random_state=0).score_update(series)
+    assert isinstance(out, pd.Series) and out.index.equals(series.index)
+    assert Forest(num_trees=5, sample_size=16, random_state=0).fit(list(data[:, 0])).score([0.0]).shape == (1,)
+
+
+def test_shingles_are_consecutive_rows_oldest_first():
+    values = np.arange(12.0).reshape(6, 2)
+    np.testing.assert_array_equal(shingle(values, 3)[0], [0, 1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(shingle(values, 3)[-1], [6, 7, 8, 9, 10, 11])
+
+
+def test_batch_shingled_scores_align_with_rows():
+    series = np.sin(np.arange(300) / 5)
+    forest = Forest(num_trees=10, sample_size=64, shingle_size=4, random_state=0).fit(series)
+    assert forest.dimensions_ == 4
+    scores = forest.score(series)
+    assert np.isnan(scores[:3]).all() and np.isfinite(scores[3:]).all()
+    codisp = forest.codisp(series)
+    assert np.isnan(codisp[:3]).all() and np.isfinite(codisp[3:]).all()
+    assert np.isnan(forest.score(series[:3])).all()
+
+
+def test_streaming_in_pieces_equals_one_call():
+    series = np.random.default_rng(1).normal(size=400).cumsum()
+    whole = Forest(num_trees=12, sample_size=32, shingle_size=5, time_decay=0.01, random_state=9)
+    pieces = Forest(num_trees=12, sample_size=32, shingle_size=5, time_decay=0.01, random_state=9)
+    expected = whole.score_update(series)
+    got = np.concatenate([pieces.score_update(series[a:b]) for a, b in [(0, 2), (2, 3), (3, 150), (150, 400)]])
+    np.testing.assert_array_equal(got, expected)
+    assert np.isnan(expected[:4]).all() and expected[4] == 0.0  # the empty forest scores 0
+    one_by_one = Forest(num_trees=12, sample_size=32, shingle_size=5, time_decay=0.01, random_state=9)
+    for value in series[:50]:
+        one_by_one.update(value)
+    pieces = Forest(num_trees=12, sample_size=32, shingle_size=5, time_decay=0.01, random_state=9)
+    pieces.update(series[:50])
+    assert pickle.dumps(one_by_one) == pickle.dumps(pieces)
+
+
+def test_streaming_keeps_sample_size_and_invariants():
+    rng = np.random.default_rng(4)
+    forest = Forest(num_trees=6, sample_size=20, time_decay=0.05, random_state=4)
+    forest.update(rng.integers(0, 4, size=(300, 2)).astype(float))  # many duplicates
+    for t in range(6):
+        check_invariants(forest._trees, t)
+        assert forest._trees.mass[t, forest._trees.root[t]] == 20
+
+
+def test_time_decay_favours_recent_points():
+    series = np.arange(5000.0)
+    decayed = Forest(num_trees=20, sample_size=50, time_decay=1 / 500, random_state=0).update(series)
+    uniform = Forest(num_trees=20, sample_size=50, time_decay=0.0, random_state=0).update(series)
+
+    def kept(forest):
+        trees = forest._trees
+        return trees.box_min[np.arange(20)[:, None], trees.heap_leaf, 0]
+
+    assert np.median(kept(decayed)) > 4000
+    assert 1500 < np.median(kept(uniform)) < 3500
+
+
+def test_per_point_update_and_score(data):
+    forest = Forest(num_trees=10, sample_size=32, random_state=0).fit(data)
+    batch = Forest(num_trees=10, sample_size=32, random_state=0).fit(data)
+    for row in data[:20]:
+        forest.update(row)
+    batch.update(data[:20])
+    assert pickle.dumps(forest) == pickle.dumps(batch)
+    assert forest.score(data[0]).shape == (1,)
+
+
+# ------------------------------------------------------------------ read-only
+
+
+def test_score_and_codisp_are_read_only(data):
+    forest = Forest(num_trees=10, sample_size=64, shingle_size=1, random_state=0).fit(data)
+    before = _state(forest)
+    queries = np.vstack([data[:20], np.random.default_rng(1).normal(scale=5, size=(20, 3))])
+    forest.score(queries)
+    forest.codisp(queries)
+    forest.displacement(queries)
+    forest.attribution(queries)
+    assert _state(forest) == before
+    np.testing.assert_array_equal(forest.codisp(queries), forest.codisp(queries))
+    np.testing.assert_array_equal(forest.codisp(queries[5:6]), forest.codisp(queries)[5:6])
+
+
+# ------------------------------------------------------------------ round trips
+
+
+def test_save_load_and_pickle_round_trip(tmp_path, data):
+    forest = Forest(num_trees=15, sample_size=40, shingle_size=2, time_decay=0.01, random_state=3)
+    forest.score_update(data[:300])
+    path = tmp_path / "model.rcf"
+    forest.save(path)
+    loaded = Forest.load(path)
+    unpickled = pickle.loads(pickle.dumps(forest))
+    np.testing.assert_array_equal(loaded.score(data), forest.score(data))
+    np.testing.assert_array_equal(loaded.codisp(data[:50]), forest.codisp(data[:50]))
+    # All three continue the stream bit-identically.
+    expected = forest.score_update(data[300:])
+    np.testing.assert_array_equal(loaded.score_update(data[300:]), expected)
+    np.testing.assert_array_equal(unpickled.score_update(data[300:]), expected)
+    assert pickle.dumps(loaded) == pickle.dumps(forest)
+
+
+def test_unfitted_forest_round_trips(tmp_path):
+    forest = Forest(num_trees=3, sample_size=8)
+    forest.save(tmp_path / "empty.rcf")
+    loaded = Forest.load(tmp_path / "empty.rcf")
+    assert loaded.num_trees == 3 and loaded.points_seen_ == 0
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not a model at all", pickle.dumps({"a": 1}), b"PK\x03\x04garbage"],
+)
+def test_load_refuses_foreign_files(tmp_path, content):
+    path = tmp_path / "foreign.rcf"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="not an rcforest model"):
+        Forest.load(path)
+
+
+def test_load_refuses_corrupt_and_future_models(tmp_path, data):
+    import json
+    import zipfile
+
+    forest = Forest(num_trees=4, sample_size=16, random_state=0).fit(data)
+    good = tmp_path / "good.rcf"
+    forest.save(good)
+
+    def rewrite(name, edit):
+        path = tmp_path / name
+        with zipfile.ZipFile(good) as src, zipfile.ZipFile(path, "w") as dst:
+            for item in src.namelist():
+                dst.writestr(item, edit(item, src.read(item)))
+        return path
+
+    def bump_version(item, content):
+        if item != "rcforest.json":
+            return content
+        header = json.loads(content)
+        header["version"] = 99
+        return json.dumps(header)
+
+    with pytest.raises(ValueError, match="version 99"):
+        Forest.load(rewrite("future.rcf", bump_version))
+
+    def break_links(item, content):
+        if item != "tree.left.npy":
+            return content
+        import io
+
+        left = np.load(io.BytesIO(content))
+        left[:] = 3
+        buffer = io.BytesIO()
+        np.save(buffer, left)
+        return buffer.getvalue()
+
+    with pytest.raises(ValueError, match="inconsistent"):
+        Forest.load(rewrite("broken.rcf", break_links))
+
+    def drop_array(item, content):
+        return content if item != "tree.mass.npy" else b"\x93NUMPY garbage"
+
+    with pytest.raises(ValueError):
+        Forest.load(rewrite("truncated.rcf", drop_array))
+
+
+# ------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"num_trees": 0}, ValueError, "num_trees must be >= 1"),
+        ({"sample_size": 0}, ValueError, "sample_size must be >= 1"),
+        ({"num_trees": 2.5}, TypeError, "num_trees must be an integer"),
+        ({"shingle_size": 0}, ValueError, "shingle_size"),
+        ({"time_decay": -1.0}, ValueError, "time_decay"),
+        ({"time_decay": float("nan")}, ValueError, "time_decay"),
+        ({"random_state": "seed"}, TypeError, "random_state"),
+    ],
+)
+def test_bad_parameters(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        Forest(**kwargs)
+
+
+def test_scoring_before_data():
+    forest = Forest(num_trees=3, sample_size=8, shingle_size=3)
+    for method in (forest.score, forest.codisp, forest.displacement, forest.attribution):
+        with pytest.raises(ValueError, match="no data yet"):
+            method([1.0, 2.0, 3.0])
+    forest.update([1.0, 2.0])  # fewer rows than a shingle: still no data
+    with pytest.raises(ValueError, match="no data yet"):
+        forest.score([1.0, 2.0, 3.0])
+
+
+BAD_INPUTS = [
+    ([[1.0, np.nan, 0.0]], ValueError, "nan"),
+    ([[1.0, np.inf, 0.0]], ValueError, "inf"),
+    (np.empty((0, 3)), ValueError, "empty"),
+    ([], ValueError, "empty"),
+    ([["a", "b", "c"]], TypeError, "numbers"),
+    (np.ones((2, 2)), ValueError, "3 columns"),
+    (np.ones((2, 3, 1)), ValueError, "1-D"),
+    ([[1 + 2j, 0, 0]], TypeError, "real"),
+    ("1,2,3", TypeError, "array"),
+    (None, TypeError, "array"),
+    (pd.DataFrame({"a": [1.0], "b": ["x"], "c": [2.0]}), TypeError, "not numeric"),
+]
+
+
+@pytest.mark.parametrize(("bad", "error", "match"), BAD_INPUTS)
+def test_bad_input_is_refused_and_changes_nothing(data, bad, error, match):
+    forest = Forest(num_trees=5, sample_size=16, random_state=0).fit(data)
+    before = _state(forest)
+    for method in (forest.score, forest.codisp, forest.attribution, forest.update, forest.score_update):
+        with pytest.raises(error, match=match):
+            method(bad)
+        assert _state(forest) == before
+    with pytest.raises(error):
+        forest.fit(bad if not isinstance(bad, np.ndarray) or bad.shape != (2, 2) else np.ones((0, 3)))
+    assert _state(forest) == before
+
+
+def test_fit_needs_a_full_shingle():
+    with pytest.raises(ValueError, match="fewer than shingle_size=5"):
+        Forest(shingle_size=5).fit([1.0, 2.0])
+
+
+def test_bad_kind():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        Forest().score_update([1.0], kind="depth")
