@@ -133,6 +133,13 @@ def stream(tr, points, sequence_start, time_decay, mode, out):
             _offer(tr, t, point, w)
 
 
+@njit(cache=True)
+def _score_tree(tr, t, points, out):
+    """Score every row in tree ``t``."""
+    for row in range(points.shape[0]):
+        out[row] = score_point(tr, t, points[row])
+
+
 @njit(cache=True, parallel=True)
 def score_batch(tr, points, out):
     """Score every row in every tree, read-only.
@@ -144,8 +151,7 @@ def score_batch(tr, points, out):
     out : ndarray of float64, shape (num_trees, num_rows)
     """
     for t in prange(tr.root.shape[0]):
-        for row in range(points.shape[0]):
-            out[t, row] = score_point(tr, t, points[row])
+        _score_tree(tr, t, points, out[t])
 
 
 @njit(cache=True, parallel=True)
@@ -251,6 +257,7 @@ def _check_tree(tr, t):
         left = tr.left[t, node]
         right = tr.right[t, node]
         cut = tr.cut_dim[t, node]
+        range_sum = 0.0
         if cut < 0 or cut >= dim:
             return 10
         if tr.mass[t, node] != tr.mass[t, left] + tr.mass[t, right]:
@@ -260,6 +267,9 @@ def _check_tree(tr, t):
             hi = max(tr.box_max[t, left, i], tr.box_max[t, right, i])
             if lo != tr.box_min[t, node, i] or hi != tr.box_max[t, node, i]:
                 return 12
+            range_sum += hi - lo
+        if range_sum != tr.range_sum[t, node]:
+            return 18
         if tr.box_max[t, left, cut] > tr.cut_value[t, node]:
             return 13
         if tr.box_min[t, right, cut] <= tr.cut_value[t, node]:

@@ -487,6 +487,7 @@ def _trees_from(arrays, forest):
         "mass": (np.int64, (t, n)),
         "box_min": (np.float64, (t, n, d)),
         "box_max": (np.float64, (t, n, d)),
+        "range_sum": (np.float64, (t, n)),
         "free_stack": (np.int32, (t, n)),
         "free_top": (np.int32, (t,)),
         "root": (np.int32, (t,)),

@@ -284,7 +284,8 @@ def describe_flat(trees, t, node=None):
 def check_invariants(trees, t):
     """Assert the invariants of tree ``t`` of a ``TreeArrays``.
 
-    Masses add up, boxes are the unions of their children's, every child
+    Masses add up, boxes are the unions of their children's (and their
+    stored range sums match), every child
     points back to its parent, every point lies on its side of each cut,
     and the free stack holds exactly the nodes outside the tree, each in
     its canonical free state.
@@ -304,6 +305,7 @@ def check_invariants(trees, t):
             if left == -1:
                 assert right == -1, f"leaf {node} has a right child"
                 assert trees.mass[t, node] >= 1, f"leaf {node} has mass {trees.mass[t, node]}"
+                assert trees.range_sum[t, node] == 0.0
                 np.testing.assert_array_equal(trees.box_min[t, node], trees.box_max[t, node])
                 continue
             for child in (left, right):
@@ -315,6 +317,8 @@ def check_invariants(trees, t):
             np.testing.assert_array_equal(
                 trees.box_max[t, node], np.maximum(trees.box_max[t, left], trees.box_max[t, right])
             )
+            sides = trees.box_max[t, node] - trees.box_min[t, node]
+            assert trees.range_sum[t, node] == sum(float(v) for v in sides), f"range sum of {node}"
             dim, value = trees.cut_dim[t, node], trees.cut_value[t, node]
             assert trees.box_max[t, left, dim] <= value < trees.box_min[t, right, dim], f"cut of {node}"
             stack += [left, right]
@@ -322,5 +326,5 @@ def check_invariants(trees, t):
     assert sorted(reached + free) == list(range(num_nodes)), "nodes lost or shared between tree and free list"
     for node in free:
         assert trees.parent[t, node] == trees.left[t, node] == trees.right[t, node] == -1
-        assert trees.mass[t, node] == 0 and trees.cut_dim[t, node] == -1
+        assert trees.mass[t, node] == 0 and trees.cut_dim[t, node] == -1 and trees.range_sum[t, node] == 0
         assert not trees.box_min[t, node].any() and not trees.box_max[t, node].any()
