@@ -140,7 +140,7 @@ def as_rows(data, name="X"):
         raise ValueError(f"{name} is empty (shape {values.shape}); pass at least one row and one feature")
     finite = np.isfinite(values)
     if not finite.all():
-        row, col = np.argwhere(~finite)[0]
+        row, col = (int(v) for v in np.argwhere(~finite)[0])
         label = index[row] if index is not None else row
         raise ValueError(
             f"{name} holds {values[row, col]} at row {label!r}, column {col}; "

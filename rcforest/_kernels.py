@@ -2,9 +2,9 @@
 
 Each driver loops over trees with ``prange`` and writes each tree's output
 to its own row, so results do not depend on the number of threads; the
-Python layer then averages the rows in a fixed order. Read-only drivers
-that would insert a point temporarily (CoDisp) draw from a copy of the
-tree's generator, so they leave the state untouched.
+Python layer then averages the rows in a fixed order. CoDisp is read
+off where an insertion would put the point, with cuts drawn from a copy of
+the tree's generator, so it leaves the state untouched.
 """
 
 import numpy as np
@@ -14,7 +14,7 @@ from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top
 from rcforest._tree import (
     attribute_point,
     delete_leaf,
-    displacement_at,
+    displacement_of,
     insert_point,
     score_point,
 )
@@ -95,12 +95,13 @@ def _offer(tr, t, point, w):
 
 @njit(cache=True)
 def _displace(tr, t, point, local_rng):
-    """CoDisp and Disp of ``point`` inserted temporarily into tree ``t``."""
+    """CoDisp and Disp of ``point`` as if inserted into tree ``t``, read-only.
+
+    The insertion's cuts come from a copy of the tree's generator, so the
+    same point in the same tree always gets the same value.
+    """
     local_rng[0] = tr.rng[t]
-    leaf = insert_point(tr, t, point, local_rng, 0)
-    codisp, disp = displacement_at(tr, t, leaf)
-    delete_leaf(tr, t, leaf)
-    return codisp, disp
+    return displacement_of(tr, t, point, local_rng, 0)
 
 
 @njit(cache=True, parallel=True)
@@ -158,8 +159,8 @@ def score_batch(tr, points, out):
 def displacement_batch(tr, points, codisp, disp):
     """CoDisp and Disp of every row in every tree.
 
-    Each row is inserted with a copy of the tree's generator, read and
-    deleted again, so the trees are left exactly as they were.
+    Each row is placed as an insertion would place it, with a copy of the
+    tree's generator, and measured without changing the tree.
 
     Parameters
     ----------

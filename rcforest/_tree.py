@@ -228,8 +228,8 @@ def _grow_ancestors(tr, t, node, point):
 
 
 @njit(cache=True)
-def _draw_cut(tr, t, node, point, rng, k):
-    """Draw a random cut of ``node``'s box extended by ``point``.
+def _cut_in_gap(tr, t, node, point, r):
+    """The separating cut at offset ``r`` into the gaps between ``point`` and a box.
 
     Parameters
     ----------
@@ -237,55 +237,88 @@ def _draw_cut(tr, t, node, point, rng, k):
     t, node : int
         Tree and node.
     point : ndarray of float64, shape (dim,)
-    rng : ndarray of uint64
-        Generator states; ``rng[k]`` is advanced once.
-    k : int
+    r : float
+        Offset in ``[0, gap)``, where ``gap`` is :func:`_gap`'s value.
 
     Returns
     -------
     dim : int
-        Cut dimension, chosen with probability proportional to its range.
     value : float
-        Cut value, uniform in ``[min, max)`` of that range.
+        A cut with ``point`` on one side and the whole box on the other.
 
     Notes
     -----
-    The caller guarantees that ``point`` lies outside the box, so the
-    extended box has a positive range sum.
+    The gaps are laid end to end, dimension by dimension, the gap below the
+    box before the gap above it.
     """
-    ndim = point.shape[0]
-    range_sum = 0.0
-    for i in range(ndim):
-        lo = min(tr.box_min[t, node, i], point[i])
-        hi = max(tr.box_max[t, node, i], point[i])
-        range_sum += hi - lo
-    r = _uniform(rng, k) * range_sum
-    last = -1
-    for i in range(ndim):
-        lo = min(tr.box_min[t, node, i], point[i])
-        hi = max(tr.box_max[t, node, i], point[i])
-        width = hi - lo
-        if width > 0.0:
-            last = i
-            if r < width:
-                value = lo + r
-                if value >= hi:
-                    value = np.nextafter(hi, -np.inf)
-                return i, value
-            r -= width
-    # Rounding pushed r past the last range: cut at its top.
-    lo = min(tr.box_min[t, node, last], point[last])
-    hi = max(tr.box_max[t, node, last], point[last])
-    return last, max(lo, np.nextafter(hi, -np.inf))
+    last_dim = -1
+    last_value = 0.0
+    for i in range(point.shape[0]):
+        low = tr.box_min[t, node, i]
+        high = tr.box_max[t, node, i]
+        p = point[i]
+        if p < low:
+            # Cuts in [p, low) put the point left, the box right.
+            last_dim, last_value = i, np.nextafter(low, -np.inf)
+            if r < low - p:
+                return i, min(p + r, last_value)
+            r -= low - p
+        elif p > high:
+            # Cuts in [high, p) put the box left, the point right.
+            last_dim, last_value = i, np.nextafter(p, -np.inf)
+            if r < p - high:
+                return i, min(high + r, last_value)
+            r -= p - high
+    return last_dim, last_value  # r ran past the end by rounding
 
 
 @njit(cache=True)
-def _outside(tr, t, node, point):
-    """Whether ``point`` lies outside ``node``'s box."""
-    for i in range(point.shape[0]):
-        if point[i] < tr.box_min[t, node, i] or point[i] > tr.box_max[t, node, i]:
-            return True
-    return False
+def _find_place(tr, t, point, rng, k):
+    """Where :func:`insert_point` would put ``point``, without changing the tree.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    t : int
+        Tree index; the tree must not be empty.
+    point : ndarray of float64, shape (dim,)
+    rng : ndarray of uint64
+        Generator states; ``rng[k]`` is advanced once per cut drawn.
+    k : int
+
+    Returns
+    -------
+    node : int
+        The node the new leaf goes beside, or the leaf already holding
+        ``point``.
+    cut_dim : int
+        Dimension of the separating cut, ``-1`` for a duplicate point.
+    cut_value : float
+
+    Notes
+    -----
+    Guha et al. 2016, section 3.2: walking down from the root, a random cut
+    of the node's box extended by the point is drawn; if it separates the
+    point from the box, the point's leaf goes beside the node under that
+    cut, otherwise the walk follows the node's own cut. The cut separates
+    with probability ``gap / (range_sum + gap)``, and given that, it is
+    uniform over the gaps; so one uniform decides whether it separates and
+    a second, drawn only then, places it. Where the point is inside the box
+    (``gap == 0``) nothing is drawn.
+    """
+    node = tr.root[t]
+    while True:
+        gap = _gap(tr, t, node, point)
+        if gap > 0.0:
+            if _uniform(rng, k) * (tr.range_sum[t, node] + gap) < gap:
+                cut_dim, cut_value = _cut_in_gap(tr, t, node, point, _uniform(rng, k) * gap)
+                return node, cut_dim, cut_value
+        elif tr.left[t, node] == -1:
+            return node, -1, 0.0  # inside a leaf's box: the same point again
+        if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node]:
+            node = tr.left[t, node]
+        else:
+            node = tr.right[t, node]
 
 
 @njit(cache=True)
@@ -299,8 +332,7 @@ def insert_point(tr, t, point, rng, k):
         Tree index.
     point : ndarray of float64, shape (dim,)
     rng : ndarray of uint64
-        Generator states; ``rng[k]`` is used for the cuts (pass a copy to
-        leave the tree's own generator untouched).
+        Generator states; ``rng[k]`` is used for the cuts.
     k : int
 
     Returns
@@ -310,59 +342,41 @@ def insert_point(tr, t, point, rng, k):
 
     Notes
     -----
-    Guha et al. 2016, section 3.2: walking down from the root, a cut of the
-    node's box extended by the point is drawn; if it separates the point
-    from the box, a new internal node with that cut takes the node's place
-    with a new leaf beside it. Otherwise the walk follows the node's own cut.
-    No cut is drawn where the point lies inside the box, since none could
-    separate it.
+    The place is found by :func:`_find_place`; a new internal node with the
+    separating cut takes that node's place, with the new leaf beside it.
     """
-    dim = point.shape[0]
-    node = tr.root[t]
-    if node == -1:
+    if tr.root[t] == -1:
         leaf = _alloc(tr, t)
         tr.mass[t, leaf] = 1
         tr.box_min[t, leaf, :] = point
         tr.box_max[t, leaf, :] = point
         tr.root[t] = leaf
         return leaf
-    while True:
-        if _outside(tr, t, node, point):
-            cut_dim, cut_value = _draw_cut(tr, t, node, point, rng, k)
-            low = tr.box_min[t, node, cut_dim]
-            high = tr.box_max[t, node, cut_dim]
-            p = point[cut_dim]
-            if (cut_value < low and p <= cut_value) or (cut_value >= high and p > cut_value):
-                leaf = _alloc(tr, t)
-                split = _alloc(tr, t)
-                tr.mass[t, leaf] = 1
-                tr.box_min[t, leaf, :] = point
-                tr.box_max[t, leaf, :] = point
-                tr.cut_dim[t, split] = cut_dim
-                tr.cut_value[t, split] = cut_value
-                if p <= cut_value:
-                    tr.left[t, split] = leaf
-                    tr.right[t, split] = node
-                else:
-                    tr.left[t, split] = node
-                    tr.right[t, split] = leaf
-                _replace_child(tr, t, tr.parent[t, node], node, split)
-                tr.parent[t, node] = split
-                tr.parent[t, leaf] = split
-                tr.mass[t, split] = tr.mass[t, node]
-                for i in range(dim):
-                    tr.box_min[t, split, i] = tr.box_min[t, node, i]
-                    tr.box_max[t, split, i] = tr.box_max[t, node, i]
-                _grow_ancestors(tr, t, split, point)
-                return leaf
-        elif tr.left[t, node] == -1:
-            # Inside a leaf's box: the same point again.
-            _grow_ancestors(tr, t, node, point)
-            return node
-        if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node]:
-            node = tr.left[t, node]
-        else:
-            node = tr.right[t, node]
+    node, cut_dim, cut_value = _find_place(tr, t, point, rng, k)
+    if cut_dim == -1:
+        _grow_ancestors(tr, t, node, point)
+        return node
+    leaf = _alloc(tr, t)
+    split = _alloc(tr, t)
+    tr.mass[t, leaf] = 1
+    tr.box_min[t, leaf, :] = point
+    tr.box_max[t, leaf, :] = point
+    tr.cut_dim[t, split] = cut_dim
+    tr.cut_value[t, split] = cut_value
+    if point[cut_dim] <= cut_value:
+        tr.left[t, split] = leaf
+        tr.right[t, split] = node
+    else:
+        tr.left[t, split] = node
+        tr.right[t, split] = leaf
+    _replace_child(tr, t, tr.parent[t, node], node, split)
+    tr.parent[t, node] = split
+    tr.parent[t, leaf] = split
+    tr.mass[t, split] = tr.mass[t, node]
+    tr.box_min[t, split, :] = tr.box_min[t, node, :]
+    tr.box_max[t, split, :] = tr.box_max[t, node, :]
+    _grow_ancestors(tr, t, split, point)
+    return leaf
 
 
 @njit(cache=True)
@@ -454,30 +468,9 @@ def _is_leaf_point(tr, t, leaf, point):
     return True
 
 
-@njit(cache=True, fastmath={"reassoc", "nsz"})
-def _separation(tr, t, node, point):
-    """Gap of ``point`` outside ``node``'s box and the box's range sum.
-
-    Branch-free, and the sums may be reassociated, so the loop vectorises;
-    results agree with a sequential sum to rounding.
-    """
-    gap = 0.0
-    range_sum = 0.0
-    for i in range(point.shape[0]):
-        lo = tr.box_min[t, node, i]
-        hi = tr.box_max[t, node, i]
-        range_sum += hi - lo
-        gap += max(lo - point[i], 0.0) + max(point[i] - hi, 0.0)
-    return gap, range_sum
-
-
-@njit(cache=True, fastmath={"reassoc", "nsz"})
+@njit(cache=True)
 def _gap(tr, t, node, point):
-    """Total distance of ``point`` outside ``node``'s box (0 inside).
-
-    Branch-free, and the sum may be reassociated so that the loop
-    vectorises; it agrees with a sequential sum to rounding.
-    """
+    """Total distance of ``point`` outside ``node``'s box (0 inside), summed in order."""
     gap = 0.0
     for i in range(point.shape[0]):
         gap += max(tr.box_min[t, node, i] - point[i], 0.0) + max(point[i] - tr.box_max[t, node, i], 0.0)
@@ -584,10 +577,10 @@ def attribute_point(tr, t, point, high, low):
     node = tr.parent[t, leaf]
     depth -= 1
     while node != -1:
-        gap, range_sum = _separation(tr, t, node, point)
+        gap = _gap(tr, t, node, point)
         if gap == 0.0:
             break
-        new_range = range_sum + gap
+        new_range = tr.range_sum[t, node] + gap
         prob = gap / new_range
         unseen = 1.0 / (depth + 1.0)
         for i in range(dim):
@@ -643,4 +636,54 @@ def displacement_at(tr, t, leaf):
             codisp = ratio
         node = parent
         parent = tr.parent[t, node]
+    return codisp, disp
+
+
+@njit(cache=True)
+def displacement_of(tr, t, point, rng, k):
+    """CoDisp and Disp of ``point`` as if inserted into tree ``t``, read-only.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    t : int
+        Tree index.
+    point : ndarray of float64, shape (dim,)
+    rng : ndarray of uint64
+        Generator states for the insertion's cuts; ``rng[k]`` is advanced.
+    k : int
+
+    Returns
+    -------
+    codisp, disp : float
+        The values :func:`displacement_at` would give after
+        ``insert_point(tr, t, point, rng, k)``, computed without inserting:
+        the new leaf (mass 1) has the insertion node as sibling, and every
+        node above gains one unit of mass.
+    """
+    if tr.root[t] == -1:
+        return 0.0, 0.0
+    node, cut_dim, _ = _find_place(tr, t, point, rng, k)
+    duplicate = cut_dim == -1
+    codisp = 0.0
+    disp = 0.0
+    if not duplicate:
+        # The new leaf, of mass 1, has ``node`` as its sibling.
+        codisp = float(tr.mass[t, node])
+        disp = codisp
+    # Above: ``node`` (or the split node in its place) and each ancestor
+    # carry one more unit of mass; their siblings are unchanged.
+    child = node
+    parent = tr.parent[t, child]
+    while parent != -1:
+        sibling = tr.left[t, parent]
+        if sibling == child:
+            sibling = tr.right[t, parent]
+        if duplicate and child == node:
+            disp = float(tr.mass[t, sibling])
+        ratio = tr.mass[t, sibling] / (tr.mass[t, child] + 1.0)
+        if ratio > codisp:
+            codisp = ratio
+        child = parent
+        parent = tr.parent[t, child]
     return codisp, disp

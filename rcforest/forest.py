@@ -23,6 +23,15 @@ _MODES = {
 }
 
 
+def _tree_mean(per_tree):
+    """Mean over trees (rows), adding trees in order so each column's value
+    does not depend on how many columns are computed together."""
+    total = per_tree[0].copy()
+    for row in per_tree[1:]:
+        total += row
+    return total / per_tree.shape[0]
+
+
 @contextlib.contextmanager
 def _threads(n_jobs):
     """Run numba's parallel loops on ``n_jobs`` threads (all when None)."""
@@ -217,7 +226,7 @@ class Forest:
                 views = [b[:, : chunk.shape[0]] for b in buffers]
                 kernel(self._trees, chunk, *views)
                 for result, view in zip(results, views):
-                    result[start : start + chunk.shape[0]] = view.mean(axis=0)
+                    result[start : start + chunk.shape[0]] = _tree_mean(view)
         return results
 
     def _batch_points(self, X):
@@ -326,7 +335,7 @@ class Forest:
                 view = buffer[:, : chunk.shape[0]]
                 _kernels.stream(trees, chunk, self.points_seen_ + start, self.time_decay, mode, view)
                 if mode != _kernels.MODE_NONE:
-                    scores[start : start + chunk.shape[0]] = view.mean(axis=0)
+                    scores[start : start + chunk.shape[0]] = _tree_mean(view)
         self._trees = trees
         self.n_features_ = rows.values.shape[1]
         if self._columns is None:

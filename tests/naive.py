@@ -67,12 +67,18 @@ class NaiveTree:
             return self.root
         node = self.root
         while True:
-            outside = any(p < lo or p > hi for p, lo, hi in zip(point, node.box_min, node.box_max))
-            if outside:
-                dim, value = self._draw_cut(node, point, rng)
-                low, high = node.box_min[dim], node.box_max[dim]
-                p = point[dim]
-                if (value < low and p <= value) or (value >= high and p > value):
+            gap = 0.0
+            for p, lo, hi in zip(point, node.box_min, node.box_max):
+                gap += max(lo - p, 0.0) + max(p - hi, 0.0)
+            if gap > 0.0:
+                # A random cut of the box extended by the point separates it
+                # with probability gap / (range_sum + gap); where it does, it
+                # is uniform over the gaps.
+                range_sum = 0.0
+                for lo, hi in zip(node.box_min, node.box_max):
+                    range_sum += hi - lo
+                if rng.uniform() * (range_sum + gap) < gap:
+                    dim, value = self._cut_in_gap(node, point, rng.uniform() * gap)
                     return self._split(node, point, dim, value)
             elif node.is_leaf:  # the same point again
                 self._grow(node, point)
@@ -87,25 +93,21 @@ class NaiveTree:
         leaf.box_max = list(point)
         return leaf
 
-    def _draw_cut(self, node, point, rng):
-        lows = [min(lo, p) for lo, p in zip(node.box_min, point)]
-        highs = [max(hi, p) for hi, p in zip(node.box_max, point)]
-        range_sum = 0.0
-        for lo, hi in zip(lows, highs):
-            range_sum += hi - lo
-        r = rng.uniform() * range_sum
-        last = -1
-        for i, (lo, hi) in enumerate(zip(lows, highs)):
-            width = hi - lo
-            if width > 0.0:
-                last = i
-                if r < width:
-                    value = lo + r
-                    if value >= hi:
-                        value = float(np.nextafter(hi, -np.inf))
-                    return i, value
-                r -= width
-        return last, max(lows[last], float(np.nextafter(highs[last], -np.inf)))
+    @staticmethod
+    def _cut_in_gap(node, point, r):
+        """Lay the gaps (below, then above the box, dimension by dimension) end to end; cut at ``r``."""
+        segments = []  # (dim, start, end): cuts in [start, end) separate
+        for i, (p, lo, hi) in enumerate(zip(point, node.box_min, node.box_max)):
+            if p < lo:
+                segments.append((i, p, lo))
+            elif p > hi:
+                segments.append((i, hi, p))
+        for dim, start, end in segments:
+            if r < end - start:
+                return dim, min(start + r, float(np.nextafter(end, -np.inf)))
+            r -= end - start
+        dim, _, end = segments[-1]
+        return dim, float(np.nextafter(end, -np.inf))
 
     def _split(self, node, point, dim, value):
         split = Node(node.parent)

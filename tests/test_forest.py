@@ -173,6 +173,13 @@ def test_score_and_codisp_are_read_only(data):
     np.testing.assert_array_equal(forest.codisp(queries[5:6]), forest.codisp(queries)[5:6])
 
 
+def test_a_rows_score_does_not_depend_on_its_batch(data):
+    forest = Forest(num_trees=37, sample_size=64, random_state=0).fit(data)
+    together = forest.score(data[:50])
+    alone = np.array([forest.score(row)[0] for row in data[:50]])
+    np.testing.assert_array_equal(alone, together)
+
+
 # ------------------------------------------------------------------ round trips
 
 
@@ -287,7 +294,7 @@ def test_scoring_before_data():
 
 
 BAD_INPUTS = [
-    ([[1.0, np.nan, 0.0]], ValueError, "nan"),
+    ([[1.0, np.nan, 0.0]], ValueError, "nan at row 0, column 1"),
     ([[1.0, np.inf, 0.0]], ValueError, "inf"),
     (np.empty((0, 3)), ValueError, "empty"),
     ([], ValueError, "empty"),

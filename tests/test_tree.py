@@ -11,6 +11,7 @@ from rcforest._tree import (
     attribute_point,
     delete_leaf,
     displacement_at,
+    displacement_of,
     insert_point,
     score_point,
 )
@@ -59,6 +60,24 @@ def test_codisp_matches_reference(seed):
         leaves.append(_insert_both(trees, naive, list(point)))
     for leaf, naive_leaf in leaves:
         assert displacement_at(trees, 0, leaf) == pytest.approx(NaiveTree.displacement(naive_leaf))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_displacement_without_inserting_matches_a_real_insertion(seed):
+    rng = np.random.default_rng(seed)
+    trees, _ = _pair(seed, 3)
+    empty_query = np.zeros(3)
+    assert displacement_of(trees, 0, empty_query, trees.rng.copy(), 0) == (0.0, 0.0)
+    data = rng.integers(-3, 4, size=(60, 3)).astype(float)  # many duplicates
+    for point in data:
+        insert_point(trees, 0, point, trees.rng, 0)
+    queries = np.vstack([data[:15], rng.normal(scale=3, size=(30, 3))])
+    for q in queries:
+        virtual = displacement_of(trees, 0, q, trees.rng.copy(), 0)
+        real_rng = trees.rng.copy()
+        leaf = insert_point(trees, 0, q, real_rng, 0)
+        assert virtual == displacement_at(trees, 0, leaf)
+        delete_leaf(trees, 0, leaf)
 
 
 def _snapshot(trees):
