@@ -73,6 +73,9 @@ class Forest:
     ----------
     n_features_ : int
         Number of input columns (before shingling).
+    feature_names_in_ : list of str
+        Names of the input columns: a DataFrame's or Series' names, else
+        ``x0``, ``x1``, ...
     dimensions_ : int
         Dimension of the points in the trees, ``shingle_size * n_features_``.
     points_seen_ : int
@@ -116,7 +119,7 @@ class Forest:
         self.n_jobs = None if n_jobs is None else check_int(n_jobs, "n_jobs", 1)
         self._trees = None
         self._tail = None
-        self._columns = None
+        self.feature_names_in_ = None
         self.n_features_ = None
         self.points_seen_ = 0
 
@@ -211,7 +214,7 @@ class Forest:
             _kernels.build(trees, points, rows_kept)
         self._trees = trees
         self.n_features_ = rows.values.shape[1]
-        self._columns = rows.columns
+        self.feature_names_in_ = rows.columns
         self._tail = self._last_rows(rows.values)
         self.points_seen_ = points.shape[0]
         return self
@@ -338,8 +341,8 @@ class Forest:
                     scores[start : start + chunk.shape[0]] = _tree_mean(view)
         self._trees = trees
         self.n_features_ = rows.values.shape[1]
-        if self._columns is None:
-            self._columns = rows.columns
+        if self.feature_names_in_ is None:
+            self.feature_names_in_ = rows.columns
         self._tail = self._last_rows(series)
         self.points_seen_ += points.shape[0]
         return rows, self._aligned(rows.values.shape[0], scores)
@@ -424,7 +427,7 @@ class Forest:
             "random_state": self.random_state,
             "n_features": self.n_features_,
             "points_seen": self.points_seen_,
-            "columns": self._columns,
+            "columns": self.feature_names_in_,
         }
         arrays = {}
         if self._trees is not None:
@@ -463,10 +466,11 @@ class Forest:
             if params["n_features"] is not None:
                 forest.n_features_ = check_int(params["n_features"], "n_features", 1)
                 forest.points_seen_ = check_int(params["points_seen"], "points_seen", 0)
-                forest._columns = [str(c) for c in params["columns"]]
+                forest.feature_names_in_ = [str(c) for c in params["columns"]]
                 forest._trees = _trees_from(arrays, forest)
                 forest._tail = _array(arrays, "tail", np.float64, (None, forest.n_features_))
-                if forest._tail.shape[0] > forest.shingle_size - 1 or len(forest._columns) != forest.n_features_:
+                tail_rows, num_names = forest._tail.shape[0], len(forest.feature_names_in_)
+                if tail_rows > forest.shingle_size - 1 or num_names != forest.n_features_:
                     raise ValueError("stream tail or column names do not match the parameters")
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{path} is not a valid rcforest model: {error}") from None

@@ -1,0 +1,240 @@
+"""The benchmark workloads, one function per library and workload.
+
+Every runner builds its own data and model, times only the work named, and
+returns a dict of measurements (seconds unless the key says otherwise).
+``compare.py`` runs each in a fresh process; ``test_speed.py`` wraps the
+same runners for pytest-benchmark.
+"""
+
+import os
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "NUM_TREES",
+    "SAMPLE_SIZE",
+    "noisy_sine",
+    "taxi_series",
+    "batch_data",
+    "RUNNERS",
+]
+
+NUM_TREES = 100
+SAMPLE_SIZE = 256
+TIME_DECAY = 1 / (10 * SAMPLE_SIZE)  # AWS's default lambda, for both streaming libraries
+STREAM_LENGTH = 20_000
+BATCH_SHAPE = (100_000, 48)
+RRCF_POINTS = 500  # rrcf is pure Python: a shorter stream, reported per point and tree
+
+
+def noisy_sine(n=STREAM_LENGTH, seed=0):
+    """A sine of period 100 with Gaussian noise: the streaming workload."""
+    t = np.arange(n)
+    return 50 * np.sin(2 * np.pi * t / 100) + 100 + np.random.default_rng(seed).normal(scale=5, size=n)
+
+
+def taxi_series():
+    """NYC taxi passenger counts (10,320 values), or a same-shaped stand-in."""
+    data_dir = Path(os.environ.get("RCFOREST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    path = data_dir / "nyc_taxi.csv"
+    if path.exists():
+        return np.loadtxt(path, delimiter=",", skiprows=1, usecols=1)
+    t = np.arange(10_320)
+    return 15_000 + 8_000 * np.sin(2 * np.pi * t / 48) + np.random.default_rng(0).normal(scale=1_000, size=t.size)
+
+
+def batch_data(seed=0):
+    """100,000 rows of 48-dimensional Gaussian data with 100 shifted rows."""
+    data = np.random.default_rng(seed).normal(size=BATCH_SHAPE)
+    data[:100] += 4.0
+    return data
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+# ------------------------------------------------------------------- rcforest
+
+
+def _rcforest_stream(series, shingle_size, n_jobs, kind="score"):
+    from rcforest import Forest
+
+    def make():
+        return Forest(NUM_TREES, SAMPLE_SIZE, shingle_size, TIME_DECAY, random_state=0, n_jobs=n_jobs)
+
+    make().score_update(series[:300], kind=kind)  # compile outside the timing
+    seconds, _ = _timed(lambda: make().score_update(series, kind=kind))
+    return {"seconds": seconds, "points": len(series)}
+
+
+def rcforest_stream(n_jobs=1):
+    return _rcforest_stream(noisy_sine(), 4, n_jobs)
+
+
+def rcforest_taxi(n_jobs=1):
+    return _rcforest_stream(taxi_series(), 48, n_jobs)
+
+
+def rcforest_codisp(n_jobs=1):
+    return _rcforest_stream(noisy_sine(), 4, n_jobs, kind="codisp")
+
+
+def rcforest_batch(n_jobs=1):
+    from rcforest import Forest
+
+    data = batch_data()
+    Forest(NUM_TREES, SAMPLE_SIZE, random_state=0, n_jobs=n_jobs).fit(data[:2000]).score(data[:2000])
+
+    def run():
+        forest = Forest(NUM_TREES, SAMPLE_SIZE, random_state=0, n_jobs=n_jobs).fit(data)
+        return forest.score(data)
+
+    seconds, _ = _timed(run)
+    return {"seconds": seconds, "rows": len(data)}
+
+
+def rcforest_memory(path):
+    from rcforest import Forest
+
+    forest = Forest(NUM_TREES, SAMPLE_SIZE, shingle_size=48, time_decay=TIME_DECAY, random_state=0)
+    forest.update(taxi_series())
+    forest.save(path)
+    model_bytes = sum(a.nbytes for a in forest._trees)
+    return {
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "model_mb": model_bytes / 2**20,
+        "file_mb": os.path.getsize(path) / 2**20,
+    }
+
+
+def rcforest_first_score():
+    start = time.perf_counter()
+    from rcforest import Forest
+
+    data = noisy_sine(2000)
+    Forest(NUM_TREES, SAMPLE_SIZE, shingle_size=4, random_state=0).fit(data).score(data)
+    return {"seconds": time.perf_counter() - start}
+
+
+# ------------------------------------------------------------------- krcf
+
+
+def _krcf_forest(shingle_size, parallel):
+    import krcf
+
+    return krcf.RandomCutForest(
+        {
+            "dimensions": 1,
+            "shingle_size": shingle_size,
+            "internal_shingling": True,
+            "num_trees": NUM_TREES,
+            "sample_size": SAMPLE_SIZE,
+            "lambda": TIME_DECAY,
+            "random_seed": 0,
+            "parallel_execution_enabled": parallel,
+            "output_after": 1,
+        }
+    )
+
+
+def _krcf_stream(series, shingle_size, parallel):
+    forest = _krcf_forest(shingle_size, parallel)
+
+    def run():
+        scores = np.empty(len(series))
+        for i, value in enumerate(series):
+            point = [value]
+            scores[i] = forest.score(point)
+            forest.update(point)
+        return scores
+
+    seconds, _ = _timed(run)
+    return {"seconds": seconds, "points": len(series)}
+
+
+def krcf_stream(n_jobs=1):
+    return _krcf_stream(noisy_sine(), 4, n_jobs > 1)
+
+
+def krcf_taxi(n_jobs=1):
+    return _krcf_stream(taxi_series(), 48, n_jobs > 1)
+
+
+def krcf_memory(path):
+    forest = _krcf_forest(48, False)
+    for value in taxi_series():
+        forest.update([value])
+    packed = forest.to_msgpack()
+    Path(path).write_bytes(packed)
+    return {
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "file_mb": len(packed) / 2**20,
+        "json_mb": len(forest.to_json()) / 2**20,
+    }
+
+
+def krcf_first_score():
+    start = time.perf_counter()
+    data = noisy_sine(2000)
+    forest = _krcf_forest(4, False)
+    for value in data:
+        forest.update([value])
+    for value in data:
+        forest.score([value])
+    return {"seconds": time.perf_counter() - start}
+
+
+# ------------------------------------------------------------------- rrcf
+
+
+def rrcf_codisp(n_jobs=1):
+    import rrcf
+
+    series = noisy_sine(RRCF_POINTS + 3)
+    points = np.lib.stride_tricks.sliding_window_view(series, 4)
+    forest = [rrcf.RCTree() for _ in range(NUM_TREES)]
+
+    def run():
+        for index, point in enumerate(points):
+            for tree in forest:
+                if len(tree.leaves) > SAMPLE_SIZE:
+                    tree.forget_point(index - SAMPLE_SIZE)
+                tree.insert_point(point, index=index)
+                tree.codisp(index)
+
+    seconds, _ = _timed(run)
+    return {"seconds": seconds, "points": len(points)}
+
+
+# ------------------------------------------------------------------- scikit-learn
+
+
+def sklearn_batch(n_jobs=1):
+    from sklearn.ensemble import IsolationForest
+
+    data = batch_data()
+
+    def run():
+        model = IsolationForest(n_estimators=NUM_TREES, max_samples=SAMPLE_SIZE, n_jobs=n_jobs, random_state=0)
+        return model.fit(data).score_samples(data)
+
+    seconds, _ = _timed(run)
+    return {"seconds": seconds, "rows": len(data)}
+
+
+RUNNERS = {
+    ("rcforest", "stream"): rcforest_stream,
+    ("krcf", "stream"): krcf_stream,
+    ("rcforest", "taxi"): rcforest_taxi,
+    ("krcf", "taxi"): krcf_taxi,
+    ("rcforest", "batch"): rcforest_batch,
+    ("sklearn", "batch"): sklearn_batch,
+    ("rcforest", "codisp"): rcforest_codisp,
+    ("rrcf", "codisp"): rrcf_codisp,
+}

@@ -1,0 +1,216 @@
+"""Training the way a SageMaker algorithm container does: ``rcforest train``.
+
+The layout under the root (``/opt/ml`` in a container)::
+
+    input/config/hyperparameters.json   every value a string
+    input/config/inputdataconfig.json   {"train": {"ContentType": "text/csv;label_size=0"}, ...}
+    input/data/train/                   CSV or RecordIO-protobuf files
+    input/data/test/                    optional, labelled (1 = anomaly)
+    model/model.rcf                     written on success
+    output/failure                      the reason, written on failure
+
+Serving the result is ``rcforest serve /opt/ml/model``.
+"""
+
+import json
+import logging
+import os
+import sys
+
+import numpy as np
+
+from rcforest.sagemaker.hyperparameters import check_hyperparameters
+from rcforest.sagemaker.metrics import LOG_DATE_FORMAT, LOG_FORMAT, evaluate, log_metrics
+
+__all__ = ["MODEL_FILE", "add_commands", "train"]
+
+MODEL_FILE = "model.rcf"
+_CHANNELS = ("train", "test")
+logger = logging.getLogger("rcforest.sagemaker")
+
+
+def _read_json(path, what):
+    """Read a JSON object from ``path``, raising ``ValueError`` naming ``what``."""
+    if not os.path.exists(path):
+        raise ValueError(f"{what} not found at {path}")
+    try:
+        with open(path, encoding="utf-8") as file:
+            document = json.load(file)
+    except ValueError as error:
+        raise ValueError(f"{what} at {path} is not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise ValueError(f"{what} at {path} must be a JSON object")
+    return document
+
+
+def _channel_files(directory):
+    """Every data file under ``directory``, in a stable order, hidden files skipped."""
+    found = []
+    for root, dirs, files in os.walk(directory, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(os.path.join(root, name) for name in sorted(files) if not name.startswith("."))
+    return found
+
+
+def _read_channel(directory, name, content_type):
+    """Read every file of one channel; return (features, labels or None)."""
+    from rcforest.sagemaker import formats
+
+    files = _channel_files(directory)
+    if not files:
+        raise ValueError(f"channel {name} has no data files in {directory}")
+    media_type, params = formats.parse_media_type(content_type)
+    parts, labels = [], []
+    for path in files:
+        with open(path, "rb") as file:
+            data = file.read()
+        kind = media_type or (formats.RECORDIO if data[:4] == b"\x0a\x23\xd7\xce" else formats.CSV)
+        try:
+            if kind == formats.CSV:
+                label_size = params.get("label_size", "1" if name == "test" else "0")
+                if label_size not in ("0", "1"):
+                    raise ValueError(f"label_size must be 0 or 1, got {label_size!r}")
+                features, label = formats.read_csv(data, int(label_size))
+            elif kind == formats.RECORDIO:
+                features, label = formats.read_records(data)
+            else:
+                raise ValueError(f"ContentType {content_type} is not supported; use text/csv or {formats.RECORDIO}")
+        except ValueError as error:
+            raise ValueError(f"channel {name}, file {os.path.basename(path)}: {error}") from None
+        parts.append(features)
+        labels.append(label)
+    widths = {part.shape[1] for part in parts}
+    if len(widths) > 1:
+        raise ValueError(f"channel {name} files have different feature counts {sorted(widths)}")
+    if any(label is None for label in labels):
+        return np.vstack(parts), None
+    return np.vstack(parts), np.concatenate(labels)
+
+
+def _channels(root):
+    """Return {channel: (directory, content type)} from inputdataconfig.json and input/data."""
+    data_root = os.path.join(root, "input", "data")
+    config_path = os.path.join(root, "input", "config", "inputdataconfig.json")
+    config = _read_json(config_path, "inputdataconfig.json") if os.path.exists(config_path) else None
+    if config is None:
+        names = sorted(n for n in os.listdir(data_root) if not n.startswith(".")) if os.path.isdir(data_root) else []
+        config = {name: {} for name in names}
+    unknown = sorted(set(config) - set(_CHANNELS))
+    if unknown:
+        raise ValueError(f"Random Cut Forest takes channels train and test, got {', '.join(unknown)}")
+    if "train" not in config:
+        raise ValueError(f"the train channel is required: put its data in {os.path.join(data_root, 'train')}")
+    channels = {}
+    for name, settings in config.items():
+        if not isinstance(settings, dict):
+            raise ValueError(f"inputdataconfig.json: channel {name} must be an object")
+        if settings.get("TrainingInputMode", "File") != "File":
+            mode = settings["TrainingInputMode"]
+            raise ValueError(f"channel {name}: only TrainingInputMode File is supported, got {mode}")
+        directory = os.path.join(data_root, name)
+        if not os.path.isdir(directory):
+            raise ValueError(f"channel {name} is configured but {directory} does not exist")
+        channels[name] = (directory, settings.get("ContentType"))
+    return channels
+
+
+def train(ml_root="/opt/ml"):
+    """Train a forest from a SageMaker training layout and write it to ``model/``.
+
+    Parameters
+    ----------
+    ml_root : str or os.PathLike, default "/opt/ml"
+
+    Returns
+    -------
+    dict of str to float
+        The test-channel metrics (empty without a test channel).
+
+    Raises
+    ------
+    ValueError
+        For bad hyperparameters, configuration or data; the message is also
+        written to ``output/failure``.
+    """
+    root = os.fspath(ml_root)
+    try:
+        return _train(root)
+    except Exception as error:
+        os.makedirs(os.path.join(root, "output"), exist_ok=True)
+        with open(os.path.join(root, "output", "failure"), "w", encoding="utf-8") as file:
+            file.write(f"{error}\n")
+        raise
+
+
+def _train(root):
+    from rcforest.forest import Forest
+
+    raw = _read_json(os.path.join(root, "input", "config", "hyperparameters.json"), "hyperparameters.json")
+    params = check_hyperparameters(raw)
+    channels = _channels(root)
+    features, _ = _read_channel(channels["train"][0], "train", channels["train"][1])
+    if features.shape[1] != params["feature_dim"]:
+        raise ValueError(
+            f"hyperparameter feature_dim is {params['feature_dim']} but the train data has {features.shape[1]} features"
+        )
+    logger.info(
+        "training %d trees of %d samples on %d records with %d features",
+        params["num_trees"],
+        params["num_samples_per_tree"],
+        features.shape[0],
+        features.shape[1],
+    )
+    forest = Forest(num_trees=params["num_trees"], sample_size=params["num_samples_per_tree"]).fit(features)
+    metrics = {}
+    if "test" in channels:
+        test, labels = _read_channel(channels["test"][0], "test", channels["test"][1])
+        if labels is None:
+            raise ValueError("the test channel needs labels: text/csv;label_size=1, or label['values'] in RecordIO")
+        if test.shape[1] != params["feature_dim"]:
+            raise ValueError(f"the test data has {test.shape[1]} features but feature_dim is {params['feature_dim']}")
+        metrics = evaluate(forest.score(test), labels, params["eval_metrics"])
+        log_metrics(metrics, logger)
+    model_dir = os.path.join(root, "model")
+    os.makedirs(model_dir, exist_ok=True)
+    forest.save(os.path.join(model_dir, MODEL_FILE))
+    logger.info("model written to %s", os.path.join(model_dir, MODEL_FILE))
+    return metrics
+
+
+def _log_to(stream):
+    """Send ``rcforest.sagemaker`` info logs to ``stream`` in SageMaker's format; return the handler."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
+
+
+def _run_train(args):
+    """Run ``rcforest train``: train, logging to stdout; report failures as ``ValueError``."""
+    handler = _log_to(sys.stdout)
+    try:
+        train(args.ml_root)
+    except (ValueError, TypeError, OSError) as error:
+        # A ValueError: the command line reports it in one line with exit code 2.
+        raise ValueError(f"{error} (reason written to {os.path.join(args.ml_root, 'output', 'failure')})") from None
+    finally:
+        logger.removeHandler(handler)
+    return 0
+
+
+def add_commands(subparsers):
+    """Add the ``train`` subcommand to the ``rcforest`` command line.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+    """
+    parser = subparsers.add_parser(
+        "train",
+        help="train as a SageMaker container does, from /opt/ml",
+        description="Read hyperparameters, channel configuration and data from a SageMaker training layout, "
+        "write the model to ML_ROOT/model/ and, on failure, the reason to ML_ROOT/output/failure.",
+    )
+    parser.add_argument("--ml-root", default="/opt/ml", help="root of the layout (default: /opt/ml)")
+    parser.set_defaults(func=_run_train)

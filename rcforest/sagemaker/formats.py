@@ -1,0 +1,509 @@
+"""Readers and writers for the data formats of SageMaker's built-in Random Cut Forest.
+
+Requests and training data: ``text/csv`` (with ``label_size``),
+``application/json`` (dense and sparse), ``application/jsonlines`` and
+``application/x-recordio-protobuf``. Responses: ``application/json``,
+``application/jsonlines`` and ``application/x-recordio-protobuf``.
+
+RecordIO framing, per record: the little-endian uint32 magic ``0xCED7230A``,
+the little-endian uint32 length of the serialized ``Record``, the record,
+then zero bytes up to a multiple of 4. The writers produce the same bytes
+as the SageMaker SDK's ``write_numpy_to_dense_tensor`` for the same array.
+
+Every reader raises a ``ValueError`` naming what is wrong with the data;
+:class:`UnsupportedContentType` and :class:`NotAcceptable` (also
+``ValueError``) tell a server to answer 415 and 406.
+"""
+
+import io
+import json
+import math
+import struct
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from rcforest.sagemaker.record import Record
+
+__all__ = [
+    "CSV",
+    "JSON",
+    "JSONLINES",
+    "RECORDIO",
+    "REQUEST_TYPES",
+    "RESPONSE_TYPES",
+    "NotAcceptable",
+    "UnsupportedContentType",
+    "choose_response_type",
+    "decode_request",
+    "encode_scores",
+    "parse_media_type",
+    "read_csv",
+    "read_json",
+    "read_jsonlines",
+    "read_recordio",
+    "read_records",
+    "write_dense_records",
+    "write_recordio",
+]
+
+CSV = "text/csv"
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+RECORDIO = "application/x-recordio-protobuf"
+REQUEST_TYPES = (CSV, JSON, JSONLINES, RECORDIO)
+RESPONSE_TYPES = (JSON, JSONLINES, RECORDIO)
+
+_MAGIC = 0xCED7230A
+_HEADER = struct.Struct("<II")
+_INT32 = np.iinfo(np.int32)
+
+
+class UnsupportedContentType(ValueError):
+    """The request's Content-Type is not one the model reads (HTTP 415)."""
+
+
+class NotAcceptable(ValueError):
+    """None of the types in the request's Accept header can be written (HTTP 406)."""
+
+
+# ------------------------------------------------------------------ media types
+
+
+def parse_media_type(header):
+    """Split a Content-Type or Accept item into its type and parameters.
+
+    Parameters
+    ----------
+    header : str or None
+        For example ``"text/csv; label_size=1"``.
+
+    Returns
+    -------
+    media_type : str
+        Lower case, without parameters; ``""`` for an empty header.
+    params : dict of str to str
+    """
+    parts = (header or "").split(";")
+    params = {}
+    for part in parts[1:]:
+        key, _, value = part.partition("=")
+        if key.strip():
+            params[key.strip().lower()] = value.strip().strip('"')
+    return parts[0].strip().lower(), params
+
+
+def choose_response_type(accept):
+    """Pick the response type for an Accept header.
+
+    Parameters
+    ----------
+    accept : str or None
+        A comma-separated list of media types with optional ``q`` weights.
+        Empty, missing or ``*/*`` means ``application/json``.
+
+    Returns
+    -------
+    str
+        One of :data:`RESPONSE_TYPES`.
+
+    Raises
+    ------
+    NotAcceptable
+        If no listed type can be written.
+    """
+    if not accept or not accept.strip():
+        return JSON
+    ranked = []
+    for position, item in enumerate(accept.split(",")):
+        media_type, params = parse_media_type(item)
+        try:
+            weight = float(params.get("q", 1))
+        except ValueError:
+            weight = 1.0
+        if media_type and weight > 0:
+            ranked.append((-weight, position, media_type))
+    for _, _, media_type in sorted(ranked):
+        if media_type in RESPONSE_TYPES:
+            return media_type
+        if media_type in ("*/*", "application/*"):
+            return JSON
+    raise NotAcceptable(f"cannot answer with Accept: {accept}; use one of {', '.join(RESPONSE_TYPES)}")
+
+
+# --------------------------------------------------------------------- RecordIO
+
+
+def write_recordio(file, payload):
+    """Write one RecordIO-framed record to a binary file.
+
+    Parameters
+    ----------
+    file : binary file-like
+    payload : bytes
+        A serialized ``Record``.
+    """
+    file.write(_HEADER.pack(_MAGIC, len(payload)))
+    file.write(payload)
+    file.write(b"\x00" * (-len(payload) % 4))
+
+
+def read_recordio(data):
+    """Split RecordIO-framed bytes into the records' payloads.
+
+    Parameters
+    ----------
+    data : bytes
+
+    Returns
+    -------
+    list of bytes
+
+    Raises
+    ------
+    ValueError
+        On a wrong magic number or a truncated record.
+    """
+    payloads = []
+    position = 0
+    view = memoryview(data)
+    while position < len(data):
+        if len(data) - position < _HEADER.size:
+            raise ValueError(f"RecordIO data ends inside a record header at byte {position}")
+        magic, length = _HEADER.unpack_from(view, position)
+        if magic != _MAGIC:
+            raise ValueError(
+                f"not RecordIO-protobuf: magic number {magic:#010x} at byte {position}, expected {_MAGIC:#010x}"
+            )
+        start = position + _HEADER.size
+        if start + length > len(data):
+            raise ValueError(f"RecordIO record at byte {position} claims {length} bytes but the data ends first")
+        payloads.append(bytes(view[start : start + length]))
+        position = start + length + (-length % 4)
+    return payloads
+
+
+def _tensor_of(value, where):
+    """Return the numeric tensor held by a ``Value`` message, or raise naming ``where``."""
+    kind = value.WhichOneof("value")
+    if kind not in ("float32_tensor", "float64_tensor", "int32_tensor"):
+        raise ValueError(f"{where} must hold a float32, float64 or int32 tensor, not {kind or 'nothing'}")
+    return getattr(value, kind)
+
+
+def _dense_vector(tensor, where):
+    """Return a tensor's values as a dense float64 vector, expanding sparse keys."""
+    values = np.asarray(tensor.values, dtype=np.float64)
+    if not len(tensor.keys):
+        return values
+    if len(tensor.shape) != 1:
+        raise ValueError(f"{where} is sparse (has keys) and needs a one-element shape, got {list(tensor.shape)}")
+    return _sparse_to_dense(list(tensor.keys), values, int(tensor.shape[0]), where)
+
+
+def _sparse_to_dense(keys, values, size, where):
+    """Expand sparse ``keys``/``values`` into a dense vector of length ``size``."""
+    keys = np.asarray(keys)
+    if keys.shape != values.shape:
+        raise ValueError(f"{where} has {keys.size} keys but {values.size} values")
+    if keys.size and (keys.min() < 0 or keys.max() >= size):
+        raise ValueError(f"{where} has keys outside [0, {size}) for shape [{size}]")
+    dense = np.zeros(size)
+    dense[keys.astype(np.int64)] = values
+    return dense
+
+
+def read_records(data):
+    """Read RecordIO-protobuf bytes into a feature matrix and optional labels.
+
+    Parameters
+    ----------
+    data : bytes
+        Records with the features under ``features["values"]`` (dense, or
+        sparse with ``keys`` and ``shape``) and an optional label under
+        ``label["values"]``.
+
+    Returns
+    -------
+    features : ndarray of float64, shape (n_records, n_features)
+    labels : ndarray of float64 of shape (n_records,), or None
+        None when no record has a label.
+
+    Raises
+    ------
+    ValueError
+        On bad framing, an unparsable record, a missing ``values`` feature or
+        records of different lengths.
+    """
+    rows, labels = [], []
+    for number, payload in enumerate(read_recordio(data)):
+        record = Record()
+        try:
+            record.ParseFromString(payload)
+        except DecodeError as error:
+            raise ValueError(f"record {number} is not a valid Record protobuf: {error}") from None
+        if "values" not in record.features:
+            raise ValueError(f'record {number} has no features["values"]; it has {sorted(record.features)}')
+        where = f'record {number} features["values"]'
+        rows.append(_dense_vector(_tensor_of(record.features["values"], where), where))
+        if "values" in record.label:
+            where = f'record {number} label["values"]'
+            label = _tensor_of(record.label["values"], where).values
+            if len(label) != 1:
+                raise ValueError(f"{where} must hold one value, got {len(label)}")
+            labels.append(float(label[0]))
+    if labels and len(labels) != len(rows):
+        raise ValueError(f"{len(labels)} of {len(rows)} records have a label; label all or none")
+    return _stack(rows, "records"), (np.asarray(labels) if labels else None)
+
+
+def write_dense_records(file, array, labels=None):
+    """Write each row of a matrix as a RecordIO-framed ``Record``.
+
+    Parameters
+    ----------
+    file : binary file-like
+    array : ndarray of shape (n_rows, n_features)
+        float32 rows go to ``float32_tensor``, float64 to ``float64_tensor``
+        and integers to ``int32_tensor``, as in the SageMaker SDK.
+    labels : ndarray of shape (n_rows,), optional
+        Written to ``label["values"]`` with the same type rule.
+    """
+    array = np.asarray(array)
+    if array.ndim != 2:
+        raise ValueError(f"array must be 2-D (rows, features), got shape {array.shape}")
+    field = _tensor_field(array, "array")
+    label_field = None
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (array.shape[0],):
+            raise ValueError(f"labels must have shape ({array.shape[0]},), got {labels.shape}")
+        label_field = _tensor_field(labels, "labels")
+    record = Record()
+    for index, row in enumerate(array):
+        record.Clear()
+        getattr(record.features["values"], field).values.extend(row.tolist())
+        if label_field is not None:
+            getattr(record.label["values"], label_field).values.append(labels[index].item())
+        write_recordio(file, record.SerializeToString())
+
+
+def _tensor_field(array, name):
+    """Return the ``Value`` field the SDK uses for ``array``'s dtype."""
+    if array.dtype == np.float32:
+        return "float32_tensor"
+    if array.dtype == np.float64:
+        return "float64_tensor"
+    if np.issubdtype(array.dtype, np.integer):
+        if array.size and (array.min() < _INT32.min or array.max() > _INT32.max):
+            raise ValueError(f"{name} has integers outside the int32 range; convert it to float")
+        return "int32_tensor"
+    raise TypeError(f"{name} must be float32, float64 or integer, got dtype {array.dtype}")
+
+
+# ------------------------------------------------------------------- text formats
+
+
+def read_csv(data, label_size=0):
+    """Read CSV rows of numbers, the first ``label_size`` columns being the label.
+
+    Parameters
+    ----------
+    data : bytes or str
+        No header row; one record per line.
+    label_size : int, default 0
+        0 or 1.
+
+    Returns
+    -------
+    features : ndarray of float64, shape (n_rows, n_features)
+    labels : ndarray of float64 of shape (n_rows,), or None
+    """
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append([float(cell) for cell in line.split(",")])
+        except ValueError:
+            raise ValueError(
+                f"CSV line {number} is not all numbers: {line[:80]!r}; text/csv takes no header row"
+            ) from None
+    matrix = _stack([np.asarray(row) for row in rows], "CSV lines")
+    if label_size not in (0, 1):
+        raise ValueError(f"label_size must be 0 or 1, got {label_size}")
+    if label_size and matrix.shape[1] < 2:
+        raise ValueError("text/csv;label_size=1 needs a label column followed by at least one feature column")
+    if label_size:
+        return matrix[:, 1:], matrix[:, 0].copy()
+    return matrix, None
+
+
+def _json_row(instance, number):
+    """Read one JSON instance: a list, ``{"features": [...]}`` or ``{"data": {"features": {...}}}``."""
+    where = f"instance {number}"
+    if isinstance(instance, list):
+        return _numbers(instance, where)
+    if not isinstance(instance, dict):
+        raise ValueError(f'{where} must be an object with "features" or "data", got {type(instance).__name__}')
+    if "features" in instance:
+        return _numbers(instance["features"], f"{where} features")
+    data = instance.get("data")
+    if isinstance(data, dict) and isinstance(data.get("features"), dict):
+        tensor = data["features"]
+        values = _numbers(tensor.get("values"), f"{where} data.features.values")
+        if "keys" not in tensor:
+            return values
+        shape = tensor.get("shape")
+        if not (isinstance(shape, list) and len(shape) == 1 and isinstance(shape[0], int)):
+            raise ValueError(f"{where} is sparse (has keys) and needs a shape like [n_features], got {shape!r}")
+        keys = tensor["keys"]
+        if not (isinstance(keys, list) and all(isinstance(k, int) and not isinstance(k, bool) for k in keys)):
+            raise ValueError(f"{where} data.features.keys must be a list of integers")
+        return _sparse_to_dense(keys, values, shape[0], where)
+    raise ValueError(f'{where} must have "features": [...] or "data": {{"features": {{"values": [...]}}}}')
+
+
+def _numbers(values, where):
+    """Return a JSON list of numbers as a float64 vector, or raise naming ``where``."""
+    if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{where} must be a list of numbers")
+    return np.asarray(values, dtype=np.float64)
+
+
+def read_json(data):
+    """Read an ``application/json`` request.
+
+    Parameters
+    ----------
+    data : bytes or str
+        ``{"instances": [...]}`` where each instance is ``{"features": [...]}``
+        or ``{"data": {"features": {"values": [...]}}}``, the latter sparse
+        with ``"keys"`` and ``"shape"``; a bare list of rows is also read.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_rows, n_features)
+    """
+    document = _parse_json(data, "the JSON body")
+    instances = document.get("instances") if isinstance(document, dict) else document
+    if not isinstance(instances, list):
+        raise ValueError('application/json must be {"instances": [{"features": [...]}, ...]}')
+    return _stack([_json_row(instance, n) for n, instance in enumerate(instances)], "instances")
+
+
+def read_jsonlines(data):
+    """Read an ``application/jsonlines`` request: one instance per line.
+
+    Parameters
+    ----------
+    data : bytes or str
+
+    Returns
+    -------
+    ndarray of float64, shape (n_rows, n_features)
+    """
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    rows = [
+        _json_row(_parse_json(line, f"JSON line {number}"), number)
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]
+    return _stack(rows, "JSON lines")
+
+
+def _parse_json(data, where):
+    """Parse JSON text, raising ``ValueError`` naming ``where``."""
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{where} is not valid JSON: {error}") from None
+
+
+def _stack(rows, what):
+    """Stack equal-length vectors into a matrix, or raise naming ``what``."""
+    if not rows:
+        raise ValueError(f"no {what} found: the data is empty")
+    lengths = {row.shape[0] for row in rows}
+    if len(lengths) > 1:
+        raise ValueError(f"{what} have different lengths {sorted(lengths)}; every row needs the same feature count")
+    return np.vstack(rows)
+
+
+# ----------------------------------------------------------------- dispatching
+
+
+def decode_request(body, content_type):
+    """Read a request body into a feature matrix according to its Content-Type.
+
+    Parameters
+    ----------
+    body : bytes
+    content_type : str or None
+        One of :data:`REQUEST_TYPES`, with parameters (``label_size`` for
+        CSV drops the leading label column).
+
+    Returns
+    -------
+    ndarray of float64, shape (n_rows, n_features)
+
+    Raises
+    ------
+    UnsupportedContentType
+        For another or a missing Content-Type.
+    ValueError
+        For a malformed body.
+    """
+    media_type, params = parse_media_type(content_type)
+    try:
+        if media_type == CSV:
+            try:
+                label_size = int(params.get("label_size", 0))
+            except ValueError:
+                raise ValueError(f"label_size must be 0 or 1, got {params['label_size']!r}") from None
+            return read_csv(body, label_size)[0]
+        if media_type == JSON:
+            return read_json(body)
+        if media_type == JSONLINES:
+            return read_jsonlines(body)
+        if media_type == RECORDIO:
+            return read_records(body)[0]
+    except UnicodeDecodeError:
+        raise ValueError(f"the {media_type} body is not UTF-8 text") from None
+    raise UnsupportedContentType(
+        f"cannot read Content-Type {content_type or '(none)'}; use one of {', '.join(REQUEST_TYPES)}"
+    )
+
+
+def encode_scores(scores, media_type):
+    """Write anomaly scores as a response body.
+
+    Parameters
+    ----------
+    scores : array-like of float
+    media_type : str
+        One of :data:`RESPONSE_TYPES` (see :func:`choose_response_type`).
+
+    Returns
+    -------
+    bytes
+        ``{"scores": [{"score": s}, ...]}`` for JSON, one ``{"score": s}`` per
+        line for JSON lines, one ``Record`` per score with
+        ``label["score"]`` a one-value ``float32_tensor`` for RecordIO.
+        JSON carries the float64 scores exactly; NaN becomes ``null``.
+    """
+    values = [None if math.isnan(s) else s for s in np.asarray(scores, dtype=np.float64).tolist()]
+    if media_type == JSON:
+        return json.dumps({"scores": [{"score": s} for s in values]}).encode()
+    if media_type == JSONLINES:
+        return "".join(json.dumps({"score": s}) + "\n" for s in values).encode()
+    if media_type == RECORDIO:
+        buffer = io.BytesIO()
+        record = Record()
+        for score in values:
+            record.Clear()
+            record.label["score"].float32_tensor.values.append(math.nan if score is None else score)
+            write_recordio(buffer, record.SerializeToString())
+        return buffer.getvalue()
+    raise NotAcceptable(f"cannot write {media_type}; use one of {', '.join(RESPONSE_TYPES)}")

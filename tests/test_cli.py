@@ -1,0 +1,321 @@
+"""The ``score``, ``fit`` and ``demo`` commands, through ``rcforest.cli.main`` and once as a program."""
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rcforest import Forest, commands
+from rcforest.cli import main
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SMALL = ["--num-trees", "30", "--sample-size", "64"]
+SPIKE = 2500
+
+
+def _series(rows=3000, seed=0):
+    """A noisy sine with one spike at row SPIKE, long enough to be scored in several chunks."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(rows)
+    values = 10 * np.sin(2 * np.pi * t / 50) + rng.normal(0, 0.3, rows)
+    if rows > SPIKE:
+        values[SPIKE] += 25
+    return pd.DataFrame(
+        {"timestamp": pd.date_range("2024-01-01", periods=rows, freq="30min").astype(str), "value": values.round(4)}
+    )
+
+
+@pytest.fixture
+def csv(tmp_path):
+    path = tmp_path / "data.csv"
+    _series().to_csv(path, index=False)
+    return path
+
+
+def _run(argv, capsys):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _fail(argv, capsys, *phrases):
+    """Run a command that must fail on its input: exit 2, one line on stderr, no traceback."""
+    code, out, err = _run(argv, capsys)
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith(f"rcforest {argv[0]}: error: "), err
+    assert "Traceback" not in err
+    for phrase in phrases:
+        assert phrase in err, err
+    return err
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("score", "fit", "demo"):
+        assert command in out
+
+
+def test_score_writes_the_input_plus_scores_equal_to_the_library(csv, tmp_path, capsys):
+    out = tmp_path / "scores.csv"
+    code, stdout, err = _run(["score", csv, "--shingle-size", 4, *SMALL, "-o", out], capsys)
+    assert code == 0 and stdout == ""
+    assert "scored 3000 rows" in err and str(out) in err
+    written = pd.read_csv(out)
+    original = pd.read_csv(csv)
+    assert list(written.columns) == ["timestamp", "value", "score"]
+    pd.testing.assert_frame_equal(written[["timestamp", "value"]], original)
+    # The CLI scores in chunks; the result must be the library's, shingles across chunk edges included.
+    forest = Forest(num_trees=30, sample_size=64, shingle_size=4, random_state=0).fit(original[["value"]])
+    expected = forest.score(original["value"].to_numpy())
+    np.testing.assert_allclose(written["score"].to_numpy(), expected, rtol=1e-12)
+    assert written["score"].isna().sum() == 3
+    # The shingles that hold the spike score highest.
+    assert SPIKE <= written["score"].idxmax() <= SPIKE + 3
+    assert written["score"].max() > 1.5 * written["score"].drop(range(SPIKE, SPIKE + 4)).max()
+
+
+def test_score_without_output_writes_csv_to_stdout(csv, capsys):
+    code, stdout, err = _run(["score", csv, *SMALL, "--quiet"], capsys)
+    assert code == 0 and err == ""
+    lines = stdout.splitlines()
+    assert lines[0] == "timestamp,value,score" and len(lines) == 3001
+    assert int(np.argmax([float(line.rsplit(",", 1)[1]) for line in lines[1:]])) == SPIKE
+
+
+def test_score_selects_columns(tmp_path, capsys):
+    frame = _series(1000)
+    frame["other"] = np.cos(np.arange(1000) / 7.0)
+    frame["note"] = "text"
+    path = tmp_path / "multi.csv"
+    frame.to_csv(path, index=False)
+    code, stdout, _ = _run(["score", path, "--column", "value", "--column", "other", *SMALL, "-q"], capsys)
+    assert code == 0
+    written = pd.read_csv(pd.io.common.StringIO(stdout))
+    assert list(written.columns) == ["timestamp", "value", "other", "note", "score"]
+    expected = Forest(num_trees=30, sample_size=64, random_state=0).fit(frame[["value", "other"]])
+    np.testing.assert_allclose(written["score"], expected.score(frame[["value", "other"]]).to_numpy())
+
+
+def test_fit_then_score_with_the_model(csv, tmp_path, capsys):
+    model = tmp_path / "model.rcf"
+    code, _, err = _run(["fit", csv, "--shingle-size", 4, *SMALL, "-o", model], capsys)
+    assert code == 0 and model.is_file() and "wrote" in err
+    fresh = _series(600, seed=1)
+    fresh.loc[300, "value"] -= 30
+    fresh["extra"] = 1.0  # the model's own column is picked without --column
+    new = tmp_path / "new.csv"
+    fresh.to_csv(new, index=False)
+    out = tmp_path / "scores.csv"
+    code, _, _ = _run(["score", "--model", model, new, "-o", out, "-q"], capsys)
+    assert code == 0
+    written = pd.read_csv(out)
+    expected = Forest.load(model).score(fresh["value"].to_numpy())
+    np.testing.assert_allclose(written["score"], expected, rtol=1e-12)
+    assert 300 <= written["score"].idxmax() <= 303
+
+
+def test_plot_draws_a_png(csv, tmp_path, capsys):
+    image = tmp_path / "scores.png"
+    code, _, err = _run(["score", csv, "--shingle-size", 4, *SMALL, "-o", tmp_path / "s.csv", "--plot", image], capsys)
+    assert code == 0 and f"drew {image}" in err
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(image)
+    assert pixels.shape[0] > 500 and pixels.shape[1] > 1000
+    assert pixels[..., :3].std() > 0.05  # not a blank canvas
+
+
+def test_progress_bar_only_on_a_terminal_and_not_with_quiet(csv, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(commands, "_PROGRESS_DELAY", 0)
+    code, _, err = _run(["score", csv, *SMALL, "-o", tmp_path / "a.csv"], capsys)
+    assert code == 0 and "scoring" not in err  # captured stderr is no terminal
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, _, err = _run(["score", csv, *SMALL, "-o", tmp_path / "b.csv"], capsys)
+    assert code == 0 and "scoring:" in err and "/3.00k" in err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, _, err = _run(["score", csv, *SMALL, "-o", tmp_path / "c.csv", "--quiet"], capsys)
+    assert code == 0 and err == ""
+
+
+def test_scores_without_tqdm_installed(csv, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # makes "from tqdm import tqdm" fail
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, _, err = _run(["score", csv, *SMALL, "-o", tmp_path / "a.csv"], capsys)
+    assert code == 0 and "scored 3000 rows" in err and "scoring:" not in err
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "extra", "phrases"),
+    [
+        (lambda d: d / "missing.csv", [], ["missing.csv does not exist"]),
+        (lambda d: d, [], ["is a directory"]),
+        (lambda d: _write(d / "empty.csv", ""), [], ["empty.csv is empty"]),
+        (lambda d: _write(d / "header.csv", "timestamp,value\n"), [], ["has a header", "no data rows"]),
+        (lambda d: _write(d / "t.csv", "time,value\n1,2\n2,3\n"), ["--column", "passengers"], ["'passengers'", "time"]),
+        (lambda d: _write(d / "t.csv", "value\n1\n2\nabc\n4\n"), [], ["'abc'", "data row 3 (line 4)"]),
+        (lambda d: _write(d / "t.csv", "a,value\n1,2\n2,\n"), ["--column", "value"], ["empty value", "line 3"]),
+        (lambda d: _write(d / "t.csv", "value\n1\n2\n"), ["--time-column", "when"], ["time column 'when'"]),
+        (lambda d: _write(d / "t.csv", "timestamp,value\nnot a date,2\n"), [], ["not dates"]),
+        (lambda d: _write(d / "t.csv", "value\n1\n2\n"), ["--shingle-size", "5"], ["fewer than --shingle-size 5"]),
+        (lambda d: _write(d / "t.csv", "value\n1\n2\n"), ["--num-trees", "0"], ["--num-trees must be at least 1"]),
+        (lambda d: _write(d / "t.csv", "timestamp\n2024-01-01\n"), [], ["no column to score"]),
+        (lambda d: _write(d / "t.csv", "date,value\n2024-01-01,1\n"), [], ["--time-column date"]),
+    ],
+    ids=[
+        "missing-file",
+        "directory",
+        "empty-file",
+        "header-only",
+        "missing-column",
+        "non-numeric",
+        "empty-cell",
+        "missing-time-column",
+        "bad-dates",
+        "too-short",
+        "no-trees",
+        "only-time",
+        "unnamed-time-column",
+    ],
+)
+@pytest.mark.parametrize("command", ["score", "fit"])
+def test_bad_input_exits_2_with_one_clear_line(tmp_path, capsys, command, make, extra, phrases):
+    path = make(tmp_path)
+    _fail([command, path, *extra, "-o", tmp_path / "out"], capsys, *phrases)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def model(csv, tmp_path, capsys):
+    path = tmp_path / "model.rcf"
+    assert main(["fit", str(csv), *SMALL, "-o", str(path), "-q"]) == 0
+    capsys.readouterr()
+    return path
+
+
+def test_model_with_the_wrong_feature_count(model, tmp_path, capsys):
+    new = _write(tmp_path / "two.csv", "a,b\n1,2\n3,4\n")
+    _fail(["score", "--model", model, new], capsys, "fitted on 1 column(s) (value)", "two.csv (a, b)")
+
+
+def test_model_from_another_format_version(model, tmp_path, capsys):
+    old = tmp_path / "old.rcf"
+    with zipfile.ZipFile(model) as source, zipfile.ZipFile(old, "w") as target:
+        for name in source.namelist():
+            content = source.read(name)
+            if name == "rcforest.json":
+                header = json.loads(content)
+                header["version"], header["rcforest"] = 99, "9.0.0"
+                content = json.dumps(header)
+            target.writestr(name, content)
+    err = _fail(["score", "--model", old, tmp_path / "model.rcf"], capsys, "version 99", "9.0.0")
+    assert "refit" in err
+
+
+@pytest.mark.parametrize(
+    ("argv_tail", "phrases"),
+    [
+        (["--model", "{tmp}/nope.rcf"], ["model file", "nope.rcf does not exist", "rcforest fit"]),
+        (["--model", "{csv}"], ["not an rcforest model"]),
+        (["--model", "{model}", "--num-trees", "10"], ["--num-trees cannot be used with --model"]),
+        (["--model", "{model}", "--stream"], ["--stream cannot be used with --model"]),
+    ],
+    ids=["missing-model", "not-a-model", "model-and-trees", "model-and-stream"],
+)
+def test_bad_model_options(model, csv, tmp_path, capsys, argv_tail, phrases):
+    argv = ["score", csv, *[a.format(tmp=tmp_path, csv=csv, model=model) for a in argv_tail]]
+    _fail(argv, capsys, *phrases)
+
+
+# ------------------------------------------------------ streaming and demo
+
+
+def test_stream_adds_grade_and_threshold(csv, tmp_path, capsys):
+    pytest.importorskip("rcforest.thresholded")
+    out = tmp_path / "stream.csv"
+    image = tmp_path / "stream.png"
+    code, _, err = _run(["score", csv, "--stream", "--shingle-size", 4, *SMALL, "-o", out, "--plot", image], capsys)
+    assert code == 0, err
+    written = pd.read_csv(out)
+    assert list(written.columns) == ["timestamp", "value", "score", "grade", "threshold"]
+    grades = written["grade"].fillna(0)
+    assert ((grades >= 0) & (grades <= 1)).all()
+    assert grades[SPIKE : SPIKE + 4].max() > 0, "the spike must be graded"
+    assert image.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_demo_prints_event_metrics(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("rcforest.thresholded")
+    pytest.importorskip("rcforest.evaluate")
+    monkeypatch.setenv("RCFOREST_DATA", str(tmp_path / "no-cache"))
+    assert (SHARED_DATA / "nyc_taxi_labels.json").is_file()  # so nothing is downloaded
+    image = tmp_path / "demo.png"
+    argv = ["demo", "--data", SHARED_DATA, "--num-trees", 30, "--plot", image, "-o", tmp_path / "demo.csv"]
+    code, out, err = _run(argv, capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("NYC taxi: 10320 half-hourly passenger counts")
+    events = [line.split()[0] for line in lines[3:8]]
+    assert events == ["NYC", "Thanksgiving", "Christmas", "New", "January"]
+    written = pd.read_csv(tmp_path / "demo.csv")
+    assert len(written) == 10320 and {"timestamp", "value", "score", "grade"} <= set(written.columns)
+    # The printed totals agree with the rows written.
+    hit = sum("missed" not in line for line in lines[3:8])
+    assert f"windows hit: {hit} of 5" in out
+    assert hit >= 3, out
+    assert "false positives:" in out
+    assert image.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_demo_without_data_says_where_to_put_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RCFOREST_DATA", str(tmp_path / "nothing-here"))
+    err = _fail(["demo", "--data", tmp_path / "nothing-here"], capsys, "does not exist")
+    assert "nyc_taxi.csv" in err
+
+
+# ------------------------------------------------------------- the program
+
+
+def _program():
+    """The installed console script, else the module run as a program."""
+    script = Path(sys.executable).parent / "rcforest"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "rcforest.cli"]
+
+
+def test_the_installed_program_scores_and_reports_errors(csv, tmp_path):
+    out = tmp_path / "scores.csv"
+    done = subprocess.run(
+        [*_program(), "score", str(csv), *SMALL, "-o", str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert pd.read_csv(out)["score"].idxmax() == SPIKE
+    assert "scored 3000 rows" in done.stderr
+    bad = subprocess.run(
+        [*_program(), "score", str(tmp_path / "nope.csv")], capture_output=True, text=True, timeout=300
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        f"rcforest score: error: input file {tmp_path / 'nope.csv'} does not exist"
+    ]
+
+
+def test_shared_data_is_reachable():
+    """CI lays shared/ beside the clone; the demo and dataset tests rely on it."""
+    assert (SHARED_DATA / "nyc_taxi.csv").is_file(), shutil.which("rcforest")
