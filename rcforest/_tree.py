@@ -478,6 +478,15 @@ def _gap(tr, t, node, point):
 
 
 @njit(cache=True)
+def _seen_score(mass, total, depth):
+    """Score of a point stored ``mass`` times in a leaf at ``depth``, before scaling.
+
+    ``damp(m, M) * scoreSeen(d, m) = (1 - m / (2 M)) / (d + log2(m + 1))``.
+    """
+    return (1.0 - mass / (2.0 * total)) / (depth + np.log2(mass + 1.0))
+
+
+@njit(cache=True)
 def score_point(tr, t, point):
     """Expected-inverse-depth anomaly score of ``point`` in tree ``t``.
 
@@ -508,9 +517,7 @@ def score_point(tr, t, point):
     total = tr.mass[t, root]
     leaf, depth = _descend(tr, t, point)
     if _is_leaf_point(tr, t, leaf, point):
-        m = tr.mass[t, leaf]
-        score = (1.0 - m / (2.0 * total)) / (depth + np.log2(m + 1.0))
-        return score * np.log2(total + 1.0)
+        return _seen_score(tr.mass[t, leaf], total, depth) * np.log2(total + 1.0)
     score = 1.0 / (depth + 1.0)
     node = tr.parent[t, leaf]
     depth -= 1
@@ -558,9 +565,7 @@ def attribute_point(tr, t, point, high, low):
     scale = np.log2(total + 1.0)
     leaf, depth = _descend(tr, t, point)
     if _is_leaf_point(tr, t, leaf, point):
-        m = tr.mass[t, leaf]
-        score = (1.0 - m / (2.0 * total)) / (depth + np.log2(m + 1.0))
-        share = score * scale / (2.0 * dim)
+        share = _seen_score(tr.mass[t, leaf], total, depth) * scale / (2.0 * dim)
         high[:] = share
         low[:] = share
         return

@@ -15,18 +15,9 @@ the commands, so that ``rcforest --help`` stays fast.
 import sys
 from pathlib import Path
 
-from rcforest import cli
+from rcforest.cli import UsageError
 
 __all__ = ["add_commands"]
-
-
-class UsageError(cli.UsageError, ValueError):
-    """A problem with the user's input (exit code 2).
-
-    Also a ``ValueError``, so that it is reported cleanly even when the
-    command line runs as ``python -m rcforest.cli``, where ``rcforest.cli``
-    is imported a second time as ``__main__`` with its own ``UsageError``.
-    """
 
 
 # Rows per scoring or streaming call, so that a progress bar can move on long inputs.

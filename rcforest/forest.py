@@ -32,9 +32,16 @@ def _tree_mean(per_tree):
     return total / per_tree.shape[0]
 
 
+# Below this many rows a call runs on one thread: waking the others costs
+# more than the work (the per-point path of a live stream).
+_SERIAL_ROWS = 8
+
+
 @contextlib.contextmanager
-def _threads(n_jobs):
+def _threads(n_jobs, num_rows):
     """Run numba's parallel loops on ``n_jobs`` threads (all when None)."""
+    if num_rows < _SERIAL_ROWS:
+        n_jobs = 1
     if n_jobs is None:
         yield
         return
@@ -207,7 +214,7 @@ class Forest:
             )
         trees = self._new_trees(rows.values.shape[1])
         rows_kept = np.full_like(trees.heap_leaf, -1)
-        with _threads(self.n_jobs):
+        with _threads(self.n_jobs, points.shape[0]):
             _kernels.select_sample(
                 trees.rng, trees.heap_weight, rows_kept, trees.heap_size, points.shape[0], 0, self.time_decay
             )
@@ -223,7 +230,7 @@ class Forest:
         """Run a per-tree read-only kernel over ``points`` in chunks; average over trees."""
         results = [np.empty(points.shape[0]) for _ in range(outputs)]
         buffers = [np.empty((self.num_trees, min(_CHUNK, points.shape[0]))) for _ in range(outputs)]
-        with _threads(self.n_jobs):
+        with _threads(self.n_jobs, points.shape[0]):
             for start in range(0, points.shape[0], _CHUNK):
                 chunk = points[start : start + _CHUNK]
                 views = [b[:, : chunk.shape[0]] for b in buffers]
@@ -314,7 +321,7 @@ class Forest:
         rows, points = self._batch_points(X)
         high = np.empty_like(points)
         low = np.empty_like(points)
-        with _threads(self.n_jobs):
+        with _threads(self.n_jobs, points.shape[0]):
             _kernels.attribution_batch(self._trees, points, high, low)
         n = rows.values.shape[0]
         return (
@@ -332,7 +339,7 @@ class Forest:
         trees = self._trees if self._trees is not None else self._new_trees(rows.values.shape[1])
         scores = np.empty(points.shape[0])
         buffer = np.empty((self.num_trees, min(_CHUNK, max(points.shape[0], 1))))
-        with _threads(self.n_jobs):
+        with _threads(self.n_jobs, points.shape[0]):
             for start in range(0, points.shape[0], _CHUNK):
                 chunk = points[start : start + _CHUNK]
                 view = buffer[:, : chunk.shape[0]]
