@@ -413,19 +413,8 @@ class Forest:
     def __setstate__(self, state):
         self.__dict__.update(state)
 
-    def save(self, path):
-        """Write the forest to ``path`` in rcforest's versioned model format.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            Destination file; ``.rcf`` is the usual suffix.
-
-        Notes
-        -----
-        The file is a zip of numpy arrays plus JSON metadata, read back with
-        ``allow_pickle=False``: loading it runs no code.
-        """
+    def _state(self):
+        """The forest as JSON-ready parameters and named arrays (see :meth:`save`)."""
         params = {
             "num_trees": self.num_trees,
             "sample_size": self.sample_size,
@@ -440,7 +429,52 @@ class Forest:
         if self._trees is not None:
             arrays.update({f"tree.{k}": v for k, v in self._trees._asdict().items()})
             arrays["tail"] = self._tail
-        _format.write(os.fspath(path), params, arrays)
+        return params, arrays
+
+    @classmethod
+    def _from_state(cls, params, arrays):
+        """Rebuild a forest from :meth:`_state`'s output, checking every array.
+
+        Raises
+        ------
+        ValueError
+            If the parameters or arrays are missing, malformed or inconsistent.
+        """
+        try:
+            forest = cls(
+                num_trees=params["num_trees"],
+                sample_size=params["sample_size"],
+                shingle_size=params["shingle_size"],
+                time_decay=params["time_decay"],
+                random_state=params["random_state"],
+            )
+            if params["n_features"] is not None:
+                forest.n_features_ = check_int(params["n_features"], "n_features", 1)
+                forest.points_seen_ = check_int(params["points_seen"], "points_seen", 0)
+                forest.feature_names_in_ = [str(c) for c in params["columns"]]
+                forest._trees = _trees_from(arrays, forest)
+                forest._tail = _array(arrays, "tail", np.float64, (None, forest.n_features_))
+                tail_rows, num_names = forest._tail.shape[0], len(forest.feature_names_in_)
+                if tail_rows > forest.shingle_size - 1 or num_names != forest.n_features_:
+                    raise ValueError("stream tail or column names do not match the parameters")
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"inconsistent forest: {error}") from None
+        return forest
+
+    def save(self, path):
+        """Write the forest to ``path`` in rcforest's versioned model format.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Destination file; ``.rcf`` is the usual suffix.
+
+        Notes
+        -----
+        The file is a zip of numpy arrays plus JSON metadata, read back with
+        ``allow_pickle=False``: loading it runs no code.
+        """
+        _format.write(os.fspath(path), *self._state())
 
     @classmethod
     def load(cls, path):
@@ -463,25 +497,9 @@ class Forest:
         path = os.fspath(path)
         params, arrays = _format.read(path)
         try:
-            forest = cls(
-                num_trees=params["num_trees"],
-                sample_size=params["sample_size"],
-                shingle_size=params["shingle_size"],
-                time_decay=params["time_decay"],
-                random_state=params["random_state"],
-            )
-            if params["n_features"] is not None:
-                forest.n_features_ = check_int(params["n_features"], "n_features", 1)
-                forest.points_seen_ = check_int(params["points_seen"], "points_seen", 0)
-                forest.feature_names_in_ = [str(c) for c in params["columns"]]
-                forest._trees = _trees_from(arrays, forest)
-                forest._tail = _array(arrays, "tail", np.float64, (None, forest.n_features_))
-                tail_rows, num_names = forest._tail.shape[0], len(forest.feature_names_in_)
-                if tail_rows > forest.shingle_size - 1 or num_names != forest.n_features_:
-                    raise ValueError("stream tail or column names do not match the parameters")
-        except (KeyError, TypeError, ValueError) as error:
+            return cls._from_state(params, arrays)
+        except ValueError as error:
             raise ValueError(f"{path} is not a valid rcforest model: {error}") from None
-        return forest
 
 
 def _array(arrays, name, dtype, shape):

@@ -41,16 +41,13 @@ detection's rule of ignoring deviations small relative to the expected value.
 """
 
 import copy
-import io
-import json
 import math
 import os
-import tempfile
-import zipfile
 
 import numpy as np
 import pandas as pd
 
+from rcforest import _format
 from rcforest._core import check_float, check_int
 from rcforest.forest import Forest
 
@@ -789,14 +786,12 @@ class ThresholdedForest:
 
         Notes
         -----
-        The file is a zip holding a JSON header (parameters, counters,
-        threshold statistics), the history and transform statistics as
-        ``.npy`` arrays, and the forest in rcforest's model format; reading
-        it uses ``allow_pickle=False``, so loading runs no code.
+        The file is in rcforest's format (:mod:`rcforest._format`): a JSON
+        header with the parameters, counters and threshold statistics, and
+        the history, transform statistics and forest as ``.npy`` arrays;
+        reading it uses ``allow_pickle=False``, so loading runs no code.
         """
         state = {
-            "format": _FORMAT_NAME,
-            "version": _FORMAT_VERSION,
             "params": self._params(),
             "period_": self.period_,
             "shingle_size_": self.shingle_size_,
@@ -806,18 +801,13 @@ class ThresholdedForest:
             "anomaly": self._anomaly,
         }
         arrays = {"history": self._history, "mean": self._mean, "scale": self._scale, "residual": self._residual}
-        with zipfile.ZipFile(os.fspath(path), "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-            archive.writestr("detector.json", json.dumps(state, indent=1))
-            for name, value in arrays.items():
-                if value is not None:
-                    buffer = io.BytesIO()
-                    np.save(buffer, np.ascontiguousarray(value), allow_pickle=False)
-                    archive.writestr(f"{name}.npy", buffer.getvalue())
-            if self.forest_ is not None:
-                with tempfile.TemporaryDirectory() as folder:
-                    model = os.path.join(folder, "forest.rcf")
-                    self.forest_.save(model)
-                    archive.write(model, "forest.rcf")
+        arrays = {name: value for name, value in arrays.items() if value is not None}
+        forest = None
+        if self.forest_ is not None:
+            forest, forest_arrays = self.forest_._state()
+            arrays.update({f"forest/{name}": value for name, value in forest_arrays.items()})
+        header = {"detector": state, "forest": forest}
+        _format.write(os.fspath(path), header, arrays, kind=_FORMAT_NAME, version=_FORMAT_VERSION)
 
     def _restore(self, state, arrays):
         """Set the fitted state from a saved header and arrays, checking that they agree."""
@@ -872,25 +862,16 @@ class ThresholdedForest:
             If the file is not a saved detector or is inconsistent.
         """
         path = os.fspath(path)
+        header, arrays = _format.read(path, kind=_FORMAT_NAME, version=_FORMAT_VERSION)
         try:
-            with zipfile.ZipFile(path) as archive:
-                names = set(archive.namelist())
-                state = json.loads(archive.read("detector.json"))
-                if state.get("format") != _FORMAT_NAME or state.get("version") != _FORMAT_VERSION:
-                    raise ValueError(f"format {state.get('format')!r} version {state.get('version')!r}")
-                arrays = {
-                    name: np.load(io.BytesIO(archive.read(f"{name}.npy")), allow_pickle=False)
-                    for name in ("history", "mean", "scale", "residual")
-                    if f"{name}.npy" in names
-                }
-                detector = cls(**state["params"])
-                if "forest.rcf" in names:
-                    with tempfile.TemporaryDirectory() as folder:
-                        archive.extract("forest.rcf", folder)
-                        detector.forest_ = Forest.load(os.path.join(folder, "forest.rcf"))
-                    if detector.n_jobs is not None:
-                        detector.forest_.n_jobs = detector.n_jobs
+            state = header["detector"]
+            detector = cls(**state["params"])
+            if header["forest"] is not None:
+                prefix = "forest/"
+                forest_arrays = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+                detector.forest_ = Forest._from_state(header["forest"], forest_arrays)
+                detector.forest_.n_jobs = detector.n_jobs
             detector._restore(state, arrays)
-        except (KeyError, TypeError, ValueError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+        except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{path} is not a valid ThresholdedForest state: {error}") from None
         return detector

@@ -213,7 +213,7 @@ def test_unfitted_forest_round_trips(tmp_path):
 def test_load_refuses_foreign_files(tmp_path, content):
     path = tmp_path / "foreign.rcf"
     path.write_bytes(content)
-    with pytest.raises(ValueError, match="not an rcforest model"):
+    with pytest.raises(ValueError, match="not an rcforest model file"):
         Forest.load(path)
 
 

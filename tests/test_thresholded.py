@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rcforest import Forest
 from rcforest.evaluate import top_days, window_metrics
 from rcforest.thresholded import ThresholdedForest, estimate_period
 
@@ -251,7 +252,10 @@ def test_state_restores_mid_stream_bit_identically(tmp_path, how):
 def test_load_rejects_other_files(tmp_path):
     path = tmp_path / "not-a-detector.zip"
     path.write_bytes(b"hello")
-    with pytest.raises(ValueError, match="not a valid ThresholdedForest state"):
+    with pytest.raises(ValueError, match="not an rcforest thresholded file"):
+        ThresholdedForest.load(path)
+    Forest(num_trees=2, sample_size=4).save(path)
+    with pytest.raises(ValueError, match="holds 'rcforest-model', not 'rcforest-thresholded'"):
         ThresholdedForest.load(path)
 
 
@@ -262,10 +266,10 @@ def test_load_rejects_an_inconsistent_state(tmp_path):
     with zipfile.ZipFile(tmp_path / "good.zip") as source, zipfile.ZipFile(tmp_path / "bad.zip", "w") as target:
         for name in source.namelist():
             data = source.read(name)
-            if name == "detector.json":
-                state = json.loads(data)
-                state["rows_seen_"] = 5000
-                data = json.dumps(state)
+            if name == "rcforest.json":
+                header = json.loads(data)
+                header["params"]["detector"]["rows_seen_"] = 5000
+                data = json.dumps(header)
             target.writestr(name, data)
     with pytest.raises(ValueError, match="history does not match"):
         ThresholdedForest.load(tmp_path / "bad.zip")
