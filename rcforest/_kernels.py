@@ -104,6 +104,22 @@ def _displace(tr, t, point, local_rng):
     return displacement_of(tr, t, point, local_rng, 0)
 
 
+@njit(cache=True)
+def _stream_tree(tr, t, points, sequence_start, time_decay, mode, out):
+    """Feed rows in order through tree ``t``, writing what ``mode`` asks to ``out``."""
+    local_rng = np.empty(1, np.uint64)
+    for row in range(points.shape[0]):
+        point = points[row]
+        if mode == MODE_SCORE:
+            out[row] = score_point(tr, t, point)
+        elif mode == MODE_CODISP:
+            out[row] = _displace(tr, t, point, local_rng)[0]
+        elif mode == MODE_DISPLACEMENT:
+            out[row] = _displace(tr, t, point, local_rng)[1]
+        w = draw_weight(tr.rng, t, sequence_start + row, time_decay)
+        _offer(tr, t, point, w)
+
+
 @njit(cache=True, parallel=True)
 def stream(tr, points, sequence_start, time_decay, mode, out):
     """Feed rows in order through every tree's reservoir, scoring first.
@@ -121,17 +137,7 @@ def stream(tr, points, sequence_start, time_decay, mode, out):
     out : ndarray of float64, shape (num_trees, num_rows)
     """
     for t in prange(tr.root.shape[0]):
-        local_rng = np.empty(1, np.uint64)
-        for row in range(points.shape[0]):
-            point = points[row]
-            if mode == MODE_SCORE:
-                out[t, row] = score_point(tr, t, point)
-            elif mode == MODE_CODISP:
-                out[t, row] = _displace(tr, t, point, local_rng)[0]
-            elif mode == MODE_DISPLACEMENT:
-                out[t, row] = _displace(tr, t, point, local_rng)[1]
-            w = draw_weight(tr.rng, t, sequence_start + row, time_decay)
-            _offer(tr, t, point, w)
+        _stream_tree(tr, t, points, sequence_start, time_decay, mode, out[t])
 
 
 @njit(cache=True)
@@ -200,6 +206,21 @@ def attribution_batch(tr, points, high, low):
         for i in range(dim):
             high[row, i] /= num_trees
             low[row, i] /= num_trees
+
+
+@njit(cache=True)
+def tree_mean(per_tree, out):
+    """Mean over trees of a ``(num_trees, num_rows)`` output, into ``out``.
+
+    Trees are added one after another, so a row's value does not depend on
+    which other rows were computed with it.
+    """
+    out[:] = 0.0
+    for t in range(per_tree.shape[0]):
+        for row in range(per_tree.shape[1]):
+            out[row] += per_tree[t, row]
+    for row in range(per_tree.shape[1]):
+        out[row] /= per_tree.shape[0]
 
 
 @njit(cache=True)

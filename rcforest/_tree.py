@@ -212,18 +212,28 @@ def _replace_child(tr, t, parent, old, new):
 
 @njit(cache=True)
 def _grow_ancestors(tr, t, node, point):
-    """Add one unit of mass and extend the boxes from ``node`` to the root."""
+    """Add one unit of mass and extend the boxes from ``node`` to the root.
+
+    Once a box already holds the point, so do all the boxes above it: from
+    there on only the masses change.
+    """
     dim = point.shape[0]
+    grow = True
     while node != -1:
         tr.mass[t, node] += 1
-        range_sum = 0.0
-        for i in range(dim):
-            if point[i] < tr.box_min[t, node, i]:
-                tr.box_min[t, node, i] = point[i]
-            if point[i] > tr.box_max[t, node, i]:
-                tr.box_max[t, node, i] = point[i]
-            range_sum += tr.box_max[t, node, i] - tr.box_min[t, node, i]
-        tr.range_sum[t, node] = range_sum
+        if grow:
+            grow = False
+            range_sum = 0.0
+            for i in range(dim):
+                if point[i] < tr.box_min[t, node, i]:
+                    tr.box_min[t, node, i] = point[i]
+                    grow = True
+                if point[i] > tr.box_max[t, node, i]:
+                    tr.box_max[t, node, i] = point[i]
+                    grow = True
+                range_sum += tr.box_max[t, node, i] - tr.box_min[t, node, i]
+            if grow:
+                tr.range_sum[t, node] = range_sum
         node = tr.parent[t, node]
 
 

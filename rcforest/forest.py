@@ -24,12 +24,10 @@ _MODES = {
 
 
 def _tree_mean(per_tree):
-    """Mean over trees (rows), adding trees in order so each column's value
-    does not depend on how many columns are computed together."""
-    total = per_tree[0].copy()
-    for row in per_tree[1:]:
-        total += row
-    return total / per_tree.shape[0]
+    """Mean over trees (rows) of a per-tree output (see :func:`_kernels.tree_mean`)."""
+    out = np.empty(per_tree.shape[1])
+    _kernels.tree_mean(per_tree, out)
+    return out
 
 
 # Below this many rows a call runs on one thread: waking the others costs
