@@ -237,6 +237,20 @@ def _grow_ancestors(tr, t, node, point):
         node = tr.parent[t, node]
 
 
+@njit(cache=True, fastmath={"reassoc", "nsz"})
+def _gap_fast(tr, t, node, point):
+    """:func:`_gap` summed in any order, for scores.
+
+    Letting the compiler reassociate the sum vectorises it: about twice as
+    fast at 48 dimensions. It agrees with :func:`_gap` to rounding;
+    insertion keeps the exact order, so that its draws can be reproduced.
+    """
+    gap = 0.0
+    for i in range(point.shape[0]):
+        gap += max(tr.box_min[t, node, i] - point[i], 0.0) + max(point[i] - tr.box_max[t, node, i], 0.0)
+    return gap
+
+
 @njit(cache=True)
 def _cut_in_gap(tr, t, node, point, r):
     """The separating cut at offset ``r`` into the gaps between ``point`` and a box.
@@ -496,7 +510,7 @@ def _seen_score(mass, total, depth):
     return (1.0 - mass / (2.0 * total)) / (depth + np.log2(mass + 1.0))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def score_point(tr, t, point):
     """Expected-inverse-depth anomaly score of ``point`` in tree ``t``.
 
@@ -532,7 +546,7 @@ def score_point(tr, t, point):
     node = tr.parent[t, leaf]
     depth -= 1
     while node != -1:
-        gap = _gap(tr, t, node, point)
+        gap = _gap_fast(tr, t, node, point)
         if gap == 0.0:
             break
         prob = gap / (tr.range_sum[t, node] + gap)
