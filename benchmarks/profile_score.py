@@ -1,0 +1,116 @@
+"""Where the time of a batch score goes, per tree and point, by stage.
+
+Usage::
+
+    python benchmarks/profile_score.py [--dim 48]
+
+It fits a 100-tree, 256-sample forest on Gaussian data and times, on one
+thread, the stages of :func:`rcforest._tree.score_point`: following the
+cuts down to a leaf, checking the leaf, and walking back up through the
+ancestors whose boxes do not hold the point (summing ``dim`` gaps at each).
+It also counts the depth and the ancestors visited, and times
+scikit-learn's IsolationForest on the same data for comparison.
+"""
+
+import argparse
+import sys
+import time
+
+import numpy as np
+from numba import njit
+
+from rcforest import Forest
+from rcforest._tree import _descend, _gap_fast, _is_leaf_point, score_point
+
+__all__ = ["main"]
+
+
+@njit
+def _descend_only(tr, points):
+    total = 0
+    for t in range(tr.root.shape[0]):
+        for row in range(points.shape[0]):
+            total += _descend(tr, t, points[row])[1]
+    return total
+
+
+@njit
+def _descend_and_check(tr, points):
+    total = 0
+    for t in range(tr.root.shape[0]):
+        for row in range(points.shape[0]):
+            leaf, depth = _descend(tr, t, points[row])
+            total += depth + _is_leaf_point(tr, t, leaf, points[row])
+    return total
+
+
+@njit
+def _ancestors_walked(tr, points):
+    walked = 0
+    for t in range(tr.root.shape[0]):
+        for row in range(points.shape[0]):
+            leaf, _ = _descend(tr, t, points[row])
+            node = tr.parent[t, leaf]
+            while node != -1:
+                walked += 1
+                if _gap_fast(tr, t, node, points[row]) == 0.0:
+                    break
+                node = tr.parent[t, node]
+    return walked
+
+
+@njit
+def _score_all(tr, points):
+    total = 0.0
+    for t in range(tr.root.shape[0]):
+        for row in range(points.shape[0]):
+            total += score_point(tr, t, points[row])
+    return total
+
+
+def _ns_per_tree_point(fn, trees, points):
+    fn(trees, points[:2])  # compile
+    best = np.inf
+    for _ in range(3):
+        start = time.process_time()
+        fn(trees, points)
+        best = min(best, time.process_time() - start)
+    return best / (points.shape[0] * trees.root.shape[0]) * 1e9
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dim", type=int, default=48)
+    parser.add_argument("--rows", type=int, default=5000)
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(20_000, args.dim))
+    queries = rng.normal(size=(args.rows, args.dim))
+    trees = Forest(100, 256, random_state=0, n_jobs=1).fit(data)._trees
+    visits = _descend_only(trees, queries[:1000]) / (1000 * 100)
+    walked = _ancestors_walked(trees, queries[:1000]) / (1000 * 100)
+    descend = _ns_per_tree_point(_descend_only, trees, queries)
+    checked = _ns_per_tree_point(_descend_and_check, trees, queries)
+    score = _ns_per_tree_point(_score_all, trees, queries)
+    print(f"{args.dim}-D points, 100 trees of 256, one thread, per tree and point:")
+    print(
+        f"  leaf depth {visits:.1f}, ancestors walked {walked:.1f} (each: {args.dim} gaps, 2 x {args.dim} floats read)"
+    )
+    print(f"  descend {descend:.0f} ns, + leaf check {checked - descend:.0f} ns, + walk up {score - checked:.0f} ns")
+    print(f"  score_point total {score:.0f} ns")
+    try:
+        from sklearn.ensemble import IsolationForest
+    except ImportError:
+        return 0
+    model = IsolationForest(n_estimators=100, max_samples=256, n_jobs=1, random_state=0).fit(data)
+    model.score_samples(queries[:100])
+    start = time.process_time()
+    model.score_samples(queries)
+    spent = time.process_time() - start
+    per_tree_point = spent / (args.rows * 100) * 1e9
+    print(f"  IsolationForest score_samples {per_tree_point:.0f} ns (depth limit 8, one comparison a level)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
