@@ -7,8 +7,8 @@ import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-# Blocks that need a server started from the shell first are run by the endpoint tests instead.
-RUNNABLE = [block for block in BLOCKS if "endpoint_url=" not in block]
+# Blocks that need a cluster or a server started from the shell are run by the dask and endpoint tests.
+RUNNABLE = [block for block in BLOCKS if "endpoint_url=" not in block and "tcp://scheduler" not in block]
 
 
 def test_the_readme_has_examples():
