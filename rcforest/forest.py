@@ -227,14 +227,15 @@ class Forest:
     def _per_tree(self, kernel, points, outputs=1):
         """Run a per-tree read-only kernel over ``points`` in chunks; average over trees."""
         results = [np.empty(points.shape[0]) for _ in range(outputs)]
-        buffers = [np.empty((self.num_trees, min(_CHUNK, points.shape[0]))) for _ in range(outputs)]
         with _threads(self.n_jobs, points.shape[0]):
             for start in range(0, points.shape[0], _CHUNK):
                 chunk = points[start : start + _CHUNK]
-                views = [b[:, : chunk.shape[0]] for b in buffers]
-                kernel(self._trees, chunk, *views)
-                for result, view in zip(results, views):
-                    result[start : start + chunk.shape[0]] = _tree_mean(view)
+                # A fresh C-ordered buffer per chunk: slices of one buffer would
+                # change the array layout and make numba compile a second variant.
+                per_tree = [np.empty((self.num_trees, chunk.shape[0])) for _ in range(outputs)]
+                kernel(self._trees, chunk, *per_tree)
+                for result, values in zip(results, per_tree):
+                    result[start : start + chunk.shape[0]] = _tree_mean(values)
         return results
 
     def _batch_points(self, X):
@@ -336,14 +337,13 @@ class Forest:
         points = shingle(series, self.shingle_size)
         trees = self._trees if self._trees is not None else self._new_trees(rows.values.shape[1])
         scores = np.empty(points.shape[0])
-        buffer = np.empty((self.num_trees, min(_CHUNK, max(points.shape[0], 1))))
         with _threads(self.n_jobs, points.shape[0]):
             for start in range(0, points.shape[0], _CHUNK):
                 chunk = points[start : start + _CHUNK]
-                view = buffer[:, : chunk.shape[0]]
-                _kernels.stream(trees, chunk, self.points_seen_ + start, self.time_decay, mode, view)
+                per_tree = np.empty((self.num_trees, chunk.shape[0]))  # C-ordered: see _per_tree
+                _kernels.stream(trees, chunk, self.points_seen_ + start, self.time_decay, mode, per_tree)
                 if mode != _kernels.MODE_NONE:
-                    scores[start : start + chunk.shape[0]] = _tree_mean(view)
+                    scores[start : start + chunk.shape[0]] = _tree_mean(per_tree)
         self._trees = trees
         self.n_features_ = rows.values.shape[1]
         if self.feature_names_in_ is None:
