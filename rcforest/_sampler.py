@@ -21,7 +21,7 @@ from rcforest._tree import _uniform
 __all__ = []
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def draw_weight(rng, t, sequence, time_decay):
     """Reservoir weight of the point with number ``sequence`` in tree ``t``.
 
@@ -43,7 +43,7 @@ def draw_weight(rng, t, sequence, time_decay):
     return -time_decay * sequence + np.log(-np.log(u))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sift_down(weight, item, t, size, pos):
     """Restore the max-heap property below ``pos``."""
     while True:
@@ -59,7 +59,7 @@ def _sift_down(weight, item, t, size, pos):
         pos = child
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def heap_push(weight, item, size, t, w, value):
     """Push ``(w, value)`` on tree ``t``'s heap, which must not be full."""
     pos = size[t]
@@ -75,7 +75,7 @@ def heap_push(weight, item, size, t, w, value):
         pos = up
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def heap_replace_top(weight, item, size, t, w, value):
     """Replace the heaviest entry of tree ``t``'s heap by ``(w, value)``."""
     weight[t, 0] = w
@@ -83,7 +83,7 @@ def heap_replace_top(weight, item, size, t, w, value):
     _sift_down(weight, item, t, size[t], 0)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def admits(weight, size, t, w):
     """Whether a point of weight ``w`` enters tree ``t``'s reservoir.
 

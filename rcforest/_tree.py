@@ -150,7 +150,7 @@ def allocate_trees(num_trees, sample_size, dim, seeds):
     )
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _uniform(rng, t):
     """Draw a float in [0, 1) from the splitmix64 state ``rng[t]``.
 
@@ -174,7 +174,7 @@ def _uniform(rng, t):
     return float(z >> np.uint64(11)) * _TO_UNIT
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _alloc(tr, t):
     """Pop a free node of tree ``t``."""
     top = tr.free_top[t] - 1
@@ -182,7 +182,7 @@ def _alloc(tr, t):
     return tr.free_stack[t, top]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _free(tr, t, node):
     """Reset ``node`` to its canonical free values and push it on the stack."""
     tr.parent[t, node] = -1
@@ -198,7 +198,7 @@ def _free(tr, t, node):
     tr.free_top[t] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _replace_child(tr, t, parent, old, new):
     """Make ``new`` take ``old``'s place under ``parent`` (or as the root)."""
     tr.parent[t, new] = parent
@@ -210,7 +210,7 @@ def _replace_child(tr, t, parent, old, new):
         tr.right[t, parent] = new
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _grow_ancestors(tr, t, node, point):
     """Add one unit of mass and extend the boxes from ``node`` to the root.
 
@@ -237,7 +237,7 @@ def _grow_ancestors(tr, t, node, point):
         node = tr.parent[t, node]
 
 
-@njit(cache=True, fastmath={"reassoc", "nsz"})
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
 def _gap_fast(tr, t, node, point):
     """:func:`_gap` summed in any order, for scores.
 
@@ -251,7 +251,7 @@ def _gap_fast(tr, t, node, point):
     return gap
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _cut_in_gap(tr, t, node, point, r):
     """The separating cut at offset ``r`` into the gaps between ``point`` and a box.
 
@@ -296,7 +296,7 @@ def _cut_in_gap(tr, t, node, point, r):
     return last_dim, last_value  # r ran past the end by rounding
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _find_place(tr, t, point, rng, k):
     """Where :func:`insert_point` would put ``point``, without changing the tree.
 
@@ -345,7 +345,7 @@ def _find_place(tr, t, point, rng, k):
             node = tr.right[t, node]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def insert_point(tr, t, point, rng, k):
     """Insert ``point`` into tree ``t``.
 
@@ -403,7 +403,7 @@ def insert_point(tr, t, point, rng, k):
     return leaf
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _refit_box(tr, t, node):
     """Set ``node``'s box to the union of its children's; report a change."""
     left = tr.left[t, node]
@@ -422,7 +422,7 @@ def _refit_box(tr, t, node):
     return changed
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def delete_leaf(tr, t, leaf):
     """Remove one copy of the point held by ``leaf`` from tree ``t``.
 
@@ -470,21 +470,23 @@ def delete_leaf(tr, t, leaf):
         node = tr.parent[t, node]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _descend(tr, t, point):
     """Follow the stored cuts to a leaf; return the leaf and its depth."""
     node = tr.root[t]
     depth = 0
-    while tr.left[t, node] != -1:
-        if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node]:
-            node = tr.left[t, node]
-        else:
-            node = tr.right[t, node]
+    left = tr.left[t, node]
+    while left != -1:
+        # Both children are loaded and one selected: a conditional move, as
+        # the side a point takes is unpredictable for the branch predictor.
+        right = tr.right[t, node]
+        node = left if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node] else right
+        left = tr.left[t, node]
         depth += 1
     return node, depth
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _is_leaf_point(tr, t, leaf, point):
     for i in range(point.shape[0]):
         if tr.box_min[t, leaf, i] != point[i]:
@@ -492,7 +494,7 @@ def _is_leaf_point(tr, t, leaf, point):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _gap(tr, t, node, point):
     """Total distance of ``point`` outside ``node``'s box (0 inside), summed in order."""
     gap = 0.0
@@ -501,7 +503,7 @@ def _gap(tr, t, node, point):
     return gap
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _seen_score(mass, total, depth):
     """Score of a point stored ``mass`` times in a leaf at ``depth``, before scaling.
 
@@ -510,7 +512,7 @@ def _seen_score(mass, total, depth):
     return (1.0 - mass / (2.0 * total)) / (depth + np.log2(mass + 1.0))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def score_point(tr, t, point):
     """Expected-inverse-depth anomaly score of ``point`` in tree ``t``.
 
@@ -556,7 +558,7 @@ def score_point(tr, t, point):
     return score * np.log2(total + 1.0)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def attribute_point(tr, t, point, high, low):
     """Split tree ``t``'s score of ``point`` by dimension and direction.
 
@@ -624,7 +626,7 @@ def attribute_point(tr, t, point, high, low):
         low[i] *= scale
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def displacement_at(tr, t, leaf):
     """CoDisp and Disp of the point held by ``leaf`` in tree ``t``.
 
@@ -668,7 +670,7 @@ def displacement_at(tr, t, leaf):
     return codisp, disp
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def displacement_of(tr, t, point, rng, k):
     """CoDisp and Disp of ``point`` as if inserted into tree ``t``, read-only.
 
