@@ -405,12 +405,6 @@ class Forest:
 
     # ------------------------------------------------------------------ I/O
 
-    def __getstate__(self):
-        return self.__dict__.copy()
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-
     def _state(self):
         """The forest as JSON-ready parameters and named arrays (see :meth:`save`)."""
         params = {
