@@ -78,7 +78,7 @@ def build(tr, points, heap_row):
             heap_leaf[t, j] = insert_point(tr, t, points[heap_row[t, j]], tr.rng, t)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _offer(tr, t, point, w):
     """Insert ``point`` if tree ``t``'s reservoir admits weight ``w``."""
     verdict = admits(tr.heap_weight, tr.heap_size, t, w)
@@ -93,7 +93,7 @@ def _offer(tr, t, point, w):
         heap_replace_top(tr.heap_weight, tr.heap_leaf, tr.heap_size, t, w, leaf)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _displace(tr, t, point, local_rng):
     """CoDisp and Disp of ``point`` as if inserted into tree ``t``, read-only.
 
@@ -104,7 +104,7 @@ def _displace(tr, t, point, local_rng):
     return displacement_of(tr, t, point, local_rng, 0)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _stream_tree(tr, t, points, sequence_start, time_decay, mode, out):
     """Feed rows in order through tree ``t``, writing what ``mode`` asks to ``out``."""
     local_rng = np.empty(1, np.uint64)
@@ -140,7 +140,7 @@ def stream(tr, points, sequence_start, time_decay, mode, out):
         _stream_tree(tr, t, points, sequence_start, time_decay, mode, out[t])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _score_tree(tr, t, points, out):
     """Score every row in tree ``t``."""
     for row in range(points.shape[0]):

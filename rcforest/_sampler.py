@@ -21,7 +21,7 @@ from rcforest._tree import _uniform
 __all__ = []
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def draw_weight(rng, t, sequence, time_decay):
     """Reservoir weight of the point with number ``sequence`` in tree ``t``.
 
@@ -83,7 +83,7 @@ def heap_replace_top(weight, item, size, t, w, value):
     _sift_down(weight, item, t, size[t], 0)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def admits(weight, size, t, w):
     """Whether a point of weight ``w`` enters tree ``t``'s reservoir.
 

@@ -1,5 +1,6 @@
 """The Forest class: API, shingling, streaming, bad input, round trips."""
 
+import copy
 import pickle
 
 import numba
@@ -329,3 +330,33 @@ def test_fit_needs_a_full_shingle():
 def test_bad_kind():
     with pytest.raises(ValueError, match="kind must be one of"):
         Forest().score_update([1.0], kind="depth")
+
+
+def test_parallel_stream_driver_matches_the_single_tree_kernels():
+    """The jitted drivers inline their per-tree work into a parallel loop; check
+    that they do exactly what the single-tree kernels do, called one by one."""
+    from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top
+    from rcforest._tree import delete_leaf, displacement_of, insert_point
+
+    rng = np.random.default_rng(8)
+    data = rng.integers(0, 6, size=(300, 2)).astype(float)  # duplicates too
+    forest = Forest(num_trees=3, sample_size=12, time_decay=0.05, random_state=5)
+    forest.update(data[:1])
+    ref = copy.deepcopy(forest._trees)
+    expected = np.empty((3, len(data) - 1))
+    for row, point in enumerate(data[1:], start=1):
+        for t in range(3):
+            local = np.array([ref.rng[t]])
+            expected[t, row - 1] = displacement_of(ref, t, point, local, 0)[0]
+            weight = draw_weight(ref.rng, t, row, forest.time_decay)
+            verdict = admits(ref.heap_weight, ref.heap_size, t, weight)
+            if verdict == 2:
+                delete_leaf(ref, t, ref.heap_leaf[t, 0])
+            if verdict:
+                leaf = insert_point(ref, t, point, ref.rng, t)
+                push = heap_push if verdict == 1 else heap_replace_top
+                push(ref.heap_weight, ref.heap_leaf, ref.heap_size, t, weight, leaf)
+    got = forest.score_update(data[1:], kind="codisp")
+    np.testing.assert_allclose(got, expected.mean(axis=0), rtol=1e-15)
+    for name, value in ref._asdict().items():
+        np.testing.assert_array_equal(getattr(forest._trees, name), value, err_msg=name)
