@@ -1,7 +1,7 @@
 """Input checks and conversions shared by the public classes.
 
 Every check raises a ``ValueError`` or ``TypeError`` that names the
-offending value and says how to fix it; nothing here is jitted.
+offending value and says how to fix it.
 """
 
 import numbers
@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 __all__ = []
 
@@ -151,6 +152,16 @@ def as_rows(data, name="X"):
     return Rows(np.ascontiguousarray(values), index, columns)
 
 
+@njit(cache=True)
+def shingle_rows(values, size, out):
+    """Fill ``out[j]`` with rows ``j .. j + size - 1`` of ``values``, oldest first."""
+    num_features = values.shape[1]
+    for j in range(out.shape[0]):
+        for lag in range(size):
+            for c in range(num_features):
+                out[j, lag * num_features + c] = values[j + lag, c]
+
+
 def shingle(values, size):
     """Stack ``size`` consecutive rows into one point.
 
@@ -168,11 +179,9 @@ def shingle(values, size):
     num_rows, num_features = values.shape
     if size == 1:
         return values
-    if num_rows < size:
-        return np.empty((0, size * num_features))
-    windows = np.lib.stride_tricks.sliding_window_view(values, size, axis=0)
-    # windows: (num_rows - size + 1, num_features, size) -> time-major points.
-    return np.ascontiguousarray(windows.transpose(0, 2, 1)).reshape(num_rows - size + 1, size * num_features)
+    points = np.empty((max(num_rows - size + 1, 0), size * num_features))
+    shingle_rows(values, size, points)
+    return points
 
 
 def shingle_names(columns, size):
