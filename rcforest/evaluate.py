@@ -173,7 +173,8 @@ def window_metrics(alerts, windows, index=None, probation=0):
         Labelled anomaly windows, inclusive; index labels when ``index``
         is given (timestamps, say), else row positions.
     index : array-like, optional
-        Labels of the rows, sorted ascending. When it is a DatetimeIndex,
+        Labels of the rows, sorted ascending; by default the index of
+        ``alerts`` when it is a pandas Series. When it is a DatetimeIndex,
         times to detect are also given as ``pandas.Timedelta``.
     probation : int, default 0
         Number of leading rows not counted as false positives (NAB's
@@ -201,6 +202,8 @@ def window_metrics(alerts, windows, index=None, probation=0):
     >>> m["windows_hit"], m["time_to_detect"], m["false_positive_events"]
     (1, [1, None], 2)
     """
+    if index is None and isinstance(alerts, pd.Series):
+        index = alerts.index
     flags = _flags(alerts, "alerts")
     num_rows = flags.size
     if index is not None and len(index) != num_rows:

@@ -123,3 +123,11 @@ def test_top_days_ranks_by_grade_then_score():
     later = top_days(index, grades, scores, k=5, probation=24)
     assert "2024-01-01" not in [str(d.date()) for d in later["day"]]
     assert np.isnan(later.attrs["precision"])
+
+
+def test_window_metrics_takes_the_index_of_a_series():
+    index = pd.date_range("2024-01-01", periods=10, freq="h")
+    alerts = pd.Series([0, 0, 1, 0, 0, 0, 0, 0, 1, 0], index=index) > 0
+    m = window_metrics(alerts, [(index[1], index[3])])
+    assert m["windows_hit"] == 1 and m["false_positive_events"] == 1
+    assert m["time_to_detect_time"] == [pd.Timedelta(hours=1)]
