@@ -206,8 +206,12 @@ class _Table:
         return data.iloc[:, 0] if data.shape[1] == 1 else data
 
 
-def _read_table(path, columns=None, time_column=None, model_columns=None):
-    """Read ``path`` and check the selected columns; raise UsageError with the fix."""
+def _read_table(path, columns=None, time_column=None, model_columns=None, allow_empty=False):
+    """Read ``path`` and check the selected columns; raise UsageError with the fix.
+
+    With ``allow_empty``, empty cells are kept as NaN (the streaming detector
+    imputes them); non-numeric values are refused either way.
+    """
     import numpy as np
     import pandas as pd
 
@@ -262,6 +266,8 @@ def _read_table(path, columns=None, time_column=None, model_columns=None):
         raw = frame[name]
         values = pd.to_numeric(raw, errors="coerce").astype(float)
         bad = ~np.isfinite(values.to_numpy())
+        if allow_empty:
+            bad &= ~raw.isna().to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             what = "an empty value" if pd.isna(raw.iloc[row]) else f"the non-numeric value {raw.iloc[row]!r}"
@@ -375,7 +381,7 @@ def _run_score(args):
     else:
         params = _forest_parameters(args)
         _check_parameters(params)
-        table = _read_table(args.input, args.column, args.time_column)
+        table = _read_table(args.input, args.column, args.time_column, allow_empty=args.stream)
         if args.stream:
             output = _stream_scores(table, params, args)
             how = "a streaming thresholded forest"

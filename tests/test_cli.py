@@ -261,6 +261,21 @@ def test_stream_adds_grade_and_threshold(csv, tmp_path, capsys):
     assert image.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_stream_imputes_empty_cells_but_refuses_text(tmp_path, capsys):
+    frame = _series()
+    frame.loc[[100, 101, 1500], "value"] = np.nan
+    path = tmp_path / "gaps.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "graded.csv"
+    code, _, err = _run(["score", path, "--stream", "--shingle-size", 4, *SMALL, "-o", out], capsys)
+    assert code == 0, err
+    written = pd.read_csv(out)
+    assert len(written) == len(frame) and written["value"].isna().sum() == 3
+    assert written["grade"].iloc[[100, 101, 1500]].fillna(0).eq(0).all()  # imputed rows never alert
+    _write(path, "value\n1\n2\nabc\n4\n")
+    _fail(["score", path, "--stream"], capsys, "'abc'")
+
+
 def test_demo_prints_event_metrics(tmp_path, capsys, monkeypatch):
     pytest.importorskip("rcforest.thresholded")
     pytest.importorskip("rcforest.evaluate")
