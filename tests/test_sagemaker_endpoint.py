@@ -8,7 +8,6 @@ closed loopback port.
 import http.client
 import io
 import json
-import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import boto3
@@ -345,19 +344,17 @@ def test_concurrent_clients_all_answered_correctly(aws_env, server, forest):
                 wrong.append((content_type, accept))
         return answered, wrong
 
-    start = time.monotonic()
     pool = ThreadPoolExecutor(max_workers=clients)
     try:
         futures = [pool.submit(client, requests) for requests in plan]
         done, not_done = wait(futures, timeout=time_limit)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-    elapsed = time.monotonic() - start
+    # The run is bounded in time by the wait; a client still running is a failure.
     assert not not_done, f"{len(not_done)} clients still running after {time_limit} s"
     results = [future.result() for future in done]
     assert sum(answered for answered, _ in results) == clients * per_client
     assert [failure for _, wrong in results for failure in wrong] == []
-    assert elapsed < time_limit
     assert _get(server, "/ping")[0] == 200
 
 
