@@ -54,6 +54,25 @@ def _positions(values, index=None):
     return index, values
 
 
+def _flag_and_finish(ax, x, y, flags, flag_label, ylabel, title):
+    """Mark the flagged points of ``(x, y)`` in red, label the axes and finish them."""
+    mask = _flag_mask(flags, y.shape[0])
+    if mask is not None and mask.any():
+        ax.scatter(
+            np.asarray(x)[mask],
+            y[mask],
+            s=_marker_size(mask.sum()),
+            color=_FLAG_COLOR,
+            zorder=3,
+            label=f"{flag_label} ({mask.sum()})",
+        )
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    _finish(ax)
+    return ax
+
+
 def _flag_mask(flags, length):
     """Return ``flags`` as a boolean array of ``length`` (None stays None)."""
     if flags is None:
@@ -111,21 +130,7 @@ def plot_series(series, flags=None, windows=None, ax=None, title=None, ylabel="v
     x, y = _positions(series)
     plot_windows(ax, windows)
     ax.plot(x, y, color=_SERIES_COLOR, lw=0.7, label=getattr(series, "name", None) or "series")
-    mask = _flag_mask(flags, y.shape[0])
-    if mask is not None and mask.any():
-        ax.scatter(
-            np.asarray(x)[mask],
-            y[mask],
-            s=_marker_size(mask.sum()),
-            color=_FLAG_COLOR,
-            zorder=3,
-            label=f"{flag_label} ({mask.sum()})",
-        )
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    _finish(ax)
-    return ax
+    return _flag_and_finish(ax, x, y, flags, flag_label, ylabel, title)
 
 
 def plot_scores(scores, threshold=None, flags=None, windows=None, ax=None, title=None, ylabel="anomaly score"):
@@ -163,21 +168,7 @@ def plot_scores(scores, threshold=None, flags=None, windows=None, ax=None, title
         if flags is None:
             with np.errstate(invalid="ignore"):
                 flags = y > limit
-    mask = _flag_mask(flags, y.shape[0])
-    if mask is not None and mask.any():
-        ax.scatter(
-            np.asarray(x)[mask],
-            y[mask],
-            s=_marker_size(mask.sum()),
-            color=_FLAG_COLOR,
-            zorder=3,
-            label=f"flagged ({mask.sum()})",
-        )
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    _finish(ax)
-    return ax
+    return _flag_and_finish(ax, x, y, flags, "flagged", ylabel, title)
 
 
 def plot_grades(grades, windows=None, ax=None, title=None):
