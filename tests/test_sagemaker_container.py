@@ -212,18 +212,8 @@ def served_model(tmp_path):
             process.wait()
 
 
-def test_served_model_answers_boto3_like_forest_score(served_model, monkeypatch):
+def test_served_model_answers_boto3_like_forest_score(served_model, aws_env):
     url, forest = served_model
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    }.items():
-        monkeypatch.setenv(name, value)
     runtime = boto3.session.Session().client(
         "sagemaker-runtime", endpoint_url=url, config=Config(retries={"max_attempts": 1})
     )

@@ -32,32 +32,12 @@ from rcforest.sagemaker.serializers import CSVSerializer, JSONLinesSerializer, J
 from rcforest.server import MAX_PAYLOAD_BYTES, BackgroundServer
 
 FEATURES = 3
-AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "AWS_CONFIG_FILE": "/dev/null",
-    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    "NO_PROXY": "127.0.0.1,localhost",
-    "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
-}
 SERIALIZERS = {
     "text/csv": CSVSerializer(),
     "application/json": JSONSerializer(),
     "application/jsonlines": JSONLinesSerializer(),
     "application/x-recordio-protobuf": RecordSerializer(),
 }
-
-
-@pytest.fixture(scope="module")
-def aws_env():
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in AWS_ENV.items():
-            patch.setenv(name, value)
-        yield
 
 
 @pytest.fixture(scope="module")

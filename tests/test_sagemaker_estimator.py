@@ -225,18 +225,7 @@ def test_test_channel_without_labels_fails(rcf):
         rcf.fit([rcf.record_set(_data(rows=200)), rcf.record_set(_data(rows=50), channel="test")], logs=False)
 
 
-def test_deployed_endpoint_serves_boto3_and_sdk_clients(rcf, monkeypatch):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
-    }.items():
-        monkeypatch.setenv(name, value)
+def test_deployed_endpoint_serves_boto3_and_sdk_clients(rcf, aws_env):
     rcf.fit(rcf.record_set(_data()), logs=False)
     ours = rcf.deploy(initial_instance_count=1, instance_type="local", endpoint_name="taxi-rcf")
     url = ours.endpoint_url
