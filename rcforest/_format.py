@@ -14,6 +14,8 @@ import zipfile
 
 import numpy as np
 
+from rcforest._version import __version__
+
 __all__ = []
 
 FORMAT_NAME = "rcforest-model"
@@ -39,8 +41,6 @@ def write(path, params, arrays, kind=FORMAT_NAME, version=FORMAT_VERSION):
     version : int
         Version of that kind's layout.
     """
-    from rcforest import __version__
-
     header = {"format": kind, "version": version, "rcforest": __version__, "params": params}
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         archive.writestr(_HEADER, json.dumps(header, indent=1))

@@ -32,6 +32,8 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from rcforest.errors import DataUnavailableError
+
 __all__ = [
     "Dataset",
     "DataUnavailableError",
@@ -81,10 +83,6 @@ class Dataset(NamedTuple):
     series: pd.Series
     anomalies: pd.DatetimeIndex
     windows: list
-
-
-class DataUnavailableError(FileNotFoundError):
-    """The data set is neither on disk nor downloadable; the message says where to put it."""
 
 
 def get_data_home(data_home=None):

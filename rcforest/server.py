@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 
-__all__ = ["MAX_PAYLOAD_BYTES", "BackgroundServer", "add_commands", "create_app", "load_model"]
+__all__ = ["MAX_PAYLOAD_BYTES", "BackgroundServer", "create_app", "load_model", "serve"]
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 # Bodies announced above this are refused without reading them.
@@ -269,48 +269,26 @@ def _listen(host, port):
     return sock
 
 
-def _run_serve(args):
-    """Run ``rcforest serve``: load the model, bind, serve until stopped."""
-    import uvicorn
-
-    forest = load_model(args.model)
-    sock = _listen(args.host, args.port)
-    print(
-        f"serving {args.model} ({forest.n_features_} features, {forest.num_trees} trees) "
-        f"on http://{args.host}:{sock.getsockname()[1]}",
-        flush=True,
-    )
-    config = uvicorn.Config(create_app(forest), log_level=args.log_level, lifespan="off")
-    uvicorn.Server(config).run(sockets=[sock])
-    return 0
-
-
-def add_commands(subparsers):
-    """Add the ``serve`` subcommand to the ``rcforest`` command line.
+def serve(model="/opt/ml/model", host="127.0.0.1", port=8080, log_level="info"):
+    """Load a model, bind and serve it until stopped: ``rcforest serve``.
 
     Parameters
     ----------
-    subparsers : argparse._SubParsersAction
+    model : str or os.PathLike, default "/opt/ml/model"
+        A model file, or a directory holding ``model.rcf``.
+    host : str, default "127.0.0.1"
+    port : int, default 8080
+    log_level : str, default "info"
+        uvicorn's log level.
     """
-    parser = subparsers.add_parser(
-        "serve",
-        help="serve a model over HTTP with SageMaker's endpoint contract",
-        description="Serve MODEL (a .rcf file or a directory holding model.rcf, such as /opt/ml/model): "
-        "GET /ping, POST /invocations and POST /endpoints/<name>/invocations.",
+    import uvicorn
+
+    forest = load_model(model)
+    sock = _listen(host, port)
+    print(
+        f"serving {model} ({forest.n_features_} features, {forest.num_trees} trees) "
+        f"on http://{host}:{sock.getsockname()[1]}",
+        flush=True,
     )
-    parser.add_argument(
-        "model",
-        metavar="MODEL",
-        nargs="?",
-        default="/opt/ml/model",
-        help="model file or directory (default: /opt/ml/model)",
-    )
-    parser.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    parser.add_argument(
-        "--log-level",
-        default="info",
-        choices=["critical", "error", "warning", "info", "debug"],
-        help="server log level (default: info)",
-    )
-    parser.set_defaults(func=_run_serve)
+    config = uvicorn.Config(create_app(forest), log_level=log_level, lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rcforest import Forest, commands
-from rcforest.cli import main
+from rcforest import Forest
+from rcforest.cli import main, report
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SMALL = ["--num-trees", "30", "--sample-size", "64"]
@@ -136,7 +136,7 @@ def test_plot_draws_a_png(csv, tmp_path, capsys):
 
 
 def test_progress_bar_only_on_a_terminal_and_not_with_quiet(csv, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(commands, "_PROGRESS_DELAY", 0)
+    monkeypatch.setattr(report, "_PROGRESS_DELAY", 0)
     code, _, err = _run(["score", csv, *SMALL, "-o", tmp_path / "a.csv"], capsys)
     assert code == 0 and "scoring" not in err  # captured stderr is no terminal
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
@@ -145,13 +145,6 @@ def test_progress_bar_only_on_a_terminal_and_not_with_quiet(csv, tmp_path, capsy
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     code, _, err = _run(["score", csv, *SMALL, "-o", tmp_path / "c.csv", "--quiet"], capsys)
     assert code == 0 and err == ""
-
-
-def test_scores_without_tqdm_installed(csv, tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "tqdm", None)  # makes "from tqdm import tqdm" fail
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    code, _, err = _run(["score", csv, *SMALL, "-o", tmp_path / "a.csv"], capsys)
-    assert code == 0 and "scored 3000 rows" in err and "scoring:" not in err
 
 
 # ---------------------------------------------------------------- bad input

@@ -22,7 +22,7 @@ import numpy as np
 from rcforest.sagemaker.hyperparameters import check_hyperparameters
 from rcforest.sagemaker.metrics import LOG_DATE_FORMAT, LOG_FORMAT, evaluate, log_metrics
 
-__all__ = ["MODEL_FILE", "add_commands", "train"]
+__all__ = ["MODEL_FILE", "run_training", "train"]
 
 MODEL_FILE = "model.rcf"
 _CHANNELS = ("train", "test")
@@ -186,31 +186,23 @@ def _log_to(stream):
     return handler
 
 
-def _run_train(args):
-    """Run ``rcforest train``: train, logging to stdout; report failures as ``ValueError``."""
-    handler = _log_to(sys.stdout)
-    try:
-        train(args.ml_root)
-    except (ValueError, TypeError, OSError) as error:
-        # A ValueError: the command line reports it in one line with exit code 2.
-        raise ValueError(f"{error} (reason written to {os.path.join(args.ml_root, 'output', 'failure')})") from None
-    finally:
-        logger.removeHandler(handler)
-    return 0
-
-
-def add_commands(subparsers):
-    """Add the ``train`` subcommand to the ``rcforest`` command line.
+def run_training(ml_root="/opt/ml"):
+    """Train as ``rcforest train`` does: log to stdout, name the failure file in errors.
 
     Parameters
     ----------
-    subparsers : argparse._SubParsersAction
+    ml_root : str or os.PathLike, default "/opt/ml"
+
+    Raises
+    ------
+    ValueError
+        For any failure, with the path of ``output/failure``; the command
+        line reports it in one line with exit code 2.
     """
-    parser = subparsers.add_parser(
-        "train",
-        help="train as a SageMaker container does, from /opt/ml",
-        description="Read hyperparameters, channel configuration and data from a SageMaker training layout, "
-        "write the model to ML_ROOT/model/ and, on failure, the reason to ML_ROOT/output/failure.",
-    )
-    parser.add_argument("--ml-root", default="/opt/ml", help="root of the layout (default: /opt/ml)")
-    parser.set_defaults(func=_run_train)
+    handler = _log_to(sys.stdout)
+    try:
+        train(ml_root)
+    except (ValueError, TypeError, OSError) as error:
+        raise ValueError(f"{error} (reason written to {os.path.join(ml_root, 'output', 'failure')})") from None
+    finally:
+        logger.removeHandler(handler)

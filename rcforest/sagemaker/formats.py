@@ -23,6 +23,7 @@ import struct
 import numpy as np
 from google.protobuf.message import DecodeError
 
+from rcforest.errors import NotAcceptable, UnsupportedContentType
 from rcforest.sagemaker.record import Record
 
 __all__ = [
@@ -57,14 +58,6 @@ RESPONSE_TYPES = (JSON, JSONLINES, RECORDIO)
 _MAGIC = 0xCED7230A
 _HEADER = struct.Struct("<II")
 _INT32 = np.iinfo(np.int32)
-
-
-class UnsupportedContentType(ValueError):
-    """The request's Content-Type is not one the model reads (HTTP 415)."""
-
-
-class NotAcceptable(ValueError):
-    """None of the types in the request's Accept header can be written (HTTP 406)."""
 
 
 # ------------------------------------------------------------------ media types

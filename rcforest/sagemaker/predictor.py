@@ -14,6 +14,7 @@ import threading
 import urllib.error
 import urllib.request
 
+from rcforest.errors import InvocationError
 from rcforest.sagemaker.deserializers import BytesDeserializer, RecordDeserializer
 from rcforest.sagemaker.serializers import IdentitySerializer, RecordSerializer
 
@@ -30,23 +31,6 @@ _ENDPOINTS = {}
 _REGISTRY_LOCK = threading.Lock()
 # Loopback only: never route requests through a proxy from the environment.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-class InvocationError(ValueError):
-    """The endpoint rejected a request (a 4xx or 5xx answer).
-
-    Attributes
-    ----------
-    status : int
-        HTTP status code.
-    code : str
-        Error code, such as ``"ValidationError"``.
-    """
-
-    def __init__(self, status, code, message):
-        super().__init__(f"{code} ({status}): {message}")
-        self.status = status
-        self.code = code
 
 
 def start_endpoint(forest, endpoint_name, host="127.0.0.1", port=0):

@@ -1,0 +1,63 @@
+"""The ``rcforest`` command line: one program, a subcommand per job.
+
+Each module of this package adds a group of subcommands with
+``add_commands(subparsers)`` and sets ``func`` on each: a callable taking
+the parsed arguments and returning an exit code.
+
+- :mod:`rcforest.cli.score`: ``score`` and ``fit``, on a CSV file;
+- :mod:`rcforest.cli.demo`: ``demo``, the NYC taxi example;
+- :mod:`rcforest.cli.sagemaker`: ``serve`` and ``train``, the SageMaker
+  container's programs.
+
+The commands import numpy, pandas and numba when they run, so that
+``rcforest --help`` stays fast. Errors a user can fix (a missing file or
+column, bad values, a model from another version) are reported in one line
+on stderr with exit code 2, never as a traceback.
+"""
+
+import argparse
+import sys
+
+from rcforest._version import __version__
+from rcforest.cli import demo, sagemaker, score
+from rcforest.errors import UsageError
+
+__all__ = ["UsageError", "build_parser", "main"]
+
+
+def build_parser():
+    """Return the ``rcforest`` argument parser with every subcommand.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    parser = argparse.ArgumentParser(prog="rcforest", description="Random Cut Forest anomaly detection.")
+    parser.add_argument("--version", action="version", version=f"rcforest {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (score, demo, sagemaker):
+        module.add_commands(subparsers)
+    return parser
+
+
+def main(argv=None):
+    """Run the command line; return the exit code.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name; defaults to ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
+        print(f"rcforest {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,65 @@
+"""The ``serve`` and ``train`` subcommands: the programs of a SageMaker algorithm container.
+
+Their work is done by :func:`rcforest.server.serve` and
+:func:`rcforest.sagemaker.container.run_training`; this module only reads
+the command line.
+"""
+
+__all__ = ["add_commands"]
+
+
+def add_commands(subparsers):
+    """Add ``serve`` and ``train`` to the ``rcforest`` program.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        What ``ArgumentParser.add_subparsers`` returned.
+    """
+    serve = subparsers.add_parser(
+        "serve",
+        help="serve a model over HTTP with SageMaker's endpoint contract",
+        description="Serve MODEL (a .rcf file or a directory holding model.rcf, such as /opt/ml/model): "
+        "GET /ping, POST /invocations and POST /endpoints/<name>/invocations.",
+    )
+    serve.add_argument(
+        "model",
+        metavar="MODEL",
+        nargs="?",
+        default="/opt/ml/model",
+        help="model file or directory (default: /opt/ml/model)",
+    )
+    serve.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="server log level (default: info)",
+    )
+    serve.set_defaults(func=_run_serve)
+
+    train = subparsers.add_parser(
+        "train",
+        help="train as a SageMaker container does, from /opt/ml",
+        description="Read hyperparameters, channel configuration and data from a SageMaker training layout, "
+        "write the model to ML_ROOT/model/ and, on failure, the reason to ML_ROOT/output/failure.",
+    )
+    train.add_argument("--ml-root", default="/opt/ml", help="root of the layout (default: /opt/ml)")
+    train.set_defaults(func=_run_train)
+
+
+def _run_serve(args):
+    """``rcforest serve``: serve the model until stopped; return the exit code."""
+    from rcforest.server import serve
+
+    serve(args.model, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _run_train(args):
+    """``rcforest train``: train from the layout, logging to stdout; return the exit code."""
+    from rcforest.sagemaker.container import run_training
+
+    run_training(args.ml_root)
+    return 0
