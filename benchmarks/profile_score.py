@@ -5,7 +5,7 @@ Usage::
     python benchmarks/profile_score.py [--dim 48]
 
 It fits a 100-tree, 256-sample forest on Gaussian data and times, on one
-thread, the stages of :func:`rcforest._tree.score_point`: following the
+thread, the stages of :func:`rcforest._score.score_point`: following the
 cuts down to a leaf, checking the leaf, and walking back up through the
 ancestors whose boxes do not hold the point (summing ``dim`` gaps at each).
 It also counts the depth and the ancestors visited, and times
@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 from rcforest import Forest
-from rcforest._tree import _descend, _gap_fast, _is_leaf_point, score_point
+from rcforest._score import _descend, _gap_fast, _is_leaf_point, score_point
 
 __all__ = ["main"]
 

@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
+from rcforest._jit import JIT
+
 __all__ = []
 
 
@@ -152,7 +154,7 @@ def as_rows(data, name="X"):
     return Rows(np.ascontiguousarray(values), index, columns)
 
 
-@njit(cache=True)
+@njit(**JIT)
 def shingle_rows(values, size, out):
     """Fill ``out[j]`` with rows ``j .. j + size - 1`` of ``values``, oldest first."""
     num_features = values.shape[1]

@@ -10,14 +10,10 @@ the tree's generator, so it leaves the state untouched.
 import numpy as np
 from numba import njit, prange
 
+from rcforest._jit import JIT
 from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top
-from rcforest._tree import (
-    attribute_point,
-    delete_leaf,
-    displacement_of,
-    insert_point,
-    score_point,
-)
+from rcforest._score import attribute_point, displacement_of, score_point
+from rcforest._tree import delete_leaf, insert_point
 
 __all__ = []
 
@@ -27,7 +23,7 @@ MODE_CODISP = 2
 MODE_DISPLACEMENT = 3
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(**JIT, parallel=True)
 def select_sample(rng, heap_weight, heap_row, heap_size, num_rows, sequence_start, time_decay):
     """Run every tree's reservoir over ``num_rows`` rows without building trees.
 
@@ -59,7 +55,7 @@ def select_sample(rng, heap_weight, heap_row, heap_size, num_rows, sequence_star
                 heap_replace_top(heap_weight, heap_row, heap_size, t, w, row)
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(**JIT, parallel=True)
 def build(tr, points, heap_row):
     """Insert each tree's sampled rows and record their leaves in its heap.
 
@@ -78,7 +74,7 @@ def build(tr, points, heap_row):
             heap_leaf[t, j] = insert_point(tr, t, points[heap_row[t, j]], tr.rng, t)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(**JIT, inline="always")
 def _offer(tr, t, point, w):
     """Insert ``point`` if tree ``t``'s reservoir admits weight ``w``."""
     verdict = admits(tr.heap_weight, tr.heap_size, t, w)
@@ -93,7 +89,7 @@ def _offer(tr, t, point, w):
         heap_replace_top(tr.heap_weight, tr.heap_leaf, tr.heap_size, t, w, leaf)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(**JIT, inline="always")
 def _displace(tr, t, point, local_rng):
     """CoDisp and Disp of ``point`` as if inserted into tree ``t``, read-only.
 
@@ -104,7 +100,7 @@ def _displace(tr, t, point, local_rng):
     return displacement_of(tr, t, point, local_rng, 0)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(**JIT, inline="always")
 def _stream_tree(tr, t, points, sequence_start, time_decay, mode, out):
     """Feed rows in order through tree ``t``, writing what ``mode`` asks to ``out``."""
     local_rng = np.empty(1, np.uint64)
@@ -120,7 +116,7 @@ def _stream_tree(tr, t, points, sequence_start, time_decay, mode, out):
         _offer(tr, t, point, w)
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(**JIT, parallel=True)
 def stream(tr, points, sequence_start, time_decay, mode, out):
     """Feed rows in order through every tree's reservoir, scoring first.
 
@@ -140,14 +136,14 @@ def stream(tr, points, sequence_start, time_decay, mode, out):
         _stream_tree(tr, t, points, sequence_start, time_decay, mode, out[t])
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(**JIT, inline="always")
 def _score_tree(tr, t, points, out):
     """Score every row in tree ``t``."""
     for row in range(points.shape[0]):
         out[row] = score_point(tr, t, points[row])
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(**JIT, parallel=True)
 def score_batch(tr, points, out):
     """Score every row in every tree, read-only.
 
@@ -161,7 +157,7 @@ def score_batch(tr, points, out):
         _score_tree(tr, t, points, out[t])
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(**JIT, parallel=True)
 def displacement_batch(tr, points, codisp, disp):
     """CoDisp and Disp of every row in every tree.
 
@@ -180,7 +176,7 @@ def displacement_batch(tr, points, codisp, disp):
             codisp[t, row], disp[t, row] = _displace(tr, t, points[row], local_rng)
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(**JIT, parallel=True)
 def attribution_batch(tr, points, high, low):
     """Forest-mean attribution of every row, read-only.
 
@@ -208,7 +204,7 @@ def attribution_batch(tr, points, high, low):
             low[row, i] /= num_trees
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def tree_mean(per_tree, out):
     """Mean over trees of a ``(num_trees, num_rows)`` output, into ``out``.
 
@@ -223,7 +219,7 @@ def tree_mean(per_tree, out):
         out[row] /= per_tree.shape[0]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def _check_tree(tr, t):
     """Return 0 if tree ``t`` is structurally sound, else a failing check's number."""
     num_nodes = tr.parent.shape[1]
@@ -313,7 +309,7 @@ def _check_tree(tr, t):
     return 0
 
 
-@njit(cache=True, error_model="numpy", parallel=True)
+@njit(**JIT, parallel=True)
 def check_trees(tr, out):
     """Check every tree's links, masses, boxes, free stack and reservoir.
 

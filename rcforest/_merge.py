@@ -7,8 +7,8 @@ own and the parts are merged, with the same result as one pass, bit for
 bit:
 
 - Row ``r`` gets, in tree ``t``, the same weight in every reading: the
-  generator of tree ``t`` is moved ``r`` draws ahead (a splitmix64 state
-  advances by a constant per draw) and the weight's sequence number is
+  generator of tree ``t`` is moved ``r`` draws ahead
+  (:func:`rcforest._rng.advance`) and the weight's sequence number is
   ``r``. So a part needs only the number of rows before it.
 - A part keeps its *entries*: every row its own reservoir ever admitted,
   with its weight, in row order. A row that one pass over all rows admits
@@ -39,8 +39,10 @@ import numpy as np
 from numba import njit, prange
 
 from rcforest import _kernels
+from rcforest._jit import JIT
+from rcforest._rng import advance
 from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top
-from rcforest._tree import _GOLDEN, allocate_trees
+from rcforest._tree import allocate_trees
 
 __all__ = []
 
@@ -73,40 +75,7 @@ class Entries(NamedTuple):
     entry_weight: np.ndarray
 
 
-def tree_seeds(num_trees, random_state):
-    """The initial generator state of each tree, as :class:`rcforest.Forest` draws it.
-
-    Parameters
-    ----------
-    num_trees : int
-    random_state : int or None
-
-    Returns
-    -------
-    ndarray of uint64, shape (num_trees,)
-    """
-    return np.random.SeedSequence(random_state).generate_state(num_trees, np.uint64)
-
-
-def advance(seeds, draws):
-    """Generator states after ``draws`` uniforms from ``seeds``.
-
-    Parameters
-    ----------
-    seeds : ndarray of uint64
-    draws : int
-
-    Returns
-    -------
-    ndarray of uint64
-        splitmix64 adds a constant to its state per draw, so this is
-        ``seeds + draws * constant`` modulo 2**64.
-    """
-    step = (int(draws) * int(_GOLDEN)) % (1 << 64)
-    return np.array([(int(s) + step) % (1 << 64) for s in seeds], dtype=np.uint64)
-
-
-@njit(cache=True, parallel=True)
+@njit(**JIT, parallel=True)
 def _admitted_rows(rng, sample_size, num_rows, sequence_start, time_decay, starts, counts, entry_row, entry_weight):
     """Run each tree's reservoir over ``num_rows`` rows and list the rows it admits.
 
@@ -153,7 +122,7 @@ def _admitted_rows(rng, sample_size, num_rows, sequence_start, time_decay, start
         counts[t] = count
 
 
-@njit(cache=True, parallel=True)
+@njit(**JIT, parallel=True)
 def _replay(starts, entry_weight, heap_weight, heap_entry, heap_size, admitted):
     """Feed each tree's entries, in order, through an empty reservoir.
 

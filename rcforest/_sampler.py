@@ -16,12 +16,13 @@ in the exponential-clock form used by AWS random-cut-forest-by-aws
 import numpy as np
 from numba import njit
 
-from rcforest._tree import _uniform
+from rcforest._jit import JIT
+from rcforest._rng import uniform
 
 __all__ = []
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(**JIT, inline="always")
 def draw_weight(rng, t, sequence, time_decay):
     """Reservoir weight of the point with number ``sequence`` in tree ``t``.
 
@@ -39,11 +40,11 @@ def draw_weight(rng, t, sequence, time_decay):
     float
         Smaller weights are kept.
     """
-    u = _uniform(rng, t)
+    u = uniform(rng, t)
     return -time_decay * sequence + np.log(-np.log(u))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def _sift_down(weight, item, t, size, pos):
     """Restore the max-heap property below ``pos``."""
     while True:
@@ -59,7 +60,7 @@ def _sift_down(weight, item, t, size, pos):
         pos = child
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def heap_push(weight, item, size, t, w, value):
     """Push ``(w, value)`` on tree ``t``'s heap, which must not be full."""
     pos = size[t]
@@ -75,7 +76,7 @@ def heap_push(weight, item, size, t, w, value):
         pos = up
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def heap_replace_top(weight, item, size, t, w, value):
     """Replace the heaviest entry of tree ``t``'s heap by ``(w, value)``."""
     weight[t, 0] = w
@@ -83,7 +84,7 @@ def heap_replace_top(weight, item, size, t, w, value):
     _sift_down(weight, item, t, size[t], 0)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(**JIT, inline="always")
 def admits(weight, size, t, w):
     """Whether a point of weight ``w`` enters tree ``t``'s reservoir.
 

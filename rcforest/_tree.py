@@ -11,19 +11,20 @@ arrays bit-identical.
 
 Each tree draws from its own splitmix64 generator, so a tree's history does
 not depend on the thread that runs it.
+Each tree draws from its own splitmix64 generator (:mod:`rcforest._rng`),
+so a tree's history does not depend on the thread that runs it.
 
-All functions here are jitted and work on one tree (index ``t``); the
-parallel drivers that loop over trees are in :mod:`rcforest._kernels`.
+The functions here change a tree (index ``t``): insertion and deletion.
+The read-only kernels (scores, attribution, displacement) are in
+:mod:`rcforest._score`; the drivers that loop over trees are in
+:mod:`rcforest._kernels`.
 
 Notes
 -----
 The algorithm is that of Guha, Mishra, Roy and Schrijvers, "Robust Random
 Cut Forest Based Anomaly Detection on Streams", ICML 2016: cuts (section 3,
-definition 1), insertion (section 3.2, algorithm 2, drawn top-down), deletion
-(section 3.1, algorithm 1) and collusive displacement (section 4). The
-expected-inverse-depth score and its attribution follow the AWS reference
-implementation (random-cut-forest-by-aws, ``AnomalyScoreVisitor`` and
-``AnomalyAttributionVisitor``).
+definition 1), insertion (section 3.2, algorithm 2, drawn top-down) and
+deletion (section 3.1, algorithm 1).
 """
 
 from typing import NamedTuple
@@ -31,12 +32,10 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-__all__ = ["TreeArrays", "allocate_trees", "nodes_per_tree"]
+from rcforest._jit import JIT
+from rcforest._rng import uniform
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
+__all__ = ["TreeArrays", "allocate_trees", "nodes_per_tree"]
 
 
 class TreeArrays(NamedTuple):
@@ -150,31 +149,7 @@ def allocate_trees(num_trees, sample_size, dim, seeds):
     )
 
 
-@njit(cache=True, error_model="numpy")
-def _uniform(rng, t):
-    """Draw a float in [0, 1) from the splitmix64 state ``rng[t]``.
-
-    Parameters
-    ----------
-    rng : ndarray of uint64
-        Generator states; ``rng[t]`` is advanced.
-    t : int
-        Which state to use.
-
-    Returns
-    -------
-    float
-    """
-    state = rng[t] + _GOLDEN
-    rng[t] = state
-    z = state
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    z = z ^ (z >> np.uint64(31))
-    return float(z >> np.uint64(11)) * _TO_UNIT
-
-
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def _alloc(tr, t):
     """Pop a free node of tree ``t``."""
     top = tr.free_top[t] - 1
@@ -182,7 +157,7 @@ def _alloc(tr, t):
     return tr.free_stack[t, top]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def _free(tr, t, node):
     """Reset ``node`` to its canonical free values and push it on the stack."""
     tr.parent[t, node] = -1
@@ -198,7 +173,7 @@ def _free(tr, t, node):
     tr.free_top[t] += 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def _replace_child(tr, t, parent, old, new):
     """Make ``new`` take ``old``'s place under ``parent`` (or as the root)."""
     tr.parent[t, new] = parent
@@ -210,7 +185,7 @@ def _replace_child(tr, t, parent, old, new):
         tr.right[t, parent] = new
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def _grow_ancestors(tr, t, node, point):
     """Add one unit of mass and extend the boxes from ``node`` to the root.
 
@@ -237,21 +212,16 @@ def _grow_ancestors(tr, t, node, point):
         node = tr.parent[t, node]
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
-def _gap_fast(tr, t, node, point):
-    """:func:`_gap` summed in any order, for scores.
-
-    Letting the compiler reassociate the sum vectorises it: about twice as
-    fast at 48 dimensions. It agrees with :func:`_gap` to rounding;
-    insertion keeps the exact order, so that its draws can be reproduced.
-    """
+@njit(**JIT)
+def box_gap(tr, t, node, point):
+    """Total distance of ``point`` outside ``node``'s box (0 inside), summed in order."""
     gap = 0.0
     for i in range(point.shape[0]):
         gap += max(tr.box_min[t, node, i] - point[i], 0.0) + max(point[i] - tr.box_max[t, node, i], 0.0)
     return gap
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def _cut_in_gap(tr, t, node, point, r):
     """The separating cut at offset ``r`` into the gaps between ``point`` and a box.
 
@@ -262,7 +232,7 @@ def _cut_in_gap(tr, t, node, point, r):
         Tree and node.
     point : ndarray of float64, shape (dim,)
     r : float
-        Offset in ``[0, gap)``, where ``gap`` is :func:`_gap`'s value.
+        Offset in ``[0, gap)``, where ``gap`` is :func:`box_gap`'s value.
 
     Returns
     -------
@@ -296,8 +266,8 @@ def _cut_in_gap(tr, t, node, point, r):
     return last_dim, last_value  # r ran past the end by rounding
 
 
-@njit(cache=True, error_model="numpy")
-def _find_place(tr, t, point, rng, k):
+@njit(**JIT)
+def find_place(tr, t, point, rng, k):
     """Where :func:`insert_point` would put ``point``, without changing the tree.
 
     Parameters
@@ -332,10 +302,10 @@ def _find_place(tr, t, point, rng, k):
     """
     node = tr.root[t]
     while True:
-        gap = _gap(tr, t, node, point)
+        gap = box_gap(tr, t, node, point)
         if gap > 0.0:
-            if _uniform(rng, k) * (tr.range_sum[t, node] + gap) < gap:
-                cut_dim, cut_value = _cut_in_gap(tr, t, node, point, _uniform(rng, k) * gap)
+            if uniform(rng, k) * (tr.range_sum[t, node] + gap) < gap:
+                cut_dim, cut_value = _cut_in_gap(tr, t, node, point, uniform(rng, k) * gap)
                 return node, cut_dim, cut_value
         elif tr.left[t, node] == -1:
             return node, -1, 0.0  # inside a leaf's box: the same point again
@@ -345,7 +315,7 @@ def _find_place(tr, t, point, rng, k):
             node = tr.right[t, node]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def insert_point(tr, t, point, rng, k):
     """Insert ``point`` into tree ``t``.
 
@@ -366,7 +336,7 @@ def insert_point(tr, t, point, rng, k):
 
     Notes
     -----
-    The place is found by :func:`_find_place`; a new internal node with the
+    The place is found by :func:`find_place`; a new internal node with the
     separating cut takes that node's place, with the new leaf beside it.
     """
     if tr.root[t] == -1:
@@ -376,7 +346,7 @@ def insert_point(tr, t, point, rng, k):
         tr.box_max[t, leaf, :] = point
         tr.root[t] = leaf
         return leaf
-    node, cut_dim, cut_value = _find_place(tr, t, point, rng, k)
+    node, cut_dim, cut_value = find_place(tr, t, point, rng, k)
     if cut_dim == -1:
         _grow_ancestors(tr, t, node, point)
         return node
@@ -403,7 +373,7 @@ def insert_point(tr, t, point, rng, k):
     return leaf
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def _refit_box(tr, t, node):
     """Set ``node``'s box to the union of its children's; report a change."""
     left = tr.left[t, node]
@@ -422,7 +392,7 @@ def _refit_box(tr, t, node):
     return changed
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**JIT)
 def delete_leaf(tr, t, leaf):
     """Remove one copy of the point held by ``leaf`` from tree ``t``.
 
@@ -468,253 +438,3 @@ def delete_leaf(tr, t, leaf):
         if refit:
             refit = _refit_box(tr, t, node)
         node = tr.parent[t, node]
-
-
-@njit(cache=True, error_model="numpy")
-def _descend(tr, t, point):
-    """Follow the stored cuts to a leaf; return the leaf and its depth."""
-    node = tr.root[t]
-    depth = 0
-    left = tr.left[t, node]
-    while left != -1:
-        # Both children are loaded and one selected: a conditional move, as
-        # the side a point takes is unpredictable for the branch predictor.
-        right = tr.right[t, node]
-        node = left if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node] else right
-        left = tr.left[t, node]
-        depth += 1
-    return node, depth
-
-
-@njit(cache=True, error_model="numpy")
-def _is_leaf_point(tr, t, leaf, point):
-    for i in range(point.shape[0]):
-        if tr.box_min[t, leaf, i] != point[i]:
-            return False
-    return True
-
-
-@njit(cache=True, error_model="numpy")
-def _gap(tr, t, node, point):
-    """Total distance of ``point`` outside ``node``'s box (0 inside), summed in order."""
-    gap = 0.0
-    for i in range(point.shape[0]):
-        gap += max(tr.box_min[t, node, i] - point[i], 0.0) + max(point[i] - tr.box_max[t, node, i], 0.0)
-    return gap
-
-
-@njit(cache=True, error_model="numpy")
-def _seen_score(mass, total, depth):
-    """Score of a point stored ``mass`` times in a leaf at ``depth``, before scaling.
-
-    ``damp(m, M) * scoreSeen(d, m) = (1 - m / (2 M)) / (d + log2(m + 1))``.
-    """
-    return (1.0 - mass / (2.0 * total)) / (depth + np.log2(mass + 1.0))
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def score_point(tr, t, point):
-    """Expected-inverse-depth anomaly score of ``point`` in tree ``t``.
-
-    Parameters
-    ----------
-    tr : TreeArrays
-    t : int
-        Tree index.
-    point : ndarray of float64, shape (dim,)
-
-    Returns
-    -------
-    float
-        The tree's score, ``0.0`` for an empty tree. Read-only.
-
-    Notes
-    -----
-    AWS random-cut-forest-by-aws, ``AnomalyScoreVisitor``: at the leaf the
-    score is ``damp(m, M) / (d + log2(m + 1))`` for a stored point and
-    ``1 / (d + 1)`` otherwise; each ancestor at depth ``d`` mixes in
-    ``1 / (d + 1)`` with the probability ``p`` that a random cut of its box
-    extended by the point separates the point. The walk stops where ``p``
-    is 0. The result is scaled by ``log2(M + 1)``.
-    """
-    root = tr.root[t]
-    if root == -1:
-        return 0.0
-    total = tr.mass[t, root]
-    leaf, depth = _descend(tr, t, point)
-    if _is_leaf_point(tr, t, leaf, point):
-        return _seen_score(tr.mass[t, leaf], total, depth) * np.log2(total + 1.0)
-    score = 1.0 / (depth + 1.0)
-    node = tr.parent[t, leaf]
-    depth -= 1
-    while node != -1:
-        gap = _gap_fast(tr, t, node, point)
-        if gap == 0.0:
-            break
-        prob = gap / (tr.range_sum[t, node] + gap)
-        score = prob / (depth + 1.0) + (1.0 - prob) * score
-        node = tr.parent[t, node]
-        depth -= 1
-    return score * np.log2(total + 1.0)
-
-
-@njit(cache=True, error_model="numpy")
-def attribute_point(tr, t, point, high, low):
-    """Split tree ``t``'s score of ``point`` by dimension and direction.
-
-    Parameters
-    ----------
-    tr : TreeArrays
-    t : int
-        Tree index.
-    point : ndarray of float64, shape (dim,)
-    high, low : ndarray of float64, shape (dim,)
-        Overwritten with the parts of the score due to ``point`` lying above
-        (``high``) or below (``low``) the data in each dimension. They sum
-        to :func:`score_point`'s value.
-
-    Notes
-    -----
-    AWS random-cut-forest-by-aws, ``AnomalyAttributionVisitor`` (DiVector):
-    the score recursion of :func:`score_point`, with the separation
-    probability split over the dimensions and sides that make it up. At the
-    leaf, the leaf score is spread in proportion to ``|point - leaf|``, or
-    evenly over all dimensions and both sides for a stored point.
-    """
-    dim = point.shape[0]
-    high[:] = 0.0
-    low[:] = 0.0
-    root = tr.root[t]
-    if root == -1:
-        return
-    total = tr.mass[t, root]
-    scale = np.log2(total + 1.0)
-    leaf, depth = _descend(tr, t, point)
-    if _is_leaf_point(tr, t, leaf, point):
-        share = _seen_score(tr.mass[t, leaf], total, depth) * scale / (2.0 * dim)
-        high[:] = share
-        low[:] = share
-        return
-    leaf_score = 1.0 / (depth + 1.0)
-    spread = 0.0
-    for i in range(dim):
-        spread += abs(point[i] - tr.box_min[t, leaf, i])
-    for i in range(dim):
-        diff = point[i] - tr.box_min[t, leaf, i]
-        if diff > 0.0:
-            high[i] = leaf_score * diff / spread
-        elif diff < 0.0:
-            low[i] = -leaf_score * diff / spread
-    node = tr.parent[t, leaf]
-    depth -= 1
-    while node != -1:
-        gap = _gap(tr, t, node, point)
-        if gap == 0.0:
-            break
-        new_range = tr.range_sum[t, node] + gap
-        prob = gap / new_range
-        unseen = 1.0 / (depth + 1.0)
-        for i in range(dim):
-            above = max(point[i] - tr.box_max[t, node, i], 0.0)
-            below = max(tr.box_min[t, node, i] - point[i], 0.0)
-            high[i] = above / new_range * unseen + (1.0 - prob) * high[i]
-            low[i] = below / new_range * unseen + (1.0 - prob) * low[i]
-        node = tr.parent[t, node]
-        depth -= 1
-    for i in range(dim):
-        high[i] *= scale
-        low[i] *= scale
-
-
-@njit(cache=True, error_model="numpy")
-def displacement_at(tr, t, leaf):
-    """CoDisp and Disp of the point held by ``leaf`` in tree ``t``.
-
-    Parameters
-    ----------
-    tr : TreeArrays
-    t : int
-        Tree index.
-    leaf : int
-        A leaf of tree ``t``.
-
-    Returns
-    -------
-    codisp : float
-        Maximum over the nodes ``v`` on the path from the leaf to the root
-        (the root excluded) of ``mass(sibling(v)) / mass(v)``.
-    disp : float
-        Mass of the leaf's sibling subtree: the number of points whose depth
-        changes when the leaf is removed.
-
-    Notes
-    -----
-    Guha et al. 2016, section 4, definitions 5 and 6, with the subsets
-    ``C`` restricted to the ancestors of the point's leaf, as in rrcf.
-    """
-    codisp = 0.0
-    disp = 0.0
-    node = leaf
-    parent = tr.parent[t, node]
-    while parent != -1:
-        sibling = tr.left[t, parent]
-        if sibling == node:
-            sibling = tr.right[t, parent]
-        ratio = tr.mass[t, sibling] / tr.mass[t, node]
-        if node == leaf:
-            disp = float(tr.mass[t, sibling])
-        if ratio > codisp:
-            codisp = ratio
-        node = parent
-        parent = tr.parent[t, node]
-    return codisp, disp
-
-
-@njit(cache=True, error_model="numpy")
-def displacement_of(tr, t, point, rng, k):
-    """CoDisp and Disp of ``point`` as if inserted into tree ``t``, read-only.
-
-    Parameters
-    ----------
-    tr : TreeArrays
-    t : int
-        Tree index.
-    point : ndarray of float64, shape (dim,)
-    rng : ndarray of uint64
-        Generator states for the insertion's cuts; ``rng[k]`` is advanced.
-    k : int
-
-    Returns
-    -------
-    codisp, disp : float
-        The values :func:`displacement_at` would give after
-        ``insert_point(tr, t, point, rng, k)``, computed without inserting:
-        the new leaf (mass 1) has the insertion node as sibling, and every
-        node above gains one unit of mass.
-    """
-    if tr.root[t] == -1:
-        return 0.0, 0.0
-    node, cut_dim, _ = _find_place(tr, t, point, rng, k)
-    duplicate = cut_dim == -1
-    codisp = 0.0
-    disp = 0.0
-    if not duplicate:
-        # The new leaf, of mass 1, has ``node`` as its sibling.
-        codisp = float(tr.mass[t, node])
-        disp = codisp
-    # Above: ``node`` (or the split node in its place) and each ancestor
-    # carry one more unit of mass; their siblings are unchanged.
-    child = node
-    parent = tr.parent[t, child]
-    while parent != -1:
-        sibling = tr.left[t, parent]
-        if sibling == child:
-            sibling = tr.right[t, parent]
-        if duplicate and child == node:
-            disp = float(tr.mass[t, sibling])
-        ratio = tr.mass[t, sibling] / (tr.mass[t, child] + 1.0)
-        if ratio > codisp:
-            codisp = ratio
-        child = parent
-        parent = tr.parent[t, child]
-    return codisp, disp

@@ -26,7 +26,6 @@ only a recomputation of its tasks: every input row still gives exactly
 one output row.
 """
 
-import contextlib
 import copy
 import operator
 import os
@@ -34,12 +33,13 @@ import tempfile
 from urllib.parse import quote
 
 import dask
-import numba
 import numpy as np
 import pandas as pd
 
 from rcforest import _merge
 from rcforest._core import as_rows, check_int
+from rcforest._jit import threads
+from rcforest._rng import tree_seeds
 from rcforest.forest import Forest
 from rcforest.thresholded import ThresholdedForest
 
@@ -206,20 +206,6 @@ def score_dataframe(ddf, forest, columns=None, *, kind="score", n_jobs=1):
 # ------------------------------------------------------------------ fitting
 
 
-@contextlib.contextmanager
-def _numba_threads(count):
-    """Run numba's parallel loops started by this thread on ``count`` threads (None: unchanged)."""
-    if count is None:
-        yield
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
-
-
 def _part_entries(part, columns, row_start, seeds, sample_size, time_decay):
     """Reservoir entries of one partition (see :func:`rcforest._merge.part_entries`)."""
     frame = part[columns]
@@ -227,14 +213,14 @@ def _part_entries(part, columns, row_start, seeds, sample_size, time_decay):
         values = np.empty((0, len(columns)))
     else:
         values = as_rows(frame, name=f"the partition starting at row {row_start}").values
-    with _numba_threads(1):  # dask runs one task per worker thread already
+    with threads(1):  # dask runs one task per worker thread already
         return _merge.part_entries(values, row_start, seeds, sample_size, time_decay)
 
 
 def _merge_all(entries, sample_size):
     """Merge a list of consecutive entries, left to right."""
     merged = entries[0]
-    with _numba_threads(1):
+    with threads(1):
         for other in entries[1:]:
             merged = _merge.merge(merged, other, sample_size)
     return merged
@@ -291,7 +277,7 @@ def fit_dataframe(
     split_every = check_int(split_every, "split_every", 2)
     if forest.random_state is None:
         forest.random_state = int(np.random.SeedSequence().generate_state(1, np.uint32)[0])
-    seeds = _merge.tree_seeds(num_trees, forest.random_state)
+    seeds = tree_seeds(num_trees, forest.random_state)
     parts = ddf[columns].to_delayed()
     (lengths,) = dask.compute([dask.delayed(len)(part) for part in parts])
     if sum(lengths) == 0:
@@ -311,14 +297,16 @@ def fit_dataframe(
 
 
 def _assemble(forest, entries, seeds, columns):
-    """Give ``forest`` the trees built from ``entries``, as :meth:`Forest.fit` leaves it."""
-    with _numba_threads(forest.n_jobs):
-        forest._trees = _merge.build_trees(entries, seeds, forest.sample_size)
-    forest.n_features_ = len(columns)
-    forest.feature_names_in_ = [str(c) for c in columns]
-    forest._tail = np.empty((0, len(columns)))
-    forest.points_seen_ = int(entries.row_stop)
-    return forest
+    """The forest built from ``entries``, as :meth:`Forest.fit` leaves it, with ``forest``'s parameters."""
+    with threads(forest.n_jobs):
+        trees = _merge.build_trees(entries, seeds, forest.sample_size)
+    parts = forest._parts()._replace(
+        columns=[str(c) for c in columns],
+        points_seen=int(entries.row_stop),
+        trees=trees,
+        tail=np.empty((0, len(columns))),
+    )
+    return Forest._from_parts(parts, n_jobs=forest.n_jobs)
 
 
 # ------------------------------------------------------------ per entity

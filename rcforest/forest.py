@@ -1,15 +1,15 @@
 """The Random Cut Forest that users import: batch and streaming, scores and explanations."""
 
-import contextlib
 import os
 
-import numba
 import numpy as np
 import pandas as pd
 
-from rcforest import _format, _kernels
+from rcforest import _format, _kernels, _state
 from rcforest._core import as_rows, check_float, check_int, shingle, shingle_names
-from rcforest._tree import TreeArrays, allocate_trees, nodes_per_tree
+from rcforest._jit import threads
+from rcforest._rng import tree_seeds
+from rcforest._tree import allocate_trees
 
 __all__ = ["Forest"]
 
@@ -35,20 +35,9 @@ def _tree_mean(per_tree):
 _SERIAL_ROWS = 8
 
 
-@contextlib.contextmanager
 def _threads(n_jobs, num_rows):
-    """Run numba's parallel loops on ``n_jobs`` threads (all when None)."""
-    if num_rows < _SERIAL_ROWS:
-        n_jobs = 1
-    if n_jobs is None:
-        yield
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(min(n_jobs, numba.config.NUMBA_NUM_THREADS))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
+    """Run a call's parallel kernels on ``n_jobs`` threads (all when None), one for a few rows."""
+    return threads(1 if num_rows < _SERIAL_ROWS else n_jobs)
 
 
 class Forest:
@@ -144,7 +133,7 @@ class Forest:
     # ----------------------------------------------------------------- input
 
     def _new_trees(self, num_features):
-        seeds = np.random.SeedSequence(self.random_state).generate_state(self.num_trees, np.uint64)
+        seeds = tree_seeds(self.num_trees, self.random_state)
         return allocate_trees(self.num_trees, self.sample_size, self.shingle_size * num_features, seeds)
 
     def _rows(self, data):
@@ -405,52 +394,36 @@ class Forest:
 
     # ------------------------------------------------------------------ I/O
 
-    def _state(self):
-        """The forest as JSON-ready parameters and named arrays (see :meth:`save`)."""
-        params = {
-            "num_trees": self.num_trees,
-            "sample_size": self.sample_size,
-            "shingle_size": self.shingle_size,
-            "time_decay": self.time_decay,
-            "random_state": self.random_state,
-            "n_features": self.n_features_,
-            "points_seen": self.points_seen_,
-            "columns": self.feature_names_in_,
-        }
-        arrays = {}
-        if self._trees is not None:
-            arrays.update({f"tree.{k}": v for k, v in self._trees._asdict().items()})
-            arrays["tail"] = self._tail
-        return params, arrays
+    def _parts(self):
+        """The forest's state as :class:`rcforest._state.ForestParts`: see :meth:`_from_parts`."""
+        params = {name: getattr(self, name) for name in _state.PARAMS}
+        return _state.ForestParts(params, self.feature_names_in_, self.points_seen_, self._trees, self._tail)
 
     @classmethod
-    def _from_state(cls, params, arrays):
-        """Rebuild a forest from :meth:`_state`'s output, checking every array.
+    def _from_parts(cls, parts, n_jobs=None):
+        """Build a forest from its parts, the one way to make a forest from a saved or merged state.
 
-        Raises
-        ------
-        ValueError
-            If the parameters or arrays are missing, malformed or inconsistent.
+        Shared with the detector and the Dask fit, which read a forest's state
+        with :meth:`_parts` and never set its fields themselves.
+
+        Parameters
+        ----------
+        parts : rcforest._state.ForestParts
+            The trees are used as they are, not copied.
+        n_jobs : int or None
+            As for the constructor.
+
+        Returns
+        -------
+        Forest
         """
-        try:
-            forest = cls(
-                num_trees=params["num_trees"],
-                sample_size=params["sample_size"],
-                shingle_size=params["shingle_size"],
-                time_decay=params["time_decay"],
-                random_state=params["random_state"],
-            )
-            if params["n_features"] is not None:
-                forest.n_features_ = check_int(params["n_features"], "n_features", 1)
-                forest.points_seen_ = check_int(params["points_seen"], "points_seen", 0)
-                forest.feature_names_in_ = [str(c) for c in params["columns"]]
-                forest._trees = _trees_from(arrays, forest)
-                forest._tail = _array(arrays, "tail", np.float64, (None, forest.n_features_))
-                tail_rows, num_names = forest._tail.shape[0], len(forest.feature_names_in_)
-                if tail_rows > forest.shingle_size - 1 or num_names != forest.n_features_:
-                    raise ValueError("stream tail or column names do not match the parameters")
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"inconsistent forest: {error}") from None
+        forest = cls(**parts.params, n_jobs=n_jobs)
+        if parts.trees is not None:
+            forest._trees = parts.trees
+            forest._tail = parts.tail
+            forest.n_features_ = len(parts.columns)
+            forest.feature_names_in_ = list(parts.columns)
+            forest.points_seen_ = parts.points_seen
         return forest
 
     def save(self, path):
@@ -466,7 +439,7 @@ class Forest:
         The file is a zip of numpy arrays plus JSON metadata, read back with
         ``allow_pickle=False``: loading it runs no code.
         """
-        _format.write(os.fspath(path), *self._state())
+        _format.write(os.fspath(path), *_state.to_arrays(self._parts()))
 
     @classmethod
     def load(cls, path):
@@ -489,47 +462,6 @@ class Forest:
         path = os.fspath(path)
         params, arrays = _format.read(path)
         try:
-            return cls._from_state(params, arrays)
+            return cls._from_parts(_state.from_arrays(params, arrays))
         except ValueError as error:
             raise ValueError(f"{path} is not a valid rcforest model: {error}") from None
-
-
-def _array(arrays, name, dtype, shape):
-    """Fetch ``arrays[name]`` and check its dtype and shape (None matches any length)."""
-    value = arrays[name]
-    if value.dtype != dtype or value.ndim != len(shape):
-        raise ValueError(f"array {name} has dtype {value.dtype} and shape {value.shape}")
-    for have, want in zip(value.shape, shape):
-        if want is not None and have != want:
-            raise ValueError(f"array {name} has shape {value.shape}, expected {shape}")
-    return np.ascontiguousarray(value)
-
-
-def _trees_from(arrays, forest):
-    """Rebuild and check :class:`TreeArrays` from a model file's arrays."""
-    t, s, n, d = forest.num_trees, forest.sample_size, nodes_per_tree(forest.sample_size), forest.dimensions_
-    shapes = {
-        "parent": (np.int32, (t, n)),
-        "left": (np.int32, (t, n)),
-        "right": (np.int32, (t, n)),
-        "cut_dim": (np.int32, (t, n)),
-        "cut_value": (np.float64, (t, n)),
-        "mass": (np.int64, (t, n)),
-        "box_min": (np.float64, (t, n, d)),
-        "box_max": (np.float64, (t, n, d)),
-        "range_sum": (np.float64, (t, n)),
-        "free_stack": (np.int32, (t, n)),
-        "free_top": (np.int32, (t,)),
-        "root": (np.int32, (t,)),
-        "rng": (np.uint64, (t,)),
-        "heap_weight": (np.float64, (t, s)),
-        "heap_leaf": (np.int32, (t, s)),
-        "heap_size": (np.int32, (t,)),
-    }
-    trees = TreeArrays(**{k: _array(arrays, f"tree.{k}", *v) for k, v in shapes.items()})
-    failures = np.empty(t, np.int64)
-    _kernels.check_trees(trees, failures)
-    if failures.any():
-        bad = int(np.flatnonzero(failures)[0])
-        raise ValueError(f"tree {bad} is inconsistent (check {failures[bad]} failed)")
-    return trees

@@ -47,7 +47,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from rcforest import _format
+from rcforest import _format, _state
 from rcforest._core import check_float, check_int
 from rcforest.forest import Forest
 
@@ -804,7 +804,7 @@ class ThresholdedForest:
         arrays = {name: value for name, value in arrays.items() if value is not None}
         forest = None
         if self.forest_ is not None:
-            forest, forest_arrays = self.forest_._state()
+            forest, forest_arrays = _state.to_arrays(self.forest_._parts())
             arrays.update({f"forest/{name}": value for name, value in forest_arrays.items()})
         header = {"detector": state, "forest": forest}
         _format.write(os.fspath(path), header, arrays, kind=_FORMAT_NAME, version=_FORMAT_VERSION)
@@ -869,8 +869,8 @@ class ThresholdedForest:
             if header["forest"] is not None:
                 prefix = "forest/"
                 forest_arrays = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-                detector.forest_ = Forest._from_state(header["forest"], forest_arrays)
-                detector.forest_.n_jobs = detector.n_jobs
+                parts = _state.from_arrays(header["forest"], forest_arrays)
+                detector.forest_ = Forest._from_parts(parts, n_jobs=detector.n_jobs)
             detector._restore(state, arrays)
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{path} is not a valid ThresholdedForest state: {error}") from None

@@ -330,3 +330,38 @@ def check_invariants(trees, t):
         assert trees.parent[t, node] == trees.left[t, node] == trees.right[t, node] == -1
         assert trees.mass[t, node] == 0 and trees.cut_dim[t, node] == -1 and trees.range_sum[t, node] == 0
         assert not trees.box_min[t, node].any() and not trees.box_max[t, node].any()
+
+
+def displacement_at(trees, t, leaf):
+    """CoDisp and Disp of the point held by ``leaf`` in tree ``t`` of a ``TreeArrays``.
+
+    Returns
+    -------
+    codisp : float
+        Maximum over the nodes ``v`` on the path from the leaf to the root
+        (the root excluded) of ``mass(sibling(v)) / mass(v)``.
+    disp : float
+        Mass of the leaf's sibling subtree: the number of points whose depth
+        changes when the leaf is removed.
+
+    Notes
+    -----
+    Guha et al. 2016, section 4, definitions 5 and 6, with the subsets
+    ``C`` restricted to the ancestors of the point's leaf, as in rrcf.
+    """
+    codisp = 0.0
+    disp = 0.0
+    node = leaf
+    parent = int(trees.parent[t, node])
+    while parent != -1:
+        sibling = int(trees.left[t, parent])
+        if sibling == node:
+            sibling = int(trees.right[t, parent])
+        ratio = trees.mass[t, sibling] / trees.mass[t, node]
+        if node == leaf:
+            disp = float(trees.mass[t, sibling])
+        if ratio > codisp:
+            codisp = ratio
+        node = parent
+        parent = int(trees.parent[t, node])
+    return codisp, disp

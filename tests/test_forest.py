@@ -62,7 +62,7 @@ def test_same_seed_same_forest_any_thread_count(data):
 
 
 def test_scores_agree_with_single_tree_means(data):
-    from rcforest._tree import score_point
+    from rcforest._score import score_point
 
     forest = Forest(num_trees=7, sample_size=50, random_state=3).fit(data)
     q = np.array([0.5, -2.0, 1.0])
@@ -336,7 +336,8 @@ def test_parallel_stream_driver_matches_the_single_tree_kernels():
     """The jitted drivers inline their per-tree work into a parallel loop; check
     that they do exactly what the single-tree kernels do, called one by one."""
     from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top
-    from rcforest._tree import delete_leaf, displacement_of, insert_point
+    from rcforest._score import displacement_of
+    from rcforest._tree import delete_leaf, insert_point
 
     rng = np.random.default_rng(8)
     data = rng.integers(0, 6, size=(300, 2)).astype(float)  # duplicates too

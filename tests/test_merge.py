@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from rcforest import Forest, _merge
+from rcforest import Forest, _merge, _rng
 from tests.naive import SplitMix64
 
 
@@ -37,7 +37,7 @@ def _split(num_rows, num_parts, rng):
 )
 def test_part_entries_match_a_naive_reservoir(row_start, num_rows, time_decay):
     values = np.random.default_rng(0).normal(size=(num_rows, 2))
-    seeds = _merge.tree_seeds(5, 42)
+    seeds = _rng.tree_seeds(5, 42)
     entries = _merge.part_entries(values, row_start, seeds, 16, time_decay)
     for t, seed in enumerate(seeds):
         segment = slice(entries.starts[t], entries.starts[t + 1])
@@ -56,7 +56,7 @@ def test_merged_parts_build_the_trees_of_fit(seed):
     values = rng.normal(size=(num_rows, int(rng.integers(1, 4))))
     values[rng.integers(0, num_rows, size=num_rows // 10)] = values[0]  # duplicates
     expected = Forest(num_trees, sample_size, time_decay=time_decay, random_state=seed).fit(values)
-    seeds = _merge.tree_seeds(num_trees, seed)
+    seeds = _rng.tree_seeds(num_trees, seed)
     bounds = _split(num_rows, int(rng.integers(1, 9)), rng)
     parts = [
         _merge.part_entries(values[a:b], a, seeds, sample_size, time_decay) for a, b in zip(bounds[:-1], bounds[1:])
@@ -76,7 +76,7 @@ def test_merged_parts_build_the_trees_of_fit(seed):
 
 def test_merge_needs_consecutive_parts():
     values = np.zeros((10, 1))
-    seeds = _merge.tree_seeds(2, 0)
+    seeds = _rng.tree_seeds(2, 0)
     first = _merge.part_entries(values, 0, seeds, 4, 0.0)
     third = _merge.part_entries(values, 20, seeds, 4, 0.0)
     with pytest.raises(ValueError, match="not consecutive"):
@@ -86,8 +86,8 @@ def test_merge_needs_consecutive_parts():
 
 
 def test_advance_equals_drawing():
-    seeds = _merge.tree_seeds(3, 9)
-    for seed, moved in zip(seeds, _merge.advance(seeds, 1000)):
+    seeds = _rng.tree_seeds(3, 9)
+    for seed, moved in zip(seeds, _rng.advance(seeds, 1000)):
         rng = SplitMix64(seed)
         for _ in range(1000):
             rng.uniform()

@@ -6,16 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rcforest import _kernels
-from rcforest._tree import (
-    allocate_trees,
-    attribute_point,
-    delete_leaf,
-    displacement_at,
-    displacement_of,
-    insert_point,
-    score_point,
-)
-from tests.naive import NaiveTree, check_invariants, describe_flat
+from rcforest._score import attribute_point, displacement_of, score_point
+from rcforest._tree import allocate_trees, delete_leaf, insert_point
+from tests.naive import NaiveTree, check_invariants, describe_flat, displacement_at
 
 
 def _pair(seed, dim, capacity=64):

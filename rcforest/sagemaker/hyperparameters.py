@@ -108,7 +108,7 @@ def check_value(name, value):
     return number
 
 
-def check_hyperparameters(hyperparameters, require_feature_dim=True):
+def check_hyperparameters(hyperparameters):
     """Validate a hyperparameter mapping and fill in SageMaker's defaults.
 
     Parameters
@@ -116,13 +116,11 @@ def check_hyperparameters(hyperparameters, require_feature_dim=True):
     hyperparameters : mapping of str to object
         Values may be strings, as SageMaker writes them to
         ``hyperparameters.json``. ``None`` values are skipped.
-    require_feature_dim : bool, default True
-        Whether a missing ``feature_dim`` is an error.
 
     Returns
     -------
     dict
-        ``feature_dim`` (when given), ``num_samples_per_tree``, ``num_trees``
+        ``feature_dim``, ``num_samples_per_tree``, ``num_trees``
         and ``eval_metrics``, with proper types.
 
     Raises
@@ -148,7 +146,7 @@ def check_hyperparameters(hyperparameters, require_feature_dim=True):
     checked = dict(DEFAULTS)
     checked.update({name: check_value(name, value) for name, value in given.items()})
     checked.pop("mini_batch_size", None)
-    if require_feature_dim and "feature_dim" not in checked:
+    if "feature_dim" not in checked:
         low, high = RANGES["feature_dim"]
         raise ValueError(f"hyperparameter feature_dim is required: an integer in [{low}, {high}]")
     return checked
