@@ -37,13 +37,10 @@ def noisy_sine(n=STREAM_LENGTH, seed=0):
 
 
 def taxi_series():
-    """NYC taxi passenger counts (10,320 values), or a same-shaped stand-in."""
-    data_dir = Path(os.environ.get("RCFOREST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    path = data_dir / "nyc_taxi.csv"
-    if path.exists():
-        return np.loadtxt(path, delimiter=",", skiprows=1, usecols=1)
-    t = np.arange(10_320)
-    return 15_000 + 8_000 * np.sin(2 * np.pi * t / 48) + np.random.default_rng(0).normal(scale=1_000, size=t.size)
+    """NYC taxi passenger counts (10,320 values), from the copy bundled with rcforest."""
+    from rcforest.datasets import load_nyc_taxi
+
+    return load_nyc_taxi().series.to_numpy()
 
 
 def batch_data(seed=0):

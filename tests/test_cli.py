@@ -1,7 +1,8 @@
 """The ``score``, ``fit`` and ``demo`` commands, through ``rcforest.cli.main`` and once as a program."""
 
+import gzip
+import importlib.resources
 import json
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,7 +15,6 @@ import pytest
 from rcforest import Forest
 from rcforest.cli import main, report
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SMALL = ["--num-trees", "30", "--sample-size", "64"]
 SPIKE = 2500
 
@@ -270,12 +270,11 @@ def test_stream_imputes_empty_cells_but_refuses_text(tmp_path, capsys):
 
 
 def test_demo_prints_event_metrics(tmp_path, capsys, monkeypatch):
-    pytest.importorskip("rcforest.thresholded")
-    pytest.importorskip("rcforest.evaluate")
-    monkeypatch.setenv("RCFOREST_DATA", str(tmp_path / "no-cache"))
-    assert (SHARED_DATA / "nyc_taxi_labels.json").is_file()  # so nothing is downloaded
+    # The bundled copy of the data: no RCFOREST_DATA, an empty home, nothing to download.
+    monkeypatch.delenv("RCFOREST_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     image = tmp_path / "demo.png"
-    argv = ["demo", "--data", SHARED_DATA, "--num-trees", 30, "--plot", image, "-o", tmp_path / "demo.csv"]
+    argv = ["demo", "--num-trees", 30, "--plot", image, "-o", tmp_path / "demo.csv"]
     code, out, err = _run(argv, capsys)
     assert code == 0, err
     lines = out.splitlines()
@@ -290,10 +289,40 @@ def test_demo_prints_event_metrics(tmp_path, capsys, monkeypatch):
     assert hit >= 3, out
     assert "false positives:" in out
     assert image.read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "home" / ".cache" / "rcforest").exists()  # nothing downloaded or cached
 
 
-def test_demo_without_data_says_where_to_put_it(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("RCFOREST_DATA", str(tmp_path / "nothing-here"))
+def _local_copy(directory, window_hours=0):
+    """Write the bundled series and its labels, every window ending ``window_hours`` later, to ``directory``."""
+    data = importlib.resources.files("rcforest").joinpath("data")
+    labels = json.loads(data.joinpath("nyc_taxi_labels.json").read_text())
+    labels["windows"] = [
+        [start, str(pd.Timestamp(end) + pd.Timedelta(hours=window_hours))] for start, end in labels["windows"]
+    ]
+    directory.mkdir()
+    (directory / "nyc_taxi.csv").write_bytes(gzip.decompress(data.joinpath("nyc_taxi.csv.gz").read_bytes()))
+    (directory / "nyc_taxi_labels.json").write_text(json.dumps(labels))
+    return directory
+
+
+@pytest.mark.parametrize("how", ["--data", "RCFOREST_DATA"])
+def test_demo_reads_the_copy_given_with_data_or_rcforest_data(tmp_path, capsys, monkeypatch, how):
+    # The labels of this copy close each window an hour later than NAB's: the report shows which copy was read.
+    copy = _local_copy(tmp_path / "mine", window_hours=1)
+    monkeypatch.setenv("RCFOREST_DATA", str(copy if how == "RCFOREST_DATA" else tmp_path / "empty"))
+    argv = ["demo", "--num-trees", 10, "-q", *(["--data", copy] if how == "--data" else [])]
+    code, out, err = _run(argv, capsys)
+    assert code == 0, err
+    assert "2014-10-30 15:30 .. 2014-11-03 23:30" in out  # NAB's window closes at 22:30
+
+
+def test_demo_refuses_a_copy_that_is_not_nab_s(tmp_path, capsys):
+    copy = _local_copy(tmp_path / "mine")
+    (copy / "nyc_taxi.csv").write_bytes((copy / "nyc_taxi.csv").read_bytes().replace(b",10844\n", b",10845\n", 1))
+    _fail(["demo", "--data", copy], capsys, str(copy / "nyc_taxi.csv"), "SHA-256")
+
+
+def test_demo_without_data_says_where_to_put_it(tmp_path, capsys):
     err = _fail(["demo", "--data", tmp_path / "nothing-here"], capsys, "does not exist")
     assert "nyc_taxi.csv" in err
 
@@ -322,8 +351,3 @@ def test_the_installed_program_scores_and_reports_errors(csv, tmp_path):
     assert bad.stderr.strip().splitlines() == [
         f"rcforest score: error: input file {tmp_path / 'nope.csv'} does not exist"
     ]
-
-
-def test_shared_data_is_reachable():
-    """CI lays shared/ beside the clone; the demo and dataset tests rely on it."""
-    assert (SHARED_DATA / "nyc_taxi.csv").is_file(), shutil.which("rcforest")

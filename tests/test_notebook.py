@@ -6,7 +6,6 @@ import nbformat
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "nyc_taxi.ipynb"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def _errors(notebook):
@@ -30,9 +29,10 @@ def test_the_stored_notebook_was_run_cleanly():
 
 
 def test_the_notebook_executes(monkeypatch, tmp_path):
-    # The notebook reads the data from RCFOREST_DATA; with the files there, it downloads nothing.
-    assert (SHARED_DATA / "nyc_taxi.csv").is_file() and (SHARED_DATA / "nyc_taxi_labels.json").is_file()
-    monkeypatch.setenv("RCFOREST_DATA", str(SHARED_DATA))
+    # The notebook reads the copy of the data bundled with rcforest: no RCFOREST_DATA, an empty home.
+    monkeypatch.delenv("RCFOREST_DATA", raising=False)
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": tmp_path}})

@@ -1,20 +1,18 @@
 """ThresholdedForest: quality on NYC taxi, the sine wave and synthetic series; streaming contracts."""
 
 import json
-import os
 import pickle
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from rcforest import Forest
+from rcforest.datasets import load_nyc_taxi
 from rcforest.evaluate import top_days, window_metrics
 from rcforest.thresholded import ThresholdedForest, estimate_period
 
-DATA = Path(os.environ.get("RCFOREST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 PROBATION = 750  # NAB's probation period for NYC taxi (15% of the file)
 OUTPUT_COLUMNS = [
     "score",
@@ -33,11 +31,11 @@ OUTPUT_COLUMNS = [
 
 @pytest.fixture(scope="module")
 def nyc():
-    frame = pd.read_csv(DATA / "nyc_taxi.csv", parse_dates=["timestamp"], index_col="timestamp")
-    labels = json.loads((DATA / "nyc_taxi_labels.json").read_text())
+    series, _, windows = load_nyc_taxi()  # the copy bundled with rcforest
+    frame = series.to_frame()
     detector = ThresholdedForest()
     out = detector.run(frame["value"])
-    return frame, labels["windows"], detector, out
+    return frame, windows, detector, out
 
 
 def test_nyc_taxi_defaults_hit_all_five_windows(nyc):

@@ -31,11 +31,13 @@ def add_commands(subparsers):
         description=(
             "Stream NAB's NYC taxi passenger counts (10,320 half-hours, 2014-07-01 to 2015-01-31) through a "
             "thresholded forest and print which of NAB's five labelled events it found, how soon, and its "
-            "false positives. The data come from --data, else RCFOREST_DATA, else the user cache, else "
-            "NAB's public repository."
+            "false positives. The data are the copy bundled with rcforest (NAB, MIT License), unless --data "
+            "or a directory named by RCFOREST_DATA holds nyc_taxi.csv: no network or cache is needed."
         ),
     )
-    demo.add_argument("--data", metavar="PATH", help="nyc_taxi.csv, or a directory holding it")
+    demo.add_argument(
+        "--data", metavar="PATH", help="nyc_taxi.csv, or a directory holding it (default: the bundled copy)"
+    )
     demo.add_argument("--plot", metavar="PNG", help="also draw the series, scores, grades and windows to this image")
     demo.add_argument("-o", "--output", help="also write the per-row results to this CSV file")
     demo.add_argument("--num-trees", type=int, default=_DEMO_DEFAULTS["num_trees"], help="trees (default: 100)")
