@@ -14,6 +14,7 @@ import pytest
 
 from rcforest import Forest
 from rcforest.cli import main, report
+from rcforest.datasets import load_nyc_taxi
 
 SMALL = ["--num-trees", "30", "--sample-size", "64"]
 SPIKE = 2500
@@ -235,6 +236,85 @@ def test_model_from_another_format_version(model, tmp_path, capsys):
 def test_bad_model_options(model, csv, tmp_path, capsys, argv_tail, phrases):
     argv = ["score", csv, *[a.format(tmp=tmp_path, csv=csv, model=model) for a in argv_tail]]
     _fail(argv, capsys, *phrases)
+
+
+# ------------------------------------------------------- headers or none
+
+
+def _sagemaker_csv(path, features, labels=None):
+    """A training file as SageMaker's text/csv takes it: no header, the label (label_size=1) first."""
+    rows = features if labels is None else np.column_stack([labels, features])
+    np.savetxt(path, rows, delimiter=",")
+    return path
+
+
+def _features(path, label_size):
+    """The features of a SageMaker CSV, read the way ``rcforest train`` reads a channel."""
+    formats = pytest.importorskip("rcforest.sagemaker.formats")
+    return formats.read_csv(path.read_bytes(), label_size)[0]
+
+
+def test_a_one_column_file_without_header_is_all_data(tmp_path, capsys):
+    """The NYC taxi values alone, one per line: no row is lost to a header."""
+    values = load_nyc_taxi().series.to_numpy()
+    path = _sagemaker_csv(tmp_path / "values.csv", values.reshape(-1, 1))
+    model = tmp_path / "model.rcf"
+    code, _, err = _run(["fit", path, *SMALL, "-o", model], capsys)
+    assert code == 0, err
+    assert f"read {path} without a header row (its first row is all numbers): columns named 0" in err
+    assert "on 10320 rows of column 0" in err
+    assert Forest.load(model).feature_names_in_ == ["0"]
+    out = tmp_path / "scores.csv"
+    code, _, err = _run(["score", "--model", model, path, "-o", out], capsys)
+    assert code == 0 and "without a header row" in err and "scored 10320 rows" in err
+    written = pd.read_csv(out)
+    assert list(written.columns) == ["0", "score"] and len(written) == 10320
+    np.testing.assert_array_equal(written["0"], values)
+    np.testing.assert_allclose(written["score"], Forest.load(model).score(values), rtol=1e-12)
+
+
+@pytest.mark.parametrize("label_size", [0, 1])
+def test_a_sagemaker_training_csv(tmp_path, capsys, label_size):
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(2000, 3))
+    features[1500] = [6, -6, 6]
+    path = _sagemaker_csv(tmp_path / "train.csv", features, rng.integers(0, 2, 2000) if label_size else None)
+    columns = [str(i) for i in range(label_size, label_size + 3)]  # the label, when there is one, is column 0
+    model = tmp_path / "model.rcf"
+    chosen = [arg for name in columns for arg in ("--column", name)] if label_size else []
+    code, _, err = _run(["fit", path, *SMALL, *chosen, "-o", model], capsys)
+    assert code == 0, err
+    assert "without a header row" in err and f"on 2000 rows of columns {', '.join(columns)}" in err
+    expected = Forest(num_trees=30, sample_size=64, random_state=0).fit(_features(path, label_size))
+    np.testing.assert_allclose(Forest.load(model).score(features), expected.score(features), rtol=1e-12)
+    out = tmp_path / "scores.csv"
+    code, _, err = _run(["score", "--model", model, path, "-o", out], capsys)
+    assert code == 0, err
+    written = pd.read_csv(out)
+    assert list(written.columns) == [*[str(i) for i in range(label_size + 3)], "score"]
+    np.testing.assert_allclose(written["score"], expected.score(features), rtol=1e-12)
+    assert written["score"].idxmax() == 1500
+
+
+def test_a_file_with_a_header_says_so(csv, capsys):
+    code, _, err = _run(["score", csv, *SMALL], capsys)
+    assert code == 0
+    assert f"read {csv} with a header row (its first row is not all numbers): columns timestamp, value" in err
+
+
+def test_header_and_no_header_force_the_reading(tmp_path, capsys):
+    path = _write(tmp_path / "numbers.csv", "".join(f"{v}\n" for v in range(100, 200)))
+    code, out, err = _run(["score", path, *SMALL, "--header"], capsys)
+    assert code == 0 and "with a header row (--header): columns 100" in err
+    assert out.splitlines()[0] == "100,score" and len(out.splitlines()) == 100
+    code, out, err = _run(["score", path, *SMALL, "--no-header"], capsys)
+    assert code == 0 and "without a header row (--no-header): columns named 0" in err
+    assert out.splitlines()[0] == "0,score" and len(out.splitlines()) == 101
+    headed = _write(tmp_path / "headed.csv", "value\n1\n2\n")
+    _fail(["score", headed, "--no-header"], capsys, "non-numeric value 'value'", "line 1")
+    with pytest.raises(SystemExit) as stop:
+        main(["score", str(path), "--header", "--no-header"])
+    assert stop.value.code == 2 and "not allowed with argument --header" in capsys.readouterr().err
 
 
 # ------------------------------------------------------ streaming and demo

@@ -37,7 +37,7 @@ def add_forest_options(parser):
 
 
 def add_column_options(parser):
-    """Add --column and --time-column.
+    """Add --column, --time-column, and --header and --no-header (``header``: None, True or False).
 
     Parameters
     ----------
@@ -54,6 +54,20 @@ def add_column_options(parser):
         "--time-column",
         metavar="NAME",
         help=f"column of timestamps, kept in the output and used to plot (default: {DEFAULT_TIME_COLUMN!r} if any)",
+    )
+    header = group.add_mutually_exclusive_group()
+    header.add_argument(
+        "--header",
+        dest="header",
+        action="store_true",
+        default=None,
+        help="the first row holds the column names (default: unless all its cells are numbers)",
+    )
+    header.add_argument(
+        "--no-header",
+        dest="header",
+        action="store_false",
+        help="the first row is data; columns are named 0, 1, ... (as in SageMaker's text/csv)",
     )
 
 

@@ -25,6 +25,7 @@ __all__ = ["add_commands", "stream"]
 
 # Rows per scoring or streaming call, so that a progress bar can move on long inputs.
 _CHUNK_ROWS = 1024
+_INPUT_HELP = "CSV file, one row per observation, in time order; a first row of numbers is data, not names"
 
 
 def add_commands(subparsers):
@@ -45,7 +46,7 @@ def add_commands(subparsers):
             "learning it and adds 'grade' (0 normal, up to 1) and 'threshold' columns."
         ),
     )
-    score.add_argument("input", help="CSV file with a header row, one row per observation, in time order")
+    score.add_argument("input", help=_INPUT_HELP)
     score.add_argument("-o", "--output", default="-", help="CSV file to write (default: standard output)")
     score.add_argument("--model", help="score with a forest saved by 'rcforest fit' instead of fitting one")
     score.add_argument(
@@ -64,7 +65,7 @@ def add_commands(subparsers):
         help="fit a forest on a CSV file and save it",
         description="Fit a Random Cut Forest on the selected columns of a CSV file and save it as a model file.",
     )
-    fit.add_argument("input", help="CSV file with a header row, one row per observation, in time order")
+    fit.add_argument("input", help=_INPUT_HELP)
     fit.add_argument("-o", "--output", required=True, help="model file to write, for example model.rcf")
     add_forest_options(fit)
     add_column_options(fit)
@@ -130,7 +131,7 @@ def _run_score(args):
         forest = _load_model(args.model)
         # The names of the columns the model was fitted on, kept in its file.
         model_columns = forest.feature_names_in_
-        table = read_table(args.input, args.column, args.time_column, model_columns)
+        table = read_table(args.input, args.column, args.time_column, model_columns, header=args.header)
         selected = list(table.features.columns)
         if forest.n_features_ != len(selected):
             trained = f" ({', '.join(model_columns)})" if model_columns else ""
@@ -144,7 +145,7 @@ def _run_score(args):
     else:
         params = forest_parameters(args)
         check_parameters(params)
-        table = read_table(args.input, args.column, args.time_column, allow_empty=args.stream)
+        table = read_table(args.input, args.column, args.time_column, allow_empty=args.stream, header=args.header)
         if args.stream:
             output = _stream_scores(table, params, args)
             how = "a streaming thresholded forest"
@@ -170,6 +171,7 @@ def _run_score(args):
             flags = scores > threshold
         rule = f"above mean + 3 std = {threshold:.3f}"
     destination = "standard output" if args.output == "-" else args.output
+    say(args, table.reading)
     say(args, f"scored {len(scores)} rows with {how}; {int(flags.sum())} rows {rule}; wrote {destination}")
     if args.plot:
         series = table.series
@@ -226,16 +228,18 @@ def _run_fit(args):
     """``rcforest fit``: fit a forest on the input and save it; return the exit code."""
     params = forest_parameters(args)
     check_parameters(params)
-    table = read_table(args.input, args.column, args.time_column)
+    table = read_table(args.input, args.column, args.time_column, header=args.header)
     forest = _fit_forest(table, params, args.random_state)
     path = Path(args.output)
     if path.parent != Path("") and not path.parent.is_dir():
         raise UsageError(f"cannot write {args.output}: directory {path.parent} does not exist")
     forest.save(path)
+    names = list(table.features.columns)
+    say(args, table.reading)
     say(
         args,
         f"fitted {params['num_trees']} trees of {min(params['sample_size'], forest.points_seen_)} points on "
-        f"{len(table.frame)} rows of {', '.join(table.features.columns)} (shingle {params['shingle_size']}); "
-        f"wrote {args.output}",
+        f"{len(table.frame)} rows of column{'s' if len(names) > 1 else ''} {', '.join(names)} "
+        f"(shingle {params['shingle_size']}); wrote {args.output}",
     )
     return 0

@@ -1,4 +1,10 @@
-"""Reading the CSV file that ``score`` and ``fit`` work on, with a clear error for each problem."""
+"""Reading the CSV file that ``score`` and ``fit`` work on, with a clear error for each problem.
+
+A first row whose cells are all numbers is data, not a header: SageMaker's
+training files (``text/csv``) have no header row. ``--header`` and
+``--no-header`` force either reading. Columns without a header are named
+``0``, ``1``, ... in the order of the file.
+"""
 
 from pathlib import Path
 
@@ -19,12 +25,15 @@ class Table:
         The selected columns, as float64.
     time : pandas.DatetimeIndex or None
         The time column, when there is one.
+    reading : str
+        How the first row was read, for the user: as names or as data.
     """
 
-    def __init__(self, frame, features, time):
+    def __init__(self, frame, features, time, reading):
         self.frame = frame
         self.features = features
         self.time = time
+        self.reading = reading
 
     @property
     def series(self):
@@ -33,7 +42,7 @@ class Table:
         return data.iloc[:, 0] if data.shape[1] == 1 else data
 
 
-def read_table(path, columns=None, time_column=None, model_columns=None, allow_empty=False):
+def read_table(path, columns=None, time_column=None, model_columns=None, allow_empty=False, header=None):
     """Read ``path`` and check the selected columns.
 
     Parameters
@@ -49,6 +58,9 @@ def read_table(path, columns=None, time_column=None, model_columns=None, allow_e
     allow_empty : bool, default False
         Keep empty cells as NaN (the streaming detector imputes them);
         non-numeric values are refused either way.
+    header : bool, optional
+        Whether the first row holds the column names. By default it does
+        unless all its cells are numbers.
 
     Returns
     -------
@@ -68,16 +80,19 @@ def read_table(path, columns=None, time_column=None, model_columns=None, allow_e
     if path.is_dir():
         raise UsageError(f"{path} is a directory; pass a CSV file")
     try:
-        frame = pd.read_csv(path)
+        forced = header is not None
+        if not forced:
+            first = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+            header = not all(_is_number(cell) for cell in first.iloc[0])
+        frame = pd.read_csv(path, header=0 if header else None)
     except pd.errors.EmptyDataError:
-        raise UsageError(
-            f"{path} is empty; expected a CSV file with a header row and one row per observation"
-        ) from None
+        raise UsageError(f"{path} is empty; expected a CSV file with one row per observation") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise UsageError(f"{path} is not a readable CSV file: {str(error).strip()}") from None
     if frame.empty:
         raise UsageError(f"{path} has a header ({', '.join(map(str, frame.columns))}) but no data rows")
     frame.columns = [str(c) for c in frame.columns]
+    reading = _reading(path, frame.columns, header, forced)
 
     if time_column is not None and time_column not in frame.columns:
         raise UsageError(f"time column {time_column!r} is not in {path}; its columns are {list(frame.columns)}")
@@ -124,9 +139,31 @@ def read_table(path, columns=None, time_column=None, model_columns=None, allow_e
                 hint = f"if it holds timestamps, pass --time-column {name}; or choose numeric columns with --column"
             else:
                 hint = "choose numeric columns with --column, or clean the file"
-            raise UsageError(f"column {name!r} of {path} has {what} on data row {row + 1} (line {row + 2}); {hint}")
+            line = row + 1 + header
+            raise UsageError(f"column {name!r} of {path} has {what} on data row {row + 1} (line {line}); {hint}")
         features[name] = values
-    return Table(frame, pd.DataFrame(features), time)
+    return Table(frame, pd.DataFrame(features), time, reading)
+
+
+def _is_number(cell):
+    """Whether a CSV cell (text) is a number."""
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _reading(path, columns, header, forced):
+    """One line saying how the first row of ``path`` was read, and how to read it the other way."""
+    names = ", ".join(columns) if len(columns) <= 6 else f"{', '.join(columns[:3])}, ..., {columns[-1]}"
+    if header:
+        why = "--header" if forced else "its first row is not all numbers"
+        other = "" if forced else "; --no-header reads that row as data"
+        return f"read {path} with a header row ({why}): columns {names}{other}"
+    why = "--no-header" if forced else "its first row is all numbers"
+    other = "" if forced else "; --header reads that row as column names"
+    return f"read {path} without a header row ({why}): columns named {names}{other}"
 
 
 def _looks_like_time(column):
