@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from rcforest._core import check_int
+from rcforest._fitted import cutoff
 from rcforest.forest import Forest
 
 try:  # scikit-learn >= 1.6
@@ -30,9 +31,6 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
 
 __all__ = ["RandomCutForestDetector"]
-
-# "auto" flags scores this many standard deviations above the mean training score.
-_AUTO_DEVIATIONS = 3.0
 
 
 class RandomCutForestDetector(OutlierMixin, BaseEstimator):
@@ -154,7 +152,7 @@ class RandomCutForestDetector(OutlierMixin, BaseEstimator):
         scores = self._score_samples(X)
         if isinstance(self.contamination, str):
             anomaly = -scores
-            self.offset_ = -float(np.nanmean(anomaly) + _AUTO_DEVIATIONS * np.nanstd(anomaly))
+            self.offset_ = -cutoff(anomaly)
         else:
             self.offset_ = float(np.nanpercentile(scores, 100.0 * self.contamination))
         return self

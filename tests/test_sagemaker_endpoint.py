@@ -29,7 +29,7 @@ from rcforest.sagemaker import InvocationError, RandomCutForestPredictor
 from rcforest.sagemaker.formats import encode_scores, read_recordio
 from rcforest.sagemaker.record import Record
 from rcforest.sagemaker.serializers import CSVSerializer, JSONLinesSerializer, JSONSerializer, RecordSerializer
-from rcforest.server import MAX_PAYLOAD_BYTES, BackgroundServer
+from rcforest.sagemaker.server import MAX_PAYLOAD_BYTES, BackgroundServer
 
 FEATURES = 3
 SERIALIZERS = {

@@ -1,6 +1,6 @@
 """The ``serve`` and ``train`` subcommands: the programs of a SageMaker algorithm container.
 
-Their work is done by :func:`rcforest.server.serve` and
+Their work is done by :func:`rcforest.sagemaker.server.serve` and
 :func:`rcforest.sagemaker.container.run_training`; this module only reads
 the command line.
 """
@@ -51,7 +51,7 @@ def add_commands(subparsers):
 
 def _run_serve(args):
     """``rcforest serve``: serve the model until stopped; return the exit code."""
-    from rcforest.server import serve
+    from rcforest.sagemaker.server import serve
 
     serve(args.model, host=args.host, port=args.port, log_level=args.log_level)
     return 0

@@ -108,19 +108,18 @@ def _fit_forest(table, params, random_state):
 
 def _load_model(path):
     """Load a model file; refuse a missing file or a forest that holds no data."""
-    from rcforest import Forest
+    from rcforest._fitted import load_fitted
 
     if not Path(path).is_file():
         raise UsageError(f"model file {path} does not exist; write one with 'rcforest fit data.csv -o {path}'")
-    forest = Forest.load(path)
-    if forest.n_features_ is None:
-        raise UsageError(f"model {path} holds no data; fit it on some rows first")
-    return forest
+    return load_fitted(path)
 
 
 def _run_score(args):
     """``rcforest score``: write the input with its scores; return the exit code."""
     import numpy as np
+
+    from rcforest._fitted import cutoff
 
     if args.model is not None:
         given = [f"--{name.replace('_', '-')}" for name in FOREST_DEFAULTS if getattr(args, name) is not None]
@@ -166,7 +165,7 @@ def _run_score(args):
         threshold = output["threshold"]
         rule = "with a positive grade"
     else:
-        threshold = float(np.nanmean(scores) + 3 * np.nanstd(scores))
+        threshold = cutoff(scores)
         with np.errstate(invalid="ignore"):
             flags = scores > threshold
         rule = f"above mean + 3 std = {threshold:.3f}"

@@ -13,20 +13,18 @@ Serving the result is ``rcforest serve /opt/ml/model``.
 """
 
 import json
-import logging
 import os
 import sys
 
 import numpy as np
 
 from rcforest.sagemaker.hyperparameters import check_hyperparameters
-from rcforest.sagemaker.metrics import LOG_DATE_FORMAT, LOG_FORMAT, evaluate, log_metrics
+from rcforest.sagemaker.metrics import evaluate, log_metrics, log_to, logger
+from rcforest.sagemaker.model import MODEL_FILE
 
-__all__ = ["MODEL_FILE", "run_training", "train"]
+__all__ = ["CHANNELS", "MODEL_FILE", "run_training", "train"]
 
-MODEL_FILE = "model.rcf"
-_CHANNELS = ("train", "test")
-logger = logging.getLogger("rcforest.sagemaker")
+CHANNELS = ("train", "test")
 
 
 def _read_json(path, what):
@@ -59,22 +57,12 @@ def _read_channel(directory, name, content_type):
     files = _channel_files(directory)
     if not files:
         raise ValueError(f"channel {name} has no data files in {directory}")
-    media_type, params = formats.parse_media_type(content_type)
     parts, labels = [], []
     for path in files:
         with open(path, "rb") as file:
             data = file.read()
-        kind = media_type or (formats.RECORDIO if data[:4] == b"\x0a\x23\xd7\xce" else formats.CSV)
         try:
-            if kind == formats.CSV:
-                label_size = params.get("label_size", "1" if name == "test" else "0")
-                if label_size not in ("0", "1"):
-                    raise ValueError(f"label_size must be 0 or 1, got {label_size!r}")
-                features, label = formats.read_csv(data, int(label_size))
-            elif kind == formats.RECORDIO:
-                features, label = formats.read_records(data)
-            else:
-                raise ValueError(f"ContentType {content_type} is not supported; use text/csv or {formats.RECORDIO}")
+            features, label = formats.read_channel_file(data, name, content_type)
         except ValueError as error:
             raise ValueError(f"channel {name}, file {os.path.basename(path)}: {error}") from None
         parts.append(features)
@@ -95,7 +83,7 @@ def _channels(root):
     if config is None:
         names = sorted(n for n in os.listdir(data_root) if not n.startswith(".")) if os.path.isdir(data_root) else []
         config = {name: {} for name in names}
-    unknown = sorted(set(config) - set(_CHANNELS))
+    unknown = sorted(set(config) - set(CHANNELS))
     if unknown:
         raise ValueError(f"Random Cut Forest takes channels train and test, got {', '.join(unknown)}")
     if "train" not in config:
@@ -177,15 +165,6 @@ def _train(root):
     return metrics
 
 
-def _log_to(stream):
-    """Send ``rcforest.sagemaker`` info logs to ``stream`` in SageMaker's format; return the handler."""
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    return handler
-
-
 def run_training(ml_root="/opt/ml"):
     """Train as ``rcforest train`` does: log to stdout, name the failure file in errors.
 
@@ -199,10 +178,9 @@ def run_training(ml_root="/opt/ml"):
         For any failure, with the path of ``output/failure``; the command
         line reports it in one line with exit code 2.
     """
-    handler = _log_to(sys.stdout)
-    try:
-        train(ml_root)
-    except (ValueError, TypeError, OSError) as error:
-        raise ValueError(f"{error} (reason written to {os.path.join(ml_root, 'output', 'failure')})") from None
-    finally:
-        logger.removeHandler(handler)
+    with log_to(sys.stdout):
+        try:
+            train(ml_root)
+        except (ValueError, TypeError, OSError) as error:
+            failure = os.path.join(ml_root, "output", "failure")
+            raise ValueError(f"{error} (reason written to {failure})") from None

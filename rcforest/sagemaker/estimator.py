@@ -9,20 +9,20 @@ manifest to a local folder, and channels are local paths or ``file://`` URIs.
 ``deploy`` serves the model on 127.0.0.1 in a background thread.
 """
 
+import contextlib
 import datetime
 import json
-import logging
 import os
 import sys
 import tempfile
-import warnings
 
 import numpy as np
 
 from rcforest.sagemaker import formats
-from rcforest.sagemaker.container import MODEL_FILE, logger, train
-from rcforest.sagemaker.hyperparameters import MINI_BATCH_SIZE, check_value
-from rcforest.sagemaker.metrics import LOG_DATE_FORMAT, LOG_FORMAT
+from rcforest.sagemaker.container import train
+from rcforest.sagemaker.hyperparameters import MINI_BATCH_SIZE, check_value, resolve_aliases
+from rcforest.sagemaker.metrics import log_to
+from rcforest.sagemaker.model import MODEL_FILE
 from rcforest.sagemaker.predictor import Predictor, RandomCutForestPredictor, start_endpoint, stop_endpoint
 
 __all__ = ["Estimator", "RandomCutForest", "RecordSet", "TrainingInput", "TrainingJob"]
@@ -264,13 +264,7 @@ class Estimator:
         ValueError
             Naming the hyperparameter and its allowed range.
         """
-        if "feature_size" in kwargs:
-            warnings.warn(
-                "hyperparameter feature_size is a deprecated alias; Random Cut Forest calls it feature_dim",
-                FutureWarning,
-                stacklevel=2,
-            )
-            kwargs["feature_dim"] = kwargs.pop("feature_size")
+        kwargs = resolve_aliases(kwargs, stacklevel=3)
         checked = {name: check_value(name, value) for name, value in kwargs.items() if value is not None}
         self._hyperparameters.update(checked)
 
@@ -330,17 +324,8 @@ class Estimator:
         job_name = job_name or _job_name(self.base_job_name or self._default_job_name)
         root = self._job_root(job_name)
         self._lay_out(root, channels)
-        handler = None
-        if logs:
-            handler = logging.StreamHandler(sys.stdout)
-            handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
-            logger.addHandler(handler)
-            logger.setLevel(logging.INFO)
-        try:
+        with log_to(sys.stdout) if logs else contextlib.nullcontext():
             metrics = train(root)
-        finally:
-            if handler is not None:
-                logger.removeHandler(handler)
         from rcforest.forest import Forest
 
         self.model_data = os.path.join(root, "model", MODEL_FILE)

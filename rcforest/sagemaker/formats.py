@@ -33,12 +33,15 @@ __all__ = [
     "RECORDIO",
     "REQUEST_TYPES",
     "RESPONSE_TYPES",
+    "CSV_LABEL_SIZE",
+    "RECORDIO_MAGIC",
     "NotAcceptable",
     "UnsupportedContentType",
     "choose_response_type",
     "decode_request",
     "encode_scores",
     "parse_media_type",
+    "read_channel_file",
     "read_csv",
     "read_json",
     "read_jsonlines",
@@ -57,6 +60,11 @@ RESPONSE_TYPES = (JSON, JSONLINES, RECORDIO)
 
 _MAGIC = 0xCED7230A
 _HEADER = struct.Struct("<II")
+# The first bytes of every RecordIO file: the magic number, little-endian.
+RECORDIO_MAGIC = struct.pack("<I", _MAGIC)
+# label_size of a channel's text/csv data when its ContentType does not say:
+# the test channel is labelled (1 = anomaly), the train channel is not.
+CSV_LABEL_SIZE = {"train": 0, "test": 1}
 _INT32 = np.iinfo(np.int32)
 
 
@@ -331,6 +339,41 @@ def read_csv(data, label_size=0):
     if label_size:
         return matrix[:, 1:], matrix[:, 0].copy()
     return matrix, None
+
+
+def read_channel_file(data, channel, content_type=None):
+    """Read one file of a training channel as the built-in algorithm does.
+
+    Parameters
+    ----------
+    data : bytes
+    channel : {"train", "test"}
+    content_type : str, optional
+        The channel's ContentType: ``text/csv`` (with ``label_size``, default
+        :data:`CSV_LABEL_SIZE` of the channel) or :data:`RECORDIO`. When
+        None, RecordIO is recognised by :data:`RECORDIO_MAGIC`, anything
+        else is read as CSV.
+
+    Returns
+    -------
+    features : ndarray of float64, shape (n_records, n_features)
+    labels : ndarray of float64 of shape (n_records,), or None
+
+    Raises
+    ------
+    ValueError
+        For an unsupported ContentType, a bad ``label_size`` or bad data.
+    """
+    media_type, params = parse_media_type(content_type)
+    kind = media_type or (RECORDIO if data[:4] == RECORDIO_MAGIC else CSV)
+    if kind == CSV:
+        label_size = params.get("label_size", str(CSV_LABEL_SIZE.get(channel, 0)))
+        if label_size not in ("0", "1"):
+            raise ValueError(f"label_size must be 0 or 1, got {label_size!r}")
+        return read_csv(data, int(label_size))
+    if kind == RECORDIO:
+        return read_records(data)
+    raise ValueError(f"ContentType {content_type} is not supported; use {CSV} or {RECORDIO}")
 
 
 def _json_row(instance, number):

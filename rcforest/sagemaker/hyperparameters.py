@@ -20,7 +20,15 @@ import json
 import numbers
 import warnings
 
-__all__ = ["DEFAULTS", "EVAL_METRICS", "MINI_BATCH_SIZE", "RANGES", "check_hyperparameters", "check_value"]
+__all__ = [
+    "DEFAULTS",
+    "EVAL_METRICS",
+    "MINI_BATCH_SIZE",
+    "RANGES",
+    "check_hyperparameters",
+    "check_value",
+    "resolve_aliases",
+]
 
 RANGES = {
     "feature_dim": (1, 10000),
@@ -108,6 +116,42 @@ def check_value(name, value):
     return number
 
 
+def resolve_aliases(hyperparameters, stacklevel=2):
+    """Return ``hyperparameters`` with the deprecated ``feature_size`` renamed ``feature_dim``.
+
+    Parameters
+    ----------
+    hyperparameters : mapping of str to object
+    stacklevel : int, default 2
+        Of the warning, as for :func:`warnings.warn` called here.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    ValueError
+        If both names are given.
+
+    Warns
+    -----
+    FutureWarning
+        When ``feature_size`` is used.
+    """
+    renamed = dict(hyperparameters)
+    if renamed.get("feature_size") is not None:
+        if renamed.get("feature_dim") is not None:
+            raise ValueError("give feature_dim only; feature_size is a deprecated alias of it")
+        warnings.warn(
+            "hyperparameter feature_size is a deprecated alias; Random Cut Forest calls it feature_dim",
+            FutureWarning,
+            stacklevel=stacklevel + 1,
+        )
+        renamed["feature_dim"] = renamed.pop("feature_size")
+    return renamed
+
+
 def check_hyperparameters(hyperparameters):
     """Validate a hyperparameter mapping and fill in SageMaker's defaults.
 
@@ -134,15 +178,7 @@ def check_hyperparameters(hyperparameters):
         When ``feature_size`` is used for ``feature_dim``.
     """
     given = {k: v for k, v in hyperparameters.items() if v is not None and not str(k).startswith("_")}
-    if "feature_size" in given:
-        if "feature_dim" in given:
-            raise ValueError("give feature_dim only; feature_size is a deprecated alias of it")
-        warnings.warn(
-            "hyperparameter feature_size is a deprecated alias; Random Cut Forest calls it feature_dim",
-            FutureWarning,
-            stacklevel=3,
-        )
-        given["feature_dim"] = given.pop("feature_size")
+    given = resolve_aliases(given, stacklevel=4)
     checked = dict(DEFAULTS)
     checked.update({name: check_value(name, value) for name, value in given.items()})
     checked.pop("mini_batch_size", None)

@@ -8,34 +8,25 @@ the anomalous class. SageMaker's built-in algorithms log each metric as::
     [11/30/2026 08:00:00 INFO 140026520049408] #test_score (algo-1) : ('f1', 0.5)
 """
 
+import contextlib
 import logging
 
 import numpy as np
 
-__all__ = ["LOG_FORMAT", "LOG_DATE_FORMAT", "evaluate", "log_metrics", "threshold"]
+from rcforest._fitted import cutoff as threshold
+
+__all__ = ["LOG_FORMAT", "LOG_DATE_FORMAT", "evaluate", "log_metrics", "log_to", "logger", "threshold"]
 
 LOG_FORMAT = "[%(asctime)s %(levelname)s %(thread)d] %(message)s"
 LOG_DATE_FORMAT = "%m/%d/%Y %H:%M:%S"
+# The algorithm's log: training progress and the #test_score lines.
+logger = logging.getLogger("rcforest.sagemaker")
 
 # Which metrics each eval_metrics entry reports, in log order.
 _GROUPS = {
     "accuracy": ("accuracy",),
     "precision_recall_fscore": ("precision", "recall", "f1", "precision_normal", "recall_normal", "f1_normal"),
 }
-
-
-def threshold(scores):
-    """Return SageMaker's anomaly cut-off: mean + 3 standard deviations of ``scores``.
-
-    Parameters
-    ----------
-    scores : ndarray of float
-
-    Returns
-    -------
-    float
-    """
-    return float(np.mean(scores) + 3.0 * np.std(scores))
 
 
 def _precision_recall_f1(predicted, actual):
@@ -87,6 +78,25 @@ def evaluate(scores, labels, eval_metrics=("accuracy", "precision_recall_fscore"
     values["precision_normal"], values["recall_normal"], values["f1_normal"] = normal
     wanted = [name for group in eval_metrics for name in _GROUPS[group]]
     return {name: values[name] for name in wanted}
+
+
+@contextlib.contextmanager
+def log_to(stream):
+    """Send the algorithm's info logs to ``stream`` in SageMaker's format while the block runs.
+
+    Parameters
+    ----------
+    stream : text file-like
+        Anything with ``write``, such as ``sys.stdout``.
+    """
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def log_metrics(metrics, logger, host="algo-1"):

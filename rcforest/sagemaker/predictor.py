@@ -54,7 +54,7 @@ def start_endpoint(forest, endpoint_name, host="127.0.0.1", port=0):
     ValueError
         If an endpoint of that name is already running.
     """
-    from rcforest.server import BackgroundServer
+    from rcforest.sagemaker.server import BackgroundServer
 
     with _REGISTRY_LOCK:
         if endpoint_name in _ENDPOINTS:

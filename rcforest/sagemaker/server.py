@@ -21,12 +21,11 @@ The application runs on uvicorn (ASGI) with starlette; both are imported
 only when a server is built.
 """
 
-import os
 import socket
 import threading
 import time
 
-__all__ = ["MAX_PAYLOAD_BYTES", "BackgroundServer", "create_app", "load_model", "serve"]
+__all__ = ["MAX_PAYLOAD_BYTES", "BackgroundServer", "create_app", "serve"]
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 # Bodies announced above this are refused without reading them.
@@ -35,42 +34,6 @@ _DRAIN_LIMIT = 16 * MAX_PAYLOAD_BYTES
 # numba's workqueue threading layer must not be entered from two threads at
 # once. Scoring runs in a worker thread, so the event loop keeps answering.
 _SCORING_LOCK = threading.Lock()
-
-
-def load_model(path):
-    """Load a model file, or the ``model.rcf`` in a model directory such as ``/opt/ml/model``.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-
-    Returns
-    -------
-    rcforest.Forest
-
-    Raises
-    ------
-    FileNotFoundError
-        If there is no model at ``path``.
-    ValueError
-        If the file is not a valid rcforest model or holds no data.
-    """
-    from rcforest.forest import Forest
-
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        candidates = sorted(name for name in os.listdir(path) if name.endswith(".rcf"))
-        if "model.rcf" in candidates:
-            candidates = ["model.rcf"]
-        if len(candidates) != 1:
-            raise FileNotFoundError(f"{path} must hold one .rcf model file (model.rcf), found {candidates or 'none'}")
-        path = os.path.join(path, candidates[0])
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no model at {path}")
-    forest = Forest.load(path)
-    if forest.n_features_ is None:
-        raise ValueError(f"{path} holds an empty forest; fit it before serving")
-    return forest
 
 
 class _RequestError(Exception):
@@ -282,6 +245,8 @@ def serve(model="/opt/ml/model", host="127.0.0.1", port=8080, log_level="info"):
         uvicorn's log level.
     """
     import uvicorn
+
+    from rcforest.sagemaker.model import load_model
 
     forest = load_model(model)
     sock = _listen(host, port)

@@ -1,0 +1,62 @@
+"""Rules about fitted forests that the adapters (CLI, SageMaker, scikit-learn) share.
+
+- :func:`load_fitted`: read a model file and refuse one that cannot score;
+- :func:`cutoff`: the anomaly cut-off of SageMaker's Random Cut Forest, the
+  mean of the scores plus three standard deviations.
+"""
+
+import os
+
+import numpy as np
+
+__all__ = ["CUTOFF_DEVIATIONS", "cutoff", "load_fitted"]
+
+CUTOFF_DEVIATIONS = 3.0
+
+
+def load_fitted(path):
+    """Load a fitted forest from a model file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    rcforest.Forest
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no file at ``path``.
+    ValueError
+        If the file is not an rcforest model, or its forest holds no data.
+    """
+    from rcforest.forest import Forest
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file {path} does not exist")
+    forest = Forest.load(path)
+    if forest.n_features_ is None:
+        raise ValueError(f"model {path} holds no data; fit it on some rows first")
+    return forest
+
+
+def cutoff(scores, deviations=CUTOFF_DEVIATIONS):
+    """Return the mean of ``scores`` plus ``deviations`` standard deviations, NaN ignored.
+
+    Parameters
+    ----------
+    scores : array-like of float
+    deviations : float, default 3
+
+    Returns
+    -------
+    float
+        NaN when no score is finite.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if np.isnan(scores).all():
+        return float("nan")
+    return float(np.nanmean(scores) + deviations * np.nanstd(scores))
