@@ -431,3 +431,13 @@ def test_the_installed_program_scores_and_reports_errors(csv, tmp_path):
     assert bad.stderr.strip().splitlines() == [
         f"rcforest score: error: input file {tmp_path / 'nope.csv'} does not exist"
     ]
+
+
+@pytest.mark.parametrize("module", ["rcforest", "rcforest.cli"])
+def test_python_dash_m_runs_the_program(module):
+    import rcforest
+
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert done.stdout.strip() == f"rcforest {rcforest.__version__}"
