@@ -11,8 +11,8 @@ import pytest
 
 from rcforest import Forest
 from rcforest.datasets import load_nyc_taxi
-from rcforest.evaluate import top_days, window_metrics
 from rcforest.detector import COLUMNS
+from rcforest.evaluate import top_days, window_metrics
 from rcforest.thresholded import ThresholdedForest, estimate_period
 
 PROBATION = 750  # NAB's probation period for NYC taxi (15% of the file)
