@@ -88,7 +88,7 @@ def _numeric_frame(frame):
     return frame.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def as_rows(data, name="X"):
+def as_rows(data, name="X", *, missing=False, lone_name="x0"):
     """Convert user input to :class:`Rows`.
 
     Parameters
@@ -97,6 +97,11 @@ def as_rows(data, name="X"):
         One row per observation: a 1-D series or an ``(n, d)`` table.
     name : str
         Argument name used in messages.
+    missing : bool, default False
+        Accept NaN, None and infinite values (as NaN, for the caller to
+        impute) and input without rows, instead of raising.
+    lone_name : str, default "x0"
+        Name of a single column that has none (an array or an unnamed Series).
 
     Returns
     -------
@@ -107,7 +112,8 @@ def as_rows(data, name="X"):
     TypeError
         For non-numeric input.
     ValueError
-        For empty input, more than two dimensions, NaN or infinite values.
+        For empty input, more than two dimensions, NaN or infinite values
+        (unless ``missing``).
     """
     index = None
     if isinstance(data, pd.DataFrame):
@@ -116,7 +122,7 @@ def as_rows(data, name="X"):
         values = _numeric_frame(data)
     elif isinstance(data, pd.Series):
         index = data.index
-        columns = [str(data.name) if data.name is not None else "x0"]
+        columns = [str(data.name) if data.name is not None else lone_name]
         values = _numeric_frame(data.to_frame())
     else:
         if isinstance(data, (str, bytes, dict)) or data is None:
@@ -139,10 +145,12 @@ def as_rows(data, name="X"):
         values = values[:, None]
     if values.ndim != 2:
         raise ValueError(f"{name} must be 1-D (a series) or 2-D (rows x features), got shape {values.shape}")
-    if values.shape[0] == 0 or values.shape[1] == 0:
+    if missing:
+        values = np.where(np.isfinite(values), values, np.nan)
+    if values.shape[1] == 0 or (values.shape[0] == 0 and not missing):
         raise ValueError(f"{name} is empty (shape {values.shape}); pass at least one row and one feature")
     finite = np.isfinite(values)
-    if not finite.all():
+    if not missing and not finite.all():
         row, col = (int(v) for v in np.argwhere(~finite)[0])
         label = index[row] if index is not None else row
         raise ValueError(
@@ -150,7 +158,7 @@ def as_rows(data, name="X"):
             "drop or impute NaN and infinite values first"
         )
     if columns is None:
-        columns = [f"x{i}" for i in range(values.shape[1])]
+        columns = [lone_name] if values.shape[1] == 1 else [f"x{i}" for i in range(values.shape[1])]
     return Rows(np.ascontiguousarray(values), index, columns)
 
 

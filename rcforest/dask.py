@@ -40,22 +40,13 @@ from rcforest import _merge
 from rcforest._core import as_rows, check_int
 from rcforest._jit import threads
 from rcforest._rng import tree_seeds
+from rcforest.detector import COLUMNS as DETECTOR_COLUMNS
+from rcforest.detector import ThresholdedForest
 from rcforest.forest import Forest
-from rcforest.thresholded import ThresholdedForest
 
 __all__ = ["fit_dataframe", "fit_score_by_key", "score_dataframe"]
 
 _KINDS = ("score", "codisp", "displacement")
-_DETECTOR_COLUMNS = {
-    "score": "float64",
-    "grade": "float64",
-    "threshold": "float64",
-    "confidence": "float64",
-    "attribution": "object",
-    "expected_value": "float64",
-    "start_of_anomaly": "int64",
-    "imputed": "bool",
-}
 _STATE_SUFFIX = ".rcft"
 
 
@@ -350,7 +341,7 @@ def _save_detector(state_out, entity, detector):
 def _detector_meta(key_dtype, time_dtype, key, time_column):
     """The empty output frame of :func:`fit_score_by_key`, with its dtypes."""
     columns = {key: pd.Series([], dtype=key_dtype), time_column: pd.Series([], dtype=time_dtype)}
-    columns.update({name: pd.Series([], dtype=dtype) for name, dtype in _DETECTOR_COLUMNS.items()})
+    columns.update({name: pd.Series([], dtype=dtype) for name, dtype in DETECTOR_COLUMNS.items()})
     return pd.DataFrame(columns)
 
 

@@ -3,6 +3,7 @@
 import json
 import pickle
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,20 +11,12 @@ import pytest
 
 from rcforest import Forest
 from rcforest.datasets import load_nyc_taxi
+from rcforest.detector import COLUMNS
 from rcforest.evaluate import top_days, window_metrics
 from rcforest.thresholded import ThresholdedForest, estimate_period
 
 PROBATION = 750  # NAB's probation period for NYC taxi (15% of the file)
-OUTPUT_COLUMNS = [
-    "score",
-    "grade",
-    "threshold",
-    "confidence",
-    "attribution",
-    "expected_value",
-    "start_of_anomaly",
-    "imputed",
-]
+FIXTURES = Path(__file__).resolve().parent / "data"
 
 
 # ------------------------------------------------------------------ NYC taxi
@@ -73,7 +66,7 @@ def test_nyc_taxi_one_alert_per_anomaly(nyc):
 
 def test_nyc_taxi_output_contract(nyc):
     frame, _, detector, out = nyc
-    assert list(out.columns) == OUTPUT_COLUMNS
+    assert out.dtypes.to_dict() == {name: pd.Series([], dtype=dtype).dtype for name, dtype in COLUMNS.items()}
     assert out.index.equals(frame.index)
     assert detector.period_ == 336  # one week of half-hours
     grade = out["grade"].to_numpy()
@@ -273,6 +266,36 @@ def test_load_rejects_an_inconsistent_state(tmp_path):
         ThresholdedForest.load(tmp_path / "bad.zip")
 
 
+def _fixture_series():
+    """The series the stored detector fixture was made from (the first 200 rows) and continues on."""
+    t = np.arange(260)
+    x = 10 * np.sin(2 * np.pi * t / 20) + np.cos(t * 0.37)
+    x[150] = np.nan
+    x[230] += 25
+    return x
+
+
+def test_files_saved_by_the_first_version_still_load(tmp_path):
+    # thresholded-v1.zip: ThresholdedForest(shingle_size=4, num_trees=3, sample_size=16, random_state=3)
+    # after the first 200 rows, saved by rcforest 0.1.0 with the single-module detector; the CSV holds
+    # what that detector reported on the remaining rows.
+    x = _fixture_series()
+    restored = ThresholdedForest.load(FIXTURES / "thresholded-v1.zip")
+    assert restored.rows_seen_ == 200 and restored.period_ == 20 and restored.shingle_size_ == 4
+    got = restored.run(x[200:])
+    expected = pd.read_csv(FIXTURES / "thresholded-v1-continued.csv", index_col=0, keep_default_na=False)
+    expected["expected_value"] = pd.to_numeric(expected["expected_value"].replace("", np.nan))
+    pd.testing.assert_frame_equal(got, expected.astype(COLUMNS), check_exact=True)
+    # Saving again writes the same file, byte for byte.
+    fresh = ThresholdedForest(shingle_size=4, num_trees=3, sample_size=16, random_state=3)
+    fresh.run(x[:200])
+    fresh.save(tmp_path / "again.zip")
+    with zipfile.ZipFile(FIXTURES / "thresholded-v1.zip") as old, zipfile.ZipFile(tmp_path / "again.zip") as new:
+        assert old.namelist() == new.namelist()
+        for name in old.namelist():
+            assert old.read(name) == new.read(name), name
+
+
 def test_save_and_load_before_any_data(tmp_path):
     ThresholdedForest(period=24).save(tmp_path / "empty.zip")
     restored = ThresholdedForest.load(tmp_path / "empty.zip")
@@ -304,7 +327,7 @@ def test_process_accepts_dicts_and_scalars():
     detector = ThresholdedForest(num_trees=20, sample_size=32)
     for i in range(200):
         result = detector.process({"a": np.sin(i / 5), "b": np.cos(i / 5)})
-    assert set(result) == set(OUTPUT_COLUMNS)
+    assert set(result) == set(COLUMNS)
     assert np.isfinite(result["score"])
     with pytest.raises(ValueError, match="lacks columns"):
         detector.process({"a": 1.0})
@@ -322,7 +345,7 @@ def test_bad_parameters_and_input():
         ThresholdedForest(num_trees=2.5)
     with pytest.raises(TypeError, match="numbers"):
         ThresholdedForest().run(["a", "b"])
-    with pytest.raises(ValueError, match="1-D series or a 2-D"):
+    with pytest.raises(ValueError, match="1-D .* or 2-D"):
         ThresholdedForest().run(np.zeros((3, 2, 2)))
 
 

@@ -1,0 +1,269 @@
+"""ThresholdedForest on the Numenta Anomaly Benchmark, scored as NAB scores, next to the published detectors.
+
+Usage::
+
+    python benchmarks/nab.py [--data DIR] [--jobs N] [--explain] [--save DIR]
+    python benchmarks/nab.py --check-scorer
+
+``--data`` is a folder laid out like NAB (``data/<category>/<file>.csv``,
+``labels/combined_windows.json``, ``labels/profiles.json`` and, for the
+comparison, ``reference/<detector>/<category>/<file>.csv[.gz]``); by default
+``../shared/data/nab-dev`` beside the repository (``$RCFOREST_DATA/nab-dev``
+when that variable is set). Every series runs through
+``ThresholdedForest()`` with its defaults, one row at a time in stream
+order; a row's NAB anomaly score is ``0.5 + 0.5 * grade`` where the detector
+alerts (``grade > 0``) and ``0.49 * min(score / threshold, 1)`` elsewhere, so
+the detector's own alerts decide and the optimiser keeps a continuous knob
+below them.
+
+The table gives NAB's three normalised scores over all files and per
+category (the corpus threshold, each category normalised by its own null
+and perfect scores), the stored published detectors scored the same way,
+and the detector's seconds per 1,000 rows. ``--explain`` lists, per file,
+the windows the detector's alerts missed and the alerts outside windows
+after probation. ``--check-scorer`` scores the stored ``null``,
+``randomCutForest`` and ``numenta`` outputs and compares them with NAB's
+published figures for these files (to 0.01).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rcforest import ThresholdedForest  # noqa: E402
+from rcforest.evaluate import nab_score  # noqa: E402
+from rcforest.evaluate.nab import probation_length  # noqa: E402
+
+__all__ = ["main", "nab_anomaly_score"]
+
+DEFAULT_DATA = Path(os.environ.get("RCFOREST_DATA", ROOT.parent / "shared" / "data")) / "nab-dev"
+PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
+SHORT = {"standard": "standard", "reward_low_FP_rate": "low FP", "reward_low_FN_rate": "low FN"}
+# NAB's official scores on the 31 files of the development half (nab-dev/README.md).
+PUBLISHED = {
+    "null": (0.00, 0.00, 0.00),
+    "randomCutForest": (52.00, 38.28, 60.98),
+    "knncad": (64.40, 50.44, 71.00),
+    "htmjava": (68.45, 61.30, 73.12),
+    "numenta": (71.21, 64.99, 75.87),
+    "contextOSE": (74.05, 71.66, 76.85),
+    "ARTime": (78.15, 70.44, 83.10),
+}
+REFERENCE = ("null", "randomCutForest", "numenta")
+ALERT_FLOOR = 0.5  # NAB scores of alerted rows start here
+QUIET_CEILING = 0.49  # and those of the other rows stay below this
+
+
+def nab_anomaly_score(out):
+    """NAB anomaly scores from a detector's output: alerts above 0.5, other rows below 0.49."""
+    grade = out["grade"].to_numpy()
+    ratio = np.nan_to_num(out["score"].to_numpy() / out["threshold"].to_numpy(), nan=0.0)
+    quiet = QUIET_CEILING * np.clip(ratio, 0.0, 1.0)
+    return np.where(grade > 0, ALERT_FLOOR + ALERT_FLOOR * grade, quiet)
+
+
+def _detect(path):
+    """Run the default detector over one file; return its output and the seconds it took."""
+    frame = pd.read_csv(path)
+    start = time.perf_counter()
+    out = ThresholdedForest().run(frame["value"].to_numpy())
+    seconds = time.perf_counter() - start
+    out.insert(0, "timestamp", frame["timestamp"].to_numpy())
+    return out, seconds
+
+
+def _files(data):
+    files = sorted((data / "data").glob("*/*.csv"))
+    if not files:
+        raise SystemExit(f"{data / 'data'} holds no <category>/<file>.csv series")
+    return {f"{path.parent.name}/{path.name}": path for path in files}
+
+
+def _category_table(name, scores, windows, profiles):
+    """Rows (detector, category, standard, low FP, low FN) for one detector's outputs."""
+    result = nab_score(scores, windows, profiles)
+    null = {name: pd.DataFrame({"timestamp": f["timestamp"], "anomaly_score": 0.5}) for name, f in scores.items()}
+    baseline = nab_score(null, windows, profiles)
+    files = result.files.assign(category=result.files["file"].str.split("/").str[0])
+    nulls = baseline.files.assign(category=baseline.files["file"].str.split("/").str[0])
+    rows = [(name, "all", *(result[p] for p in PROFILES))]
+    for category in sorted(files["category"].unique()):
+        values = []
+        for profile in PROFILES:
+            mine = files[(files["profile"] == profile) & (files["category"] == category)]
+            base = nulls[(nulls["profile"] == profile) & (nulls["category"] == category)]
+            weight = result.perfect[profile] / max(result.files[result.files["profile"] == profile]["windows"].sum(), 1)
+            perfect = weight * base["windows"].sum()
+            span = perfect - base["score"].sum()
+            values.append(100 * (mine["score"].sum() - base["score"].sum()) / span if span else np.nan)
+        rows.append((name, category, *values))
+    return rows, result
+
+
+def _read_reference(folder):
+    frames = {}
+    for path in sorted(folder.glob("*/*.csv*")):
+        frames[f"{path.parent.name}/{path.name.removesuffix('.gz')}"] = pd.read_csv(path)
+    return frames
+
+
+def check_scorer(data):
+    """Score the stored reference outputs; return True when every figure matches NAB's to 0.01."""
+    windows = data / "labels" / "combined_windows.json"
+    profiles = data / "labels" / "profiles.json"
+    ok = True
+    print(f"{'detector':<18}" + "".join(f"{SHORT[p]:>20}" for p in PROFILES))
+    for name in REFERENCE:
+        result = nab_score(data / "reference" / name, windows, profiles)
+        cells = []
+        for profile, published in zip(PROFILES, PUBLISHED[name]):
+            match = abs(result[profile] - published) <= 0.01
+            ok &= match
+            cells.append(f"{result[profile]:8.2f} vs {published:6.2f}{'' if match else ' !'}")
+        print(f"{name:<18}" + "".join(f"{c:>20}" for c in cells))
+    print("scorer reproduces NAB's published scores" if ok else "MISMATCH: the scorer does not reproduce NAB")
+    return ok
+
+
+def _false_alerts(outputs, windows):
+    """Per file: alerted rows after probation outside every window."""
+    counts = {}
+    for name, out in outputs.items():
+        times = pd.DatetimeIndex(pd.to_datetime(out["timestamp"]))
+        inside = np.zeros(len(out), bool)
+        for start, end in windows.get(name, []):
+            inside[times.searchsorted(pd.Timestamp(start)) : times.searchsorted(pd.Timestamp(end), "right")] = True
+        alerted = out["grade"].to_numpy() > 0
+        alerted[: probation_length(len(out))] = False
+        counts[name] = int((alerted & ~inside).sum())
+    return counts
+
+
+def _explain(outputs, windows):
+    """Per file: windows missed by the detector's alerts, and alerts outside windows after probation."""
+    for name, out in outputs.items():
+        times = pd.DatetimeIndex(pd.to_datetime(out["timestamp"]))
+        probation = probation_length(len(out))
+        grade = out["grade"].to_numpy()
+        alerts = np.flatnonzero(grade > 0)
+        inside = np.zeros(len(out), bool)
+        lines = []
+        for start, end in windows.get(name, []):
+            first, last = times.searchsorted(pd.Timestamp(start)), times.searchsorted(pd.Timestamp(end), "right") - 1
+            inside[first : last + 1] = True
+            hits = alerts[(alerts >= first) & (alerts <= last)]
+            if last < probation:
+                continue
+            if hits.size:
+                lines.append(f"  hit    {start[:16]} .. {end[:16]}: +{hits[0] - first} of {last - first + 1} rows")
+            else:
+                ratios = (out["score"] / out["threshold"]).to_numpy()[first : last + 1]
+                best = first + int(np.nanargmax(ratios)) if np.isfinite(ratios).any() else first
+                ratio = ratios[best - first]
+                lines.append(
+                    f"  MISSED {start[:16]} .. {end[:16]} ({last - first + 1} rows): "
+                    f"peak score/threshold {ratio:.2f} at +{best - first}"
+                )
+        for row in alerts[(alerts >= probation) & ~inside[alerts]]:
+            r = out.iloc[row]
+            lines.append(
+                f"  FALSE  {str(times[row])[:16]} grade {r['grade']:.2f} score {r['score']:.2f}/{r['threshold']:.2f} "
+                f"{r['attribution']} expected {r['expected_value']:.4g}"
+            )
+        if lines:
+            print(f"{name} ({len(out)} rows, probation {probation})")
+            print("\n".join(lines))
+
+
+def report(outputs, data, seconds, jobs=1, explain=False):
+    """Print the tables for detector ``outputs`` (per file: the output of ``run`` with a timestamp column)."""
+    windows = json.loads((data / "labels" / "combined_windows.json").read_text())
+    profiles = data / "labels" / "profiles.json"
+    rows = sum(len(out) for out in outputs.values())
+    scores = {
+        name: pd.DataFrame({"timestamp": out["timestamp"], "anomaly_score": nab_anomaly_score(out)})
+        for name, out in outputs.items()
+    }
+    table, result = _category_table("ThresholdedForest", scores, windows, profiles)
+    for name in ("numenta", "randomCutForest"):
+        folder = data / "reference" / name
+        if folder.is_dir():
+            table += _category_table(name, _read_reference(folder), windows, profiles)[0]
+    frame = pd.DataFrame(table, columns=["detector", "category", *(SHORT[p] for p in PROFILES)])
+    pivot = frame.pivot(index="category", columns="detector", values="standard")
+    print(f"NAB on {len(outputs)} files ({rows:,} rows) of {data}: ThresholdedForest() with its defaults\n")
+    mine = frame[frame["detector"] == "ThresholdedForest"].drop(columns="detector").set_index("category")
+    mine["false alerts"] = pd.Series(_false_alerts(outputs, windows)).groupby(lambda n: n.split("/")[0]).sum()
+    mine.loc["all", "false alerts"] = mine["false alerts"].sum()  # the "all" row is NaN before this
+    mine["false alerts"] = mine["false alerts"].astype(int)
+    print(mine.to_string(float_format=lambda v: f"{v:.2f}", na_rep="-"))
+    print("\nstandard per category, next to the stored published detectors:")
+    print(pivot.to_string(float_format=lambda v: f"{v:.2f}", na_rep="-"))
+    print("\nall files, NAB's published scores on these files:")
+    overall = dict(PUBLISHED)
+    overall["ThresholdedForest"] = tuple(result[p] for p in PROFILES)
+    for name, values in sorted(overall.items(), key=lambda item: item[1][0]):
+        print(f"  {name:<18}" + "".join(f"{SHORT[p]:>10} {v:6.2f}" for p, v in zip(PROFILES, values)))
+    print(f"\nthresholds: { {SHORT[p]: round(result.thresholds[p], 4) for p in PROFILES} }")
+    print(f"seconds per 1,000 rows: {1000 * seconds / rows:.3f} (detector only, {jobs} process(es))")
+    if explain:
+        print()
+        _explain(outputs, windows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=None, help="NAB-layout folder (default: ../shared/data/nab-dev)")
+    parser.add_argument("--check-scorer", action="store_true", help="check the scorer against NAB's published rows")
+    parser.add_argument("--explain", action="store_true", help="per file, the windows missed and the false alerts")
+    parser.add_argument("--jobs", type=int, default=1, help="files run in parallel (default 1)")
+    parser.add_argument("--save", type=Path, help="write the NAB anomaly scores here (<category>/<file>.csv)")
+    args = parser.parse_args(argv)
+    data = args.data or DEFAULT_DATA
+    if not (data / "labels" / "combined_windows.json").is_file():
+        raise SystemExit(
+            f"no NAB data at {data}: pass --data DIR, a folder with NAB's data/ and labels/ (and reference/ for the "
+            "published detectors); NAB is at https://github.com/numenta/NAB (MIT licence)"
+        )
+    if args.check_scorer:
+        return 0 if check_scorer(data) else 1
+    paths = _files(data)
+    with ProcessPoolExecutor(max_workers=args.jobs) if args.jobs > 1 else _Serial() as pool:
+        results = dict(zip(paths, pool.map(_detect, paths.values())))
+    outputs = {name: out for name, (out, _) in results.items()}
+    seconds = sum(s for _, s in results.values())
+    if args.save:
+        for name, out in outputs.items():
+            target = args.save / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            frame = pd.DataFrame({"timestamp": out["timestamp"], "anomaly_score": nab_anomaly_score(out)})
+            frame.to_csv(target, index=False)
+    report(outputs, data, seconds, args.jobs, args.explain)
+    return 0
+
+
+class _Serial:
+    """A stand-in for a process pool that maps in this process."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def map(self, function, items):
+        return [function(item) for item in items]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""Streaming detection that decides: :class:`ThresholdedForest` and its parts.
+
+- :mod:`~rcforest.detector.period`: seasonal period estimation and the checkpoints that re-estimate it;
+- :mod:`~rcforest.detector.preprocess`: normalisation, seasonal reference, residuals, imputation, shingles;
+- :mod:`~rcforest.detector.thresholder`: the adaptive threshold on the scores;
+- :mod:`~rcforest.detector.alerts`: which threshold crossings become alerts, and their grades;
+- :mod:`~rcforest.detector.explanation`: attribution, expected value and start of an anomaly;
+- :mod:`~rcforest.detector.output`: the output columns and their dtypes;
+- :mod:`~rcforest.detector.thresholded_forest`: the detector that runs them over a stream.
+"""
+
+from rcforest.detector.output import COLUMNS
+from rcforest.detector.period import estimate_period
+from rcforest.detector.thresholded_forest import ThresholdedForest
+
+__all__ = ["COLUMNS", "ThresholdedForest", "estimate_period"]

@@ -1,0 +1,151 @@
+"""From raw rows to the forest's points: normalisation, seasonal reference, residuals, imputation, shingles.
+
+With the default ``"auto"`` transform each input column gives two
+channels: the normalised value, and its deviation from a reference (the
+median of the values one, two and three periods back, or the previous
+value when no period is known), in the same units. The last
+``shingle_size`` transformed rows form one point of the forest.
+"""
+
+import numpy as np
+
+from rcforest.detector.period import HISTORY, SEASONS
+
+__all__ = ["Preprocessor", "TRANSFORMS", "shingle_size_for", "trim"]
+
+TRANSFORMS = ("auto", "normalize", "difference", "normalize_difference", "none")
+
+MIN_SHINGLE = 8
+"""Shingle size chosen without a period, and the smallest chosen with one."""
+
+MAX_SHINGLE = 48
+"""Largest shingle size chosen from a period."""
+
+RESIDUAL_FLOOR = 0.01
+"""The typical residual is at least this fraction of the column's spread."""
+
+SCALE_FLOOR = 1e-9
+"""The normalising scale is at least this fraction of the column's magnitude (or 1)."""
+
+
+def shingle_size_for(period):
+    """The shingle size chosen for ``period``: ``clip(period, 8, 48)``, or 8 without a period."""
+    return int(min(max(period, MIN_SHINGLE), MAX_SHINGLE)) if period else MIN_SHINGLE
+
+
+class Preprocessor:
+    """The input transform of a streaming detector and the statistics it was fitted with.
+
+    Parameters
+    ----------
+    transform : {"auto", "normalize", "difference", "normalize_difference", "none"}
+    period : int
+        Seasonal period in rows (0 for none).
+    shingle_size : int
+    mean, scale, residual : ndarray of shape (n_columns,) or None
+        Per-column mean and spread (the normalisation) and typical
+        residual (the unit of deviations), set by :meth:`fit`.
+    """
+
+    def __init__(self, transform="auto", period=0, shingle_size=0, mean=None, scale=None, residual=None):
+        self.transform = transform
+        self.period = period
+        self.shingle_size = shingle_size
+        self.mean = mean
+        self.scale = scale
+        self.residual = residual
+
+    @property
+    def channels(self):
+        """Transformed channels per input column."""
+        return 2 if self.transform == "auto" else 1
+
+    def fit(self, history, period, shingle_size):
+        """Adopt ``period`` and ``shingle_size``; fit the normalisation and typical residual on ``history``."""
+        self.period = period
+        self.shingle_size = shingle_size
+        self.mean = history.mean(axis=0)
+        spread = history.std(axis=0)
+        self.scale = np.maximum(spread, SCALE_FLOOR * np.maximum(np.abs(self.mean), 1.0))
+        self.residual = self.typical_residual(history)
+
+    def reference(self, values, first):
+        """Reference values for rows ``first ..`` of ``values``, in raw units.
+
+        The median of the values one, two and three periods back (those that
+        exist), or the previous value before a full period or without one.
+        """
+        rows = np.arange(first, values.shape[0])
+        reference = values[np.maximum(rows - 1, 0)].copy()
+        period = self.period
+        if period:
+            lagged = np.full((SEASONS,) + reference.shape, np.nan)
+            for k in range(1, SEASONS + 1):
+                source = rows - k * period
+                ok = source >= 0
+                lagged[k - 1, ok] = values[source[ok]]
+            seasonal = rows >= period
+            reference[seasonal] = np.nanmedian(lagged[:, seasonal], axis=0)
+        return reference
+
+    def typical_residual(self, history):
+        """Mean absolute deviation of the residuals (value minus reference) from their median.
+
+        Taking it around the median discounts a steady offset, such as a
+        trend's growth over the periods the reference reaches back. The
+        result is at least 1% of the column's spread.
+        """
+        residual = history[1:] - self.reference(history, 1)
+        typical = np.abs(residual - np.median(residual, axis=0)).mean(axis=0)
+        return np.maximum(typical, RESIDUAL_FLOOR * self.scale)
+
+    def features(self, values, first):
+        """Transformed rows ``first ..`` of ``values`` (raw rows, no NaN), shape (rows, channels * columns)."""
+        mean, scale = self.mean, self.scale
+        if self.transform == "none":
+            return values[first:].copy()
+        if self.transform in ("difference", "normalize_difference"):
+            previous = values[np.maximum(np.arange(first, values.shape[0]) - 1, 0)]
+            change = values[first:] - previous
+            return change if self.transform == "difference" else change / scale
+        z = (values[first:] - mean) / scale
+        if self.transform == "normalize":
+            return z
+        return np.concatenate([z, (values[first:] - self.reference(values, first)) / scale], axis=1)
+
+    def points(self, values, first):
+        """Shingled points for rows ``first ..`` of ``values``; needs ``shingle_size - 1`` rows before ``first``."""
+        size = self.shingle_size
+        features = self.features(values, first - size + 1)
+        windows = np.lib.stride_tricks.sliding_window_view(features, size, axis=0)
+        return np.ascontiguousarray(windows.transpose(0, 2, 1)).reshape(windows.shape[0], -1)
+
+    def impute(self, values, row, column):
+        """A value for ``values[row, column]``: its reference (see :meth:`reference`), 0 for the first row."""
+        if row == 0:
+            return 0.0
+        window = values[max(0, row - SEASONS * self.period - 1) : row + 1, column : column + 1]
+        return float(self.reference(window, window.shape[0] - 1)[0, 0])
+
+    def append(self, history, rows):
+        """Impute the missing values of ``rows`` and append them to ``history``.
+
+        Returns
+        -------
+        values : ndarray
+            The history followed by the imputed rows.
+        imputed : ndarray of bool
+            Per new row, whether a value was missing.
+        """
+        history = history if history is not None else np.empty((0, rows.shape[1]))
+        values = np.concatenate([history, rows])
+        start = history.shape[0]
+        missing = ~np.isfinite(rows)
+        for r, c in np.argwhere(missing):
+            values[start + r, c] = self.impute(values, start + r, c)
+        return values, missing.any(axis=1)
+
+
+def trim(values):
+    """The last :data:`HISTORY` rows of ``values`` (a copy when trimmed)."""
+    return values[-HISTORY:].copy() if values.shape[0] > HISTORY else values

@@ -1,0 +1,518 @@
+"""Streaming anomaly detection that decides: scores, thresholds, grades and explanations.
+
+:class:`ThresholdedForest` wraps a streaming :class:`~rcforest.forest.Forest`
+and turns its raw scores into alerts a user can act on, one row at a time
+and without looking ahead:
+
+1. **Transform.** Each input row is normalised and, with the default
+   ``transform="auto"``, paired with its deviation from a reference: the
+   median of the values one, two and three periods back (the previous
+   value when no period is known). The period is estimated from the
+   autocorrelation of the detrended history (:func:`~rcforest.detector.period.estimate_period`).
+2. **Shingle.** The last ``shingle_size`` transformed rows form the point
+   the forest scores; the point is scored before it joins the forest.
+3. **Threshold.** A discounted mean and deviation of past scores give an
+   adaptive threshold, ``max(min_threshold, mean + z_factor * deviation)``,
+   that follows drift (the idea of AWS's ``BasicThresholder``).
+4. **Explain and decide.** A row whose score passes the threshold is
+   explained: the attribution names the input column and shingle position
+   that drive the score, and the forest's expected value for that entry is
+   the value that would make the score lowest. Deviations from the
+   expected value smaller than ``min_deviation`` typical residuals (and,
+   optionally, smaller than a fraction of the expected value) are ignored.
+   One alert is raised per anomaly: rows that merely continue it are not
+   graded again unless it gets clearly worse after a full shingle.
+
+Notes
+-----
+Rows before the first checkpoint (128 rows) only fill the history. At
+checkpoints (128, 192, 256, 384, ... 4096 rows, then every 2048 rows) the
+period and the typical residual are re-estimated; when the period
+changes, the transform is refitted and the forest and the threshold
+statistics are rebuilt by replaying the stored history (the last 4096
+rows), so the detector behaves as if it had used that period from the
+start. Every output for a row depends only on that row and the rows
+before it, and on nothing else: a stream fed in any chunks, row by row
+or restored from a saved state gives bit-identical results.
+
+The design follows AWS's ThresholdedRandomCutForest (random-cut-forest-by-aws:
+``BasicThresholder``, ``PredictorCorrector``) and OpenSearch anomaly
+detection's rule of ignoring deviations small relative to the expected value.
+"""
+
+import copy
+import os
+
+import numpy as np
+import pandas as pd
+
+from rcforest import _format, _state
+from rcforest._core import as_rows, check_float, check_int
+from rcforest.detector.alerts import AlertPolicy
+from rcforest.detector.explanation import explain
+from rcforest.detector.output import COLUMNS, empty_columns, to_frame
+from rcforest.detector.period import HISTORY, MAX_PERIOD, estimate_period, next_checkpoint
+from rcforest.detector.preprocess import TRANSFORMS, Preprocessor, shingle_size_for, trim
+from rcforest.detector.thresholder import Thresholder
+from rcforest.forest import Forest
+
+__all__ = ["ThresholdedForest"]
+
+FORMAT_NAME = "rcforest-thresholded"
+FORMAT_VERSION = 1
+BATCH_ROWS = 32
+"""From this many rows per call, rows are scored on a copy of the forest in one streaming call; below, one by one."""
+
+
+class ThresholdedForest:
+    """Streaming anomaly detector with adaptive thresholds, grades and explanations.
+
+    Parameters
+    ----------
+    shingle_size : int or None, default None
+        Rows per forest point. None chooses it from the period:
+        ``clip(period, 8, 48)``, or 8 when no period is known.
+    num_trees : int, default 100
+    sample_size : int, default 256
+        Points each tree keeps.
+    random_state : int, default 0
+        Seed; the same seed and input give the same output.
+    time_decay : float or None, default None
+        Reservoir decay of the forest; None uses AWS's default
+        ``1 / (10 * sample_size)``, which follows drift.
+    period : "auto", int or None, default "auto"
+        Seasonal period in rows: estimated from the stream ("auto"),
+        fixed, or None (0) for no seasonal reference.
+    transform : {"auto", "normalize", "difference", "normalize_difference", "none"}, default "auto"
+        Input transform. "auto" feeds each normalised value together with
+        its deviation from the seasonal reference (or from the previous
+        value). The others feed one channel per column: the normalised
+        value, the raw first difference, the normalised first difference,
+        or the raw value.
+    z_factor : float, default 3.0
+        Deviations of the score above its discounted mean that make the
+        threshold.
+    min_threshold : float, default 0.9
+        Floor of the threshold, on the score scale (about 1 for typical
+        points), so that very regular series do not alert on noise.
+    threshold_horizon : int, default 1024
+        Rows over which the score mean and deviation are averaged (the
+        discount is ``1 / threshold_horizon``).
+    min_deviation : float, default 5.0
+        Ignore candidate anomalies whose deviation from the expected value
+        is below this many typical residuals of the column. A residual is a
+        value minus its reference (the median of the values one to three
+        periods back, or the previous value); the typical residual is their
+        mean absolute deviation from their median over the history.
+    ignore_relative : float, default 0.0
+        Ignore candidate anomalies whose deviation is below this fraction
+        of the absolute expected value (OpenSearch uses 0.2). Off by
+        default because it depends on the series' offset.
+    n_jobs : int or None, default None
+        Threads for the forest's kernels.
+
+    Attributes
+    ----------
+    forest_ : Forest or None
+        The forest, once the first checkpoint is reached.
+    period_ : int
+        The seasonal period in use (0 for none).
+    shingle_size_ : int
+        The shingle size in use.
+    rows_seen_ : int
+        Rows processed so far.
+
+    Notes
+    -----
+    Output columns of :meth:`run` (and keys of :meth:`process`):
+
+    - ``score``: the forest's expected-inverse-depth score (NaN while warming up);
+    - ``grade``: in [0, 1]; 0 means no alert. Only the row where an anomaly
+      is first reported (or clearly worsens) is graded. The grade is the
+      larger of ``(score - threshold) / (threshold - mean score)`` and
+      ``(deviation - min_deviation) / (2 * min_deviation)``, with the
+      deviation from the expected value in typical residuals, capped at 1;
+    - ``threshold``: the adaptive threshold the score was compared with;
+    - ``confidence``: in [0, 1], grows as the forest and the statistics fill;
+    - ``attribution``: for alerts, the input column and lag that drive the
+      score, as ``"column[t-k]"``; empty otherwise;
+    - ``expected_value``: for alerts, what the forest expected for that
+      entry (the attributed column at the attributed lag);
+    - ``start_of_anomaly``: for alerts, how many rows back the anomaly began:
+      the oldest shingle position holding at least half of the largest
+      per-position attribution;
+    - ``imputed``: True for rows with missing values, which are filled with
+      their reference value, learned, and never alerted.
+
+    Series that wander like random walks have no stable level for the
+    normalised channel; ``transform="difference"`` suits them better.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.arange(1500)
+    >>> series = 10 * np.sin(2 * np.pi * t / 50) + np.random.default_rng(0).normal(size=t.size)
+    >>> series[1000] += 40
+    >>> out = ThresholdedForest().run(series)
+    >>> int(out["grade"].to_numpy().argmax())
+    1000
+    """
+
+    def __init__(
+        self,
+        shingle_size=None,
+        num_trees=100,
+        sample_size=256,
+        random_state=0,
+        *,
+        time_decay=None,
+        period="auto",
+        transform="auto",
+        z_factor=3.0,
+        min_threshold=0.9,
+        threshold_horizon=1024,
+        min_deviation=5.0,
+        ignore_relative=0.0,
+        n_jobs=None,
+    ):
+        self.shingle_size = None if shingle_size is None else check_int(shingle_size, "shingle_size", 1)
+        self.num_trees = check_int(num_trees, "num_trees", 1)
+        self.sample_size = check_int(sample_size, "sample_size", 4)
+        self.random_state = check_int(random_state, "random_state", 0)
+        self.time_decay = None if time_decay is None else check_float(time_decay, "time_decay")
+        if period == "auto" or period is None:
+            self.period = period
+        else:
+            self.period = check_int(period, "period", 0, MAX_PERIOD)
+        if transform not in TRANSFORMS:
+            raise ValueError(f"transform must be one of {list(TRANSFORMS)}, got {transform!r}")
+        self.transform = transform
+        self.z_factor = check_float(z_factor, "z_factor")
+        self.min_threshold = check_float(min_threshold, "min_threshold")
+        self.threshold_horizon = check_int(threshold_horizon, "threshold_horizon", 2)
+        self.min_deviation = check_float(min_deviation, "min_deviation")
+        self.ignore_relative = check_float(ignore_relative, "ignore_relative")
+        self.n_jobs = None if n_jobs is None else check_int(n_jobs, "n_jobs", 1)
+        self._reset()
+
+    def _reset(self):
+        """Forget everything learned: the state of a detector that has seen no rows."""
+        self.forest_ = None
+        self.rows_seen_ = 0
+        self.columns_ = None
+        self._history = None
+        self._preprocessor = Preprocessor(self.transform)
+        self._thresholder = Thresholder(self.z_factor, self.min_threshold, self.threshold_horizon)
+        self._alerts = AlertPolicy(self.min_deviation, self.ignore_relative)
+
+    def __repr__(self):
+        return (
+            f"ThresholdedForest(shingle_size={self.shingle_size}, num_trees={self.num_trees}, "
+            f"sample_size={self.sample_size}, random_state={self.random_state}, period={self.period!r}, "
+            f"transform={self.transform!r})"
+        )
+
+    @property
+    def period_(self):
+        """The seasonal period in use (0 for none)."""
+        return self._preprocessor.period
+
+    @property
+    def shingle_size_(self):
+        """The shingle size in use (0 before the first checkpoint)."""
+        return self._preprocessor.shingle_size
+
+    @property
+    def _decay(self):
+        """The forest's reservoir decay (AWS's default unless ``time_decay`` is set)."""
+        return 1.0 / (10 * self.sample_size) if self.time_decay is None else self.time_decay
+
+    def _confidence(self):
+        """Fraction of the reservoir filled times the maturity of the score statistics."""
+        filled = min(1.0, self.forest_.points_seen_ / self.sample_size)
+        return filled * min(1.0, self._thresholder.count / self.sample_size)
+
+    # ------------------------------------------------------------ checkpoint
+
+    def _checkpoint(self):
+        """Re-estimate the period; rebuild the forest from the history when it changes."""
+        history = self._history
+        preprocessor = self._preprocessor
+        period = preprocessor.period
+        if self.period == "auto":
+            period = estimate_period(history, current=preprocessor.period)
+        elif self.period:
+            period = self.period
+        if self.forest_ is not None and period == preprocessor.period:
+            preprocessor.residual = preprocessor.typical_residual(history)
+            return
+        size = self.shingle_size if self.shingle_size is not None else shingle_size_for(period)
+        preprocessor.fit(history, period, size)
+        self.forest_ = Forest(
+            num_trees=self.num_trees,
+            sample_size=self.sample_size,
+            time_decay=self._decay,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+        )
+        points = preprocessor.points(history, size - 1)
+        scores = self.forest_.score_update(points)
+        self._thresholder.reset()
+        # Scores of a young forest (before it has seen half the history and a
+        # full period) are inflated by novelty: the statistics skip them.
+        for score in scores[max(points.shape[0] // 2, period) :]:
+            self._thresholder.learn(float(score))
+
+    # ---------------------------------------------------------------- core
+
+    def _decide(self, values, start, imputed, out, out_row):
+        """Score, threshold, explain and learn rows ``start ..`` of ``values`` (the history plus the new rows).
+
+        Few rows are scored one by one (the forest runs single points on one
+        thread); many rows go through the forest in one streaming call, and
+        a copy of the forest taken before it is advanced lazily to any row
+        that needs explaining.
+        """
+        forest = self.forest_
+        preprocessor, thresholder, alerts = self._preprocessor, self._thresholder, self._alerts
+        points = preprocessor.points(values, start)
+        count = points.shape[0]
+        batch = count >= BATCH_ROWS
+        if batch:
+            before = copy.deepcopy(forest)
+            scores = forest.score_update(points)
+        state = {"learned": 0}
+
+        def explainer(i):
+            def run():
+                scorer = forest
+                if batch:
+                    if state["learned"] < i:
+                        before.update(points[state["learned"] : i])
+                        state["learned"] = i
+                    scorer = before
+                return explain(scorer, preprocessor, values, start + i, points[i], self.columns_)
+
+            return run
+
+        for i in range(count):
+            score = float(scores[i]) if batch else float(forest.score(points[i : i + 1])[0])
+            threshold = thresholder.threshold()
+            grade = 0.0 if imputed[i] else thresholder.grade(score, threshold)
+            alert, explanation = alerts.decide(grade, preprocessor.shingle_size, explainer(i))
+            if not imputed[i]:
+                thresholder.learn(score)
+            if not batch:
+                forest.update(points[i : i + 1])
+            j = out_row + i
+            out["score"][j] = score
+            out["grade"][j] = alert
+            out["threshold"][j] = threshold
+            out["confidence"][j] = self._confidence()
+            if explanation is not None:
+                out["attribution"][j] = explanation["attribution"]
+                out["expected_value"][j] = explanation["expected_value"]
+                out["start_of_anomaly"][j] = explanation["start_of_anomaly"]
+
+    def _ingest(self, rows, out, out_row):
+        """Impute, append to the history and (once the forest exists) score ``rows``."""
+        values, imputed = self._preprocessor.append(self._history, rows)
+        out["imputed"][out_row : out_row + rows.shape[0]] = imputed
+        if self.forest_ is not None:
+            self._decide(values, values.shape[0] - rows.shape[0], imputed, out, out_row)
+        self._history = trim(values)
+        self.rows_seen_ += rows.shape[0]
+
+    def _run_values(self, values):
+        """Process rows in order, stopping at each checkpoint; return the output columns as arrays."""
+        n = values.shape[0]
+        out = empty_columns(n)
+        position = 0
+        while position < n:
+            take = min(n - position, next_checkpoint(self.rows_seen_) - self.rows_seen_)
+            self._ingest(values[position : position + take], out, position)
+            position += take
+            if self.rows_seen_ == next_checkpoint(self.rows_seen_ - 1):
+                self._checkpoint()
+        return out
+
+    def _check_columns(self, values, columns):
+        """Record the column names on the first call; check the column count afterwards."""
+        if self.columns_ is None:
+            self.columns_ = list(columns)
+        elif values.shape[1] != len(self.columns_):
+            raise ValueError(
+                f"got {values.shape[1]} columns but the detector was started on {len(self.columns_)} "
+                f"({self.columns_}); pass rows with the same columns"
+            )
+
+    def run(self, data):
+        """Process rows in order and report on each one.
+
+        Parameters
+        ----------
+        data : array-like of shape (n_rows,) or (n_rows, n_columns), pandas Series or DataFrame
+            The next rows of the stream, oldest first. NaN, None and
+            infinite values count as missing and are imputed.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per input row (the input's index for pandas input, else
+            the stream positions) with the columns described in the class
+            Notes.
+        """
+        values, index, columns = as_rows(data, "data", missing=True, lone_name="value")
+        self._check_columns(values, columns)
+        first = self.rows_seen_
+        out = self._run_values(values)
+        if index is None:
+            index = pd.RangeIndex(first, first + values.shape[0])
+        return to_frame(out, index)
+
+    def process(self, row):
+        """Process one row of a live stream.
+
+        Parameters
+        ----------
+        row : float, sequence of floats, dict or pandas.Series
+            One value per column (a scalar for a single series); a dict or
+            Series is read in the detector's column order. NaN is imputed.
+
+        Returns
+        -------
+        dict
+            The same fields as a row of :meth:`run`'s output.
+        """
+        if isinstance(row, dict) or isinstance(row, pd.Series):
+            if self.columns_ is None:
+                self.columns_ = [str(k) for k in (row.keys() if isinstance(row, dict) else row.index)]
+            mapping = {str(k): v for k, v in dict(row).items()}
+            missing = [c for c in self.columns_ if c not in mapping]
+            if missing:
+                raise ValueError(f"the row lacks columns {missing}; pass a value (or NaN) for each of {self.columns_}")
+            values = np.array([[np.nan if mapping[c] is None else mapping[c] for c in self.columns_]], dtype=float)
+        else:
+            values = np.array(row, dtype=float).reshape(1, -1)
+        rows = as_rows(values, "row", missing=True, lone_name="value")
+        self._check_columns(rows.values, rows.columns)
+        out = self._run_values(rows.values)
+        return {name: (out[name][0].item() if hasattr(out[name][0], "item") else out[name][0]) for name in COLUMNS}
+
+    # ------------------------------------------------------------------ I/O
+
+    def _params(self):
+        """The constructor's arguments, JSON-ready (``n_jobs`` is a runtime choice and is not saved)."""
+        return {
+            "shingle_size": self.shingle_size,
+            "num_trees": self.num_trees,
+            "sample_size": self.sample_size,
+            "random_state": self.random_state,
+            "time_decay": self.time_decay,
+            "period": self.period,
+            "transform": self.transform,
+            "z_factor": self.z_factor,
+            "min_threshold": self.min_threshold,
+            "threshold_horizon": self.threshold_horizon,
+            "min_deviation": self.min_deviation,
+            "ignore_relative": self.ignore_relative,
+        }
+
+    def save(self, path):
+        """Write the detector's full state to ``path``; :meth:`load` continues bit-identically.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Notes
+        -----
+        The file is in rcforest's format (:mod:`rcforest._format`): a JSON
+        header with the parameters, counters and threshold statistics, and
+        the history, transform statistics and forest as ``.npy`` arrays;
+        reading it uses ``allow_pickle=False``, so loading runs no code.
+        """
+        preprocessor = self._preprocessor
+        state = {
+            "params": self._params(),
+            "period_": preprocessor.period,
+            "shingle_size_": preprocessor.shingle_size,
+            "rows_seen_": self.rows_seen_,
+            "columns_": self.columns_,
+            "stats": self._thresholder.state(),
+            "anomaly": self._alerts.state(),
+        }
+        arrays = {
+            "history": self._history,
+            "mean": preprocessor.mean,
+            "scale": preprocessor.scale,
+            "residual": preprocessor.residual,
+        }
+        arrays = {name: value for name, value in arrays.items() if value is not None}
+        forest = None
+        if self.forest_ is not None:
+            forest, forest_arrays = _state.to_arrays(self.forest_._parts())
+            arrays.update({f"forest/{name}": value for name, value in forest_arrays.items()})
+        header = {"detector": state, "forest": forest}
+        _format.write(os.fspath(path), header, arrays, kind=FORMAT_NAME, version=FORMAT_VERSION)
+
+    def _restore(self, state, arrays):
+        """Set the fitted state from a saved header and arrays, checking that they agree."""
+        preprocessor = self._preprocessor
+        preprocessor.period = check_int(state["period_"], "period_", 0, MAX_PERIOD)
+        preprocessor.shingle_size = check_int(state["shingle_size_"], "shingle_size_", 0)
+        self.rows_seen_ = check_int(state["rows_seen_"], "rows_seen_", 0)
+        columns = state["columns_"]
+        self.columns_ = None if columns is None else [str(c) for c in columns]
+        self._thresholder.restore(state["stats"])
+        self._alerts.restore(state["anomaly"])
+        width = len(self.columns_) if self.columns_ is not None else None
+        for name in ("history", "mean", "scale", "residual"):
+            value = arrays.get(name)
+            if value is None:
+                continue
+            dimensions = 2 if name == "history" else 1
+            if value.dtype != np.float64 or value.ndim != dimensions or value.shape[-1:] != (width,):
+                raise ValueError(f"array {name} has dtype {value.dtype} and shape {value.shape}")
+        self._history = arrays.get("history")
+        preprocessor.mean = arrays.get("mean")
+        preprocessor.scale = arrays.get("scale")
+        preprocessor.residual = arrays.get("residual")
+        if self.rows_seen_ and (self._history is None or self._history.shape[0] != min(self.rows_seen_, HISTORY)):
+            raise ValueError("the stored history does not match the number of rows seen")
+        if self.forest_ is not None:
+            expected = preprocessor.shingle_size * preprocessor.channels * width
+            if preprocessor.mean is None or preprocessor.residual is None or self.forest_.dimensions_ != expected:
+                raise ValueError(f"the forest has {self.forest_.dimensions_} dimensions, expected {expected}")
+
+    @classmethod
+    def load(cls, path):
+        """Read a detector written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        ThresholdedForest
+
+        Raises
+        ------
+        ValueError
+            If the file is not a saved detector or is inconsistent.
+        """
+        path = os.fspath(path)
+        header, arrays = _format.read(path, kind=FORMAT_NAME, version=FORMAT_VERSION)
+        try:
+            state = header["detector"]
+            detector = cls(**state["params"])
+            if header["forest"] is not None:
+                prefix = "forest/"
+                forest_arrays = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+                parts = _state.from_arrays(header["forest"], forest_arrays)
+                detector.forest_ = Forest._from_parts(parts, n_jobs=detector.n_jobs)
+            detector._restore(state, arrays)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{path} is not a valid ThresholdedForest state: {error}") from None
+        return detector

@@ -1,0 +1,20 @@
+"""Detection quality: point and event metrics for labelled streams, and NAB's benchmark score.
+
+- :mod:`~rcforest.evaluate.events`: point metrics (precision, recall, F1),
+  window (event) metrics in NAB's sense, alert events, top-ranked days;
+- :mod:`~rcforest.evaluate.nab`: :func:`nab_score`, the Numenta Anomaly
+  Benchmark's normalised score, computed as NAB computes it.
+"""
+
+from rcforest.evaluate.events import alert_events, point_metrics, precision_at_k, top_days, window_mask, window_metrics
+from rcforest.evaluate.nab import nab_score
+
+__all__ = [
+    "point_metrics",
+    "window_mask",
+    "alert_events",
+    "window_metrics",
+    "precision_at_k",
+    "top_days",
+    "nab_score",
+]
