@@ -68,9 +68,10 @@ def _metrics(value):
     if isinstance(value, str):
         text = value.strip()
         try:
-            names = json.loads(text) if text.startswith("[") else [part for part in text.split(",")]
+            names = json.loads(text) if text.startswith("[") else text.split(",")
         except ValueError:
-            names = None
+            # The SDK sends str(list): "['accuracy', 'precision_recall_fscore']".
+            names = text.strip("[]").split(",") if text.endswith("]") else None
     if isinstance(names, (list, tuple)) and names and all(isinstance(n, str) for n in names):
         names = [n.strip().strip("'\"") for n in names]
         if all(n in EVAL_METRICS for n in names):

@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 
-__all__ = ["MAX_PAYLOAD_BYTES", "BackgroundServer", "create_app", "serve"]
+__all__ = ["MAX_PAYLOAD_BYTES", "SCORING_LOCK", "BackgroundServer", "create_app", "listen", "serve"]
 
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 # Bodies announced above this are refused without reading them.
@@ -33,7 +33,7 @@ _DRAIN_LIMIT = 16 * MAX_PAYLOAD_BYTES
 # One scoring call at a time in this process, whatever the number of servers:
 # numba's workqueue threading layer must not be entered from two threads at
 # once. Scoring runs in a worker thread, so the event loop keeps answering.
-_SCORING_LOCK = threading.Lock()
+SCORING_LOCK = threading.Lock()
 
 
 class _RequestError(Exception):
@@ -81,7 +81,7 @@ def create_app(forest, max_payload_bytes=MAX_PAYLOAD_BYTES):
             raise _RequestError(406, "NotAcceptable", str(error)) from None
         try:
             features = formats.decode_request(body, content_type)
-            with _SCORING_LOCK:
+            with SCORING_LOCK:
                 scores = forest.score(features)
         except formats.UnsupportedContentType as error:
             raise _RequestError(415, "UnsupportedMediaType", str(error)) from None
@@ -184,7 +184,7 @@ class BackgroundServer:
         """
         import uvicorn
 
-        sock = _listen(self.host, self.port)
+        sock = listen(self.host, self.port)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(create_app(self.forest), log_level="warning", access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
@@ -219,7 +219,7 @@ class BackgroundServer:
         self._thread = None
 
 
-def _listen(host, port):
+def listen(host, port):
     """Return a socket bound to ``(host, port)``, or raise ValueError saying why it cannot be."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -249,7 +249,7 @@ def serve(model="/opt/ml/model", host="127.0.0.1", port=8080, log_level="info"):
     from rcforest.sagemaker.model import load_model
 
     forest = load_model(model)
-    sock = _listen(host, port)
+    sock = listen(host, port)
     print(
         f"serving {model} ({forest.n_features_} features, {forest.num_trees} trees) "
         f"on http://{host}:{sock.getsockname()[1]}",

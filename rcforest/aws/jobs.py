@@ -1,0 +1,380 @@
+"""What the Random Cut Forest image does in a training job, a transform job and an endpoint, given S3.
+
+A training job copies its channels from S3 into a SageMaker training layout
+(``input/config``, ``input/data/<channel>``), trains there with
+:func:`rcforest.sagemaker.container.train` (the code behind
+``rcforest train``), sends the log to CloudWatch Logs and the test metrics to
+CloudWatch, and uploads ``model/`` as ``model.tar.gz``. Endpoints and
+transform jobs load that artefact with :mod:`rcforest.sagemaker.model`.
+"""
+
+import datetime
+import json
+import os
+import re
+import shutil
+import time
+
+__all__ = [
+    "IMAGE_PATTERN",
+    "METRIC_DEFINITIONS",
+    "JobFailed",
+    "check_image",
+    "load_artefact",
+    "parse_s3_uri",
+    "run_training",
+    "run_transform",
+]
+
+# The Random Cut Forest image of any region, as image_uris.retrieve("randomcutforest", region) names it.
+IMAGE_PATTERN = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/randomcutforest(:[\w.-]+)?$")
+# The metrics the image logs for a labelled test channel, as DescribeTrainingJob lists them.
+METRIC_DEFINITIONS = [
+    {"Name": f"test:{name}", "Regex": rf"#test_score \(algo-1\) : \('{name}', (\S+)\)"}
+    for name in ("accuracy", "precision", "recall", "f1", "precision_normal", "recall_normal", "f1_normal")
+]
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+METRIC_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+_HOST = "algo-1"
+_S3_URI = re.compile(r"^s3://([^/]+)/?(.*)$")
+
+
+class JobFailed(Exception):
+    """A job ends Failed; the message is its ``FailureReason``."""
+
+
+def check_image(image):
+    """Raise :class:`JobFailed` unless ``image`` is the Random Cut Forest image."""
+    if not isinstance(image, str) or not IMAGE_PATTERN.match(image):
+        raise JobFailed(
+            f"ClientError: image {image!r} is not served here; rcforest aws runs the Random Cut Forest image "
+            "(<account>.dkr.ecr.<region>.amazonaws.com/randomcutforest:1, as "
+            'sagemaker.image_uris.retrieve("randomcutforest", region) gives)'
+        )
+
+
+def parse_s3_uri(uri):
+    """Split ``s3://bucket/key`` into (bucket, key); raise :class:`JobFailed` for anything else."""
+    match = _S3_URI.match(uri or "")
+    if not match:
+        raise JobFailed(f"ClientError: {uri!r} is not an S3 URI (s3://bucket/key)")
+    return match.group(1), match.group(2)
+
+
+def _s3_error(error, uri):
+    code = getattr(error, "response", {}).get("Error", {}).get("Code", type(error).__name__)
+    return JobFailed(f"ClientError: cannot read {uri}: {code}")
+
+
+def _list_keys(s3, bucket, prefix):
+    keys = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(item["Key"] for item in page.get("Contents", ()) if not item["Key"].endswith("/"))
+    return sorted(keys)
+
+
+def _channel_objects(s3, channel):
+    """Return [(bucket, key)] of a channel's S3DataSource (S3Prefix or ManifestFile)."""
+    name = channel.get("ChannelName")
+    source = channel.get("DataSource", {}).get("S3DataSource")
+    if not source:
+        raise JobFailed(f"ClientError: channel {name} needs an S3DataSource")
+    uri = source.get("S3Uri")
+    bucket, key = parse_s3_uri(uri)
+    kind = source.get("S3DataType", "S3Prefix")
+    try:
+        if kind == "S3Prefix":
+            objects = [(bucket, k) for k in _list_keys(s3, bucket, key)]
+        elif kind == "ManifestFile":
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            try:
+                manifest = json.loads(body)
+                prefix_bucket, prefix = parse_s3_uri(manifest[0]["prefix"])
+                objects = [(prefix_bucket, prefix + entry) for entry in manifest[1:]]
+            except (ValueError, KeyError, IndexError, TypeError, JobFailed):
+                raise JobFailed(
+                    f'ClientError: channel {name}: {uri} is not a manifest ([{{"prefix": "s3://..."}}, key, ...])'
+                ) from None
+        else:
+            raise JobFailed(f"ClientError: channel {name}: S3DataType {kind} is not supported (S3Prefix, ManifestFile)")
+    except JobFailed:
+        raise
+    except Exception as error:  # botocore's ClientError and connection errors
+        raise _s3_error(error, uri) from None
+    if not objects:
+        raise JobFailed(f"ClientError: channel {name}: no objects under {uri}")
+    return objects
+
+
+def _download_channel(s3, channel, directory):
+    """Copy a channel's objects into ``directory``, numbered in key order."""
+    os.makedirs(directory, exist_ok=True)
+    for number, (bucket, key) in enumerate(_channel_objects(s3, channel)):
+        target = os.path.join(directory, f"part-{number:05d}-{os.path.basename(key) or 'object'}")
+        try:
+            s3.download_file(bucket, key, target)
+        except Exception as error:
+            raise _s3_error(error, f"s3://{bucket}/{key}") from None
+
+
+class _CloudWatchStream:
+    """A text stream whose lines become events of one CloudWatch Logs stream."""
+
+    def __init__(self, logs, group, stream):
+        self.logs, self.group, self.stream = logs, group, stream
+        self._partial = ""
+        try:
+            logs.create_log_group(logGroupName=group)
+        except logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+
+    def write(self, text):
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        self._put([line for line in lines if line])
+        return len(text)
+
+    def flush(self):
+        if self._partial:
+            self._put([self._partial])
+            self._partial = ""
+
+    def _put(self, lines):
+        if lines:
+            now = int(time.time() * 1000)
+            events = [{"timestamp": now, "message": line} for line in lines]
+            self.logs.put_log_events(logGroupName=self.group, logStreamName=self.stream, logEvents=events)
+
+
+def _publish_metrics(cloudwatch, job_name, metrics):
+    """Send the test metrics where ``TrainingJobAnalytics`` reads them: by TrainingJobName."""
+    if not metrics:
+        return
+    now = datetime.datetime.now(datetime.timezone.utc)
+    data = [
+        {
+            "MetricName": name,
+            "Dimensions": [{"Name": "TrainingJobName", "Value": job_name}],
+            "Timestamp": now,
+            "Value": float(value),
+        }
+        for name, value in metrics.items()
+    ]
+    cloudwatch.put_metric_data(Namespace=METRIC_NAMESPACE, MetricData=data)
+
+
+def run_training(job, clients, work_dir, lock):
+    """Run one training job of the Random Cut Forest image.
+
+    Parameters
+    ----------
+    job : dict
+        The CreateTrainingJob request.
+    clients : object
+        With ``s3``, ``logs`` and ``cloudwatch`` boto3 clients.
+    work_dir : str
+        The job's local folder (the training layout).
+    lock : threading.Lock
+        Held while the forest is trained (one numba call at a time per process).
+
+    Returns
+    -------
+    model_uri : str
+        Where ``model.tar.gz`` was written.
+    metrics : dict of str to float
+        Test-channel metrics, named as in CloudWatch (``test:f1``, ...).
+
+    Raises
+    ------
+    JobFailed
+        With the job's ``FailureReason``.
+    """
+    from rcforest.sagemaker import container
+    from rcforest.sagemaker.metrics import log_to
+    from rcforest.sagemaker.model import MODEL_ARCHIVE, pack_model
+
+    name = job["TrainingJobName"]
+    check_image(job.get("AlgorithmSpecification", {}).get("TrainingImage"))
+    output = job.get("OutputDataConfig", {}).get("S3OutputPath")
+    out_bucket, out_prefix = parse_s3_uri(output)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    config_dir = os.path.join(work_dir, "input", "config")
+    os.makedirs(config_dir)
+    channels = job.get("InputDataConfig") or []
+    data_config = {}
+    for channel in channels:
+        channel_name = channel.get("ChannelName")
+        if channel_name not in container.CHANNELS:
+            raise JobFailed(f"ClientError: Random Cut Forest takes channels train and test, got {channel_name!r}")
+        mode = channel.get("InputMode") or job.get("AlgorithmSpecification", {}).get("TrainingInputMode", "File")
+        if mode != "File":
+            raise JobFailed(f"ClientError: channel {channel_name}: Random Cut Forest reads File input mode, got {mode}")
+        settings = {"TrainingInputMode": "File"}
+        distribution = channel.get("DataSource", {}).get("S3DataSource", {}).get("S3DataDistributionType")
+        settings["S3DistributionType"] = distribution or "FullyReplicated"
+        if channel.get("ContentType"):
+            settings["ContentType"] = channel["ContentType"]
+        data_config[channel_name] = settings
+        _download_channel(clients.s3, channel, os.path.join(work_dir, "input", "data", channel_name))
+    with open(os.path.join(config_dir, "hyperparameters.json"), "w", encoding="utf-8") as file:
+        json.dump(job.get("HyperParameters") or {}, file)
+    with open(os.path.join(config_dir, "inputdataconfig.json"), "w", encoding="utf-8") as file:
+        json.dump(data_config, file)
+
+    stream = _CloudWatchStream(clients.logs, LOG_GROUP, f"{name}/{_HOST}-{int(time.time())}")
+    try:
+        with log_to(stream):
+            try:
+                with lock:
+                    metrics = container.train(work_dir)
+            except (ValueError, TypeError, OSError) as error:
+                stream.write(f"ClientError: {error}\n")
+                raise JobFailed(f"ClientError: {error}") from None
+        stream.write("===== Job Complete =====\n")
+    finally:
+        stream.flush()
+    metrics = {f"test:{key}": value for key, value in metrics.items()}
+    _publish_metrics(clients.cloudwatch, name, metrics)
+    key = "/".join(part for part in (out_prefix.rstrip("/"), name, "output", MODEL_ARCHIVE) if part)
+    try:
+        clients.s3.put_object(Bucket=out_bucket, Key=key, Body=pack_model(os.path.join(work_dir, "model")))
+    except Exception as error:
+        raise JobFailed(f"ClientError: cannot write the model to s3://{out_bucket}/{key}: {error}") from None
+    return f"s3://{out_bucket}/{key}", metrics
+
+
+def load_artefact(s3, model_data_url, directory):
+    """Download and load a ``model.tar.gz`` (or a ``.rcf`` object) from S3.
+
+    Parameters
+    ----------
+    s3 : boto3 S3 client
+    model_data_url : str
+    directory : str
+        Where the model is unpacked.
+
+    Returns
+    -------
+    rcforest.Forest
+
+    Raises
+    ------
+    JobFailed
+        If the artefact cannot be read or is not an rcforest model.
+    """
+    from rcforest.sagemaker.model import load_model, unpack_model
+
+    bucket, key = parse_s3_uri(model_data_url)
+    try:
+        data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as error:
+        raise _s3_error(error, model_data_url) from None
+    os.makedirs(directory, exist_ok=True)
+    try:
+        if key.endswith(".rcf"):
+            path = os.path.join(directory, "model.rcf")
+            with open(path, "wb") as file:
+                file.write(data)
+        else:
+            path = unpack_model(data, directory)
+        return load_model(path)
+    except (ValueError, OSError) as error:
+        raise JobFailed(f"ClientError: the model at {model_data_url} cannot be loaded: {error}") from None
+
+
+TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"
+
+
+def _records(body, split_type):
+    """Split an object's bytes into records: lines for ``Line``, the whole object otherwise."""
+    if split_type == "Line":
+        return [line for line in body.split(b"\n") if line.strip()]
+    return [body]
+
+
+def _batches(records, strategy, max_bytes):
+    """Group records into requests: one each for SingleRecord, up to ``max_bytes`` for MultiRecord."""
+    if strategy != "MultiRecord":
+        return [[record] for record in records]
+    batches, current, size = [], [], 0
+    for record in records:
+        if current and size + len(record) + 1 > max_bytes:
+            batches.append(current)
+            current, size = [], 0
+        current.append(record)
+        size += len(record) + 1
+    return batches + ([current] if current else [])
+
+
+def run_transform(job, forest, clients, lock):
+    """Run one batch transform job: score every input object and write ``<key>.out``.
+
+    Parameters
+    ----------
+    job : dict
+        The CreateTransformJob request.
+    forest : rcforest.Forest
+        The model's forest.
+    clients : object
+        With ``s3`` and ``logs`` boto3 clients.
+    lock : threading.Lock
+        Held while scoring.
+
+    Returns
+    -------
+    int
+        The number of records scored.
+
+    Raises
+    ------
+    JobFailed
+        With the job's ``FailureReason``.
+    """
+    from rcforest.sagemaker import formats
+
+    name = job["TransformJobName"]
+    source = job["TransformInput"]["DataSource"]
+    channel = {"ChannelName": "transform input", "DataSource": source}
+    content_type = job["TransformInput"].get("ContentType") or formats.CSV
+    split_type = job["TransformInput"].get("SplitType", "None")
+    output = job["TransformOutput"]
+    try:
+        accept = formats.choose_response_type(output.get("Accept"))
+    except ValueError as error:
+        raise JobFailed(f"ClientError: {error}") from None
+    text = accept != formats.RECORDIO
+    joiner = b"\n" if text and (output.get("AssembleWith") == "Line" or split_type == "Line") else b""
+    max_bytes = int(job.get("MaxPayloadInMB") or 6) * 1024 * 1024
+    strategy = job.get("BatchStrategy") or "MultiRecord"
+    out_bucket, out_prefix = parse_s3_uri(output["S3OutputPath"])
+    in_prefix = parse_s3_uri(source["S3DataSource"]["S3Uri"])[1]
+    if source["S3DataSource"].get("S3DataType") == "ManifestFile":
+        in_prefix = ""
+    stream = _CloudWatchStream(clients.logs, TRANSFORM_LOG_GROUP, f"{name}/{_HOST}-{int(time.time())}")
+    count = 0
+    try:
+        for bucket, key in _channel_objects(clients.s3, channel):
+            try:
+                body = clients.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except Exception as error:
+                raise _s3_error(error, f"s3://{bucket}/{key}") from None
+            answers = []
+            for batch in _batches(_records(body, split_type), strategy, max_bytes):
+                try:
+                    features = formats.decode_request(b"\n".join(batch), content_type)
+                    with lock:
+                        scores = forest.score(features)
+                except ValueError as error:
+                    stream.write(f"ClientError: s3://{bucket}/{key}: {error}\n")
+                    raise JobFailed(f"ClientError: s3://{bucket}/{key}: {error}") from None
+                encoded = formats.encode_scores(scores, accept)
+                answers.append(encoded.rstrip(b"\n") if text else encoded)
+                count += len(scores)
+            relative = key[len(in_prefix) :].lstrip("/") if key.startswith(in_prefix) else os.path.basename(key)
+            target = "/".join(part for part in (out_prefix.rstrip("/"), f"{relative}.out") if part)
+            clients.s3.put_object(Bucket=out_bucket, Key=target, Body=joiner.join(answers) + joiner)
+            stream.write(f"scored {count} records; wrote s3://{out_bucket}/{target}\n")
+    finally:
+        stream.flush()
+    return count

@@ -1,0 +1,663 @@
+"""``rcforest aws`` against the real SageMaker SDK v2 and boto3, on loopback.
+
+The server runs as ``python -m rcforest aws`` in a child process; the tests
+export the environment it prints, exactly as a user would, and then run
+unmodified SDK and boto3 code. Nothing of the clients is mocked. The SDK
+sleeps between its polls (5 s before the first DescribeTrainingJob, 30 s
+before the first DescribeEndpoint), so the module takes a few minutes.
+"""
+
+import io
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("moto.server")
+pytest.importorskip("a2wsgi")
+boto3 = pytest.importorskip("boto3")
+sagemaker = pytest.importorskip("sagemaker")
+from botocore.exceptions import ClientError  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.timeout(600)
+# Settings the server's environment must not take from the caller's.
+_CLEARED = ("AWS_ENDPOINT_URL", "HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "AWS_CA_BUNDLE")
+
+
+class Server:
+    """A ``python -m rcforest aws`` child process and the environment it printed."""
+
+    def __init__(self, data_dir, *options, timeout=120.0):
+        env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        command = [sys.executable, "-m", "rcforest", "aws", "--port", "0", "--data-dir", str(data_dir), *options]
+        self.process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.output = []
+        lines = queue.Queue()
+        threading.Thread(target=self._read, args=(lines,), daemon=True).start()
+        self.environment = {}
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                self.stop()
+                raise RuntimeError("rcforest aws did not start:\n" + "".join(self.output)) from None
+            if line is None:
+                raise RuntimeError("rcforest aws exited:\n" + "".join(self.output))
+            if line.startswith("export "):
+                name, _, value = line[len("export ") :].strip().partition("=")
+                self.environment[name] = value
+            if line.strip() == "ready":
+                break
+
+    def _read(self, lines):
+        for line in self.process.stdout:
+            self.output.append(line)
+            lines.put(line)
+        lines.put(None)
+
+    @property
+    def url(self):
+        return self.environment["AWS_ENDPOINT_URL"]
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, aws_env):
+    """``rcforest aws`` on a free port, its environment exported for the module."""
+    running = Server(tmp_path_factory.mktemp("aws-data"))
+    with pytest.MonkeyPatch.context() as patch:
+        for name in _CLEARED:
+            patch.delenv(name, raising=False)
+        for name, value in running.environment.items():
+            patch.setenv(name, value)
+        yield running
+    running.stop()
+
+
+def taxi_like_series(days=21, seed=7):
+    """Half-hourly passenger counts with a daily and weekly rhythm and three injected anomalies."""
+    rng = np.random.default_rng(seed)
+    steps = np.arange(days * 48)
+    daily = 10000 + 8000 * np.sin(2 * np.pi * (steps % 48) / 48 - 2.0)
+    weekly = 1500 * np.sin(2 * np.pi * steps / (7 * 48))
+    value = np.round(daily + weekly + rng.normal(0, 400, steps.size)).astype(int)
+    anomalies = [300, 520, 820]
+    value[anomalies[0]] = 40000  # a marathon
+    value[anomalies[1] : anomalies[1] + 6] = 500  # a snow storm
+    value[anomalies[2]] = 38000
+    timestamps = np.datetime64("2014-07-01T00:00") + steps * np.timedelta64(30, "m")
+    return timestamps, value, anomalies
+
+
+def _seed_public_bucket(region):
+    """Copy the data into the local S3 once, where the example reads it."""
+    timestamps, value, anomalies = taxi_like_series()
+    text = "timestamp,value\n" + "".join(f"{str(t).replace('T', ' ')}:00,{v}\n" for t, v in zip(timestamps, value))
+    s3 = boto3.client("s3")
+    bucket = f"sagemaker-example-files-prod-{region}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="datasets/tabular/anomaly_benchmark_taxi/NAB_nyc_taxi.csv", Body=text)
+    return anomalies
+
+
+def test_nyc_taxi_example_runs_unchanged(server, tmp_path, monkeypatch, capsys):
+    """The cells of AWS's random_cut_forest.ipynb, as written, against rcforest aws."""
+    import pandas as pd
+
+    monkeypatch.chdir(tmp_path)
+    anomalies = _seed_public_bucket(os.environ["AWS_DEFAULT_REGION"])
+
+    # ---- the notebook from here on
+    import boto3
+    import botocore
+    import sagemaker
+
+    bucket = sagemaker.Session().default_bucket()
+    prefix = "sagemaker/rcf-benchmarks"
+    execution_role = sagemaker.get_execution_role()
+    region = boto3.Session().region_name
+    downloaded_data_bucket = f"sagemaker-example-files-prod-{region}"
+    downloaded_data_prefix = "datasets/tabular/anomaly_benchmark_taxi"
+
+    def check_bucket_permission(bucket):
+        permission = False
+        try:
+            boto3.Session().client("s3").head_bucket(Bucket=bucket)
+        except botocore.exceptions.ParamValidationError as e:  # noqa: F841 (as the example writes it)
+            print("Hey! You either forgot to specify your S3 bucket or you gave your bucket an invalid name!")
+        except botocore.exceptions.ClientError as e:
+            if e.response["Error"]["Code"] == "403":
+                print(f"Hey! You don't have permission to access the bucket, {bucket}.")
+            elif e.response["Error"]["Code"] == "404":
+                print(f"Hey! Your bucket, {bucket}, doesn't exist!")
+            else:
+                raise
+        else:
+            permission = True
+        return permission
+
+    assert check_bucket_permission(bucket)
+    assert check_bucket_permission(downloaded_data_bucket)
+
+    data_filename = "NAB_nyc_taxi.csv"
+    s3 = boto3.client("s3")
+    s3.download_file(downloaded_data_bucket, f"{downloaded_data_prefix}/{data_filename}", data_filename)
+    taxi_data = pd.read_csv(data_filename, delimiter=",")
+
+    from sagemaker import RandomCutForest
+
+    session = sagemaker.Session()
+    rcf = RandomCutForest(
+        role=execution_role,
+        instance_count=1,
+        instance_type="ml.m4.xlarge",
+        data_location=f"s3://{bucket}/{prefix}/",
+        output_path=f"s3://{bucket}/{prefix}/output",
+        num_samples_per_tree=512,
+        num_trees=50,
+    )
+    rcf.fit(rcf.record_set(taxi_data.value.to_numpy().reshape(-1, 1)))
+    job_name = rcf.latest_training_job.job_name
+    rcf_inference = rcf.deploy(initial_instance_count=1, instance_type="ml.m4.xlarge")
+    endpoint = rcf_inference.endpoint
+
+    from sagemaker.deserializers import JSONDeserializer
+    from sagemaker.serializers import CSVSerializer
+
+    rcf_inference.serializer = CSVSerializer()
+    rcf_inference.deserializer = JSONDeserializer()
+    taxi_data_numpy = taxi_data.value.to_numpy().reshape(-1, 1)
+    results = rcf_inference.predict(
+        taxi_data_numpy[:6], initial_args={"ContentType": "text/csv", "Accept": "application/json"}
+    )
+    first_six = [datum["score"] for datum in results["scores"]]
+    results = rcf_inference.predict(taxi_data_numpy)
+    scores = [datum["score"] for datum in results["scores"]]
+    taxi_data["score"] = pd.Series(scores, index=taxi_data.index)
+    score_mean = taxi_data["score"].mean()
+    score_std = taxi_data["score"].std()
+    score_cutoff = score_mean + 3 * score_std
+    anomalous = taxi_data[taxi_data["score"] > score_cutoff]
+    sagemaker.Session().delete_endpoint(rcf_inference.endpoint)
+
+    def shingle(data, shingle_size):
+        num_data = len(data)
+        shingled_data = np.zeros((num_data - shingle_size, shingle_size))
+        for n in range(num_data - shingle_size):
+            shingled_data[n] = data[n : (n + shingle_size)]
+        return shingled_data
+
+    shingle_size = 48
+    prepared_data = shingle(taxi_data.values[:, 1].astype(float), shingle_size)
+    rcf = RandomCutForest(
+        role=execution_role,
+        instance_count=1,
+        instance_type="ml.m4.xlarge",
+        data_location=f"s3://{bucket}/{prefix}/",
+        output_path=f"s3://{bucket}/{prefix}/output",
+        num_samples_per_tree=512,
+        num_trees=50,
+    )
+    rcf.fit(rcf.record_set(prepared_data))
+    rcf_inference = rcf.deploy(initial_instance_count=1, instance_type="ml.m4.xlarge")
+    rcf_inference.serializer = CSVSerializer()
+    rcf_inference.deserializer = JSONDeserializer()
+    results = rcf_inference.predict(prepared_data)
+    shingled_scores = np.array([datum["score"] for datum in results["scores"]])
+    sagemaker.Session().delete_endpoint(rcf_inference.endpoint)
+    # ---- end of the notebook
+
+    output = capsys.readouterr().out
+    assert bucket == "sagemaker-us-east-1-123456789012"
+    assert execution_role == "arn:aws:iam::123456789012:role/AmazonSageMaker-ExecutionRole-rcforest"
+    assert session.sagemaker_client.describe_training_job(TrainingJobName=job_name)["TrainingJobStatus"] == "Completed"
+    # fit(logs=True) printed the job's log from CloudWatch Logs.
+    assert "training 50 trees of 512 samples on 1008 records with 1 features" in output
+    assert output.count("===== Job Complete =====") == 2
+    assert len(first_six) == 6 and first_six == pytest.approx(scores[:6])
+    assert len(scores) == len(taxi_data) and np.isfinite(scores).all()
+    # The injected anomalies are above the example's cut-off; few other points are.
+    flagged = set(anomalous.index)
+    assert {anomalies[0], anomalies[2]} <= flagged
+    assert len(flagged) <= 20
+    assert shingled_scores.shape == (len(taxi_data) - shingle_size,)
+    cutoff = shingled_scores.mean() + 3 * shingled_scores.std()
+    flagged = np.flatnonzero(shingled_scores > cutoff)
+    # A shingle holds a spike when it starts in the 48 steps before it.
+    assert all(np.any((flagged <= a) & (flagged > a - shingle_size)) for a in (anomalies[0], anomalies[2]))
+    # Deleting the endpoint stopped it: the control plane and the runtime both say so.
+    with pytest.raises(ClientError, match="Could not find endpoint"):
+        session.sagemaker_client.describe_endpoint(EndpointName=endpoint)
+    runtime = boto3.client("sagemaker-runtime")
+    with pytest.raises(ClientError, match=f"Endpoint {endpoint} of account 123456789012 not found"):
+        runtime.invoke_endpoint(EndpointName=endpoint, Body=b"1\n", ContentType="text/csv")
+
+
+# ------------------------------------------------------------ boto3, bad inputs
+
+IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/randomcutforest:1"
+OTHER_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+ROLE = "arn:aws:iam::123456789012:role/AmazonSageMaker-ExecutionRole-rcforest"
+
+
+def _put(bucket, key, body):
+    s3 = boto3.client("s3")
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except ClientError:
+        pass
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+    return f"s3://{bucket}/{key}"
+
+
+def _training_job(name, train_uri, image=IMAGE, content_type="text/csv", **hyperparameters):
+    client = boto3.client("sagemaker")
+    try:
+        boto3.client("s3").create_bucket(Bucket="rcforest-test-output")
+    except ClientError:
+        pass
+    params = {"feature_dim": "1", "num_samples_per_tree": "64", "num_trees": "50", **hyperparameters}
+    client.create_training_job(
+        TrainingJobName=name,
+        AlgorithmSpecification={"TrainingImage": image, "TrainingInputMode": "File"},
+        RoleArn=ROLE,
+        InputDataConfig=[
+            {
+                "ChannelName": "train",
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": train_uri}},
+                "ContentType": content_type,
+            }
+        ],
+        OutputDataConfig={"S3OutputPath": "s3://rcforest-test-output/jobs"},
+        ResourceConfig={"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 1},
+        StoppingCondition={"MaxRuntimeInSeconds": 600},
+        HyperParameters=params,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        description = client.describe_training_job(TrainingJobName=name)
+        if description["TrainingJobStatus"] not in ("InProgress", "Stopping") or time.monotonic() > deadline:
+            return description
+        time.sleep(0.2)
+
+
+def _series_csv(rows=300, seed=0):
+    values = np.random.default_rng(seed).normal(size=rows)
+    return "".join(f"{v:.6f}\n" for v in values).encode()
+
+
+@pytest.mark.parametrize(
+    ("case", "reason"),
+    [
+        ("image", "is not served here; rcforest aws runs the Random Cut Forest image"),
+        ("hyperparameter", "hyperparameter num_trees must be an integer in [50, 1000], got 5"),
+        ("channel", "channel train, file part-00000-bad.csv: CSV line 2 is not all numbers"),
+        ("missing", "no objects under s3://rcforest-test-data/nothing-here/"),
+    ],
+)
+def test_bad_jobs_fail_with_their_reason(server, case, reason):
+    uri = _put("rcforest-test-data", "good/train.csv", _series_csv())
+    kwargs = {}
+    if case == "image":
+        kwargs["image"] = OTHER_IMAGE
+    elif case == "hyperparameter":
+        kwargs["num_trees"] = "5"
+    elif case == "channel":
+        uri = _put("rcforest-test-data", "bad/bad.csv", b"1.0\nnot a number\n")
+    else:
+        uri = "s3://rcforest-test-data/nothing-here/"
+    description = _training_job(f"bad-{case}-{time.time_ns()}", uri, **kwargs)
+    assert description["TrainingJobStatus"] == "Failed"
+    assert reason in description["FailureReason"]
+    assert description["FailureReason"].startswith("ClientError: ")
+
+
+def test_training_job_lifecycle_and_errors(server):
+    client = boto3.client("sagemaker")
+    name = f"lifecycle-{time.time_ns()}"
+    uri = _put("rcforest-test-data", "good/train.csv", _series_csv())
+    description = _training_job(name, uri)
+    assert description["TrainingJobStatus"] == "Completed", description.get("FailureReason")
+    assert description["SecondaryStatus"] == "Completed"
+    artefact = description["ModelArtifacts"]["S3ModelArtifacts"]
+    assert artefact == f"s3://rcforest-test-output/jobs/{name}/output/model.tar.gz"
+    bucket, key = artefact[len("s3://") :].split("/", 1)
+    import tarfile
+
+    archive = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        assert tar.getnames() == ["model.rcf"]
+    summaries = client.list_training_jobs(NameContains="lifecycle")["TrainingJobSummaries"]
+    names = [job["TrainingJobName"] for job in summaries]
+    assert name in names
+    logs = boto3.client("logs")
+    streams = logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{name}/")
+    (stream,) = streams["logStreams"]
+    events = logs.get_log_events(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream["logStreamName"])
+    assert events["events"][-1]["message"] == "===== Job Complete ====="
+    with pytest.raises(ClientError, match="Cannot create already existing training job"):
+        _training_job(name, uri)
+    with pytest.raises(ClientError, match="Requested resource not found"):
+        client.describe_training_job(TrainingJobName="no-such-job")
+    with pytest.raises(ClientError) as failure:
+        client.list_notebook_instances()
+    assert failure.value.response["Error"]["Code"] == "UnknownOperationException"
+    assert "rcforest aws does not serve SageMaker.ListNotebookInstances" in str(failure.value)
+    with pytest.raises(ClientError, match="not served here"):
+        client.create_model(
+            ModelName="other-image",
+            PrimaryContainer={"Image": OTHER_IMAGE, "ModelDataUrl": artefact},
+            ExecutionRoleArn=ROLE,
+        )
+
+
+def test_invoke_endpoint_with_boto3_and_errors(server):
+    client = boto3.client("sagemaker")
+    runtime = boto3.client("sagemaker-runtime")
+    name = f"invoke-{time.time_ns()}"
+    description = _training_job(name, _put("rcforest-test-data", "good/train.csv", _series_csv()))
+    client.create_model(
+        ModelName=name,
+        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": description["ModelArtifacts"]["S3ModelArtifacts"]},
+        ExecutionRoleArn=ROLE,
+    )
+    client.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
+        ],
+    )
+    client.create_endpoint(EndpointName=name, EndpointConfigName=name, Tags=[{"Key": "team", "Value": "fraud"}])
+    endpoint = client.describe_endpoint(EndpointName=name)
+    assert endpoint["EndpointStatus"] == "InService"
+    assert client.list_tags(ResourceArn=endpoint["EndpointArn"])["Tags"] == [{"Key": "team", "Value": "fraud"}]
+    answer = runtime.invoke_endpoint(
+        EndpointName=name, Body=b"0.1\n5.0\n", ContentType="text/csv", Accept="application/json"
+    )
+    scores = json.loads(answer["Body"].read())["scores"]
+    assert len(scores) == 2 and scores[1]["score"] > scores[0]["score"]
+    assert answer["ContentType"] == "application/json"
+    # Bad requests get the runtime's errors, and the endpoint keeps serving.
+    with pytest.raises(ClientError) as failure:
+        runtime.invoke_endpoint(EndpointName=name, Body=b"1,2\n", ContentType="text/csv")
+    assert failure.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    with pytest.raises(ClientError) as failure:
+        runtime.invoke_endpoint(EndpointName=name, Body=b"1\n", ContentType="image/png")
+    assert failure.value.response["ResponseMetadata"]["HTTPStatusCode"] == 415
+    with pytest.raises(ClientError) as failure:
+        runtime.invoke_endpoint(EndpointName=name, Body=b"1\n" * (3 * 1024 * 1024 + 1), ContentType="text/csv")
+    assert failure.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    with pytest.raises(ClientError, match="Endpoint no-such-endpoint of account 123456789012 not found"):
+        runtime.invoke_endpoint(EndpointName="no-such-endpoint", Body=b"1\n", ContentType="text/csv")
+    again = runtime.invoke_endpoint(EndpointName=name, Body=b"0.1\n", ContentType="text/csv", Accept="application/json")
+    assert json.loads(again["Body"].read())["scores"][0]["score"] == pytest.approx(scores[0]["score"])
+    assert name in [e["EndpointName"] for e in client.list_endpoints()["Endpoints"]]
+    client.delete_endpoint(EndpointName=name)
+    client.delete_endpoint_config(EndpointConfigName=name)
+    client.delete_model(ModelName=name)
+    with pytest.raises(ClientError, match="Could not find model"):
+        client.describe_model(ModelName=name)
+
+
+# ------------------------------------------------- the SDK's other entry points
+
+
+def _labelled_sets(tmp_path, seed=3):
+    """Two-feature train (unlabelled) and test (label first, 1 = anomaly) CSV files."""
+    rng = np.random.default_rng(seed)
+    train = rng.normal(size=(400, 2))
+    test = rng.normal(size=(200, 2))
+    labels = np.zeros(200)
+    labels[::40] = 1
+    test[labels == 1] += 8.0
+    train_file, test_file = tmp_path / "train.csv", tmp_path / "test.csv"
+    np.savetxt(train_file, train, delimiter=",", fmt="%.6f")
+    np.savetxt(test_file, np.column_stack([labels, test]), delimiter=",", fmt="%.6f")
+    return train_file, test_file, test, labels
+
+
+def test_generic_estimator_attach_analytics_model_deploy(server, tmp_path, capsys):
+    from sagemaker import RandomCutForestModel, image_uris
+    from sagemaker.analytics import TrainingJobAnalytics
+    from sagemaker.estimator import Estimator
+    from sagemaker.inputs import TrainingInput
+
+    session = sagemaker.Session()
+    bucket = session.default_bucket()
+    role = sagemaker.get_execution_role()
+    train_file, test_file, test, labels = _labelled_sets(tmp_path)
+    train_uri = session.upload_data(path=str(train_file), bucket=bucket, key_prefix="generic/train")
+    test_uri = session.upload_data(path=str(test_file), bucket=bucket, key_prefix="generic/test")
+    container = image_uris.retrieve("randomcutforest", session.boto_region_name)
+    estimator = Estimator(
+        container,
+        role,
+        instance_count=1,
+        instance_type="ml.m5.large",
+        output_path=f"s3://{bucket}/generic/output",
+        sagemaker_session=session,
+    )
+    estimator.set_hyperparameters(
+        feature_dim=2, num_samples_per_tree=128, num_trees=50, eval_metrics=["accuracy", "precision_recall_fscore"]
+    )
+    estimator.fit(
+        {
+            "train": TrainingInput(train_uri, content_type="text/csv;label_size=0", distribution="ShardedByS3Key"),
+            "test": TrainingInput(test_uri, content_type="text/csv;label_size=1", distribution="FullyReplicated"),
+        }
+    )
+    output = capsys.readouterr().out
+    assert "#test_score (algo-1) : ('f1', " in output and "===== Job Complete =====" in output
+    job_name = estimator.latest_training_job.job_name
+    estimator.latest_training_job.wait(logs="None")
+    description = estimator.latest_training_job.describe()
+    final = {m["MetricName"]: m["Value"] for m in description["FinalMetricDataList"]}
+    assert final["test:f1"] > 0.8  # the shifted test points are found
+
+    attached = Estimator.attach(job_name, sagemaker_session=session)
+    assert attached.model_data == estimator.model_data
+    assert attached.hyperparameters()["num_trees"] == "50"
+
+    frame = TrainingJobAnalytics(job_name, metric_names=["test:f1", "test:accuracy"]).dataframe()
+    assert dict(zip(frame["metric_name"], frame["value"])) == pytest.approx(
+        {"test:f1": final["test:f1"], "test:accuracy": final["test:accuracy"]}
+    )
+
+    model = RandomCutForestModel(estimator.model_data, role, sagemaker_session=session)
+    predictor = model.deploy(initial_instance_count=1, instance_type="ml.m5.large")
+    records = predictor.predict(test.astype(np.float32))
+    scores = np.array([record.label["score"].float32_tensor.values[0] for record in records])
+    assert scores.shape == (200,) and scores[labels == 1].min() > np.median(scores)
+    predictor.delete_endpoint()
+    with pytest.raises(ClientError, match="Could not find endpoint"):
+        session.sagemaker_client.describe_endpoint(EndpointName=predictor.endpoint_name)
+
+
+def test_batch_transform_writes_out_objects(server, tmp_path):
+    from sagemaker import RandomCutForest
+
+    session = sagemaker.Session()
+    bucket = session.default_bucket()
+    rng = np.random.default_rng(5)
+    train = rng.normal(size=(300, 1))
+    rcf = RandomCutForest(
+        role=sagemaker.get_execution_role(),
+        instance_count=1,
+        instance_type="ml.m5.large",
+        data_location=f"s3://{bucket}/transform/",
+        output_path=f"s3://{bucket}/transform/output",
+        num_samples_per_tree=64,
+        num_trees=50,
+    )
+    rcf.fit(rcf.record_set(train), logs=False)
+    batch = np.vstack([rng.normal(size=(20, 1)), [[9.0]]])
+    (tmp_path / "part-a.csv").write_text("".join(f"{v:.6f}\n" for v in batch[:, 0]))
+    (tmp_path / "part-b.csv").write_text("0.0\n9.0\n")
+    data = session.upload_data(path=str(tmp_path), bucket=bucket, key_prefix="transform/input")
+    transformer = rcf.transformer(
+        instance_count=1,
+        instance_type="ml.m5.large",
+        output_path=f"s3://{bucket}/transform/results",
+        accept="application/jsonlines",
+    )
+    transformer.transform(data, content_type="text/csv", split_type="Line")
+    transformer.wait(logs=False)
+    s3 = boto3.client("s3")
+    result = s3.get_object(Bucket=bucket, Key="transform/results/part-a.csv.out")["Body"].read().decode()
+    scores = [json.loads(line)["score"] for line in result.splitlines()]
+    assert len(scores) == 21 and np.argmax(scores) == 20
+    result = s3.get_object(Bucket=bucket, Key="transform/results/part-b.csv.out")["Body"].read().decode()
+    assert len(result.splitlines()) == 2
+    described = session.sagemaker_client.describe_transform_job(TransformJobName=transformer.latest_transform_job.name)
+    assert described["TransformJobStatus"] == "Completed"
+
+
+def test_tuner_runs_three_jobs_and_picks_the_best(server, tmp_path):
+    from sagemaker import RandomCutForest
+    from sagemaker.tuner import HyperparameterTuner, IntegerParameter
+
+    session = sagemaker.Session()
+    bucket = session.default_bucket()
+    rng = np.random.default_rng(9)
+    train = rng.normal(size=(300, 2))
+    test = rng.normal(size=(100, 2))
+    labels = np.zeros(100)
+    labels[::25] = 1
+    test[labels == 1] += 6.0
+    rcf = RandomCutForest(
+        role=sagemaker.get_execution_role(),
+        instance_count=1,
+        instance_type="ml.m5.large",
+        data_location=f"s3://{bucket}/tuning/",
+        output_path=f"s3://{bucket}/tuning/output",
+        num_samples_per_tree=64,
+        num_trees=50,
+    )
+    tuner = HyperparameterTuner(
+        rcf,
+        objective_metric_name="test:f1",
+        hyperparameter_ranges={
+            "num_samples_per_tree": IntegerParameter(32, 128),
+            "num_trees": IntegerParameter(50, 80),
+        },
+        max_jobs=3,
+        max_parallel_jobs=1,
+    )
+    tuner.fit([rcf.record_set(train), rcf.record_set(test, labels=labels, channel="test")], include_cls_metadata=False)
+    tuner.wait()
+    description = tuner.describe()
+    assert description["HyperParameterTuningJobStatus"] == "Completed"
+    assert description["TrainingJobStatusCounters"]["Completed"] == 3
+    jobs = session.sagemaker_client.list_training_jobs_for_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=tuner.latest_tuning_job.name
+    )["TrainingJobSummaries"]
+    values = {j["TrainingJobName"]: j["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] for j in jobs}
+    assert len(values) == 3
+    assert tuner.best_training_job() == max(values, key=values.get)
+    for summary in jobs:
+        tuned = summary["TunedHyperParameters"]
+        assert 32 <= int(tuned["num_samples_per_tree"]) <= 128 and 50 <= int(tuned["num_trees"]) <= 80
+
+
+def test_update_endpoint_keeps_answering_requests_in_flight(server):
+    client = boto3.client("sagemaker")
+    runtime = boto3.client("sagemaker-runtime")
+    name = f"update-{time.time_ns()}"
+    models = []
+    for number, rows in enumerate((_series_csv(seed=1), (_series_csv(seed=2).decode() + "40.0\n" * 50).encode())):
+        job = _training_job(f"{name}-{number}", _put("rcforest-test-data", f"{name}/{number}/train.csv", rows))
+        client.create_model(
+            ModelName=f"{name}-{number}",
+            PrimaryContainer={"Image": IMAGE, "ModelDataUrl": job["ModelArtifacts"]["S3ModelArtifacts"]},
+            ExecutionRoleArn=ROLE,
+        )
+        client.create_endpoint_config(
+            EndpointConfigName=f"{name}-{number}",
+            ProductionVariants=[
+                {"VariantName": "AllTraffic", "ModelName": f"{name}-{number}", "InitialInstanceCount": 1}
+            ],
+        )
+        models.append(f"{name}-{number}")
+    client.create_endpoint(EndpointName=name, EndpointConfigName=models[0])
+
+    def score():
+        answer = runtime.invoke_endpoint(
+            EndpointName=name, Body=b"40.0\n", ContentType="text/csv", Accept="application/json"
+        )
+        return json.loads(answer["Body"].read())["scores"][0]["score"]
+
+    before = score()
+    failures, answers, stop = [], [], threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                answers.append(score())
+            except Exception as error:  # any dropped request fails the test
+                failures.append(error)
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    client.update_endpoint(EndpointName=name, EndpointConfigName=models[1])
+    time.sleep(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+    assert not failures and len(answers) > 10
+    described = client.describe_endpoint(EndpointName=name)
+    assert described["EndpointStatus"] == "InService" and described["EndpointConfigName"] == models[1]
+    # The second model saw 40.0 often: the point is no longer as anomalous.
+    assert score() < before
+    client.delete_endpoint(EndpointName=name)
+
+
+def test_s3_endpoint_sends_s3_to_another_store(aws_env, tmp_path, monkeypatch):
+    """--s3-endpoint: jobs read data and write models in another S3-compatible store (here a second moto server)."""
+    from moto.server import ThreadedMotoServer
+
+    store = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    store.start()
+    host, port = store.get_host_and_port()
+    store_url = f"http://{host}:{port}"
+    running = None
+    try:
+        running = Server(tmp_path / "aws-data", "--s3-endpoint", store_url)
+        assert running.environment["AWS_ENDPOINT_URL_S3"] == store_url
+        for name in _CLEARED:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in running.environment.items():
+            monkeypatch.setenv(name, value)
+        uri = _put("rcforest-test-data", "store/train.csv", _series_csv())
+        description = _training_job(f"store-{time.time_ns()}", uri)
+        assert description["TrainingJobStatus"] == "Completed", description.get("FailureReason")
+        bucket, key = description["ModelArtifacts"]["S3ModelArtifacts"][len("s3://") :].split("/", 1)
+        direct = boto3.client("s3", endpoint_url=store_url)
+        assert direct.head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
+        embedded = boto3.client("s3", endpoint_url=running.url)
+        assert embedded.list_buckets()["Buckets"] == []  # nothing went to the embedded store
+    finally:
+        if running is not None:
+            running.stop()
+        store.stop()
