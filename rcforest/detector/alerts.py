@@ -1,9 +1,14 @@
 """When a threshold crossing becomes an alert: one alert per anomaly, graded, small deviations ignored."""
 
+import math
+
 __all__ = ["AlertPolicy"]
 
 ESCALATION = 0.25
 """An ongoing anomaly is reported again when its grade rises this much above its peak, after a full shingle."""
+
+ALERT_MEMORY = 128
+"""Rows over which a new anomaly must be about as strong as the last alert (the excess decays over them)."""
 
 DEVIATION_SPAN = 2.0
 """The deviation part of the grade reaches 1 at ``(1 + DEVIATION_SPAN) * min_deviation`` typical residuals."""
@@ -31,6 +36,10 @@ class AlertPolicy:
         Rows since the active anomaly last crossed the threshold.
     since : int
         Rows since the active anomaly was last reported.
+    last_strength : float
+        Score over threshold of the last alert.
+    since_alert : int
+        Rows since the last alert.
 
     Notes
     -----
@@ -38,12 +47,17 @@ class AlertPolicy:
     threshold while it lasts are not reported again, unless the grade
     reaches ``peak + ESCALATION`` at least a shingle after the last report;
     the anomaly ends after a shingle of rows below the threshold.
+
+    A new anomaly soon after an alert must be about as strong: its score
+    over threshold must reach ``1 + (s - 1) * exp(-rows / ALERT_MEMORY)``,
+    where ``s`` is the last alert's and ``rows`` the rows since, so that a
+    burst of after-shocks raises one alert, not one per shock.
     """
 
     def __init__(self, min_deviation, ignore_relative):
         self.min_deviation = min_deviation
         self.ignore_relative = ignore_relative
-        self.reset()
+        self.forget()
 
     def reset(self):
         """Forget the active anomaly."""
@@ -52,9 +66,22 @@ class AlertPolicy:
         self.quiet = 0
         self.since = 0
 
+    def forget(self):
+        """Forget the active anomaly and the last alert."""
+        self.reset()
+        self.last_strength = 1.0
+        self.since_alert = 0
+
     def state(self):
         """The active anomaly, JSON-ready."""
-        return {"active": self.active, "peak": self.peak, "quiet": self.quiet, "since": self.since}
+        return {
+            "active": self.active,
+            "peak": self.peak,
+            "quiet": self.quiet,
+            "since": self.since,
+            "last_strength": self.last_strength,
+            "since_alert": self.since_alert,
+        }
 
     def restore(self, state):
         """Set the active anomaly from :meth:`state`'s output."""
@@ -62,6 +89,9 @@ class AlertPolicy:
         self.peak = float(state["peak"])
         self.quiet = int(state["quiet"])
         self.since = int(state["since"])
+        # Files of rcforest 0.1.0 have none of these.
+        self.last_strength = float(state.get("last_strength", 1.0))
+        self.since_alert = int(state.get("since_alert", 0))
 
     def suppressed(self, explanation):
         """Whether the explained deviation is too small to report (``min_deviation``, ``ignore_relative``)."""
@@ -75,13 +105,19 @@ class AlertPolicy:
         scale = DEVIATION_SPAN * max(self.min_deviation, 1.0)
         return float(max(grade, min(1.0, (explanation["deviation"] - self.min_deviation) / scale)))
 
-    def decide(self, grade, hold, explain):
+    def bar(self):
+        """The score over threshold a new anomaly must reach (1 when the last alert is long past)."""
+        return 1.0 + (self.last_strength - 1.0) * math.exp(-self.since_alert / ALERT_MEMORY)
+
+    def decide(self, grade, strength, hold, explain):
         """Decide on one row.
 
         Parameters
         ----------
         grade : float
             The score's grade (0 below the threshold, and for rows that may not alert).
+        strength : float
+            The score over the threshold.
         hold : int
             Rows (a shingle) before an ongoing anomaly may be reported again, or is over.
         explain : callable
@@ -97,6 +133,9 @@ class AlertPolicy:
         """
         if self.active:
             self.since += 1
+        self.since_alert += 1
+        if not self.active and strength < self.bar():
+            grade = 0.0
         alert, reported = 0.0, None
         if grade > 0:
             worse = self.active and self.since >= hold and grade >= self.peak + ESCALATION
@@ -105,6 +144,7 @@ class AlertPolicy:
                 if not self.suppressed(explanation):
                     alert, reported = self.alert_grade(grade, explanation), explanation
                     self.active, self.peak, self.quiet, self.since = True, grade, 0, 0
+                    self.last_strength, self.since_alert = strength, 0
             if self.active:
                 self.quiet = 0
                 self.peak = max(self.peak, grade)

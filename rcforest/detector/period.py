@@ -8,7 +8,7 @@ series about as well as the previous value does.
 
 import numpy as np
 
-__all__ = ["estimate_period", "next_checkpoint", "HISTORY", "MAX_PERIOD", "SEASONS"]
+__all__ = ["estimate_period", "estimate_period_robust", "next_checkpoint", "HISTORY", "MAX_PERIOD", "SEASONS"]
 
 HISTORY = 4096
 """Rows of history a detector keeps, and replays when its period changes."""
@@ -42,6 +42,10 @@ TOLERANCE = 0.03
 
 SWITCH = 0.05
 """How much a new period's autocorrelation must beat the current one's to replace it."""
+
+
+MIN_RANK_PERIOD = 8
+"""Shortest period accepted from the ranks."""
 
 
 def _autocorrelation(values, max_lag):
@@ -167,6 +171,27 @@ def estimate_period(
         if near >= acf[lag] - switch:
             return int(current)
     return int(lag)
+
+
+def estimate_period_robust(values, current=0):
+    """:func:`estimate_period`, trying the columns' ranks when the values show no period.
+
+    Bursts and heavy tails (counts of events, say) can drown a daily cycle
+    in the autocorrelation of the values; their ranks keep the cycle and
+    bound the bursts.
+    """
+    period = estimate_period(values, current=current)
+    if period:
+        return period
+    array = np.asarray(values, dtype=float)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.shape[0] < 2 or not np.isfinite(array).all():
+        return period
+    ranks = np.argsort(np.argsort(array, axis=0, kind="stable"), axis=0).astype(float)
+    period = estimate_period(ranks)
+    # Short lags in the ranks come from ties and noise in flat stretches; the values show short periods themselves.
+    return period if period >= MIN_RANK_PERIOD else 0
 
 
 def next_checkpoint(rows):

@@ -8,7 +8,8 @@ and without looking ahead:
    ``transform="auto"``, paired with its deviation from a reference: the
    median of the values one, two and three periods back (the previous
    value when no period is known). The period is estimated from the
-   autocorrelation of the detrended history (:func:`~rcforest.detector.period.estimate_period`).
+   autocorrelation of the detrended history, or of its ranks when the
+   values show none (:func:`~rcforest.detector.period.estimate_period_robust`).
 2. **Shingle.** The last ``shingle_size`` transformed rows form the point
    the forest scores; the point is scored before it joins the forest.
 3. **Threshold.** A discounted mean and deviation of past scores give an
@@ -21,7 +22,9 @@ and without looking ahead:
    expected value smaller than ``min_deviation`` typical residuals (and,
    optionally, smaller than a fraction of the expected value) are ignored.
    One alert is raised per anomaly: rows that merely continue it are not
-   graded again unless it gets clearly worse after a full shingle.
+   graded again unless it gets clearly worse after a full shingle, and a
+   new anomaly soon after an alert must be about as strong as that alert
+   (:class:`~rcforest.detector.alerts.AlertPolicy`).
 
 Notes
 -----
@@ -51,7 +54,7 @@ from rcforest._core import as_rows, check_float, check_int
 from rcforest.detector.alerts import AlertPolicy
 from rcforest.detector.explanation import explain
 from rcforest.detector.output import COLUMNS, empty_columns, to_frame
-from rcforest.detector.period import HISTORY, MAX_PERIOD, estimate_period, next_checkpoint
+from rcforest.detector.period import HISTORY, MAX_PERIOD, estimate_period_robust, next_checkpoint
 from rcforest.detector.preprocess import TRANSFORMS, Preprocessor, shingle_size_for, trim
 from rcforest.detector.thresholder import Thresholder
 from rcforest.forest import Forest
@@ -240,7 +243,7 @@ class ThresholdedForest:
         preprocessor = self._preprocessor
         period = preprocessor.period
         if self.period == "auto":
-            period = estimate_period(history, current=preprocessor.period)
+            period = estimate_period_robust(history, current=preprocessor.period)
         elif self.period:
             period = self.period
         if self.forest_ is not None and period == preprocessor.period:
@@ -299,7 +302,8 @@ class ThresholdedForest:
             score = float(scores[i]) if batch else float(forest.score(points[i : i + 1])[0])
             threshold = thresholder.threshold()
             grade = 0.0 if imputed[i] else thresholder.grade(score, threshold)
-            alert, explanation = alerts.decide(grade, preprocessor.shingle_size, explainer(i))
+            strength = score / threshold
+            alert, explanation = alerts.decide(grade, strength, preprocessor.shingle_size, explainer(i))
             if not imputed[i]:
                 thresholder.learn(score)
             if not batch:

@@ -1,0 +1,91 @@
+"""The detector's parts on their own: the thresholder, the alert policy and the preprocessor."""
+
+import math
+
+import numpy as np
+import pytest
+
+from rcforest.detector.alerts import ALERT_MEMORY, AlertPolicy
+from rcforest.detector.preprocess import Preprocessor, shingle_size_for
+from rcforest.detector.thresholder import INITIAL_THRESHOLD, RAMP, Thresholder
+
+
+def _explanation(deviation, actual=10.0, expected=0.0):
+    return {"deviation": deviation, "actual": actual, "expected_value": expected}
+
+
+def test_thresholder_ramps_in_then_follows_mean_and_deviation():
+    thresholder = Thresholder(z_factor=3.0, min_threshold=0.5, horizon=100)
+    assert thresholder.threshold() == INITIAL_THRESHOLD
+    rng = np.random.default_rng(0)
+    scores = 1 + 0.1 * rng.normal(size=2000)
+    for score in scores:
+        thresholder.learn(score)
+    assert thresholder.count == 2000 > RAMP
+    assert thresholder.threshold() == pytest.approx(thresholder.mean + 3 * math.sqrt(thresholder.var))
+    assert thresholder.threshold() == pytest.approx(1.3, abs=0.06)
+    # One extreme score is clipped when learned: the threshold barely moves.
+    before = thresholder.threshold()
+    thresholder.learn(1e6)
+    assert thresholder.threshold() < before + 0.1
+    assert thresholder.grade(before, before) == 0.0
+    assert 0 < thresholder.grade(before + 0.01, before) < thresholder.grade(before + 0.1, before) <= 1.0
+
+
+def test_one_alert_per_anomaly_and_small_deviations_ignored():
+    policy = AlertPolicy(min_deviation=5.0, ignore_relative=0.0)
+    asked = []
+
+    def explain(deviation):
+        def run():
+            asked.append(deviation)
+            return _explanation(deviation)
+
+        return run
+
+    assert policy.decide(0.5, 1.5, 8, explain(6.0))[0] > 0  # reported
+    for _ in range(5):  # the same anomaly goes on: not reported again, not even explained
+        assert policy.decide(0.5, 1.5, 8, explain(6.0)) == (0.0, None)
+    assert asked == [6.0]
+    for _ in range(8):  # a shingle of quiet rows ends it
+        policy.decide(0.0, 0.9, 8, explain(6.0))
+    assert not policy.active
+    assert policy.decide(0.5, 1.0, 8, explain(2.0)) == (0.0, None)  # deviation below min_deviation
+
+
+def test_after_an_alert_a_new_anomaly_must_be_about_as_strong():
+    policy = AlertPolicy(min_deviation=5.0, ignore_relative=0.0)
+    assert policy.decide(1.0, 3.0, 8, lambda: _explanation(9.0))[0] > 0
+    for _ in range(10):
+        policy.decide(0.0, 0.5, 8, lambda: _explanation(9.0))
+    assert not policy.active
+    bar = policy.bar()
+    assert bar == pytest.approx(1 + 2 * math.exp(-10 / ALERT_MEMORY))
+    assert policy.decide(0.6, bar - 0.1, 8, lambda: _explanation(9.0))[0] == 0.0  # an after-shock
+    assert policy.decide(1.0, bar + 0.5, 8, lambda: _explanation(9.0))[0] > 0  # stronger: a new anomaly
+
+
+def test_alert_policy_state_round_trips_and_reads_the_first_version():
+    policy = AlertPolicy(min_deviation=5.0, ignore_relative=0.0)
+    policy.decide(1.0, 2.0, 8, lambda: _explanation(9.0))
+    copy = AlertPolicy(5.0, 0.0)
+    copy.restore(policy.state())
+    assert copy.state() == policy.state()
+    old = AlertPolicy(5.0, 0.0)
+    old.restore({"active": False, "peak": 0.0, "quiet": 0, "since": 0})  # as rcforest 0.1.0 saved it
+    assert old.bar() == 1.0
+
+
+def test_preprocessor_reference_residual_and_imputation():
+    t = np.arange(400, dtype=float)
+    values = np.sin(2 * np.pi * t / 20)[:, None] + 0.01 * t[:, None]
+    pre = Preprocessor("auto")
+    pre.fit(values, period=20, shingle_size=shingle_size_for(20))
+    assert pre.shingle_size == 20 and pre.channels == 2
+    reference = pre.reference(values, 100)
+    # The median of the values one to three periods back: the trend lags by two periods.
+    assert np.allclose(reference[:, 0], values[100:, 0] - 0.01 * 40)
+    assert pre.impute(values, 250, 0) == pytest.approx(values[250, 0] - 0.4)
+    points = pre.points(values, 100)
+    assert points.shape == (300, 20 * 2)
+    assert shingle_size_for(0) == 8 and shingle_size_for(5) == 8 and shingle_size_for(500) == 48
