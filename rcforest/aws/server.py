@@ -190,9 +190,12 @@ class AwsServer:
 
     def start(self, timeout=60.0):
         """Bind, start serving, make the execution role and wait until ready; return ``self``."""
-        import uvicorn
-        from a2wsgi import WSGIMiddleware
-        from moto.server import DomainDispatcherApplication, create_backend_app
+        try:
+            import uvicorn
+            from a2wsgi import WSGIMiddleware
+            from moto.server import DomainDispatcherApplication, create_backend_app
+        except ImportError as error:
+            raise ValueError(f"rcforest aws needs the aws extra: pip install 'rcforest[aws]' ({error})") from None
 
         from rcforest.aws.proxy import TunnelProxy
         from rcforest.aws.sagemaker_api import SageMakerApi
