@@ -277,6 +277,7 @@ def _training_job(name, train_uri, image=IMAGE, content_type="text/csv", **hyper
     except ClientError:
         pass
     params = {"feature_dim": "1", "num_samples_per_tree": "64", "num_trees": "50", **hyperparameters}
+    params = {key: value for key, value in params.items() if value is not None}
     client.create_training_job(
         TrainingJobName=name,
         AlgorithmSpecification={"TrainingImage": image, "TrainingInputMode": "File"},
@@ -332,6 +333,24 @@ def test_bad_jobs_fail_with_their_reason(server, case, reason):
     assert description["FailureReason"].startswith("ClientError: ")
 
 
+def _log_of(job_name):
+    logs = boto3.client("logs")
+    streams = logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{job_name}/")
+    (stream,) = streams["logStreams"]
+    events = logs.get_log_events(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream["logStreamName"])
+    return [event["message"] for event in events["events"]]
+
+
+def test_feature_size_is_read_with_a_warning_in_the_log(server):
+    name = f"alias-{time.time_ns()}"
+    uri = _put("rcforest-test-data", "good/train.csv", _series_csv())
+    description = _training_job(name, uri, feature_dim=None, feature_size="1")
+    assert description["TrainingJobStatus"] == "Completed", description.get("FailureReason")
+    assert "WARNING: hyperparameter feature_size is a deprecated alias; Random Cut Forest calls it feature_dim" in (
+        _log_of(name)
+    )
+
+
 def test_training_job_lifecycle_and_errors(server):
     client = boto3.client("sagemaker")
     name = f"lifecycle-{time.time_ns()}"
@@ -350,11 +369,7 @@ def test_training_job_lifecycle_and_errors(server):
     summaries = client.list_training_jobs(NameContains="lifecycle")["TrainingJobSummaries"]
     names = [job["TrainingJobName"] for job in summaries]
     assert name in names
-    logs = boto3.client("logs")
-    streams = logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{name}/")
-    (stream,) = streams["logStreams"]
-    events = logs.get_log_events(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream["logStreamName"])
-    assert events["events"][-1]["message"] == "===== Job Complete ====="
+    assert _log_of(name)[-1] == "===== Job Complete ====="
     with pytest.raises(ClientError, match="Cannot create already existing training job"):
         _training_job(name, uri)
     with pytest.raises(ClientError, match="Requested resource not found"):

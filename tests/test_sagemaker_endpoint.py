@@ -349,3 +349,16 @@ def test_recordio_response_bytes_are_the_formats_module(server, forest):
     assert status == 200
     assert body == encode_scores(forest.score(rows), "application/x-recordio-protobuf")
     assert io.BytesIO(body).read(4) == bytes.fromhex("0a23d7ce")
+
+
+def test_the_listening_socket_is_tcp_so_asyncio_turns_nagle_off():
+    # asyncio sets TCP_NODELAY only on IPPROTO_TCP sockets; without it each answer waits for a delayed ACK.
+    import socket
+
+    from rcforest.sagemaker.server import listen
+
+    sock = listen("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import time
+import warnings
 
 __all__ = [
     "IMAGE_PATTERN",
@@ -224,13 +225,18 @@ def run_training(job, clients, work_dir, lock):
 
     stream = _CloudWatchStream(clients.logs, LOG_GROUP, f"{name}/{_HOST}-{int(time.time())}")
     try:
-        with log_to(stream):
+        with log_to(stream), warnings.catch_warnings(record=True) as caught:
+            # Warnings (such as the feature_size alias) belong in the job's log.
+            warnings.simplefilter("always")
             try:
                 with lock:
                     metrics = container.train(work_dir)
             except (ValueError, TypeError, OSError) as error:
                 stream.write(f"ClientError: {error}\n")
                 raise JobFailed(f"ClientError: {error}") from None
+            finally:
+                for warning in caught:
+                    stream.write(f"WARNING: {warning.message}\n")
         stream.write("===== Job Complete =====\n")
     finally:
         stream.flush()

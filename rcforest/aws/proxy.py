@@ -229,6 +229,8 @@ class TunnelProxy:
 def _relay(left, right):
     """Copy bytes both ways until one side closes."""
     sockets = [left, right]
+    for sock in sockets:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         while True:
             pending = [s for s in sockets if isinstance(s, ssl.SSLSocket) and s.pending()]

@@ -15,50 +15,13 @@ import threading
 import time
 
 from rcforest.aws import jobs
+from rcforest.aws.resources import ApiError, Job, copy_description, require, summaries, tags_of, timestamp
+from rcforest.aws.tuning import TuningActions
 
 __all__ = ["ACTIONS", "ApiError", "SageMakerApi"]
 
 
-class ApiError(Exception):
-    """An error answered in AWS's JSON error shape.
-
-    Parameters
-    ----------
-    code : str
-        ``ValidationException``, ``ResourceNotFound``, ``ResourceInUse``, ...
-    message : str
-    status : int, default 400
-    """
-
-    def __init__(self, code, message, status=400):
-        super().__init__(message)
-        self.code = code
-        self.status = status
-
-
-def _now():
-    return time.time()
-
-
-def _require(request, *names):
-    for name in names:
-        if request.get(name) in (None, ""):
-            raise ApiError("ValidationException", f"1 validation error detected: {name} must not be null")
-
-
-def _tags(request):
-    return [dict(tag) for tag in request.get("Tags") or []]
-
-
-class _Job:
-    """A job's description and the future of its run."""
-
-    def __init__(self, description):
-        self.description = description
-        self.done = threading.Event()
-
-
-class SageMakerApi:
+class SageMakerApi(TuningActions):
     """The SageMaker control plane of ``rcforest aws``.
 
     Parameters
@@ -155,14 +118,14 @@ class SageMakerApi:
         with self._state:
             self._unique(table, name, what)
             table[name] = item
-            self._tags[arn] = _tags(request)
+            self._tags[arn] = tags_of(request)
 
     def _describe(self, table, request, key, what):
-        _require(request, key)
-        return _copy(self._get(table, request[key], what))
+        require(request, key)
+        return copy_description(self._get(table, request[key], what))
 
     def _delete(self, table, request, key, what):
-        _require(request, key)
+        require(request, key)
         self._get(table, request[key], what)
         with self._state:
             table.pop(request[key], None)
@@ -171,14 +134,14 @@ class SageMakerApi:
     def _list(self, table, request, kind):
         with self._state:
             found = [getattr(item, "description", item) for item in table.values()]
-        return _summaries(found, request, kind)
+        return summaries(found, request, kind)
 
     # ------------------------------------------------------------ training jobs
 
     def create_training_job(self, request, region):
-        _require(request, "TrainingJobName", "RoleArn", "OutputDataConfig", "AlgorithmSpecification")
+        require(request, "TrainingJobName", "RoleArn", "OutputDataConfig", "AlgorithmSpecification")
         name = request["TrainingJobName"]
-        now = _now()
+        now = timestamp()
         description = {
             "TrainingJobName": name,
             "TrainingJobArn": self._arn(region, "training-job", name),
@@ -209,14 +172,14 @@ class SageMakerApi:
         }
         if "TuningJobArn" in request:
             description["TuningJobArn"] = request["TuningJobArn"]
-        job = _Job(description)
+        job = Job(description)
         self._register(self._training, name, "training job", job, description["TrainingJobArn"], request)
         self._worker.submit(self._run_training, job, request)
         job.done.wait(self.job_wait)
         return {"TrainingJobArn": description["TrainingJobArn"]}
 
     def _transition(self, description, status, message):
-        now = _now()
+        now = timestamp()
         transitions = description["SecondaryStatusTransitions"]
         if transitions and "EndTime" not in transitions[-1]:
             transitions[-1]["EndTime"] = now
@@ -229,7 +192,7 @@ class SageMakerApi:
         try:
             if description["TrainingJobStatus"] != "InProgress":
                 return
-            description["TrainingStartTime"] = _now()
+            description["TrainingStartTime"] = timestamp()
             self._transition(description, "Training", "Training the Random Cut Forest")
             work_dir = os.path.join(self.work_dir, "training-jobs", description["TrainingJobName"])
             model_uri, metrics = jobs.run_training(request, self.clients, work_dir, self.lock)
@@ -237,7 +200,7 @@ class SageMakerApi:
                 description["TrainingJobStatus"] = "Stopped"
                 self._transition(description, "Stopped", "The job was stopped")
                 return
-            now = _now()
+            now = timestamp()
             description["ModelArtifacts"] = {"S3ModelArtifacts": model_uri}
             description["FinalMetricDataList"] = [
                 {"MetricName": key, "Value": float(value), "Timestamp": now} for key, value in metrics.items()
@@ -250,7 +213,7 @@ class SageMakerApi:
             description["FailureReason"] = reason
             self._transition(description, "Failed", reason)
         finally:
-            now = _now()
+            now = timestamp()
             description["TrainingEndTime"] = now
             description.setdefault("TrainingStartTime", now)
             description["TrainingTimeInSeconds"] = int(now - description["TrainingStartTime"])
@@ -259,18 +222,18 @@ class SageMakerApi:
             job.done.set()
 
     def describe_training_job(self, request, region):
-        _require(request, "TrainingJobName")
+        require(request, "TrainingJobName")
         with self._state:
             job = self._training.get(request["TrainingJobName"])
         if job is None:
             raise ApiError("ValidationException", "Requested resource not found.")
-        return _copy(job.description)
+        return copy_description(job.description)
 
     def list_training_jobs(self, request, region):
         return {"TrainingJobSummaries": self._list(self._training, request, "TrainingJob")}
 
     def stop_training_job(self, request, region):
-        _require(request, "TrainingJobName")
+        require(request, "TrainingJobName")
         with self._state:
             job = self._training.get(request["TrainingJobName"])
         if job is None:
@@ -283,7 +246,7 @@ class SageMakerApi:
     # ------------------------------------------------------------------- models
 
     def create_model(self, request, region):
-        _require(request, "ModelName")
+        require(request, "ModelName")
         name = request["ModelName"]
         containers = request.get("Containers") or []
         container = request.get("PrimaryContainer") or (containers[0] if containers else None)
@@ -300,7 +263,7 @@ class SageMakerApi:
             "ModelArn": self._arn(region, "model", name),
             "PrimaryContainer": container,
             "ExecutionRoleArn": request.get("ExecutionRoleArn", ""),
-            "CreationTime": _now(),
+            "CreationTime": timestamp(),
             "EnableNetworkIsolation": request.get("EnableNetworkIsolation", False),
         }
         self._register(self._models, name, "model", description, description["ModelArn"], request)
@@ -318,7 +281,7 @@ class SageMakerApi:
     # ------------------------------------------------------- endpoint configs
 
     def create_endpoint_config(self, request, region):
-        _require(request, "EndpointConfigName", "ProductionVariants")
+        require(request, "EndpointConfigName", "ProductionVariants")
         name = request["EndpointConfigName"]
         variants = request["ProductionVariants"]
         for variant in variants:
@@ -328,7 +291,7 @@ class SageMakerApi:
             "EndpointConfigName": name,
             "EndpointConfigArn": self._arn(region, "endpoint-config", name),
             "ProductionVariants": variants,
-            "CreationTime": _now(),
+            "CreationTime": timestamp(),
         }
         for key in ("DataCaptureConfig", "KmsKeyId", "AsyncInferenceConfig"):
             if key in request:
@@ -368,10 +331,10 @@ class SageMakerApi:
         return self.create_app(forest), variants
 
     def create_endpoint(self, request, region):
-        _require(request, "EndpointName", "EndpointConfigName")
+        require(request, "EndpointName", "EndpointConfigName")
         name, config_name = request["EndpointName"], request["EndpointConfigName"]
         self._get(self._configs, config_name, "endpoint configuration")
-        now = _now()
+        now = timestamp()
         description = {
             "EndpointName": name,
             "EndpointArn": self._arn(region, "endpoint", name),
@@ -384,17 +347,19 @@ class SageMakerApi:
         try:
             app, variants = self._load_config(config_name, name)
         except (jobs.JobFailed, ApiError) as error:
-            description.update(EndpointStatus="Failed", FailureReason=str(error), LastModifiedTime=_now())
+            description.update(EndpointStatus="Failed", FailureReason=str(error), LastModifiedTime=timestamp())
         else:
             with self._state:
                 if name in self._endpoints:
                     self._apps[name] = app
-                    description.update(EndpointStatus="InService", ProductionVariants=variants, LastModifiedTime=_now())
+                    description.update(
+                        EndpointStatus="InService", ProductionVariants=variants, LastModifiedTime=timestamp()
+                    )
         return {"EndpointArn": description["EndpointArn"]}
 
     def update_endpoint(self, request, region):
         """Load the new configuration's model, then swap it in; requests in flight finish on the old one."""
-        _require(request, "EndpointName", "EndpointConfigName")
+        require(request, "EndpointName", "EndpointConfigName")
         name, config_name = request["EndpointName"], request["EndpointConfigName"]
         description = self._get(self._endpoints, name, "endpoint")
         if description["EndpointStatus"] not in ("InService", "Failed"):
@@ -402,12 +367,12 @@ class SageMakerApi:
                 "ValidationException", f'Cannot update endpoint "{name}" while it is {description["EndpointStatus"]}.'
             )
         self._get(self._configs, config_name, "endpoint configuration")
-        description.update(EndpointStatus="Updating", LastModifiedTime=_now())
+        description.update(EndpointStatus="Updating", LastModifiedTime=timestamp())
         try:
             app, variants = self._load_config(config_name, name)
         except (jobs.JobFailed, ApiError) as error:
             status = "InService" if name in self._apps else "Failed"
-            description.update(EndpointStatus=status, FailureReason=str(error), LastModifiedTime=_now())
+            description.update(EndpointStatus=status, FailureReason=str(error), LastModifiedTime=timestamp())
             return {"EndpointArn": description["EndpointArn"]}
         with self._state:
             self._apps[name] = app
@@ -416,7 +381,7 @@ class SageMakerApi:
                 EndpointStatus="InService",
                 EndpointConfigName=config_name,
                 ProductionVariants=variants,
-                LastModifiedTime=_now(),
+                LastModifiedTime=timestamp(),
             )
         return {"EndpointArn": description["EndpointArn"]}
 
@@ -436,10 +401,10 @@ class SageMakerApi:
     # ------------------------------------------------------------ transform jobs
 
     def create_transform_job(self, request, region):
-        _require(request, "TransformJobName", "ModelName", "TransformInput", "TransformOutput", "TransformResources")
+        require(request, "TransformJobName", "ModelName", "TransformInput", "TransformOutput", "TransformResources")
         name = request["TransformJobName"]
         model = self._get(self._models, request["ModelName"], "model")
-        now = _now()
+        now = timestamp()
         description = {
             "TransformJobName": name,
             "TransformJobArn": self._arn(region, "transform-job", name),
@@ -452,7 +417,7 @@ class SageMakerApi:
             "MaxPayloadInMB": request.get("MaxPayloadInMB", 6),
             "CreationTime": now,
         }
-        job = _Job(description)
+        job = Job(description)
         self._register(self._transforms, name, "transform job", job, description["TransformJobArn"], request)
         self._worker.submit(self._run_transform, job, request, model)
         job.done.wait(self.job_wait)
@@ -460,7 +425,7 @@ class SageMakerApi:
 
     def _run_transform(self, job, request, model):
         description = job.description
-        description["TransformStartTime"] = _now()
+        description["TransformStartTime"] = timestamp()
         try:
             directory = os.path.join(self.work_dir, "transform-jobs", description["TransformJobName"])
             forest = jobs.load_artefact(self.clients.s3, model["PrimaryContainer"]["ModelDataUrl"], directory)
@@ -470,174 +435,26 @@ class SageMakerApi:
             reason = str(error) if isinstance(error, jobs.JobFailed) else f"InternalServerError: {error!r}"
             description.update(TransformJobStatus="Failed", FailureReason=reason)
         finally:
-            description["TransformEndTime"] = _now()
+            description["TransformEndTime"] = timestamp()
             job.done.set()
 
     def describe_transform_job(self, request, region):
-        _require(request, "TransformJobName")
+        require(request, "TransformJobName")
         with self._state:
             job = self._transforms.get(request["TransformJobName"])
         if job is None:
             raise ApiError(
                 "ValidationException", f"Could not find job to update with name {request['TransformJobName']}"
             )
-        return _copy(job.description)
+        return copy_description(job.description)
 
     def list_transform_jobs(self, request, region):
         return {"TransformJobSummaries": self._list(self._transforms, request, "TransformJob")}
 
-    # ---------------------------------------------------------------- tuning jobs
-
-    def create_hyper_parameter_tuning_job(self, request, region):
-        _require(request, "HyperParameterTuningJobName", "HyperParameterTuningJobConfig", "TrainingJobDefinition")
-        name = request["HyperParameterTuningJobName"]
-        config = request["HyperParameterTuningJobConfig"]
-        definition = request["TrainingJobDefinition"]
-        objective = config.get("HyperParameterTuningJobObjective") or {}
-        known = [d["Name"] for d in jobs.METRIC_DEFINITIONS]
-        if objective.get("MetricName") not in known:
-            raise ApiError(
-                "ValidationException",
-                f"the objective metric {objective.get('MetricName')!r} is not one Random Cut Forest emits: "
-                f"{', '.join(known)}",
-            )
-        if config.get("Strategy", "Bayesian") not in ("Bayesian", "Random"):
-            raise ApiError("ValidationException", "rcforest aws tunes with the Random or Bayesian strategy")
-        ranges = _parameter_ranges(config.get("ParameterRanges") or {})
-        limits = config.get("ResourceLimits") or {}
-        total = int(limits.get("MaxNumberOfTrainingJobs", 1))
-        now = _now()
-        description = {
-            "HyperParameterTuningJobName": name,
-            "HyperParameterTuningJobArn": self._arn(region, "hyper-parameter-tuning-job", name),
-            "HyperParameterTuningJobConfig": config,
-            "TrainingJobDefinition": definition,
-            "HyperParameterTuningJobStatus": "InProgress",
-            "CreationTime": now,
-            "LastModifiedTime": now,
-            "TrainingJobStatusCounters": _counters([]),
-            "ObjectiveStatusCounters": {"Succeeded": 0, "Pending": 0, "Failed": 0},
-        }
-        job = _Job(description)
-        job.training = []
-        arn = description["HyperParameterTuningJobArn"]
-        self._register(self._tuning, name, "tuning job", job, arn, request)
-        seed = int.from_bytes(name.encode()[:8].ljust(8, b"\0"), "little")
-        thread = threading.Thread(
-            target=self._run_tuning, args=(job, region, ranges, total, objective, seed), daemon=True
-        )
-        thread.start()
-        job.done.wait(self.job_wait * max(1, total))
-        return {"HyperParameterTuningJobArn": description["HyperParameterTuningJobArn"]}
-
-    def _run_tuning(self, job, region, ranges, total, objective, seed):
-        """Run the tuning job's training jobs one after another, sampling the ranges at random."""
-        import random
-
-        description = job.description
-        definition = description["TrainingJobDefinition"]
-        sampler = random.Random(seed)
-        name = description["HyperParameterTuningJobName"]
-        try:
-            for number in range(1, total + 1):
-                tuned = {key: sample(sampler) for key, sample in ranges.items()}
-                job_name = f"{name[:23]}-{number:03d}-{sampler.getrandbits(32):08x}"
-                hyperparameters = {**(definition.get("StaticHyperParameters") or {}), **tuned}
-                request = {
-                    "TrainingJobName": job_name,
-                    "AlgorithmSpecification": definition.get("AlgorithmSpecification", {}),
-                    "RoleArn": definition.get("RoleArn", ""),
-                    "InputDataConfig": definition.get("InputDataConfig", []),
-                    "OutputDataConfig": definition.get("OutputDataConfig", {}),
-                    "ResourceConfig": definition.get("ResourceConfig", {}),
-                    "StoppingCondition": definition.get("StoppingCondition", {}),
-                    "HyperParameters": {k: v for k, v in hyperparameters.items() if not k.startswith("_")},
-                    "TuningJobArn": description["HyperParameterTuningJobArn"],
-                }
-                self.create_training_job(request, region)
-                with self._state:
-                    training = self._training[job_name]
-                training.done.wait()
-                job.training.append((training, tuned))
-                self._score_tuning(job, objective)
-            description["HyperParameterTuningJobStatus"] = "Completed"
-        except Exception as error:  # the tuning job fails with the reason
-            description.update(HyperParameterTuningJobStatus="Failed", FailureReason=str(error))
-        finally:
-            description["HyperParameterTuningEndTime"] = description["LastModifiedTime"] = _now()
-            job.done.set()
-
-    def _score_tuning(self, job, objective):
-        """Update the counters and the best training job of a tuning job."""
-        description = job.description
-        summaries = [self._tuning_summary(training, tuned, objective) for training, tuned in job.training]
-        description["TrainingJobStatusCounters"] = _counters(summaries)
-        scored = [s for s in summaries if "FinalHyperParameterTuningJobObjectiveMetric" in s]
-        description["ObjectiveStatusCounters"] = {
-            "Succeeded": len(scored),
-            "Pending": 0,
-            "Failed": len(summaries) - len(scored),
-        }
-        if scored:
-            sign = -1.0 if objective.get("Type", "Maximize") == "Maximize" else 1.0
-            best = min(scored, key=lambda s: sign * s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"])
-            description["BestTrainingJob"] = best
-        description["LastModifiedTime"] = _now()
-
-    def _tuning_summary(self, training, tuned, objective):
-        d = training.description
-        summary = {
-            "TrainingJobName": d["TrainingJobName"],
-            "TrainingJobArn": d["TrainingJobArn"],
-            "TuningJobName": d["TuningJobArn"].rsplit("/", 1)[1],
-            "CreationTime": d["CreationTime"],
-            "TrainingStartTime": d.get("TrainingStartTime"),
-            "TrainingEndTime": d.get("TrainingEndTime"),
-            "TrainingJobStatus": d["TrainingJobStatus"],
-            "TunedHyperParameters": dict(tuned),
-        }
-        for metric in d.get("FinalMetricDataList", []):
-            if metric["MetricName"] == objective.get("MetricName"):
-                summary["FinalHyperParameterTuningJobObjectiveMetric"] = {
-                    "MetricName": metric["MetricName"],
-                    "Value": metric["Value"],
-                }
-                summary["ObjectiveStatus"] = "Succeeded"
-        if "FailureReason" in d:
-            summary["FailureReason"] = d["FailureReason"]
-            summary["ObjectiveStatus"] = "Failed"
-        return _copy(summary)
-
-    def describe_hyper_parameter_tuning_job(self, request, region):
-        _require(request, "HyperParameterTuningJobName")
-        with self._state:
-            job = self._tuning.get(request["HyperParameterTuningJobName"])
-        if job is None:
-            raise ApiError(
-                "ResourceNotFound",
-                f"Amazon SageMaker can't find a tuning job named {request['HyperParameterTuningJobName']}.",
-            )
-        return _copy(job.description)
-
-    def list_training_jobs_for_hyper_parameter_tuning_job(self, request, region):
-        _require(request, "HyperParameterTuningJobName")
-        with self._state:
-            job = self._tuning.get(request["HyperParameterTuningJobName"])
-        if job is None:
-            raise ApiError(
-                "ResourceNotFound",
-                f"Amazon SageMaker can't find a tuning job named {request['HyperParameterTuningJobName']}.",
-            )
-        objective = job.description["HyperParameterTuningJobConfig"].get("HyperParameterTuningJobObjective", {})
-        summaries = [self._tuning_summary(training, tuned, objective) for training, tuned in job.training]
-        if request.get("StatusEquals"):
-            summaries = [s for s in summaries if s["TrainingJobStatus"] == request["StatusEquals"]]
-        return {"TrainingJobSummaries": summaries[: int(request.get("MaxResults") or 100)]}
-
     # --------------------------------------------------------------------- tags
 
     def add_tags(self, request, region):
-        _require(request, "ResourceArn")
+        require(request, "ResourceArn")
         with self._state:
             tags = self._tags.setdefault(request["ResourceArn"], [])
             for tag in request.get("Tags") or []:
@@ -645,92 +462,17 @@ class SageMakerApi:
             return {"Tags": list(tags)}
 
     def list_tags(self, request, region):
-        _require(request, "ResourceArn")
+        require(request, "ResourceArn")
         with self._state:
             return {"Tags": list(self._tags.get(request["ResourceArn"], []))}
 
     def delete_tags(self, request, region):
-        _require(request, "ResourceArn")
+        require(request, "ResourceArn")
         keys = set(request.get("TagKeys") or [])
         with self._state:
             tags = self._tags.get(request["ResourceArn"], [])
             tags[:] = [t for t in tags if t.get("Key") not in keys]
         return {}
-
-
-def _copy(description):
-    """A copy of a description, without empty values botocore would refuse."""
-    return {key: value for key, value in description.items() if value is not None}
-
-
-def _counters(summaries):
-    statuses = [s["TrainingJobStatus"] for s in summaries]
-    return {
-        "Completed": statuses.count("Completed"),
-        "InProgress": statuses.count("InProgress"),
-        "RetryableError": 0,
-        "NonRetryableError": statuses.count("Failed"),
-        "Stopped": statuses.count("Stopped"),
-    }
-
-
-def _parameter_ranges(ranges):
-    """Return {name: sample(rng) -> str} for a ParameterRanges object, checking RCF's tunable names."""
-    import math
-
-    from rcforest.sagemaker.hyperparameters import RANGES
-
-    samplers = {}
-    for kind in ("IntegerParameterRanges", "ContinuousParameterRanges", "CategoricalParameterRanges"):
-        for item in ranges.get(kind) or []:
-            name = item.get("Name")
-            if name not in ("num_samples_per_tree", "num_trees"):
-                raise ApiError(
-                    "ValidationException",
-                    f"{name!r} is not a tunable hyperparameter of Random Cut Forest (num_samples_per_tree, num_trees)",
-                )
-            low, high = RANGES[name]
-            if kind == "CategoricalParameterRanges":
-                values = [str(v) for v in item.get("Values") or []]
-                if not values:
-                    raise ApiError("ValidationException", f"the categorical range of {name} has no values")
-                samplers[name] = lambda rng, values=values: rng.choice(values)
-                continue
-            try:
-                first, last = float(item["MinValue"]), float(item["MaxValue"])
-            except (KeyError, ValueError):
-                raise ApiError(
-                    "ValidationException", f"the range of {name} needs numeric MinValue and MaxValue"
-                ) from None
-            if not low <= first <= last <= high:
-                raise ApiError(
-                    "ValidationException", f"the range of {name} must lie in [{low}, {high}], got [{first}, {last}]"
-                )
-            if item.get("ScalingType") in ("Logarithmic", "ReverseLogarithmic"):
-                samplers[name] = lambda rng, a=first, b=last: str(
-                    round(math.exp(rng.uniform(math.log(a), math.log(b))))
-                )
-            else:
-                samplers[name] = lambda rng, a=first, b=last: str(round(rng.uniform(a, b)))
-    return samplers
-
-
-def _summaries(descriptions, request, kind):
-    """Filter, sort and summarise descriptions for a List call."""
-    name_key, arn_key, status_key = f"{kind}Name", f"{kind}Arn", f"{kind}Status"
-    contains = request.get("NameContains")
-    status = request.get("StatusEquals")
-    found = [
-        d
-        for d in descriptions
-        if (not contains or contains in d[name_key]) and (not status or d.get(status_key) == status)
-    ]
-    reverse = request.get("SortOrder", "Descending") == "Descending"
-    sort_key = "CreationTime" if request.get("SortBy", "CreationTime") == "CreationTime" else name_key
-    found.sort(key=lambda d: d[sort_key], reverse=reverse)
-    found = found[: int(request.get("MaxResults") or 100)]
-    keep = (name_key, arn_key, status_key, "CreationTime", "LastModifiedTime", "TrainingEndTime", "SecondaryStatus")
-    return [{key: d[key] for key in keep if key in d} for d in found]
 
 
 # Each action and the method that answers it.

@@ -19,7 +19,6 @@ printed credentials make ``sagemaker.get_execution_role()`` return the role.
 import json
 import os
 import re
-import threading
 import time
 import types
 
@@ -151,8 +150,7 @@ class AwsServer:
         self.url = None
         self.credentials = None
         self.api = None
-        self._server = None
-        self._thread = None
+        self._http = None
         self._proxy = None
 
     def environment(self):
@@ -190,13 +188,15 @@ class AwsServer:
 
     def start(self, timeout=60.0):
         """Bind, start serving, make the execution role and wait until ready; return ``self``."""
-        import uvicorn
-        from a2wsgi import WSGIMiddleware
-        from moto.server import DomainDispatcherApplication, create_backend_app
+        try:
+            from a2wsgi import WSGIMiddleware
+            from moto.server import DomainDispatcherApplication, create_backend_app
+        except ImportError as error:
+            raise ValueError(f"rcforest aws needs the aws extra: pip install 'rcforest[aws]' ({error})") from None
 
         from rcforest.aws.proxy import TunnelProxy
         from rcforest.aws.sagemaker_api import SageMakerApi
-        from rcforest.sagemaker.server import SCORING_LOCK, listen
+        from rcforest.sagemaker.server import SCORING_LOCK, BackgroundServer, listen
         from rcforest.sagemaker.server import create_app as scoring_app
 
         sock = listen(self.host, self.port)
@@ -215,19 +215,12 @@ class AwsServer:
         )
         moto = WSGIMiddleware(DomainDispatcherApplication(create_backend_app), workers=8)
         app = create_app(self.api, moto, self.region)
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name=f"rcforest-aws-{self.port}", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                proxy_sock.close()
-                raise RuntimeError(f"rcforest aws did not start on {self.host}:{self.port}")
-            time.sleep(0.01)
+        self._http = BackgroundServer(None, self.host, self.port, app=app)
+        try:
+            self._http.start(timeout, sock=sock)
+        except RuntimeError:
+            proxy_sock.close()
+            raise
         self._proxy = TunnelProxy((self.host, self.port), self.data_dir, self.host).start(proxy_sock)
         self.credentials = self._execution_role()
         return self
@@ -249,19 +242,16 @@ class AwsServer:
     @property
     def running(self):
         """bool: whether the server thread is serving."""
-        return self._thread is not None and self._thread.is_alive()
+        return self._http is not None and self._http.running
 
     def stop(self, timeout=10.0):
         """Stop serving and wait for the thread to end."""
         if self._proxy is not None:
             self._proxy.stop()
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._http is not None:
+            self._http.stop(timeout)
         if self.api is not None:
             self.api.close()
-        self._thread = None
 
 
 def serve(host="127.0.0.1", port=DEFAULT_PORT, proxy_port=None, data_dir=None, region="us-east-1", s3_endpoint=None):

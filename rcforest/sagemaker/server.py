@@ -145,6 +145,8 @@ class BackgroundServer:
     host : str, default "127.0.0.1"
     port : int, default 0
         0 picks a free port.
+    app : ASGI application, optional
+        Served instead of the scoring application of ``forest``.
 
     Attributes
     ----------
@@ -166,16 +168,24 @@ class BackgroundServer:
     >>> server.stop()  # doctest: +SKIP
     """
 
-    def __init__(self, forest, host="127.0.0.1", port=0):
+    def __init__(self, forest, host="127.0.0.1", port=0, app=None):
         self.forest = forest
+        self.app = app
         self.host = host
         self.port = port
         self.url = None
         self._server = None
         self._thread = None
 
-    def start(self, timeout=30.0):
+    def start(self, timeout=30.0, sock=None):
         """Bind the port, start serving and wait until the server accepts connections.
+
+        Parameters
+        ----------
+        timeout : float, default 30
+            Seconds to wait for the server to start.
+        sock : socket.socket, optional
+            A socket from :func:`listen` to serve on, instead of binding ``port``.
 
         Returns
         -------
@@ -184,9 +194,10 @@ class BackgroundServer:
         """
         import uvicorn
 
-        sock = listen(self.host, self.port)
+        sock = sock if sock is not None else listen(self.host, self.port)
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(create_app(self.forest), log_level="warning", access_log=False, lifespan="off")
+        app = self.app if self.app is not None else create_app(self.forest)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name=f"rcforest-server-{self.port}", daemon=True
@@ -222,7 +233,8 @@ class BackgroundServer:
 def listen(host, port):
     """Return a socket bound to ``(host, port)``, or raise ValueError saying why it cannot be."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, so that asyncio sets TCP_NODELAY on accepted connections (no 40 ms delayed-ACK stalls).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -1,0 +1,71 @@
+"""What the SageMaker API keeps of each resource, and the errors it answers with.
+
+Shared by :mod:`rcforest.aws.sagemaker_api` and :mod:`rcforest.aws.tuning`.
+"""
+
+import threading
+import time
+
+__all__ = ["ApiError", "Job", "copy_description", "timestamp", "require", "summaries", "tags_of"]
+
+
+class ApiError(Exception):
+    """An error answered in AWS's JSON error shape.
+
+    Parameters
+    ----------
+    code : str
+        ``ValidationException``, ``ResourceNotFound``, ``ResourceInUse``, ...
+    message : str
+    status : int, default 400
+    """
+
+    def __init__(self, code, message, status=400):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+def timestamp():
+    return time.time()
+
+
+def require(request, *names):
+    for name in names:
+        if request.get(name) in (None, ""):
+            raise ApiError("ValidationException", f"1 validation error detected: {name} must not be null")
+
+
+def tags_of(request):
+    return [dict(tag) for tag in request.get("Tags") or []]
+
+
+class Job:
+    """A job's description and the future of its run."""
+
+    def __init__(self, description):
+        self.description = description
+        self.done = threading.Event()
+
+
+def copy_description(description):
+    """A copy of a description, without empty values botocore would refuse."""
+    return {key: value for key, value in description.items() if value is not None}
+
+
+def summaries(descriptions, request, kind):
+    """Filter, sort and summarise descriptions for a List call."""
+    name_key, arn_key, status_key = f"{kind}Name", f"{kind}Arn", f"{kind}Status"
+    contains = request.get("NameContains")
+    status = request.get("StatusEquals")
+    found = [
+        d
+        for d in descriptions
+        if (not contains or contains in d[name_key]) and (not status or d.get(status_key) == status)
+    ]
+    reverse = request.get("SortOrder", "Descending") == "Descending"
+    sort_key = "CreationTime" if request.get("SortBy", "CreationTime") == "CreationTime" else name_key
+    found.sort(key=lambda d: d[sort_key], reverse=reverse)
+    found = found[: int(request.get("MaxResults") or 100)]
+    keep = (name_key, arn_key, status_key, "CreationTime", "LastModifiedTime", "TrainingEndTime", "SecondaryStatus")
+    return [{key: d[key] for key in keep if key in d} for d in found]
