@@ -18,15 +18,18 @@ The cases:
 Each case runs in a new interpreter with an empty ``NUMBA_CACHE_DIR``
 (cold), then in another new interpreter with the cache that run left
 (warm). The time is from the interpreter's start (``python -c ''`` takes
-about 0.02 s) to the answer: imports included. The cold runs record numba's
-``numba:compile`` events, and the profile lists, per jitted function and
-signature, the compile time spent in it, its own (without the functions it
-compiled on the way) and in total.
+about 0.02 s) to the answer: imports included. Beside the wall time, the
+CPU time of the process (user plus system; for ``d``, the server's) is
+printed: on a shared machine it varies far less than the wall time. The
+cold runs record numba's ``numba:compile`` events, and the profile lists,
+per jitted function and signature, the CPU time the compiling thread spent
+in it, its own (without the functions it compiled on the way) and in total.
 """
 
 import argparse
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -56,11 +59,11 @@ class _CompileProfile:
         self.records = []
 
     def on_start(self, event):
-        self.stack.append([time.perf_counter(), 0.0])
+        self.stack.append([time.thread_time(), 0.0])
 
     def on_end(self, event):
         start, nested = self.stack.pop()
-        total = time.perf_counter() - start
+        total = time.thread_time() - start
         if self.stack:
             self.stack[-1][1] += total
         dispatcher = event.data["dispatcher"]
@@ -148,7 +151,7 @@ def _case_d(model, started):
             server.send_signal(signal.SIGINT)  # uvicorn shuts down; the child then writes its profile
             server.wait(30)
         records = json.loads(Path(profile_path).read_text()) if os.path.exists(profile_path) else []
-    return seconds, records
+    return seconds, records, _cpu(resource.RUSAGE_CHILDREN)
 
 
 def _serve_child(profile_path, argv):
@@ -169,11 +172,16 @@ def _child(case, model):
     profile = _CompileProfile()
     profile.install()
     if case == "d":
-        seconds, records = _case_d(model, started)
+        seconds, records, cpu = _case_d(model, started)
     else:
         {"a": _case_a, "b": _case_b, "c": _case_c}[case]()
-        seconds, records = time.perf_counter() - started, profile.records
-    print(json.dumps({"seconds": seconds, "profile": records}))
+        seconds, records, cpu = time.perf_counter() - started, profile.records, _cpu(resource.RUSAGE_SELF)
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "profile": records}))
+
+
+def _cpu(who):
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _process_start():
@@ -236,7 +244,8 @@ def main(argv=None):
         return _serve_child(args.serve_child, rest)
     if args.child:
         return _child(*args.child)
-    print(f"# {os.cpu_count()} cores, numba cache emptied before each cold run", flush=True)
+    load = os.getloadavg()[0]
+    print(f"# {os.cpu_count()} cores, load average {load:.1f}; numba cache emptied before each cold run", flush=True)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         model = os.path.join(tmp, "model.rcf")
@@ -248,7 +257,11 @@ def main(argv=None):
             cold = _run_case(case, cache, model)
             warm = _run_case(case, cache, model)
             results[case] = (cold, warm)
-            print(f"({case}) {CASES[case]}: cold {cold['seconds']:.1f} s, warm {warm['seconds']:.1f} s", flush=True)
+            print(
+                f"({case}) {CASES[case]}: cold {cold['seconds']:.1f} s (CPU {cold['cpu']:.1f} s), "
+                f"warm {warm['seconds']:.1f} s (CPU {warm['cpu']:.1f} s)",
+                flush=True,
+            )
     for case, (cold, _) in results.items():
         print(f"\ncompile profile, ({case}) {CASES[case]}, cold:")
         print(_profile_table(cold["profile"], args.top))
