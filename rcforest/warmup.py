@@ -23,8 +23,8 @@ import numpy as np
 
 from rcforest import _merge
 from rcforest._rng import tree_seeds
+from rcforest.detector import ThresholdedForest
 from rcforest.forest import Forest
-from rcforest.thresholded import ThresholdedForest
 
 __all__ = ["warmup"]
 
