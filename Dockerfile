@@ -33,6 +33,11 @@ WORKDIR /opt/rcforest
 COPY pyproject.toml README.md ./
 COPY rcforest ./rcforest
 RUN pip install . "uvicorn>=0.30" "starlette>=0.37" "protobuf>=4.21"
+# Compile every kernel into the image's numba cache, so that `train` and the
+# first request to `serve` start in about a second instead of compiling. The
+# cache is for the build machine's CPU; a machine with another CPU compiles
+# again unless the image also sets NUMBA_CPU_NAME=generic (portable, a little slower).
+RUN rcforest warmup
 
 RUN printf '#!/bin/sh\nexec python -m rcforest.cli train --ml-root /opt/ml "$@"\n' > /usr/local/bin/train \
  && printf '#!/bin/sh\nexec python -m rcforest.cli serve /opt/ml/model --host 0.0.0.0 --port 8080 "$@"\n' > /usr/local/bin/serve \

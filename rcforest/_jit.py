@@ -15,6 +15,12 @@ JIT = {"cache": True, "error_model": "numpy"}
 """Options of every kernel: cached on disk; numpy's error model (a division
 by zero gives inf or NaN, with no check compiled in)."""
 
+INLINE = {**JIT, "inline": "always"}
+"""Options of the small building blocks (generator draws, node bookkeeping,
+box gaps, heap sift, reservoir test): numba inlines them into the function
+that calls them. Each separately compiled function costs a cold start
+about half a second, whatever its size."""
+
 
 @contextlib.contextmanager
 def threads(count):

@@ -45,7 +45,8 @@ def select_sample(rng, heap_weight, heap_row, heap_size, num_rows, sequence_star
     (uniform when ``time_decay == 0``); the weights are kept, so a stream
     can continue from the fitted sample.
     """
-    for t in prange(rng.shape[0]):
+    for i in prange(rng.shape[0]):
+        t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
         for row in range(num_rows):
             w = draw_weight(rng, t, sequence_start + row, time_decay)
             verdict = admits(heap_weight, heap_size, t, w)
@@ -69,7 +70,8 @@ def build(tr, points, heap_row):
     # Written through a local name: numba's parfor drops stores made to a
     # NamedTuple field directly in a prange body.
     heap_leaf = tr.heap_leaf
-    for t in prange(tr.root.shape[0]):
+    for i in prange(tr.root.shape[0]):
+        t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
         for j in range(tr.heap_size[t]):
             heap_leaf[t, j] = insert_point(tr, t, points[heap_row[t, j]], tr.rng, t)
 
@@ -97,26 +99,45 @@ def _displace(tr, t, point, local_rng):
     same point in the same tree always gets the same value.
     """
     local_rng[0] = tr.rng[t]
-    return displacement_of(tr, t, point, local_rng, 0)
+    return displacement_of(tr, t, point, local_rng, np.int64(0))  # int64, as insertion's index
 
 
 @njit(**JIT, inline="always")
-def _stream_tree(tr, t, points, sequence_start, time_decay, mode, out):
-    """Feed rows in order through tree ``t``, writing what ``mode`` asks to ``out``."""
-    local_rng = np.empty(1, np.uint64)
+def _stream_tree(tr, t, points, sequence_start, time_decay, score, out):
+    """Feed rows in order through tree ``t``, writing each row's score to ``out`` first if ``score``."""
     for row in range(points.shape[0]):
         point = points[row]
-        if mode == MODE_SCORE:
+        if score:
             out[row] = score_point(tr, t, point)
-        elif mode == MODE_CODISP:
-            out[row] = _displace(tr, t, point, local_rng)[0]
-        elif mode == MODE_DISPLACEMENT:
-            out[row] = _displace(tr, t, point, local_rng)[1]
         w = draw_weight(tr.rng, t, sequence_start + row, time_decay)
         _offer(tr, t, point, w)
 
 
 @njit(**JIT, parallel=True)
+def _stream_scores(tr, points, sequence_start, time_decay, score, out):
+    for i in prange(tr.root.shape[0]):
+        t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
+        _stream_tree(tr, t, points, sequence_start, time_decay, score, out[t])
+
+
+@njit(**JIT, inline="always")
+def _stream_displacement_tree(tr, t, points, sequence_start, time_decay, which, out):
+    """Feed rows in order through tree ``t``, writing each row's CoDisp (``which == 0``) or Disp to ``out`` first."""
+    local_rng = np.empty(1, np.uint64)
+    for row in range(points.shape[0]):
+        point = points[row]
+        out[row] = _displace(tr, t, point, local_rng)[which]
+        w = draw_weight(tr.rng, t, sequence_start + row, time_decay)
+        _offer(tr, t, point, w)
+
+
+@njit(**JIT, parallel=True)
+def _stream_displacements(tr, points, sequence_start, time_decay, which, out):
+    for i in prange(tr.root.shape[0]):
+        t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
+        _stream_displacement_tree(tr, t, points, sequence_start, time_decay, which, out[t])
+
+
 def stream(tr, points, sequence_start, time_decay, mode, out):
     """Feed rows in order through every tree's reservoir, scoring first.
 
@@ -131,9 +152,16 @@ def stream(tr, points, sequence_start, time_decay, mode, out):
         What to write to ``out`` for each row before it is offered to the
         tree: nothing, the score, CoDisp or Disp (``MODE_*``).
     out : ndarray of float64, shape (num_trees, num_rows)
+
+    Notes
+    -----
+    Scores and displacements have a kernel each, so that a stream of scores
+    compiles no displacement code.
     """
-    for t in prange(tr.root.shape[0]):
-        _stream_tree(tr, t, points, sequence_start, time_decay, mode, out[t])
+    if mode in (MODE_NONE, MODE_SCORE):
+        _stream_scores(tr, points, sequence_start, float(time_decay), mode == MODE_SCORE, out)
+    else:
+        _stream_displacements(tr, points, sequence_start, float(time_decay), 0 if mode == MODE_CODISP else 1, out)
 
 
 @njit(**JIT, inline="always")
@@ -153,7 +181,8 @@ def score_batch(tr, points, out):
     points : ndarray of float64, shape (num_rows, dim)
     out : ndarray of float64, shape (num_trees, num_rows)
     """
-    for t in prange(tr.root.shape[0]):
+    for i in prange(tr.root.shape[0]):
+        t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
         _score_tree(tr, t, points, out[t])
 
 
@@ -170,7 +199,8 @@ def displacement_batch(tr, points, codisp, disp):
     points : ndarray of float64, shape (num_rows, dim)
     codisp, disp : ndarray of float64, shape (num_trees, num_rows)
     """
-    for t in prange(tr.root.shape[0]):
+    for i in prange(tr.root.shape[0]):
+        t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
         local_rng = np.empty(1, np.uint64)
         for row in range(points.shape[0]):
             codisp[t, row], disp[t, row] = _displace(tr, t, points[row], local_rng)
@@ -319,5 +349,6 @@ def check_trees(tr, out):
     out : ndarray of int64, shape (num_trees,)
         0 for a sound tree, else the number of the first failed check.
     """
-    for t in prange(tr.root.shape[0]):
+    for i in prange(tr.root.shape[0]):
+        t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
         out[t] = _check_tree(tr, t)

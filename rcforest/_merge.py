@@ -99,7 +99,8 @@ def _admitted_rows(rng, sample_size, num_rows, sequence_start, time_decay, start
     entry_weight : ndarray of float64
         Their weights.
     """
-    for t in prange(rng.shape[0]):
+    for i in prange(rng.shape[0]):
+        t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
         state = rng[t : t + 1].copy()
         weight = np.empty((1, sample_size))
         item = np.empty((1, sample_size), np.int64)
@@ -138,7 +139,8 @@ def _replay(starts, entry_weight, heap_weight, heap_entry, heap_size, admitted):
     admitted : ndarray of bool, shape (num_entries,)
         Set for the entries the reservoir admitted when they arrived.
     """
-    for t in prange(starts.shape[0] - 1):
+    for i in prange(starts.shape[0] - 1):
+        t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
         for e in range(starts[t], starts[t + 1]):
             w = entry_weight[e]
             verdict = admits(heap_weight, heap_size, t, w)

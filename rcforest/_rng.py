@@ -25,6 +25,8 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2**-53
 
 
+# Compiled on its own, not inlined: numba's parfor loses stores to a NamedTuple's
+# arrays (here ``tr.rng``) made by code inlined into a prange body.
 @njit(**JIT)
 def uniform(rng, t):
     """Draw a float in [0, 1) from the splitmix64 state ``rng[t]``.

@@ -16,13 +16,13 @@ in the exponential-clock form used by AWS random-cut-forest-by-aws
 import numpy as np
 from numba import njit
 
-from rcforest._jit import JIT
+from rcforest._jit import INLINE, JIT
 from rcforest._rng import uniform
 
 __all__ = []
 
 
-@njit(**JIT, inline="always")
+@njit(**INLINE)
 def draw_weight(rng, t, sequence, time_decay):
     """Reservoir weight of the point with number ``sequence`` in tree ``t``.
 
@@ -44,9 +44,10 @@ def draw_weight(rng, t, sequence, time_decay):
     return -time_decay * sequence + np.log(-np.log(u))
 
 
-@njit(**JIT)
-def _sift_down(weight, item, t, size, pos):
-    """Restore the max-heap property below ``pos``."""
+@njit(**INLINE)
+def _sift_down(weight, item, t, size):
+    """Restore the max-heap property below the root, after the root changed."""
+    pos = 0
     while True:
         child = 2 * pos + 1
         if child >= size:
@@ -81,10 +82,10 @@ def heap_replace_top(weight, item, size, t, w, value):
     """Replace the heaviest entry of tree ``t``'s heap by ``(w, value)``."""
     weight[t, 0] = w
     item[t, 0] = value
-    _sift_down(weight, item, t, size[t], 0)
+    _sift_down(weight, item, t, size[t])
 
 
-@njit(**JIT, inline="always")
+@njit(**INLINE)
 def admits(weight, size, t, w):
     """Whether a point of weight ``w`` enters tree ``t``'s reservoir.
 

@@ -18,13 +18,13 @@ and ``AnomalyAttributionVisitor``).
 import numpy as np
 from numba import njit
 
-from rcforest._jit import JIT
+from rcforest._jit import INLINE, JIT
 from rcforest._tree import box_gap, find_place
 
 __all__ = []
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def _descend(tr, t, point):
     """Follow the stored cuts to a leaf; return the leaf and its depth."""
     node = tr.root[t]
@@ -40,7 +40,7 @@ def _descend(tr, t, point):
     return node, depth
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def _is_leaf_point(tr, t, leaf, point):
     for i in range(point.shape[0]):
         if tr.box_min[t, leaf, i] != point[i]:
@@ -62,7 +62,7 @@ def _gap_fast(tr, t, node, point):
     return gap
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def _seen_score(mass, total, depth):
     """Score of a point stored ``mass`` times in a leaf at ``depth``, before scaling.
 
@@ -71,7 +71,7 @@ def _seen_score(mass, total, depth):
     return (1.0 - mass / (2.0 * total)) / (depth + np.log2(mass + 1.0))
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def _unseen(depth, weight):
     """``weight`` times the score of a point separated at depth ``depth``, before scaling.
 
@@ -81,13 +81,13 @@ def _unseen(depth, weight):
     return weight / (depth + 1.0)
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def _scale(total):
     """Scaling of a tree's score by its mass ``M``: ``log2(M + 1)``."""
     return np.log2(total + 1.0)
 
 
-@njit(**JIT, inline="always")
+@njit(**INLINE)
 def score_point(tr, t, point):
     """Expected-inverse-depth anomaly score of ``point`` in tree ``t``.
 
@@ -157,8 +157,9 @@ def attribute_point(tr, t, point, high, low):
     evenly over all dimensions and both sides for a stored point.
     """
     dim = point.shape[0]
-    high[:] = 0.0
-    low[:] = 0.0
+    for i in range(dim):
+        high[i] = 0.0
+        low[i] = 0.0
     root = tr.root[t]
     if root == -1:
         return
@@ -167,8 +168,9 @@ def attribute_point(tr, t, point, high, low):
     leaf, depth = _descend(tr, t, point)
     if _is_leaf_point(tr, t, leaf, point):
         share = _seen_score(tr.mass[t, leaf], total, depth) * scale / (2.0 * dim)
-        high[:] = share
-        low[:] = share
+        for i in range(dim):
+            high[i] = share
+            low[i] = share
         return
     leaf_score = _unseen(depth, 1.0)
     spread = 0.0

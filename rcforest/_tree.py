@@ -32,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from rcforest._jit import JIT
+from rcforest._jit import INLINE, JIT
 from rcforest._rng import uniform
 
 __all__ = ["TreeArrays", "allocate_trees", "nodes_per_tree"]
@@ -149,7 +149,7 @@ def allocate_trees(num_trees, sample_size, dim, seeds):
     )
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def _alloc(tr, t):
     """Pop a free node of tree ``t``."""
     top = tr.free_top[t] - 1
@@ -157,7 +157,7 @@ def _alloc(tr, t):
     return tr.free_stack[t, top]
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def _free(tr, t, node):
     """Reset ``node`` to its canonical free values and push it on the stack."""
     tr.parent[t, node] = -1
@@ -166,14 +166,23 @@ def _free(tr, t, node):
     tr.cut_dim[t, node] = -1
     tr.cut_value[t, node] = 0.0
     tr.mass[t, node] = 0
-    tr.box_min[t, node, :] = 0.0
-    tr.box_max[t, node, :] = 0.0
+    for i in range(tr.box_min.shape[2]):
+        tr.box_min[t, node, i] = 0.0
+        tr.box_max[t, node, i] = 0.0
     tr.range_sum[t, node] = 0.0
     tr.free_stack[t, tr.free_top[t]] = node
     tr.free_top[t] += 1
 
 
-@njit(**JIT)
+@njit(**INLINE)
+def _set_box(tr, t, leaf, point):
+    """Make ``leaf``'s box the point ``point``."""
+    for i in range(point.shape[0]):
+        tr.box_min[t, leaf, i] = point[i]
+        tr.box_max[t, leaf, i] = point[i]
+
+
+@njit(**INLINE)
 def _replace_child(tr, t, parent, old, new):
     """Make ``new`` take ``old``'s place under ``parent`` (or as the root)."""
     tr.parent[t, new] = parent
@@ -185,7 +194,7 @@ def _replace_child(tr, t, parent, old, new):
         tr.right[t, parent] = new
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def _grow_ancestors(tr, t, node, point):
     """Add one unit of mass and extend the boxes from ``node`` to the root.
 
@@ -212,7 +221,7 @@ def _grow_ancestors(tr, t, node, point):
         node = tr.parent[t, node]
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def box_gap(tr, t, node, point):
     """Total distance of ``point`` outside ``node``'s box (0 inside), summed in order."""
     gap = 0.0
@@ -221,7 +230,7 @@ def box_gap(tr, t, node, point):
     return gap
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def _cut_in_gap(tr, t, node, point, r):
     """The separating cut at offset ``r`` into the gaps between ``point`` and a box.
 
@@ -342,8 +351,7 @@ def insert_point(tr, t, point, rng, k):
     if tr.root[t] == -1:
         leaf = _alloc(tr, t)
         tr.mass[t, leaf] = 1
-        tr.box_min[t, leaf, :] = point
-        tr.box_max[t, leaf, :] = point
+        _set_box(tr, t, leaf, point)
         tr.root[t] = leaf
         return leaf
     node, cut_dim, cut_value = find_place(tr, t, point, rng, k)
@@ -353,8 +361,7 @@ def insert_point(tr, t, point, rng, k):
     leaf = _alloc(tr, t)
     split = _alloc(tr, t)
     tr.mass[t, leaf] = 1
-    tr.box_min[t, leaf, :] = point
-    tr.box_max[t, leaf, :] = point
+    _set_box(tr, t, leaf, point)
     tr.cut_dim[t, split] = cut_dim
     tr.cut_value[t, split] = cut_value
     if point[cut_dim] <= cut_value:
@@ -367,13 +374,14 @@ def insert_point(tr, t, point, rng, k):
     tr.parent[t, node] = split
     tr.parent[t, leaf] = split
     tr.mass[t, split] = tr.mass[t, node]
-    tr.box_min[t, split, :] = tr.box_min[t, node, :]
-    tr.box_max[t, split, :] = tr.box_max[t, node, :]
+    for i in range(point.shape[0]):
+        tr.box_min[t, split, i] = tr.box_min[t, node, i]
+        tr.box_max[t, split, i] = tr.box_max[t, node, i]
     _grow_ancestors(tr, t, split, point)
     return leaf
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def _refit_box(tr, t, node):
     """Set ``node``'s box to the union of its children's; report a change."""
     left = tr.left[t, node]

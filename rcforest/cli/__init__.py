@@ -8,7 +8,9 @@ the parsed arguments and returning an exit code.
 - :mod:`rcforest.cli.demo`: ``demo``, the NYC taxi example;
 - :mod:`rcforest.cli.sagemaker`: ``serve`` and ``train``, the SageMaker
   container's programs;
-- :mod:`rcforest.cli.aws`: ``aws``, the local AWS-compatible endpoint.
+- :mod:`rcforest.cli.aws`: ``aws``, the local AWS-compatible endpoint;
+- :mod:`rcforest.cli.warmup`: ``warmup``, which compiles the kernels into
+  numba's cache.
 
 The commands import numpy, pandas and numba when they run, so that
 ``rcforest --help`` stays fast. Errors a user can fix (a missing file or
@@ -20,7 +22,7 @@ import argparse
 import sys
 
 from rcforest._version import __version__
-from rcforest.cli import aws, demo, sagemaker, score
+from rcforest.cli import aws, demo, sagemaker, score, warmup
 from rcforest.errors import UsageError
 
 __all__ = ["UsageError", "build_parser", "main"]
@@ -36,7 +38,7 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="rcforest", description="Random Cut Forest anomaly detection.")
     parser.add_argument("--version", action="version", version=f"rcforest {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (score, demo, sagemaker, aws):
+    for module in (score, demo, sagemaker, aws, warmup):
         module.add_commands(subparsers)
     return parser
 

@@ -1,0 +1,72 @@
+"""Compile every kernel ahead of the first call: ``rcforest warmup``.
+
+rcforest's kernels are compiled by numba on first use and cached on disk
+(in ``__pycache__`` beside the package, or in ``NUMBA_CACHE_DIR``). A
+process that finds them there starts in about a second; one that does not
+compiles what it uses first, a few seconds per kind of call.
+:func:`warmup` runs each kind of call once on a few rows, so that the
+cache holds every kernel: run it where the cache will be read, when a
+Docker image is built or when a Dask worker starts.
+
+Notes
+-----
+numba keys its cache on the CPU it compiled for. An image built on one
+machine and run on another compiles again unless both set
+``NUMBA_CPU_NAME=generic`` (portable code, a little slower).
+"""
+
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from rcforest import _merge
+from rcforest._rng import tree_seeds
+from rcforest.detector import ThresholdedForest
+from rcforest.forest import Forest
+
+__all__ = ["warmup"]
+
+
+def warmup():
+    """Compile (or load from numba's cache) every kernel rcforest uses.
+
+    Fits, scores, streams, saves and loads a small forest, runs a small
+    :class:`~rcforest.ThresholdedForest` and merges reservoir samples as
+    the Dask fit does. Nothing is kept.
+
+    Returns
+    -------
+    float
+        Seconds it took.
+
+    Examples
+    --------
+    Warm every worker of a Dask cluster (each worker compiles once, or reads
+    the cache it shares with the others)::
+
+        client.run(rcforest.warmup.warmup)
+    """
+    start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(64, 2))
+    forest = Forest(num_trees=4, sample_size=16, shingle_size=2, random_state=0).fit(values)
+    forest.score(values)
+    forest.codisp(values)
+    forest.displacement(values)
+    forest.attribution(values)
+    for kind in ("score", "codisp", "displacement"):
+        forest.score_update(values[:12], kind=kind)
+    forest.update(values[:12])
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.rcf")
+        forest.save(path)
+        Forest.load(path).score(values[:12])
+    series = 10.0 + np.sin(np.arange(300) / 5.0) + rng.normal(scale=0.1, size=300)
+    ThresholdedForest(num_trees=4, sample_size=16, random_state=0).run(series)
+    seeds = tree_seeds(4, 0)
+    first = _merge.part_entries(values[:32], 0, seeds, 16, 0.0)
+    second = _merge.part_entries(values[32:], 32, seeds, 16, 0.0)
+    _merge.build_trees(_merge.merge(first, second, 16), seeds, 16)
+    return time.perf_counter() - start
