@@ -7,7 +7,7 @@ __all__ = ["AlertPolicy"]
 ESCALATION = 0.25
 """An ongoing anomaly is reported again when its grade rises this much above its peak, after a full shingle."""
 
-ALERT_MEMORY = 128
+ALERT_MEMORY = 256
 """Rows over which a new anomaly must be about as strong as the last alert (the excess decays over them)."""
 
 DEVIATION_SPAN = 2.0
