@@ -6,7 +6,7 @@ Shared by :mod:`rcforest.aws.sagemaker_api` and :mod:`rcforest.aws.tuning`.
 import threading
 import time
 
-__all__ = ["ApiError", "Job", "copy_description", "timestamp", "require", "summaries", "tags_of"]
+__all__ = ["ApiError", "Job", "copy_description", "require", "summaries", "tags_of", "timestamp"]
 
 
 class ApiError(Exception):
@@ -27,21 +27,24 @@ class ApiError(Exception):
 
 
 def timestamp():
+    """Now, in seconds since the epoch: how the JSON protocol carries times."""
     return time.time()
 
 
 def require(request, *names):
+    """Raise AWS's ValidationException for the first of ``names`` missing from ``request``."""
     for name in names:
         if request.get(name) in (None, ""):
             raise ApiError("ValidationException", f"1 validation error detected: {name} must not be null")
 
 
 def tags_of(request):
+    """The ``Tags`` of a Create request, copied."""
     return [dict(tag) for tag in request.get("Tags") or []]
 
 
 class Job:
-    """A job's description and the future of its run."""
+    """A job's description (updated as it runs) and an event set when it ends."""
 
     def __init__(self, description):
         self.description = description

@@ -6,6 +6,7 @@ objective metric (``test:f1`` and the other ``test:`` metrics).
 """
 
 import threading
+import zlib
 
 from rcforest.aws import jobs
 from rcforest.aws.resources import ApiError, Job, copy_description, require, timestamp
@@ -50,7 +51,7 @@ class TuningActions:
         job.training = []
         arn = description["HyperParameterTuningJobArn"]
         self._register(self._tuning, name, "tuning job", job, arn, request)
-        seed = int.from_bytes(name.encode()[:8].ljust(8, b"\0"), "little")
+        seed = zlib.crc32(name.encode())  # a tuning job's samples follow from its name
         thread = threading.Thread(
             target=self._run_tuning, args=(job, region, ranges, total, objective, seed), daemon=True
         )
