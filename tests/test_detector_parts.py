@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from rcforest.detector.alerts import ALERT_MEMORY, AlertPolicy
+from rcforest.detector.alerts import ALERT_MEMORY, STRONG, AlertPolicy
 from rcforest.detector.preprocess import Preprocessor, shingle_size_for
 from rcforest.detector.thresholder import INITIAL_THRESHOLD, RAMP, Thresholder
 
@@ -51,6 +51,12 @@ def test_one_alert_per_anomaly_and_small_deviations_ignored():
         policy.decide(0.0, 0.9, 8, explain(6.0))
     assert not policy.active
     assert policy.decide(0.5, 1.0, 8, explain(2.0)) == (0.0, None)  # deviation below min_deviation
+
+
+def test_a_strong_score_is_reported_without_a_large_deviation():
+    policy = AlertPolicy(min_deviation=5.0, ignore_relative=0.0)
+    assert policy.decide(0.9, STRONG - 0.1, 8, lambda: _explanation(2.0))[0] == 0.0
+    assert policy.decide(1.0, STRONG, 8, lambda: _explanation(2.0))[0] == 1.0
 
 
 def test_after_an_alert_a_new_anomaly_must_be_about_as_strong():

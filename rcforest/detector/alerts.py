@@ -10,6 +10,9 @@ ESCALATION = 0.25
 ALERT_MEMORY = 256
 """Rows over which a new anomaly must be about as strong as the last alert (the excess decays over them)."""
 
+STRONG = 1.5
+"""A score this many times the threshold is reported even when no single value deviates much."""
+
 DEVIATION_SPAN = 2.0
 """The deviation part of the grade reaches 1 at ``(1 + DEVIATION_SPAN) * min_deviation`` typical residuals."""
 
@@ -51,7 +54,10 @@ class AlertPolicy:
     A new anomaly soon after an alert must be about as strong: its score
     over threshold must reach ``1 + (s - 1) * exp(-rows / ALERT_MEMORY)``,
     where ``s`` is the last alert's and ``rows`` the rows since, so that a
-    burst of after-shocks raises one alert, not one per shock.
+    burst of after-shocks raises one alert, not one per shock. A score of
+    ``STRONG`` times the threshold is reported even when no single value
+    deviates ``min_deviation`` typical residuals (a contextual anomaly: the
+    pattern is new, no value is).
     """
 
     def __init__(self, min_deviation, ignore_relative):
@@ -141,7 +147,7 @@ class AlertPolicy:
             worse = self.active and self.since >= hold and grade >= self.peak + ESCALATION
             if not self.active or worse:
                 explanation = explain()
-                if not self.suppressed(explanation):
+                if strength >= STRONG or not self.suppressed(explanation):
                     alert, reported = self.alert_grade(grade, explanation), explanation
                     self.active, self.peak, self.quiet, self.since = True, grade, 0, 0
                     self.last_strength, self.since_alert = strength, 0
