@@ -5,6 +5,7 @@ offending value and says how to fix it.
 """
 
 import numbers
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -76,6 +77,72 @@ def check_float(value, name, low=0.0):
     if not np.isfinite(value) or value < low:
         raise ValueError(f"{name} must be a finite number >= {low}, got {value}")
     return value
+
+
+MAX_TIME_DECAY = 1e6
+"""Largest ``time_decay``: from about 41 on, a reservoir keeps the latest points whatever the decay."""
+
+
+def check_time_decay(value):
+    """Return ``value`` as a reservoir decay in ``[0, MAX_TIME_DECAY]`` or raise.
+
+    A reservoir weight is ``-time_decay * sequence`` plus a random term
+    that spans less than 41, so every decay above 41 keeps the same, most
+    recent, points; a decay far larger would overflow the weights to
+    ``-inf`` and freeze the sample.
+
+    Parameters
+    ----------
+    value : object
+
+    Returns
+    -------
+    float
+    """
+    value = check_float(value, "time_decay")
+    if value > MAX_TIME_DECAY:
+        raise ValueError(
+            f"time_decay must be at most {MAX_TIME_DECAY:g}, got {value:g}; "
+            "every decay above about 41 already keeps only the most recent points"
+        )
+    return value
+
+
+MAX_SAMPLE_SIZE = 2**30 - 2
+"""Largest ``sample_size``: a tree's ``2 * sample_size + 2`` nodes are numbered in int32."""
+
+
+def memory_bytes():
+    """This machine's physical memory in bytes (1 TiB where the platform does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return 1 << 40
+
+
+def check_model_size(num_trees, sample_size, dimensions):
+    """Raise if trees of this size would not fit in this machine's memory.
+
+    Parameters
+    ----------
+    num_trees, sample_size, dimensions : int
+        Trees, points per tree and dimensions per point (after shingling).
+
+    Returns
+    -------
+    int
+        The bytes the trees take.
+    """
+    nodes = 2 * sample_size + 2
+    size = num_trees * (nodes * (16 * dimensions + 48) + sample_size * 12 + 24)
+    limit = memory_bytes() // 2
+    if size > limit:
+        raise ValueError(
+            f"{num_trees} trees of {sample_size} points with {dimensions} dimensions need "
+            f"{size / 2**30:.1f} GiB, more than half of this machine's memory ({limit / 2**30:.1f} GiB); "
+            "use fewer trees, a smaller sample size or fewer features"
+        )
+    return size
 
 
 def _numeric_frame(frame):
