@@ -155,13 +155,28 @@ def _numeric_frame(frame):
     return frame.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def _unmasked(data, name, missing):
+    """A masked array's values, its masked entries as NaN when ``missing`` allows, else refused."""
+    mask = np.ma.getmaskarray(data)
+    if not mask.any():
+        return data.data
+    if not missing:
+        raise ValueError(
+            f"{name} has {int(mask.sum())} masked entries; drop or fill them first (for example X.filled(value))"
+        )
+    if data.dtype.kind in "mM":
+        return data.data
+    return np.where(mask, np.nan, data.data.astype(np.float64))
+
+
 def as_rows(data, name="X", *, missing=False, lone_name="x0"):
     """Convert user input to :class:`Rows`.
 
     Parameters
     ----------
     data : array-like, pandas.Series or pandas.DataFrame
-        One row per observation: a 1-D series or an ``(n, d)`` table.
+        One row per observation: a 1-D series or an ``(n, d)`` table. A
+        NumPy masked array's masked entries are missing values.
     name : str
         Argument name used in messages.
     missing : bool, default False
@@ -177,10 +192,10 @@ def as_rows(data, name="X", *, missing=False, lone_name="x0"):
     Raises
     ------
     TypeError
-        For non-numeric input.
+        For non-numeric input, dates and durations included.
     ValueError
-        For empty input, more than two dimensions, NaN or infinite values
-        (unless ``missing``).
+        For empty input, more than two dimensions, NaN, infinite or masked
+        values (unless ``missing``).
     """
     index = None
     if isinstance(data, pd.DataFrame):
@@ -194,9 +209,16 @@ def as_rows(data, name="X", *, missing=False, lone_name="x0"):
     else:
         if isinstance(data, (str, bytes, dict)) or data is None:
             raise TypeError(f"{name} must be an array, a list or a pandas object, got {type(data).__name__}")
+        if isinstance(data, np.ma.MaskedArray):
+            data = _unmasked(data, name, missing)
         array = np.asarray(data)
         if array.dtype.kind == "c":
             raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+        if array.dtype.kind in "mM":
+            raise TypeError(
+                f"{name} holds dates or durations (dtype {array.dtype}), not numbers; "
+                "pass the values and keep the times as a pandas index"
+            )
         if array.dtype.kind not in "biuf":
             try:
                 array = array.astype(np.float64)

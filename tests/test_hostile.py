@@ -13,6 +13,7 @@ import textwrap
 import zipfile
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from rcforest import Forest, _format
@@ -204,6 +205,7 @@ def test_the_format_reads_only_the_bytes_it_is_allowed(saved):
 FUZZ = """
 import json, sys, zipfile, io
 import numpy as np
+import pandas as pd
 from rcforest import Forest, _kernels
 
 path, seed, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -369,3 +371,222 @@ def test_too_many_features_for_memory_are_refused_before_allocating():
     forest = Forest(num_trees=100_000, sample_size=256)
     with pytest.raises(ValueError, match="more than half of this machine's memory"):
         forest.fit(np.zeros((2, 1000)))
+
+
+# ------------------------------------------------------------ command line
+
+
+def _cli(args, cwd, timeout=TIMEOUT):
+    """Run ``rcforest`` as a program with a timeout; return (exit code, stdout, stderr)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "rcforest.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def _one_line_error(code, err, *phrases):
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for phrase in phrases:
+        assert phrase in err, err
+
+
+@pytest.fixture
+def series_csv(tmp_path):
+    path = tmp_path / "series.csv"
+    path.write_text("value\n" + "\n".join(str(v) for v in np.sin(np.arange(200) / 5).round(3)) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "option, phrase",
+    [
+        (["--num-trees", "10000000"], "more than half of this machine's memory"),
+        (["--sample-size", "1000000000"], "more than half of this machine's memory"),
+        (["--sample-size", "2000000000"], "sample_size must be between 1 and"),
+    ],
+)
+def test_sizes_beyond_memory_are_refused_in_one_line(series_csv, tmp_path, option, phrase):
+    _one_line_error(*_cli(["fit", series_csv, "-o", tmp_path / "m.rcf", *option], tmp_path)[::2], phrase)
+
+
+def test_a_full_disk_is_one_line_and_the_previous_output_stays(series_csv, tmp_path):
+    _one_line_error(*_cli(["score", series_csv, "-q", "--num-trees", "5", "-o", "/dev/full"], tmp_path)[::2], "space")
+    _one_line_error(*_cli(["fit", series_csv, "-q", "-o", "/dev/full"], tmp_path)[::2], "not a regular file")
+    assert os.path.exists("/dev/full") and not os.path.isfile("/dev/full")
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "fifo"])
+def test_a_device_or_a_pipe_as_input_is_refused_not_read(tmp_path, device):
+    if device == "fifo":
+        device = tmp_path / "fifo"
+        os.mkfifo(device)
+    _one_line_error(*_cli(["score", device], tmp_path, timeout=120)[::2], "not a regular file")
+
+
+@pytest.mark.parametrize(
+    "text, phrase",
+    [
+        ("value\n1,012\n2\n3\n", 'quote values that hold commas, such as "1,012"'),
+        ("value\n1\n2\n1,012\n3\n", "Expected 1 fields in line 4, saw 2"),
+        ("value\n1\n2\n" + "9" * 400 + "\n4\n", "beyond the range of float64 on data row 3"),
+    ],
+    ids=["comma in the first row", "comma in a later row", "400-digit integer"],
+)
+def test_a_malformed_csv_is_refused_in_one_line(tmp_path, text, phrase):
+    (tmp_path / "in.csv").write_text(text)
+    _one_line_error(*_cli(["score", "in.csv", "--num-trees", "5"], tmp_path)[::2], phrase)
+
+
+def test_a_blank_cell_in_a_one_column_csv_is_not_dropped(tmp_path):
+    (tmp_path / "in.csv").write_text("value\n" + "\n".join(["1", "2", "", "4"] * 20) + "\n")
+    _one_line_error(*_cli(["score", "in.csv", "--num-trees", "5"], tmp_path)[::2], "an empty value on data row 3")
+    code, out, err = _cli(["score", "in.csv", "--num-trees", "5", "--sample-size", "8", "--stream", "-q"], tmp_path)
+    assert code == 0, err
+    assert len(out.strip().splitlines()) == 1 + 80  # header and every row, the blank ones included
+
+
+def test_a_port_out_of_range_is_a_usage_error(tmp_path):
+    code, _, err = _cli(["serve", tmp_path, "--port", "70000"], tmp_path)
+    assert code == 2 and "invalid port 70000" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------- rcforest train
+
+
+def _train_layout(root, config=None):
+    (root / "input" / "config").mkdir(parents=True)
+    (root / "input" / "data" / "train").mkdir(parents=True)
+    hyperparameters = {"feature_dim": "1", "num_samples_per_tree": "64", "num_trees": "50"}
+    (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    if config is not None:
+        (root / "input" / "config" / "inputdataconfig.json").write_text(json.dumps(config))
+    return root / "input" / "data" / "train"
+
+
+def _train(root, timeout=120):
+    return _cli(["train", "--ml-root", root], root, timeout=timeout)
+
+
+def test_train_ends_on_symlink_loops(tmp_path):
+    channel = _train_layout(tmp_path)
+    (channel / "train.csv").write_text("\n".join(map(str, range(100))) + "\n")
+    (channel / "a").mkdir()
+    os.symlink(".", channel / "loop1")
+    os.symlink("..", channel / "a" / "loop2")
+    code, out, err = _train(tmp_path)
+    assert code == 0, err
+    assert (tmp_path / "model" / "model.rcf").is_file()
+
+
+def test_train_refuses_a_fifo_without_reading_it(tmp_path):
+    channel = _train_layout(tmp_path)
+    os.mkfifo(channel / "train.csv")
+    code, _, err = _train(tmp_path)
+    _one_line_error(code, err, "not a regular file")
+    assert "not a regular file" in (tmp_path / "output" / "failure").read_text()
+
+
+def test_train_refuses_links_leaving_the_channel_without_echoing_them(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:SECRET-HASH:19000:0:99999:7:::\n")
+    root = tmp_path / "ml"
+    channel = _train_layout(root)
+    os.symlink(secret, channel / "train.csv")
+    code, out, err = _train(root)
+    _one_line_error(code, err, "links outside the channel folder")
+    failure = (root / "output" / "failure").read_text()
+    assert "SECRET" not in out + err + failure and "links outside" in failure
+
+
+def test_train_reports_the_real_error_when_output_is_a_file(tmp_path):
+    _train_layout(tmp_path)
+    (tmp_path / "output").write_text("not a folder")
+    code, _, err = _train(tmp_path)
+    _one_line_error(code, err, "channel train has no data files")
+    assert "File exists" not in err
+
+
+@pytest.mark.parametrize(
+    "config_file, text, phrase",
+    [
+        ("hyperparameters.json", "[" * 100_000 + "]" * 100_000, "hyperparameters.json at"),
+        ("inputdataconfig.json", json.dumps({"train": {"ContentType": 5}}), "ContentType must be a string"),
+    ],
+    ids=["nested hyperparameters", "ContentType a number"],
+)
+def test_train_refuses_bad_configuration_in_one_line(tmp_path, config_file, text, phrase):
+    channel = _train_layout(tmp_path)
+    (channel / "train.csv").write_text("1\n2\n3\n")
+    (tmp_path / "input" / "config" / config_file).write_text(text)
+    _one_line_error(*_train(tmp_path)[::2], phrase)
+
+
+# ------------------------------------------------------------- silent lies
+
+
+def test_masked_entries_are_not_used_as_data():
+    values = np.ma.masked_array(np.arange(100.0), mask=np.arange(100) == 50)
+    with pytest.raises(ValueError, match="1 masked entries"):
+        Forest(num_trees=5, sample_size=8).fit(values)
+    unmasked = np.ma.masked_array(np.arange(100.0))
+    forest = Forest(num_trees=5, sample_size=8, random_state=0)
+    assert np.array_equal(forest.fit(unmasked).score(unmasked), forest.score(np.arange(100.0)))
+
+
+def test_the_detector_imputes_masked_entries_as_missing():
+    from rcforest import ThresholdedForest
+
+    values = np.sin(np.arange(300) / 5)
+    masked = np.ma.masked_array(values.copy(), mask=np.arange(300) == 250)
+    masked.data[250] = 1e6  # hidden by the mask: must not be seen
+    nan = values.copy()
+    nan[250] = np.nan
+    params = {"num_trees": 10, "sample_size": 32}
+    assert ThresholdedForest(**params).run(masked).equals(ThresholdedForest(**params).run(nan))
+
+
+@pytest.mark.parametrize("dtype", ["datetime64[s]", "timedelta64[ms]"])
+def test_dates_and_durations_are_not_numbers(dtype):
+    with pytest.raises(TypeError, match="dates or durations"):
+        Forest(num_trees=5, sample_size=8).fit(np.arange(100).astype(dtype))
+
+
+def test_a_detector_shingle_is_at_most_the_first_checkpoint():
+    from rcforest import ThresholdedForest
+
+    with pytest.raises(ValueError, match="shingle_size must be between 1 and 128"):
+        ThresholdedForest(shingle_size=129)
+    detector = ThresholdedForest(shingle_size=128, num_trees=10, sample_size=32)
+    assert len(detector.run(np.sin(np.arange(300) / 5))) == 300
+
+
+def test_integer_and_string_keys_keep_separate_detectors(tmp_path):
+    dask = pytest.importorskip("dask")
+    dd = pytest.importorskip("dask.dataframe")
+    from rcforest import ThresholdedForest
+    from rcforest.dask import fit_score_by_key
+
+    rows = 150
+    frame = pd.DataFrame(
+        {
+            "entity": pd.Series([1] * rows + ["1"] * rows, dtype=object),
+            "timestamp": list(range(rows)) * 2,
+            "value": np.r_[np.sin(np.arange(rows) / 3), 5 + np.cos(np.arange(rows) / 3)],
+        }
+    )
+    with dask.config.set({"dataframe.convert-string": False, "scheduler": "sync"}):
+        out = fit_score_by_key(
+            dd.from_pandas(frame, npartitions=2),
+            columns=["value"],
+            state_out=str(tmp_path),
+            num_trees=10,
+            sample_size=32,
+        ).compute()
+    assert sorted(os.listdir(tmp_path)) == ["1.rcft", "int=1.rcft"]
+    assert out["entity"].map(type).value_counts().to_dict() == {int: rows, str: rows}
+    assert ThresholdedForest.load(tmp_path / "int=1.rcft").rows_seen_ == rows

@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 
+from rcforest._core import memory_bytes
 from rcforest.sagemaker.hyperparameters import check_hyperparameters
 from rcforest.sagemaker.metrics import evaluate, log_metrics, log_to, logger
 from rcforest.sagemaker.model import MODEL_FILE
@@ -34,19 +35,48 @@ def _read_json(path, what):
     try:
         with open(path, encoding="utf-8") as file:
             document = json.load(file)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise ValueError(f"{what} at {path} is not valid JSON: {error}") from None
     if not isinstance(document, dict):
         raise ValueError(f"{what} at {path} must be a JSON object")
     return document
 
 
-def _channel_files(directory):
-    """Every data file under ``directory``, in a stable order, hidden files skipped."""
-    found = []
-    for root, dirs, files in os.walk(directory, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(os.path.join(root, name) for name in sorted(files) if not name.startswith("."))
+def _channel_files(directory, limit):
+    """Every data file under ``directory``, in a stable order, hidden files skipped.
+
+    Symbolic links are followed only while they stay inside the channel,
+    each folder is visited once (so link loops end), and anything but a
+    regular file is refused, as are more than ``limit`` bytes in all. The
+    messages name the offending path, never its content.
+    """
+    top = os.path.realpath(directory)
+    found, visited, total = [], set(), 0
+    pending = [directory]
+    while pending:
+        folder = pending.pop()
+        real = os.path.realpath(folder)
+        if real in visited:
+            continue
+        visited.add(real)
+        entries = sorted((e for e in os.scandir(folder) if not e.name.startswith(".")), key=lambda e: e.name)
+        folders = []
+        for entry in entries:
+            target = os.path.realpath(entry.path)
+            if os.path.commonpath([top, target]) != top:
+                raise ValueError(f"{entry.path} links outside the channel folder {directory}; copy the file in")
+            if entry.is_dir():
+                folders.append(entry.path)
+                continue
+            if not entry.is_file():
+                raise ValueError(f"{entry.path} is not a regular file (a pipe, a device or a broken link)")
+            total += entry.stat().st_size
+            if total > limit:
+                raise ValueError(
+                    f"the files of channel folder {directory} exceed {limit} bytes, half this machine's memory"
+                )
+            found.append(entry.path)
+        pending.extend(reversed(folders))
     return found
 
 
@@ -54,7 +84,7 @@ def _read_channel(directory, name, content_type):
     """Read every file of one channel; return (features, labels or None)."""
     from rcforest.sagemaker import formats
 
-    files = _channel_files(directory)
+    files = _channel_files(directory, memory_bytes() // 2)
     if not files:
         raise ValueError(f"channel {name} has no data files in {directory}")
     parts, labels = [], []
@@ -98,7 +128,12 @@ def _channels(root):
         directory = os.path.join(data_root, name)
         if not os.path.isdir(directory):
             raise ValueError(f"channel {name} is configured but {directory} does not exist")
-        channels[name] = (directory, settings.get("ContentType"))
+        content_type = settings.get("ContentType")
+        if content_type is not None and not isinstance(content_type, str):
+            raise ValueError(
+                f"inputdataconfig.json: channel {name}'s ContentType must be a string, got {content_type!r}"
+            )
+        channels[name] = (directory, content_type)
     return channels
 
 
@@ -124,9 +159,12 @@ def train(ml_root="/opt/ml"):
     try:
         return _train(root)
     except Exception as error:
-        os.makedirs(os.path.join(root, "output"), exist_ok=True)
-        with open(os.path.join(root, "output", "failure"), "w", encoding="utf-8") as file:
-            file.write(f"{error}\n")
+        try:
+            os.makedirs(os.path.join(root, "output"), exist_ok=True)
+            with open(os.path.join(root, "output", "failure"), "w", encoding="utf-8") as file:
+                file.write(f"{error}\n")
+        except OSError as unwritable:
+            logger.error("could not write the failure reason to output/failure: %s", unwritable)
         raise
 
 
