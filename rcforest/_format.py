@@ -3,9 +3,15 @@
 The archive holds ``rcforest.json`` (the kind of file and its version, the
 library version and the parameters) and one ``.npy`` member per array.
 Forests (kind ``rcforest-model``) and streaming detectors
-(``rcforest-thresholded``) use it. Reading uses ``allow_pickle=False``, so
-a file cannot run code; a file that is not a zip, lacks the header, or has
-another kind or version is refused with a ``ValueError``.
+(``rcforest-thresholded``) use it. Writing is atomic: a failed save keeps
+the previous file.
+
+Reading is defensive: it accepts only plain numeric ``.npy`` members, so a
+file cannot run code; it decompresses a member only when asked for it and
+only after checking its declared dtype, shape and size, within a total
+budget, so a small file cannot exhaust memory. A file that is not a zip,
+lacks the header, has another kind or version, or holds a damaged member
+is refused with a ``ValueError``.
 """
 
 import io
