@@ -590,3 +590,9 @@ def test_integer_and_string_keys_keep_separate_detectors(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["1.rcft", "int=1.rcft"]
     assert out["entity"].map(type).value_counts().to_dict() == {int: rows, str: rows}
     assert ThresholdedForest.load(tmp_path / "int=1.rcft").rows_seen_ == rows
+
+
+def test_an_output_folder_that_is_a_file_is_named_as_such(series_csv, tmp_path):
+    (tmp_path / "taken").write_text("a file")
+    for command in (["fit", series_csv, "-q", "-o", "taken/m.rcf"], ["score", series_csv, "-q", "-o", "taken/s.csv"]):
+        _one_line_error(*_cli(command, tmp_path)[::2], "directory taken is a file, not a directory")
