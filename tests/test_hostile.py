@@ -368,9 +368,9 @@ def test_a_forest_too_big_for_memory_is_refused_with_the_limit(kwargs):
 
 
 def test_too_many_features_for_memory_are_refused_before_allocating():
-    forest = Forest(num_trees=100_000, sample_size=256)
+    forest = Forest(num_trees=10_000, sample_size=256)  # 330 MB of trees for one feature
     with pytest.raises(ValueError, match="more than half of this machine's memory"):
-        forest.fit(np.zeros((2, 1000)))
+        forest.fit(np.zeros((2, 1000)))  # 82 GB for a thousand
 
 
 # ------------------------------------------------------------ command line
