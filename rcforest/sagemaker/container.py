@@ -42,13 +42,14 @@ def _read_json(path, what):
     return document
 
 
-def _channel_files(directory, limit):
+def _channel_files(directory, limit, links_out=False):
     """Every data file under ``directory``, in a stable order, hidden files skipped.
 
-    Symbolic links are followed only while they stay inside the channel,
-    each folder is visited once (so link loops end), and anything but a
-    regular file is refused, as are more than ``limit`` bytes in all. The
-    messages name the offending path, never its content.
+    Symbolic links are followed only while they stay inside the channel
+    (anywhere with ``links_out``), each folder is visited once (so link
+    loops end), and anything but a regular file is refused, as are more
+    than ``limit`` bytes in all. The messages name the offending path,
+    never its content.
     """
     top = os.path.realpath(directory)
     found, visited, total = [], set(), 0
@@ -63,7 +64,7 @@ def _channel_files(directory, limit):
         folders = []
         for entry in entries:
             target = os.path.realpath(entry.path)
-            if os.path.commonpath([top, target]) != top:
+            if not links_out and os.path.commonpath([top, target]) != top:
                 raise ValueError(f"{entry.path} links outside the channel folder {directory}; copy the file in")
             if entry.is_dir():
                 folders.append(entry.path)
@@ -80,11 +81,11 @@ def _channel_files(directory, limit):
     return found
 
 
-def _read_channel(directory, name, content_type):
+def _read_channel(directory, name, content_type, links_out):
     """Read every file of one channel; return (features, labels or None)."""
     from rcforest.sagemaker import formats
 
-    files = _channel_files(directory, memory_bytes() // 2)
+    files = _channel_files(directory, memory_bytes() // 2, links_out)
     if not files:
         raise ValueError(f"channel {name} has no data files in {directory}")
     parts, labels = [], []
@@ -137,12 +138,16 @@ def _channels(root):
     return channels
 
 
-def train(ml_root="/opt/ml"):
+def train(ml_root="/opt/ml", *, links_out=False):
     """Train a forest from a SageMaker training layout and write it to ``model/``.
 
     Parameters
     ----------
     ml_root : str or os.PathLike, default "/opt/ml"
+    links_out : bool, default False
+        Follow symbolic links that leave a channel folder, as the local
+        estimator's layout (which links the caller's files in) needs;
+        ``rcforest train`` refuses them.
 
     Returns
     -------
@@ -157,7 +162,7 @@ def train(ml_root="/opt/ml"):
     """
     root = os.fspath(ml_root)
     try:
-        return _train(root)
+        return _train(root, links_out)
     except Exception as error:
         try:
             os.makedirs(os.path.join(root, "output"), exist_ok=True)
@@ -168,13 +173,13 @@ def train(ml_root="/opt/ml"):
         raise
 
 
-def _train(root):
+def _train(root, links_out):
     from rcforest.forest import Forest
 
     raw = _read_json(os.path.join(root, "input", "config", "hyperparameters.json"), "hyperparameters.json")
     params = check_hyperparameters(raw)
     channels = _channels(root)
-    features, _ = _read_channel(channels["train"][0], "train", channels["train"][1])
+    features, _ = _read_channel(channels["train"][0], "train", channels["train"][1], links_out)
     if features.shape[1] != params["feature_dim"]:
         raise ValueError(
             f"hyperparameter feature_dim is {params['feature_dim']} but the train data has {features.shape[1]} features"
@@ -189,7 +194,7 @@ def _train(root):
     forest = Forest(num_trees=params["num_trees"], sample_size=params["num_samples_per_tree"]).fit(features)
     metrics = {}
     if "test" in channels:
-        test, labels = _read_channel(channels["test"][0], "test", channels["test"][1])
+        test, labels = _read_channel(channels["test"][0], "test", channels["test"][1], links_out)
         if labels is None:
             raise ValueError("the test channel needs labels: text/csv;label_size=1, or label['values'] in RecordIO")
         if test.shape[1] != params["feature_dim"]:
