@@ -5,6 +5,7 @@ offending value and says how to fix it.
 """
 
 import numbers
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -78,6 +79,72 @@ def check_float(value, name, low=0.0):
     return value
 
 
+MAX_TIME_DECAY = 1e6
+"""Largest ``time_decay``: from about 41 on, a reservoir keeps the latest points whatever the decay."""
+
+
+def check_time_decay(value):
+    """Return ``value`` as a reservoir decay in ``[0, MAX_TIME_DECAY]`` or raise.
+
+    A reservoir weight is ``-time_decay * sequence`` plus a random term
+    that spans less than 41, so every decay above 41 keeps the same, most
+    recent, points; a decay far larger would overflow the weights to
+    ``-inf`` and freeze the sample.
+
+    Parameters
+    ----------
+    value : object
+
+    Returns
+    -------
+    float
+    """
+    value = check_float(value, "time_decay")
+    if value > MAX_TIME_DECAY:
+        raise ValueError(
+            f"time_decay must be at most {MAX_TIME_DECAY:g}, got {value:g}; "
+            "every decay above about 41 already keeps only the most recent points"
+        )
+    return value
+
+
+MAX_SAMPLE_SIZE = 2**30 - 2
+"""Largest ``sample_size``: a tree's ``2 * sample_size + 2`` nodes are numbered in int32."""
+
+
+def memory_bytes():
+    """This machine's physical memory in bytes (1 TiB where the platform does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return 1 << 40
+
+
+def check_model_size(num_trees, sample_size, dimensions):
+    """Raise if trees of this size would not fit in this machine's memory.
+
+    Parameters
+    ----------
+    num_trees, sample_size, dimensions : int
+        Trees, points per tree and dimensions per point (after shingling).
+
+    Returns
+    -------
+    int
+        The bytes the trees take.
+    """
+    nodes = 2 * sample_size + 2
+    size = num_trees * (nodes * (16 * dimensions + 48) + sample_size * 12 + 24)
+    limit = memory_bytes() // 2
+    if size > limit:
+        raise ValueError(
+            f"{num_trees} trees of {sample_size} points with {dimensions} dimensions need "
+            f"{size / 2**30:.1f} GiB, more than half of this machine's memory ({limit / 2**30:.1f} GiB); "
+            "use fewer trees, a smaller sample size or fewer features"
+        )
+    return size
+
+
 def _numeric_frame(frame):
     bad = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
@@ -88,13 +155,28 @@ def _numeric_frame(frame):
     return frame.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def _unmasked(data, name, missing):
+    """A masked array's values, its masked entries as NaN when ``missing`` allows, else refused."""
+    mask = np.ma.getmaskarray(data)
+    if not mask.any():
+        return data.data
+    if not missing:
+        raise ValueError(
+            f"{name} has {int(mask.sum())} masked entries; drop or fill them first (for example X.filled(value))"
+        )
+    if data.dtype.kind in "mM":
+        return data.data
+    return np.where(mask, np.nan, data.data.astype(np.float64))
+
+
 def as_rows(data, name="X", *, missing=False, lone_name="x0"):
     """Convert user input to :class:`Rows`.
 
     Parameters
     ----------
     data : array-like, pandas.Series or pandas.DataFrame
-        One row per observation: a 1-D series or an ``(n, d)`` table.
+        One row per observation: a 1-D series or an ``(n, d)`` table. A
+        NumPy masked array's masked entries are missing values.
     name : str
         Argument name used in messages.
     missing : bool, default False
@@ -110,10 +192,10 @@ def as_rows(data, name="X", *, missing=False, lone_name="x0"):
     Raises
     ------
     TypeError
-        For non-numeric input.
+        For non-numeric input, dates and durations included.
     ValueError
-        For empty input, more than two dimensions, NaN or infinite values
-        (unless ``missing``).
+        For empty input, more than two dimensions, NaN, infinite or masked
+        values (unless ``missing``).
     """
     index = None
     if isinstance(data, pd.DataFrame):
@@ -127,9 +209,16 @@ def as_rows(data, name="X", *, missing=False, lone_name="x0"):
     else:
         if isinstance(data, (str, bytes, dict)) or data is None:
             raise TypeError(f"{name} must be an array, a list or a pandas object, got {type(data).__name__}")
+        if isinstance(data, np.ma.MaskedArray):
+            data = _unmasked(data, name, missing)
         array = np.asarray(data)
         if array.dtype.kind == "c":
             raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+        if array.dtype.kind in "mM":
+            raise TypeError(
+                f"{name} holds dates or durations (dtype {array.dtype}), not numbers; "
+                "pass the values and keep the times as a pandas index"
+            )
         if array.dtype.kind not in "biuf":
             try:
                 array = array.astype(np.float64)

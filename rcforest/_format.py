@@ -3,17 +3,28 @@
 The archive holds ``rcforest.json`` (the kind of file and its version, the
 library version and the parameters) and one ``.npy`` member per array.
 Forests (kind ``rcforest-model``) and streaming detectors
-(``rcforest-thresholded``) use it. Reading uses ``allow_pickle=False``, so
-a file cannot run code; a file that is not a zip, lacks the header, or has
-another kind or version is refused with a ``ValueError``.
+(``rcforest-thresholded``) use it. Writing is atomic: a failed save keeps
+the previous file.
+
+Reading is defensive: it accepts only plain numeric ``.npy`` members, so a
+file cannot run code; it decompresses a member only when asked for it and
+only after checking its declared dtype, shape and size, within a total
+budget, so a small file cannot exhaust memory. A file that is not a zip,
+lacks the header, has another kind or version, or holds a damaged member
+is refused with a ``ValueError``.
 """
 
 import io
 import json
+import math
 import zipfile
+import zlib
+from collections.abc import Mapping
 
 import numpy as np
 
+from rcforest._core import memory_bytes
+from rcforest._files import atomic_write
 from rcforest._version import __version__
 
 __all__ = []
@@ -21,6 +32,8 @@ __all__ = []
 FORMAT_NAME = "rcforest-model"
 FORMAT_VERSION = 1
 _HEADER = "rcforest.json"
+MAX_HEADER_BYTES = 1 << 24
+"""Largest JSON header read (16 MiB)."""
 
 
 def _label(kind):
@@ -29,7 +42,11 @@ def _label(kind):
 
 
 def write(path, params, arrays, kind=FORMAT_NAME, version=FORMAT_VERSION):
-    """Write ``params`` (JSON-serialisable) and ``arrays`` to ``path``.
+    """Write ``params`` (JSON-serialisable) and ``arrays`` to ``path``, atomically.
+
+    The file is written beside ``path`` under a temporary name, flushed to
+    disk and renamed over ``path`` (:func:`rcforest._files.atomic_write`): a
+    failed write leaves any previous file at ``path`` intact.
 
     Parameters
     ----------
@@ -42,16 +59,117 @@ def write(path, params, arrays, kind=FORMAT_NAME, version=FORMAT_VERSION):
         Version of that kind's layout.
     """
     header = {"format": kind, "version": version, "rcforest": __version__, "params": params}
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        archive.writestr(_HEADER, json.dumps(header, indent=1))
-        for name, value in arrays.items():
-            buffer = io.BytesIO()
-            np.save(buffer, np.ascontiguousarray(value), allow_pickle=False)
-            archive.writestr(f"{name}.npy", buffer.getvalue())
+    with atomic_write(path) as stream:
+        with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+            archive.writestr(_HEADER, json.dumps(header, indent=1))
+            for name, value in arrays.items():
+                buffer = io.BytesIO()
+                np.save(buffer, np.ascontiguousarray(value), allow_pickle=False)
+                archive.writestr(f"{name}.npy", buffer.getvalue())
 
 
-def read(path, kind=FORMAT_NAME, version=FORMAT_VERSION):
+_DAMAGED = (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError)
+"""What reading a damaged zip member raises."""
+
+
+class Arrays(Mapping):
+    """The ``.npy`` members of a model file, each read only when asked for.
+
+    Reading a member first parses its ``.npy`` header and checks that it
+    holds a plain numeric array whose size matches the member's declared
+    size, and that the members read so far stay within ``budget`` bytes;
+    :meth:`describe` gives a member's dtype and shape without reading its
+    data, so a caller can check them first.
+
+    Parameters
+    ----------
+    path : str
+    names : list of str
+        Names of the ``.npy`` members (without the suffix).
+    budget : int
+        Most bytes of array data that reading may decompress in all.
+    """
+
+    def __init__(self, path, names, budget):
+        self._path = path
+        self._names = list(names)
+        self._budget = budget
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self):
+        return len(self._names)
+
+    def __contains__(self, name):
+        return name in self._names
+
+    def _header(self, archive, name):
+        """Open member ``name`` and parse its ``.npy`` header: (stream, dtype, shape)."""
+        if name not in self._names:
+            raise KeyError(name)
+        info = archive.getinfo(f"{name}.npy")
+        stream = archive.open(info)
+        try:
+            major, minor = np.lib.format.read_magic(stream)
+            if (major, minor) == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+            elif (major, minor) == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+            else:
+                raise ValueError(f"npy version {major}.{minor}")
+        except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError) as error:
+            stream.close()
+            raise ValueError(f"member {name}.npy is not a plain .npy array ({error})") from None
+        if dtype.kind not in "biuf" or dtype.hasobject or dtype.fields is not None or fortran:
+            stream.close()
+            raise ValueError(f"member {name}.npy holds dtype {dtype}, not plain numbers")
+        size = math.prod(shape) * dtype.itemsize
+        if size != info.file_size - stream.tell():
+            stream.close()
+            raise ValueError(f"member {name}.npy declares shape {shape} but holds {info.file_size} bytes")
+        return stream, dtype, tuple(shape)
+
+    def describe(self, name):
+        """The dtype and shape that member ``name`` declares, without reading its data.
+
+        Returns
+        -------
+        dtype : numpy.dtype
+        shape : tuple of int
+        """
+        try:
+            with zipfile.ZipFile(self._path) as archive:
+                stream, dtype, shape = self._header(archive, name)
+                stream.close()
+        except _DAMAGED as error:
+            raise ValueError(f"member {name}.npy is damaged ({type(error).__name__}: {error})") from None
+        return dtype, shape
+
+    def __getitem__(self, name):
+        try:
+            with zipfile.ZipFile(self._path) as archive:
+                stream, dtype, shape = self._header(archive, name)
+                with stream:
+                    size = math.prod(shape) * dtype.itemsize
+                    if size > self._budget:
+                        raise ValueError(f"member {name}.npy takes {size} bytes, more than the {self._budget} left")
+                    self._budget -= size
+                    data = stream.read(size)
+                    stream.read(1)  # reach the end, where the checksum is checked
+        except _DAMAGED as error:
+            raise ValueError(f"member {name}.npy is damaged ({type(error).__name__}: {error})") from None
+        if len(data) != size:
+            raise ValueError(f"member {name}.npy is truncated")
+        return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+
+
+def read(path, kind=FORMAT_NAME, version=FORMAT_VERSION, budget=None):
     """Read a file written by :func:`write`.
+
+    Only the header is read here; the arrays are read when asked for (see
+    :class:`Arrays`), so members a caller does not use are never
+    decompressed.
 
     Parameters
     ----------
@@ -60,11 +178,15 @@ def read(path, kind=FORMAT_NAME, version=FORMAT_VERSION):
         The kind of file expected.
     version : int
         The layout version this rcforest reads.
+    budget : int, optional
+        Most bytes of array data to decompress; by default, half of this
+        machine's memory.
 
     Returns
     -------
     params : dict
-    arrays : dict of str to ndarray
+    arrays : Arrays
+        A mapping from array names to arrays.
 
     Raises
     ------
@@ -73,29 +195,34 @@ def read(path, kind=FORMAT_NAME, version=FORMAT_VERSION):
     ValueError
         If the file is not of the expected kind and version.
     """
+    if budget is None:
+        budget = memory_bytes() // 2
     try:
         with zipfile.ZipFile(path) as archive:
-            header = json.loads(archive.read(_HEADER))
-            if not isinstance(header, dict) or header.get("format") != kind:
-                found = header.get("format") if isinstance(header, dict) else None
-                raise ValueError(f"it holds {found!r}, not {kind!r}")
-            if header.get("version") != version:
-                raise ValueError(
-                    f"it uses {kind} format version {header.get('version')!r}, written by rcforest "
-                    f"{header.get('rcforest')!r}; this rcforest reads version {version}: "
-                    "install the matching rcforest or refit the model"
-                )
-            arrays = {}
-            for name in archive.namelist():
-                if name.endswith(".npy"):
-                    arrays[name[:-4]] = np.load(io.BytesIO(archive.read(name)), allow_pickle=False)
-            params = header["params"]
-            if not isinstance(params, dict):
-                raise ValueError("its header has no parameters")
+            info = archive.getinfo(_HEADER)
+            if info.file_size > MAX_HEADER_BYTES:
+                raise ValueError(f"its header takes {info.file_size} bytes, more than {MAX_HEADER_BYTES}")
+            header = json.loads(archive.read(info))
+            names = [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
+        if not isinstance(header, dict) or header.get("format") != kind:
+            found = header.get("format") if isinstance(header, dict) else None
+            raise ValueError(f"it holds {found!r}, not {kind!r}")
+        found = header.get("version")
+        if isinstance(found, bool) or found != version:
+            raise ValueError(
+                f"it uses {kind} format version {found!r}, written by rcforest "
+                f"{header.get('rcforest')!r}; this rcforest reads version {version}: "
+                "install the matching rcforest or refit the model"
+            )
+        if len(set(names)) != len(names):
+            raise ValueError("it holds a member twice")
+        params = header["params"]
+        if not isinstance(params, dict):
+            raise ValueError("its header has no parameters")
     except FileNotFoundError:
         raise
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError) as error:
-        raise ValueError(f"{path} is not an rcforest {_label(kind)} file ({error})") from None
+    except (*_DAMAGED, KeyError, RecursionError) as error:
+        raise ValueError(f"{path} is not an rcforest {_label(kind)} file ({type(error).__name__}: {error})") from None
     except ValueError as error:
         raise ValueError(f"{path} is not a readable rcforest {_label(kind)} file: {error}") from None
-    return params, arrays
+    return params, Arrays(path, names, budget)

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from rcforest import _kernels
-from rcforest._core import check_float, check_int
+from rcforest._core import MAX_SAMPLE_SIZE, check_int, check_model_size, check_time_decay
 from rcforest._tree import TreeArrays, nodes_per_tree
 
 __all__ = []
@@ -96,16 +96,24 @@ def from_arrays(params, arrays):
         If the parameters or arrays are missing, malformed or inconsistent.
     """
     try:
+        if not isinstance(params, dict):
+            raise TypeError(f"the parameters are a {type(params).__name__}, not a dict")
         parts = ForestParts(_checked_params(params))
         if params["n_features"] is None:
             return parts
         n_features = check_int(params["n_features"], "n_features", 1)
-        columns = [str(c) for c in params["columns"]]
-        trees = _trees_from(arrays, parts.params, n_features)
-        tail = _array(arrays, "tail", np.float64, (None, n_features))
-        if tail.shape[0] > parts.params["shingle_size"] - 1 or len(columns) != n_features:
-            raise ValueError("stream tail or column names do not match the parameters")
+        columns = params["columns"]
+        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+            raise TypeError(f"columns must be a list of names, got {columns!r:.80}")
+        if len(columns) != n_features:
+            raise ValueError(f"{len(columns)} column names for {n_features} features")
         points_seen = check_int(params["points_seen"], "points_seen", 0)
+        checked = parts.params
+        check_model_size(checked["num_trees"], checked["sample_size"], checked["shingle_size"] * n_features)
+        trees = _trees_from(arrays, parts.params, n_features)
+        tail = _array(arrays, "tail", np.float64, (range(checked["shingle_size"]), n_features))
+        if not np.isfinite(tail).all():
+            raise ValueError("the stream tail holds NaN or infinite values")
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"inconsistent forest: {error}") from None
     return parts._replace(columns=columns, points_seen=points_seen, trees=trees, tail=tail)
@@ -116,22 +124,36 @@ def _checked_params(params):
     random_state = params["random_state"]
     return {
         "num_trees": check_int(params["num_trees"], "num_trees", 1),
-        "sample_size": check_int(params["sample_size"], "sample_size", 1),
+        "sample_size": check_int(params["sample_size"], "sample_size", 1, MAX_SAMPLE_SIZE),
         "shingle_size": check_int(params["shingle_size"], "shingle_size", 1),
-        "time_decay": check_float(params["time_decay"], "time_decay"),
+        "time_decay": check_time_decay(params["time_decay"]),
         "random_state": None if random_state is None else check_int(random_state, "random_state", 0),
     }
 
 
 def _array(arrays, name, dtype, shape):
-    """Fetch ``arrays[name]`` and check its dtype and shape (None matches any length)."""
+    """Fetch ``arrays[name]`` once its dtype and shape check out.
+
+    Each entry of ``shape`` is a length or a range of allowed lengths.
+
+    When ``arrays`` can describe a member without reading it (a model
+    file's :class:`rcforest._format.Arrays`), the check comes first.
+    """
+    describe = getattr(arrays, "describe", None)
+    if describe is not None:
+        _check_layout(name, *describe(name), dtype, shape)
     value = arrays[name]
-    if value.dtype != dtype or value.ndim != len(shape):
-        raise ValueError(f"array {name} has dtype {value.dtype} and shape {value.shape}")
-    for have, want in zip(value.shape, shape):
-        if want is not None and have != want:
-            raise ValueError(f"array {name} has shape {value.shape}, expected {shape}")
+    _check_layout(name, value.dtype, value.shape, dtype, shape)
     return np.ascontiguousarray(value)
+
+
+def _check_layout(name, have_dtype, have_shape, dtype, shape):
+    """Raise unless ``have_dtype`` and ``have_shape`` match ``dtype`` and ``shape``."""
+    if have_dtype != dtype or len(have_shape) != len(shape):
+        raise ValueError(f"array {name} has dtype {have_dtype} and shape {have_shape}")
+    for have, want in zip(have_shape, shape):
+        if have not in (want if isinstance(want, range) else (want,)):
+            raise ValueError(f"array {name} has shape {have_shape}, expected {shape}")
 
 
 def _trees_from(arrays, params, n_features):
@@ -162,4 +184,44 @@ def _trees_from(arrays, params, n_features):
     if failures.any():
         bad = int(np.flatnonzero(failures)[0])
         raise ValueError(f"tree {bad} is inconsistent (check {failures[bad]} failed)")
+    _check_values(trees)
     return trees
+
+
+def _check_values(trees):
+    """Check the values that the structural check leaves alone.
+
+    Free node slots must hold their reset values (links and cut dimension
+    ``-1``, zeros elsewhere), leaves have no cut and no range, every box
+    and cut is finite, and the reservoir weights in use are not NaN.
+    """
+    t, n = trees.parent.shape
+    free = np.zeros((t, n), bool)
+    for tree, top in enumerate(trees.free_top):
+        free[tree, trees.free_stack[tree, :top]] = True
+    leaf = ~free & (trees.left == -1)
+    internal = ~free & ~leaf
+    checks = {
+        "a free node is not reset": free
+        & (
+            (trees.parent != -1)
+            | (trees.left != -1)
+            | (trees.right != -1)
+            | (trees.cut_dim != -1)
+            | (trees.cut_value != 0)
+            | (trees.mass != 0)
+            | (trees.range_sum != 0)
+            | (trees.box_min != 0).any(axis=2)
+            | (trees.box_max != 0).any(axis=2)
+        ),
+        "a leaf has a cut or a range": leaf & ((trees.cut_dim != -1) | (trees.cut_value != 0) | (trees.range_sum != 0)),
+        "a box is not finite": ~np.isfinite(trees.box_min).all(axis=2) | ~np.isfinite(trees.box_max).all(axis=2),
+        "a cut value is not finite": internal & ~np.isfinite(trees.cut_value),
+    }
+    for message, bad in checks.items():
+        if bad.any():
+            raise ValueError(f"tree {int(np.argwhere(bad)[0][0])} is inconsistent: {message}")
+    in_heap = np.arange(trees.heap_weight.shape[1]) < trees.heap_size[:, None]
+    bad = in_heap & np.isnan(trees.heap_weight)
+    if bad.any():
+        raise ValueError(f"tree {int(np.argwhere(bad)[0][0])} is inconsistent: a reservoir weight is NaN")

@@ -27,6 +27,7 @@ one output row.
 """
 
 import copy
+import numbers
 import operator
 import os
 import tempfile
@@ -304,8 +305,27 @@ def _assemble(forest, entries, seeds, columns):
 
 
 def _state_path(root, entity):
-    """Where the state of ``entity`` lives under ``root``: its URL-quoted key plus a suffix."""
-    return f"{root.rstrip('/')}/{quote(str(entity), safe='')}{_STATE_SUFFIX}"
+    """Where the state of ``entity`` lives under ``root``: its URL-quoted key plus a suffix.
+
+    A key that is not a string is prefixed with its kind and ``=`` (which
+    quoting never leaves in a string key), so that ``1`` and ``"1"`` keep
+    separate files.
+    """
+    name = quote(str(entity), safe="")
+    if not isinstance(entity, str):
+        name = f"{_key_kind(entity)}={name}"
+    return f"{root.rstrip('/')}/{name}{_STATE_SUFFIX}"
+
+
+def _key_kind(entity):
+    """``int``, ``float``, ``bool`` or the type's name, for a key that is not a string."""
+    if isinstance(entity, (bool, np.bool_)):
+        return "bool"
+    if isinstance(entity, numbers.Integral):
+        return "int"
+    if isinstance(entity, numbers.Real):
+        return "float"
+    return type(entity).__name__
 
 
 def _load_detector(state_in, entity, params):
@@ -394,8 +414,10 @@ def fit_score_by_key(
     state_out : str, optional
         Where to save each entity's detector after this batch, one
         :meth:`ThresholdedForest.save` file per entity named after the
-        URL-quoted key. Use a new location per batch (for example
-        ``states/batch-0042``) and pass it as ``state_in`` next time.
+        URL-quoted key (prefixed with ``int=``, ``float=``... for a key that
+        is not a string, so that ``1`` and ``"1"`` stay apart). Use a new
+        location per batch (for example ``states/batch-0042``) and pass it
+        as ``state_in`` next time.
     shuffle_method : str, optional
         Passed to ``ddf.shuffle`` (``"tasks"`` or ``"p2p"``); dask's
         default when None.

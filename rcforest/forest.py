@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 
 from rcforest import _format, _kernels, _state
-from rcforest._core import as_rows, check_float, check_int, shingle, shingle_names
+from rcforest._core import (
+    MAX_SAMPLE_SIZE,
+    as_rows,
+    check_int,
+    check_model_size,
+    check_time_decay,
+    shingle,
+    shingle_names,
+)
 from rcforest._jit import threads
 from rcforest._rng import tree_seeds
 from rcforest._tree import allocate_trees
@@ -54,9 +62,10 @@ class Forest:
         ``shingle_size > 1`` the inputs are raw rows of a series, and the
         forest builds the shingles itself, across calls when streaming.
     time_decay : float, default 0.0
-        Decay of the streaming reservoir: 0 keeps a uniform sample of
-        everything seen; ``1 / (10 * sample_size)`` (AWS's default) favours
-        roughly the last ``10 * sample_size`` points.
+        Decay of the streaming reservoir, between 0 and 1e6: 0 keeps a
+        uniform sample of everything seen; ``1 / (10 * sample_size)`` (AWS's
+        default) favours roughly the last ``10 * sample_size`` points; from
+        about 41 on, the trees keep the latest ``sample_size`` points.
     random_state : int or None, default None
         Seed. The same seed gives the same forest and scores, whatever the
         number of threads.
@@ -104,9 +113,10 @@ class Forest:
         n_jobs=None,
     ):
         self.num_trees = check_int(num_trees, "num_trees", 1)
-        self.sample_size = check_int(sample_size, "sample_size", 1)
+        self.sample_size = check_int(sample_size, "sample_size", 1, MAX_SAMPLE_SIZE)
         self.shingle_size = check_int(shingle_size, "shingle_size", 1)
-        self.time_decay = check_float(time_decay, "time_decay")
+        self.time_decay = check_time_decay(time_decay)
+        check_model_size(self.num_trees, self.sample_size, self.shingle_size)
         if random_state is not None:
             random_state = check_int(random_state, "random_state", 0)
         self.random_state = random_state
@@ -133,6 +143,7 @@ class Forest:
     # ----------------------------------------------------------------- input
 
     def _new_trees(self, num_features):
+        check_model_size(self.num_trees, self.sample_size, self.shingle_size * num_features)
         seeds = tree_seeds(self.num_trees, self.random_state)
         return allocate_trees(self.num_trees, self.sample_size, self.shingle_size * num_features, seeds)
 

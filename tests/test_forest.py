@@ -271,7 +271,7 @@ def test_load_refuses_corrupt_and_future_models(tmp_path, data):
     ("kwargs", "error", "match"),
     [
         ({"num_trees": 0}, ValueError, "num_trees must be >= 1"),
-        ({"sample_size": 0}, ValueError, "sample_size must be >= 1"),
+        ({"sample_size": 0}, ValueError, "sample_size must be between 1 and"),
         ({"num_trees": 2.5}, TypeError, "num_trees must be an integer"),
         ({"shingle_size": 0}, ValueError, "shingle_size"),
         ({"time_decay": -1.0}, ValueError, "time_decay"),

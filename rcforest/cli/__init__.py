@@ -15,7 +15,8 @@ the parsed arguments and returning an exit code.
 The commands import numpy, pandas and numba when they run, so that
 ``rcforest --help`` stays fast. Errors a user can fix (a missing file or
 column, bad values, a model from another version) are reported in one line
-on stderr with exit code 2, never as a traceback.
+on stderr with exit code 2, never as a traceback; so are failures of the
+system (a full disk, an unwritable output) and inputs too large for memory.
 """
 
 import argparse
@@ -59,8 +60,17 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (UsageError, ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
-        print(f"rcforest {args.command}: error: {error}", file=sys.stderr)
+    except (UsageError, ValueError, TypeError, OverflowError, RecursionError, MemoryError, OSError) as error:
+        print(f"rcforest {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _one_line(error):
+    """An error's message on one line, naming the kind of failure where the message alone would not."""
+    if isinstance(error, RecursionError):
+        return "the input is nested too deeply"
+    if isinstance(error, MemoryError):
+        return "out of memory; use fewer trees, a smaller sample size or less data"
+    return " ".join(str(error).split()) or type(error).__name__

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from rcforest.errors import UsageError
 
-__all__ = ["draw", "progress", "say", "write_csv"]
+__all__ = ["check_output_folder", "draw", "progress", "say", "write_csv"]
 
 # A progress bar appears only once the work has taken this long (seconds).
 _PROGRESS_DELAY = 2.0
@@ -67,10 +67,25 @@ def write_csv(frame, output):
     if output == "-":
         frame.to_csv(sys.stdout, index=False)
         return
-    path = Path(output)
-    if path.parent != Path("") and not path.parent.is_dir():
-        raise UsageError(f"cannot write {output}: directory {path.parent} does not exist")
-    frame.to_csv(path, index=False)
+    check_output_folder(output)
+    frame.to_csv(Path(output), index=False)
+
+
+def check_output_folder(output):
+    """Refuse an output path whose folder does not exist or is a file.
+
+    Parameters
+    ----------
+    output : str
+
+    Raises
+    ------
+    UsageError
+    """
+    folder = Path(output).parent
+    if folder != Path("") and not folder.is_dir():
+        problem = "is a file, not a directory" if folder.exists() else "does not exist"
+        raise UsageError(f"cannot write {output}: directory {folder} {problem}")
 
 
 def draw(series, output, threshold, flags, destination, title, windows=None):

@@ -29,7 +29,7 @@ def add_commands(subparsers):
         default="/opt/ml/model",
         help="model file or directory (default: /opt/ml/model)",
     )
-    serve.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    serve.add_argument("--port", type=_port, default=8080, help="port, 0 to 65535 (default: 8080)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     serve.add_argument(
         "--log-level",
@@ -47,6 +47,19 @@ def add_commands(subparsers):
     )
     train.add_argument("--ml-root", default="/opt/ml", help="root of the layout (default: /opt/ml)")
     train.set_defaults(func=_run_train)
+
+
+def _port(text):
+    """A TCP port number from the command line."""
+    import argparse
+
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: give a number from 0 to 65535") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {port}: give a number from 0 to 65535")
+    return port
 
 
 def _run_serve(args):

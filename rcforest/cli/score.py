@@ -17,7 +17,7 @@ from rcforest.cli.options import (
     check_parameters,
     forest_parameters,
 )
-from rcforest.cli.report import draw, progress, say, write_csv
+from rcforest.cli.report import check_output_folder, draw, progress, say, write_csv
 from rcforest.cli.table import read_table
 from rcforest.errors import UsageError
 
@@ -229,10 +229,8 @@ def _run_fit(args):
     check_parameters(params)
     table = read_table(args.input, args.column, args.time_column, header=args.header)
     forest = _fit_forest(table, params, args.random_state)
-    path = Path(args.output)
-    if path.parent != Path("") and not path.parent.is_dir():
-        raise UsageError(f"cannot write {args.output}: directory {path.parent} does not exist")
-    forest.save(path)
+    check_output_folder(args.output)
+    forest.save(args.output)
     names = list(table.features.columns)
     say(args, table.reading)
     say(

@@ -6,6 +6,7 @@ training files (``text/csv``) have no header row. ``--header`` and
 ``0``, ``1``, ... in the order of the file.
 """
 
+import warnings
 from pathlib import Path
 
 from rcforest.cli.options import DEFAULT_TIME_COLUMN
@@ -79,14 +80,23 @@ def read_table(path, columns=None, time_column=None, model_columns=None, allow_e
         raise UsageError(f"input file {path} does not exist")
     if path.is_dir():
         raise UsageError(f"{path} is a directory; pass a CSV file")
+    if not path.is_file():
+        raise UsageError(f"{path} is not a regular file (a device or a pipe); pass a CSV file")
     try:
         forced = header is not None
         if not forced:
             first = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
             header = not all(_is_number(cell) for cell in first.iloc[0])
-        frame = pd.read_csv(path, header=0 if header else None)
+        with warnings.catch_warnings():
+            # A row with more cells than the header: never read its first cell as an index.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, header=0 if header else None, index_col=False, skip_blank_lines=False)
     except pd.errors.EmptyDataError:
         raise UsageError(f"{path} is empty; expected a CSV file with one row per observation") from None
+    except pd.errors.ParserWarning:
+        raise UsageError(
+            f'{path} has rows with more cells than its header; quote values that hold commas, such as "1,012"'
+        ) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise UsageError(f"{path} is not a readable CSV file: {str(error).strip()}") from None
     if frame.empty:
@@ -126,15 +136,21 @@ def read_table(path, columns=None, time_column=None, model_columns=None, allow_e
     features = {}
     for name in columns:
         raw = frame[name]
-        values = pd.to_numeric(raw, errors="coerce").astype(float)
+        try:
+            values = pd.to_numeric(raw, errors="coerce").astype(float)
+        except OverflowError:  # integers too large for float64: infinite, refused below
+            values = pd.to_numeric(raw.astype(str), errors="coerce").astype(float)
         bad = ~np.isfinite(values.to_numpy())
         if allow_empty:
             bad &= ~raw.isna().to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            what = "an empty value" if pd.isna(raw.iloc[row]) else f"the non-numeric value {raw.iloc[row]!r}"
+            what = "an empty value" if pd.isna(raw.iloc[row]) else f"the non-numeric value {str(raw.iloc[row])!r:.60}"
             if pd.isna(raw.iloc[row]):
                 hint = "fill or drop the empty rows"
+            elif _is_number(str(raw.iloc[row])) and str(raw.iloc[row]).strip().lstrip("+-")[:1].isdigit():
+                what = f"the value {str(raw.iloc[row]):.60}, beyond the range of float64"
+                hint = "rescale the column"
             elif _looks_like_time(raw):
                 hint = f"if it holds timestamps, pass --time-column {name}; or choose numeric columns with --column"
             else:
@@ -177,8 +193,6 @@ def _looks_like_time(column):
 
 def _to_datetime(column):
     """``pandas.to_datetime`` without its warning about guessing each value's format."""
-    import warnings
-
     import pandas as pd
 
     with warnings.catch_warnings():

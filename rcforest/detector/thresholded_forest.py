@@ -50,11 +50,11 @@ import numpy as np
 import pandas as pd
 
 from rcforest import _format, _state
-from rcforest._core import as_rows, check_float, check_int
+from rcforest._core import as_rows, check_float, check_int, check_time_decay
 from rcforest.detector.alerts import AlertPolicy
 from rcforest.detector.explanation import explain
 from rcforest.detector.output import COLUMNS, empty_columns, to_frame
-from rcforest.detector.period import HISTORY, MAX_PERIOD, estimate_period_robust, next_checkpoint
+from rcforest.detector.period import CHECKPOINTS, HISTORY, MAX_PERIOD, estimate_period_robust, next_checkpoint
 from rcforest.detector.preprocess import TRANSFORMS, Preprocessor, shingle_size_for, trim
 from rcforest.detector.thresholder import Thresholder
 from rcforest.forest import Forest
@@ -73,8 +73,8 @@ class ThresholdedForest:
     Parameters
     ----------
     shingle_size : int or None, default None
-        Rows per forest point. None chooses it from the period:
-        ``clip(period, 8, 48)``, or 8 when no period is known.
+        Rows per forest point, at most 128. None chooses it from the
+        period: ``clip(period, 8, 48)``, or 8 when no period is known.
     num_trees : int, default 100
     sample_size : int, default 256
         Points each tree keeps.
@@ -178,11 +178,12 @@ class ThresholdedForest:
         ignore_relative=0.0,
         n_jobs=None,
     ):
-        self.shingle_size = None if shingle_size is None else check_int(shingle_size, "shingle_size", 1)
+        # The first forest is built at the first checkpoint, from that many rows.
+        self.shingle_size = None if shingle_size is None else check_int(shingle_size, "shingle_size", 1, CHECKPOINTS[0])
         self.num_trees = check_int(num_trees, "num_trees", 1)
         self.sample_size = check_int(sample_size, "sample_size", 4)
         self.random_state = check_int(random_state, "random_state", 0)
-        self.time_decay = None if time_decay is None else check_float(time_decay, "time_decay")
+        self.time_decay = None if time_decay is None else check_time_decay(time_decay)
         if period == "auto" or period is None:
             self.period = period
         else:

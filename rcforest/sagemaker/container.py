@@ -18,6 +18,7 @@ import sys
 
 import numpy as np
 
+from rcforest._core import memory_bytes
 from rcforest.sagemaker.hyperparameters import check_hyperparameters
 from rcforest.sagemaker.metrics import evaluate, log_metrics, log_to, logger
 from rcforest.sagemaker.model import MODEL_FILE
@@ -34,27 +35,57 @@ def _read_json(path, what):
     try:
         with open(path, encoding="utf-8") as file:
             document = json.load(file)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise ValueError(f"{what} at {path} is not valid JSON: {error}") from None
     if not isinstance(document, dict):
         raise ValueError(f"{what} at {path} must be a JSON object")
     return document
 
 
-def _channel_files(directory):
-    """Every data file under ``directory``, in a stable order, hidden files skipped."""
-    found = []
-    for root, dirs, files in os.walk(directory, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(os.path.join(root, name) for name in sorted(files) if not name.startswith("."))
+def _channel_files(directory, limit, links_out=False):
+    """Every data file under ``directory``, in a stable order, hidden files skipped.
+
+    Symbolic links are followed only while they stay inside the channel
+    (anywhere with ``links_out``), each folder is visited once (so link
+    loops end), and anything but a regular file is refused, as are more
+    than ``limit`` bytes in all. The messages name the offending path,
+    never its content.
+    """
+    top = os.path.realpath(directory)
+    found, visited, total = [], set(), 0
+    pending = [directory]
+    while pending:
+        folder = pending.pop()
+        real = os.path.realpath(folder)
+        if real in visited:
+            continue
+        visited.add(real)
+        entries = sorted((e for e in os.scandir(folder) if not e.name.startswith(".")), key=lambda e: e.name)
+        folders = []
+        for entry in entries:
+            target = os.path.realpath(entry.path)
+            if not links_out and os.path.commonpath([top, target]) != top:
+                raise ValueError(f"{entry.path} links outside the channel folder {directory}; copy the file in")
+            if entry.is_dir():
+                folders.append(entry.path)
+                continue
+            if not entry.is_file():
+                raise ValueError(f"{entry.path} is not a regular file (a pipe, a device or a broken link)")
+            total += entry.stat().st_size
+            if total > limit:
+                raise ValueError(
+                    f"the files of channel folder {directory} exceed {limit} bytes, half this machine's memory"
+                )
+            found.append(entry.path)
+        pending.extend(reversed(folders))
     return found
 
 
-def _read_channel(directory, name, content_type):
+def _read_channel(directory, name, content_type, links_out):
     """Read every file of one channel; return (features, labels or None)."""
     from rcforest.sagemaker import formats
 
-    files = _channel_files(directory)
+    files = _channel_files(directory, memory_bytes() // 2, links_out)
     if not files:
         raise ValueError(f"channel {name} has no data files in {directory}")
     parts, labels = [], []
@@ -98,16 +129,25 @@ def _channels(root):
         directory = os.path.join(data_root, name)
         if not os.path.isdir(directory):
             raise ValueError(f"channel {name} is configured but {directory} does not exist")
-        channels[name] = (directory, settings.get("ContentType"))
+        content_type = settings.get("ContentType")
+        if content_type is not None and not isinstance(content_type, str):
+            raise ValueError(
+                f"inputdataconfig.json: channel {name}'s ContentType must be a string, got {content_type!r}"
+            )
+        channels[name] = (directory, content_type)
     return channels
 
 
-def train(ml_root="/opt/ml"):
+def train(ml_root="/opt/ml", *, links_out=False):
     """Train a forest from a SageMaker training layout and write it to ``model/``.
 
     Parameters
     ----------
     ml_root : str or os.PathLike, default "/opt/ml"
+    links_out : bool, default False
+        Follow symbolic links that leave a channel folder, as the local
+        estimator's layout (which links the caller's files in) needs;
+        ``rcforest train`` refuses them.
 
     Returns
     -------
@@ -122,21 +162,24 @@ def train(ml_root="/opt/ml"):
     """
     root = os.fspath(ml_root)
     try:
-        return _train(root)
+        return _train(root, links_out)
     except Exception as error:
-        os.makedirs(os.path.join(root, "output"), exist_ok=True)
-        with open(os.path.join(root, "output", "failure"), "w", encoding="utf-8") as file:
-            file.write(f"{error}\n")
+        try:
+            os.makedirs(os.path.join(root, "output"), exist_ok=True)
+            with open(os.path.join(root, "output", "failure"), "w", encoding="utf-8") as file:
+                file.write(f"{error}\n")
+        except OSError as unwritable:
+            logger.error("could not write the failure reason to output/failure: %s", unwritable)
         raise
 
 
-def _train(root):
+def _train(root, links_out):
     from rcforest.forest import Forest
 
     raw = _read_json(os.path.join(root, "input", "config", "hyperparameters.json"), "hyperparameters.json")
     params = check_hyperparameters(raw)
     channels = _channels(root)
-    features, _ = _read_channel(channels["train"][0], "train", channels["train"][1])
+    features, _ = _read_channel(channels["train"][0], "train", channels["train"][1], links_out)
     if features.shape[1] != params["feature_dim"]:
         raise ValueError(
             f"hyperparameter feature_dim is {params['feature_dim']} but the train data has {features.shape[1]} features"
@@ -151,7 +194,7 @@ def _train(root):
     forest = Forest(num_trees=params["num_trees"], sample_size=params["num_samples_per_tree"]).fit(features)
     metrics = {}
     if "test" in channels:
-        test, labels = _read_channel(channels["test"][0], "test", channels["test"][1])
+        test, labels = _read_channel(channels["test"][0], "test", channels["test"][1], links_out)
         if labels is None:
             raise ValueError("the test channel needs labels: text/csv;label_size=1, or label['values'] in RecordIO")
         if test.shape[1] != params["feature_dim"]:

@@ -325,7 +325,7 @@ class Estimator:
         root = self._job_root(job_name)
         self._lay_out(root, channels)
         with log_to(sys.stdout) if logs else contextlib.nullcontext():
-            metrics = train(root)
+            metrics = train(root, links_out=True)  # the layout links the caller's files in
         from rcforest.forest import Forest
 
         self.model_data = os.path.join(root, "model", MODEL_FILE)
