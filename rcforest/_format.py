@@ -164,6 +164,40 @@ class Arrays(Mapping):
         return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
 
 
+class Prefixed(Mapping):
+    """The arrays of ``arrays`` whose names start with ``prefix``, named without it.
+
+    A view: each array is read only when asked for, through ``arrays``
+    (so a model file's :class:`Arrays` keeps its checks and its budget),
+    and :meth:`describe` is passed on.
+
+    Parameters
+    ----------
+    arrays : Arrays
+    prefix : str
+    """
+
+    def __init__(self, arrays, prefix):
+        self._arrays = arrays
+        self._prefix = prefix
+
+    def __iter__(self):
+        return (name[len(self._prefix) :] for name in self._arrays if name.startswith(self._prefix))
+
+    def __len__(self):
+        return sum(1 for _ in self)
+
+    def __contains__(self, name):
+        return self._prefix + name in self._arrays
+
+    def __getitem__(self, name):
+        return self._arrays[self._prefix + name]
+
+    def describe(self, name):
+        """The dtype and shape of array ``name``, as ``arrays.describe`` gives them."""
+        return self._arrays.describe(self._prefix + name)
+
+
 def read(path, kind=FORMAT_NAME, version=FORMAT_VERSION, budget=None):
     """Read a file written by :func:`write`.
 

@@ -180,6 +180,19 @@ def test_a_zip_bomb_member_is_never_decompressed(saved):
     assert int(lines[2]) - int(lines[0]) < 20_000  # KiB: far below the 200 MB the members hold
 
 
+def test_a_detector_file_reads_only_the_forest_members_it_uses(tmp_path):
+    from rcforest import ThresholdedForest
+
+    detector = ThresholdedForest(random_state=0)
+    detector.run(np.sin(np.arange(400) / 5))
+    path = tmp_path / "detector.zip"
+    detector.save(path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("forest/unused.npy", b"not an array")  # would be refused if it were read
+    restored = ThresholdedForest.load(path)
+    assert restored.forest_.points_seen_ == detector.forest_.points_seen_
+
+
 def test_a_header_declaring_8_tib_is_refused(saved):
     header, arrays = _members(saved)
     header["params"]["num_trees"] = 2**40

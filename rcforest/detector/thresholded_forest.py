@@ -63,6 +63,8 @@ __all__ = ["ThresholdedForest"]
 
 FORMAT_NAME = "rcforest-thresholded"
 FORMAT_VERSION = 1
+# The forest's arrays sit in a detector file under this prefix.
+_FOREST_PREFIX = "forest/"
 BATCH_ROWS = 32
 """From this many rows per call, rows are scored on a copy of the forest in one streaming call; below, one by one."""
 
@@ -457,7 +459,7 @@ class ThresholdedForest:
         forest = None
         if self.forest_ is not None:
             forest, forest_arrays = _state.to_arrays(self.forest_._parts())
-            arrays.update({f"forest/{name}": value for name, value in forest_arrays.items()})
+            arrays.update({f"{_FOREST_PREFIX}{name}": value for name, value in forest_arrays.items()})
         header = {"detector": state, "forest": forest}
         _format.write(os.fspath(path), header, arrays, kind=FORMAT_NAME, version=FORMAT_VERSION)
 
@@ -513,9 +515,7 @@ class ThresholdedForest:
             state = header["detector"]
             detector = cls(**state["params"])
             if header["forest"] is not None:
-                prefix = "forest/"
-                forest_arrays = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-                parts = _state.from_arrays(header["forest"], forest_arrays)
+                parts = _state.from_arrays(header["forest"], _format.Prefixed(arrays, _FOREST_PREFIX))
                 detector.forest_ = Forest._from_parts(parts, n_jobs=detector.n_jobs)
             detector._restore(state, arrays)
         except (KeyError, TypeError, ValueError) as error:
