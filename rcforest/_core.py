@@ -108,6 +108,12 @@ def check_time_decay(value):
     return value
 
 
+MAX_ABS_VALUE = 1e150
+"""Largest magnitude of an input value: far beyond real data, and small enough
+that the box sizes a kernel sums over all dimensions (and their squares)
+stay finite, so that every score is finite and every cut separates."""
+
+
 MAX_SAMPLE_SIZE = 2**30 - 2
 """Largest ``sample_size``: a tree's ``2 * sample_size + 2`` nodes are numbered in int32."""
 
@@ -181,7 +187,8 @@ def as_rows(data, name="X", *, missing=False, lone_name="x0"):
         Argument name used in messages.
     missing : bool, default False
         Accept NaN, None and infinite values (as NaN, for the caller to
-        impute) and input without rows, instead of raising.
+        impute), finite values of any magnitude and input without rows,
+        instead of raising.
     lone_name : str, default "x0"
         Name of a single column that has none (an array or an unnamed Series).
 
@@ -195,7 +202,8 @@ def as_rows(data, name="X", *, missing=False, lone_name="x0"):
         For non-numeric input, dates and durations included.
     ValueError
         For empty input, more than two dimensions, NaN, infinite or masked
-        values (unless ``missing``).
+        values, or values beyond :data:`MAX_ABS_VALUE` in magnitude (unless
+        ``missing``).
     """
     index = None
     if isinstance(data, pd.DataFrame):
@@ -238,14 +246,19 @@ def as_rows(data, name="X", *, missing=False, lone_name="x0"):
         values = np.where(np.isfinite(values), values, np.nan)
     if values.shape[1] == 0 or (values.shape[0] == 0 and not missing):
         raise ValueError(f"{name} is empty (shape {values.shape}); pass at least one row and one feature")
-    finite = np.isfinite(values)
-    if not missing and not finite.all():
-        row, col = (int(v) for v in np.argwhere(~finite)[0])
-        label = index[row] if index is not None else row
-        raise ValueError(
-            f"{name} holds {values[row, col]} at row {label!r}, column {col}; "
-            "drop or impute NaN and infinite values first"
-        )
+    if not missing:
+        bad = ~(np.abs(values) <= MAX_ABS_VALUE)  # NaN compares false
+        if bad.any():
+            row, col = (int(v) for v in np.argwhere(bad)[0])
+            label = index[row] if index is not None else row
+            value = values[row, col]
+            fix = (
+                f"rcforest accepts magnitudes up to {MAX_ABS_VALUE:g}: rescale the data "
+                "(for example divide it by a power of ten)"
+                if np.isfinite(value)
+                else "drop or impute NaN and infinite values first"
+            )
+            raise ValueError(f"{name} holds {value} at row {label!r}, column {col}; {fix}")
     if columns is None:
         columns = [lone_name] if values.shape[1] == 1 else [f"x{i}" for i in range(values.shape[1])]
     return Rows(np.ascontiguousarray(values), index, columns)

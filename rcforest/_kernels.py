@@ -5,6 +5,11 @@ to its own row, so results do not depend on the number of threads; the
 Python layer then averages the rows in a fixed order. CoDisp is read
 off where an insertion would put the point, with cuts drawn from a copy of
 the tree's generator, so it leaves the state untouched.
+
+A corrupt tree (a cycle in its links) never makes a kernel spin: its walks
+are bounded, and the kernel writes NaN where the tree's output goes (an
+insertion stops that tree's stream there; :func:`build` leaves the leaf
+``-1`` in the reservoir). The Python layer turns that into an error.
 """
 
 import numpy as np
@@ -21,6 +26,22 @@ MODE_NONE = 0
 MODE_SCORE = 1
 MODE_CODISP = 2
 MODE_DISPLACEMENT = 3
+
+
+def raise_if_corrupt(*outputs):
+    """Raise ``RuntimeError`` if a kernel wrote NaN for a corrupt tree into one of ``outputs``.
+
+    Parameters
+    ----------
+    *outputs : ndarray of float64
+        Per-tree outputs of a kernel (scores, displacements, attributions).
+    """
+    for values in outputs:
+        if np.isnan(values).any():
+            raise RuntimeError(
+                "a tree of this forest is corrupt (a walk through it does not end); "
+                "fit the forest again or load a saved copy"
+            )
 
 
 @njit(**JIT, parallel=True)
@@ -78,17 +99,20 @@ def build(tr, points, heap_row):
 
 @njit(**JIT, inline="always")
 def _offer(tr, t, point, w):
-    """Insert ``point`` if tree ``t``'s reservoir admits weight ``w``."""
+    """Insert ``point`` if tree ``t``'s reservoir admits weight ``w``; False for a corrupt tree."""
     verdict = admits(tr.heap_weight, tr.heap_size, t, w)
     if verdict == 0:
-        return
-    if verdict == 2:
-        delete_leaf(tr, t, tr.heap_leaf[t, 0])
+        return True
+    if verdict == 2 and not delete_leaf(tr, t, tr.heap_leaf[t, 0]):
+        return False
     leaf = insert_point(tr, t, point, tr.rng, t)
+    if leaf == -1:
+        return False
     if verdict == 1:
         heap_push(tr.heap_weight, tr.heap_leaf, tr.heap_size, t, w, leaf)
     else:
         heap_replace_top(tr.heap_weight, tr.heap_leaf, tr.heap_size, t, w, leaf)
+    return True
 
 
 @njit(**JIT, inline="always")
@@ -104,13 +128,18 @@ def _displace(tr, t, point, local_rng):
 
 @njit(**JIT, inline="always")
 def _stream_tree(tr, t, points, sequence_start, time_decay, score, out):
-    """Feed rows in order through tree ``t``, writing each row's score to ``out`` first if ``score``."""
+    """Feed rows in order through tree ``t``, writing each row's score to ``out`` first if ``score``.
+
+    A corrupt tree stops its stream with NaN in ``out``, whatever ``score``.
+    """
     for row in range(points.shape[0]):
         point = points[row]
         if score:
             out[row] = score_point(tr, t, point)
         w = draw_weight(tr.rng, t, sequence_start + row, time_decay)
-        _offer(tr, t, point, w)
+        if not _offer(tr, t, point, w):
+            out[row] = np.nan
+            return
 
 
 @njit(**JIT, parallel=True)
@@ -128,7 +157,9 @@ def _stream_displacement_tree(tr, t, points, sequence_start, time_decay, which, 
         point = points[row]
         out[row] = _displace(tr, t, point, local_rng)[which]
         w = draw_weight(tr.rng, t, sequence_start + row, time_decay)
-        _offer(tr, t, point, w)
+        if not _offer(tr, t, point, w):
+            out[row] = np.nan
+            return
 
 
 @njit(**JIT, parallel=True)
@@ -152,6 +183,8 @@ def stream(tr, points, sequence_start, time_decay, mode, out):
         What to write to ``out`` for each row before it is offered to the
         tree: nothing, the score, CoDisp or Disp (``MODE_*``).
     out : ndarray of float64, shape (num_trees, num_rows)
+        Zeros on entry when ``mode`` is ``MODE_NONE``, so that a corrupt
+        tree's NaN stands out.
 
     Notes
     -----

@@ -6,6 +6,9 @@ The score's rule, ``1 / (d + 1)`` for a point unseen at depth ``d`` and the
 scaling by ``log2(M + 1)`` for a tree of mass ``M``, is written once here,
 in :func:`_unseen` and :func:`_scale`.
 
+A walk that takes more steps than the tree has levels (a corrupt tree, with
+a cycle in its links) stops, and the value it was computing is NaN.
+
 Notes
 -----
 Collusive displacement follows Guha, Mishra, Roy and Schrijvers, "Robust
@@ -26,11 +29,14 @@ __all__ = []
 
 @njit(**INLINE)
 def _descend(tr, t, point):
-    """Follow the stored cuts to a leaf; return the leaf and its depth."""
+    """Follow the stored cuts to a leaf; return the leaf and its depth (leaf ``-1`` for a cycle)."""
     node = tr.root[t]
     depth = 0
+    steps = tr.parent.shape[1]
     left = tr.left[t, node]
     while left != -1:
+        if depth == steps:
+            return -1, depth
         # Both children are loaded and one selected: a conditional move, as
         # the side a point takes is unpredictable for the branch predictor.
         right = tr.right[t, node]
@@ -117,12 +123,16 @@ def score_point(tr, t, point):
         return 0.0
     total = tr.mass[t, root]
     leaf, depth = _descend(tr, t, point)
+    if leaf == -1:
+        return np.nan
     if _is_leaf_point(tr, t, leaf, point):
         return _seen_score(tr.mass[t, leaf], total, depth) * _scale(total)
     score = _unseen(depth, 1.0)
     node = tr.parent[t, leaf]
     depth -= 1
     while node != -1:
+        if depth < 0:
+            return np.nan  # more ancestors than levels: a cycle
         gap = _gap_fast(tr, t, node, point)
         if gap == 0.0:
             break
@@ -146,7 +156,7 @@ def attribute_point(tr, t, point, high, low):
     high, low : ndarray of float64, shape (dim,)
         Overwritten with the parts of the score due to ``point`` lying above
         (``high``) or below (``low``) the data in each dimension. They sum
-        to :func:`score_point`'s value.
+        to :func:`score_point`'s value; NaN for a corrupt tree.
 
     Notes
     -----
@@ -166,6 +176,10 @@ def attribute_point(tr, t, point, high, low):
     total = tr.mass[t, root]
     scale = _scale(total)
     leaf, depth = _descend(tr, t, point)
+    if leaf == -1:
+        high[:] = np.nan
+        low[:] = np.nan
+        return
     if _is_leaf_point(tr, t, leaf, point):
         share = _seen_score(tr.mass[t, leaf], total, depth) * scale / (2.0 * dim)
         for i in range(dim):
@@ -185,6 +199,10 @@ def attribute_point(tr, t, point, high, low):
     node = tr.parent[t, leaf]
     depth -= 1
     while node != -1:
+        if depth < 0:
+            high[:] = np.nan  # more ancestors than levels: a cycle
+            low[:] = np.nan
+            return
         gap = box_gap(tr, t, node, point)
         if gap == 0.0:
             break
@@ -223,11 +241,13 @@ def displacement_of(tr, t, point, rng, k):
         CoDisp and Disp of the point's leaf after
         ``insert_point(tr, t, point, rng, k)``, computed without inserting:
         the new leaf (mass 1) has the insertion node as sibling, and every
-        node above gains one unit of mass.
+        node above gains one unit of mass. NaN for a corrupt tree.
     """
     if tr.root[t] == -1:
         return 0.0, 0.0
     node, cut_dim, _ = find_place(tr, t, point, rng, k)
+    if node == -1:
+        return np.nan, np.nan
     duplicate = cut_dim == -1
     codisp = 0.0
     disp = 0.0
@@ -239,7 +259,9 @@ def displacement_of(tr, t, point, rng, k):
     # carry one more unit of mass; their siblings are unchanged.
     child = node
     parent = tr.parent[t, child]
-    while parent != -1:
+    for _ in range(tr.parent.shape[1]):
+        if parent == -1:
+            return codisp, disp
         sibling = tr.left[t, parent]
         if sibling == child:
             sibling = tr.right[t, parent]
@@ -250,4 +272,4 @@ def displacement_of(tr, t, point, rng, k):
             codisp = ratio
         child = parent
         parent = tr.parent[t, child]
-    return codisp, disp
+    return np.nan, np.nan  # more ancestors than nodes: a cycle

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from rcforest import _kernels
-from rcforest._core import MAX_SAMPLE_SIZE, check_int, check_model_size, check_time_decay
+from rcforest._core import MAX_ABS_VALUE, MAX_SAMPLE_SIZE, check_int, check_model_size, check_time_decay
 from rcforest._tree import TreeArrays, nodes_per_tree
 
 __all__ = []
@@ -112,8 +112,8 @@ def from_arrays(params, arrays):
         check_model_size(checked["num_trees"], checked["sample_size"], checked["shingle_size"] * n_features)
         trees = _trees_from(arrays, parts.params, n_features)
         tail = _array(arrays, "tail", np.float64, (range(checked["shingle_size"]), n_features))
-        if not np.isfinite(tail).all():
-            raise ValueError("the stream tail holds NaN or infinite values")
+        if not (np.abs(tail) <= MAX_ABS_VALUE).all():
+            raise ValueError(f"the stream tail holds NaN, infinite or values beyond {MAX_ABS_VALUE:g}")
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"inconsistent forest: {error}") from None
     return parts._replace(columns=columns, points_seen=points_seen, trees=trees, tail=tail)
@@ -193,7 +193,9 @@ def _check_values(trees):
 
     Free node slots must hold their reset values (links and cut dimension
     ``-1``, zeros elsewhere), leaves have no cut and no range, every box
-    and cut is finite, and the reservoir weights in use are not NaN.
+    value is within the input bound (:data:`rcforest._core.MAX_ABS_VALUE`,
+    so cuts are too), every cut is finite, and the reservoir weights in use
+    are not NaN.
     """
     t, n = trees.parent.shape
     free = np.zeros((t, n), bool)
@@ -215,7 +217,8 @@ def _check_values(trees):
             | (trees.box_max != 0).any(axis=2)
         ),
         "a leaf has a cut or a range": leaf & ((trees.cut_dim != -1) | (trees.cut_value != 0) | (trees.range_sum != 0)),
-        "a box is not finite": ~np.isfinite(trees.box_min).all(axis=2) | ~np.isfinite(trees.box_max).all(axis=2),
+        f"a box is not finite or beyond {MAX_ABS_VALUE:g}": ~(np.abs(trees.box_min) <= MAX_ABS_VALUE).all(axis=2)
+        | ~(np.abs(trees.box_max) <= MAX_ABS_VALUE).all(axis=2),
         "a cut value is not finite": internal & ~np.isfinite(trees.cut_value),
     }
     for message, bad in checks.items():

@@ -9,8 +9,10 @@ per-tree stack and hold canonical values (links ``-1``, zero mass and box),
 so that an insertion followed by the deletion of the same point leaves the
 arrays bit-identical.
 
-Each tree draws from its own splitmix64 generator, so a tree's history does
-not depend on the thread that runs it.
+Every walk through a tree takes at most as many steps as the tree has node
+slots: a walk that would take more (a corrupt tree, with a cycle in its
+links) stops and reports failure instead of spinning.
+
 Each tree draws from its own splitmix64 generator (:mod:`rcforest._rng`),
 so a tree's history does not depend on the thread that runs it.
 
@@ -199,11 +201,14 @@ def _grow_ancestors(tr, t, node, point):
     """Add one unit of mass and extend the boxes from ``node`` to the root.
 
     Once a box already holds the point, so do all the boxes above it: from
-    there on only the masses change.
+    there on only the masses change. Returns False if the walk does not
+    reach the root (a corrupt tree).
     """
     dim = point.shape[0]
     grow = True
-    while node != -1:
+    for _ in range(tr.parent.shape[1]):
+        if node == -1:
+            return True
         tr.mass[t, node] += 1
         if grow:
             grow = False
@@ -219,6 +224,7 @@ def _grow_ancestors(tr, t, node, point):
             if grow:
                 tr.range_sum[t, node] = range_sum
         node = tr.parent[t, node]
+    return node == -1
 
 
 @njit(**INLINE)
@@ -293,7 +299,8 @@ def find_place(tr, t, point, rng, k):
     -------
     node : int
         The node the new leaf goes beside, or the leaf already holding
-        ``point``.
+        ``point``; ``-1`` if the walk does not end at a leaf (a corrupt
+        tree).
     cut_dim : int
         Dimension of the separating cut, ``-1`` for a duplicate point.
     cut_value : float
@@ -307,21 +314,26 @@ def find_place(tr, t, point, rng, k):
     with probability ``gap / (range_sum + gap)``, and given that, it is
     uniform over the gaps; so one uniform decides whether it separates and
     a second, drawn only then, places it. Where the point is inside the box
-    (``gap == 0``) nothing is drawn.
+    (``gap == 0``) nothing is drawn. A leaf has no range, so there the cut
+    separates whatever the first uniform: the test could fail only by
+    rounding (a gap of a few subnormals), and a leaf has no cut to follow.
     """
     node = tr.root[t]
-    while True:
+    for _ in range(tr.parent.shape[1]):
         gap = box_gap(tr, t, node, point)
+        is_leaf = tr.left[t, node] == -1
         if gap > 0.0:
-            if uniform(rng, k) * (tr.range_sum[t, node] + gap) < gap:
+            separates = uniform(rng, k) * (tr.range_sum[t, node] + gap) < gap
+            if separates or is_leaf:
                 cut_dim, cut_value = _cut_in_gap(tr, t, node, point, uniform(rng, k) * gap)
                 return node, cut_dim, cut_value
-        elif tr.left[t, node] == -1:
+        elif is_leaf:
             return node, -1, 0.0  # inside a leaf's box: the same point again
         if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node]:
             node = tr.left[t, node]
         else:
             node = tr.right[t, node]
+    return -1, -1, 0.0  # deeper than the tree has nodes: a cycle
 
 
 @njit(**JIT)
@@ -341,7 +353,8 @@ def insert_point(tr, t, point, rng, k):
     Returns
     -------
     int
-        The leaf that holds the point (an existing leaf for a duplicate).
+        The leaf that holds the point (an existing leaf for a duplicate);
+        ``-1`` for a corrupt tree.
 
     Notes
     -----
@@ -355,9 +368,10 @@ def insert_point(tr, t, point, rng, k):
         tr.root[t] = leaf
         return leaf
     node, cut_dim, cut_value = find_place(tr, t, point, rng, k)
+    if node == -1:
+        return -1
     if cut_dim == -1:
-        _grow_ancestors(tr, t, node, point)
-        return node
+        return node if _grow_ancestors(tr, t, node, point) else -1
     leaf = _alloc(tr, t)
     split = _alloc(tr, t)
     tr.mass[t, leaf] = 1
@@ -377,8 +391,7 @@ def insert_point(tr, t, point, rng, k):
     for i in range(point.shape[0]):
         tr.box_min[t, split, i] = tr.box_min[t, node, i]
         tr.box_max[t, split, i] = tr.box_max[t, node, i]
-    _grow_ancestors(tr, t, split, point)
-    return leaf
+    return leaf if _grow_ancestors(tr, t, split, point) else -1
 
 
 @njit(**INLINE)
@@ -412,6 +425,11 @@ def delete_leaf(tr, t, leaf):
     leaf : int
         A leaf of tree ``t``.
 
+    Returns
+    -------
+    bool
+        False if a walk up the tree did not reach the root (a corrupt tree).
+
     Notes
     -----
     Guha et al. 2016, section 3.1, algorithm 1: the leaf's sibling takes
@@ -420,18 +438,21 @@ def delete_leaf(tr, t, leaf):
     and its parent go back on the free stack in the reverse order of
     :func:`insert_point`'s allocation, so insert-then-delete is exact.
     """
+    steps = tr.parent.shape[1]
     tr.mass[t, leaf] -= 1
     if tr.mass[t, leaf] > 0:
         node = tr.parent[t, leaf]
-        while node != -1:
+        for _ in range(steps):
+            if node == -1:
+                return True
             tr.mass[t, node] -= 1
             node = tr.parent[t, node]
-        return
+        return False
     parent = tr.parent[t, leaf]
     if parent == -1:
         tr.root[t] = -1
         _free(tr, t, leaf)
-        return
+        return True
     sibling = tr.left[t, parent]
     if sibling == leaf:
         sibling = tr.right[t, parent]
@@ -441,8 +462,11 @@ def delete_leaf(tr, t, leaf):
     _free(tr, t, leaf)
     node = grandparent
     refit = True
-    while node != -1:
+    for _ in range(steps):
+        if node == -1:
+            return True
         tr.mass[t, node] -= 1
         if refit:
             refit = _refit_box(tr, t, node)
         node = tr.parent[t, node]
+    return False

@@ -234,6 +234,7 @@ class Forest:
                 # change the array layout and make numba compile a second variant.
                 per_tree = [np.empty((self.num_trees, chunk.shape[0])) for _ in range(outputs)]
                 kernel(self._trees, chunk, *per_tree)
+                _kernels.raise_if_corrupt(*per_tree)
                 for result, values in zip(results, per_tree):
                     result[start : start + chunk.shape[0]] = _tree_mean(values)
         return results
@@ -322,6 +323,7 @@ class Forest:
         low = np.empty_like(points)
         with _threads(self.n_jobs, points.shape[0]):
             _kernels.attribution_batch(self._trees, points, high, low)
+        _kernels.raise_if_corrupt(high, low)
         n = rows.values.shape[0]
         return (
             self._wrap(rows, self._aligned(n, high), "high"),
@@ -340,8 +342,9 @@ class Forest:
         with _threads(self.n_jobs, points.shape[0]):
             for start in range(0, points.shape[0], _CHUNK):
                 chunk = points[start : start + _CHUNK]
-                per_tree = np.empty((self.num_trees, chunk.shape[0]))  # C-ordered: see _per_tree
+                per_tree = np.zeros((self.num_trees, chunk.shape[0]))  # C-ordered: see _per_tree
                 _kernels.stream(trees, chunk, self.points_seen_ + start, self.time_decay, mode, per_tree)
+                _kernels.raise_if_corrupt(per_tree)
                 if mode != _kernels.MODE_NONE:
                     scores[start : start + chunk.shape[0]] = _tree_mean(per_tree)
         self._trees = trees

@@ -73,11 +73,12 @@ class NaiveTree:
             if gap > 0.0:
                 # A random cut of the box extended by the point separates it
                 # with probability gap / (range_sum + gap); where it does, it
-                # is uniform over the gaps.
+                # is uniform over the gaps. A leaf has no range: the cut
+                # always separates there (the test fails only by rounding).
                 range_sum = 0.0
                 for lo, hi in zip(node.box_min, node.box_max):
                     range_sum += hi - lo
-                if rng.uniform() * (range_sum + gap) < gap:
+                if rng.uniform() * (range_sum + gap) < gap or node.is_leaf:
                     dim, value = self._cut_in_gap(node, point, rng.uniform() * gap)
                     return self._split(node, point, dim, value)
             elif node.is_leaf:  # the same point again

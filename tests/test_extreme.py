@@ -1,0 +1,192 @@
+"""Extreme finite values and corrupt trees: the kernels end, scores are finite, trees stay valid.
+
+Input values of magnitude up to ``MAX_ABS_VALUE`` (1e150) work, subnormals
+included; larger finite values are refused before anything changes. Whatever
+could hang runs in a child process with a timeout, so that a regression
+fails the test instead of stalling the suite.
+"""
+
+import numpy as np
+import pytest
+
+from rcforest import Forest, _kernels
+from rcforest._core import MAX_ABS_VALUE
+from rcforest._score import score_point
+from rcforest._tree import allocate_trees, insert_point
+from tests.naive import NaiveTree, check_invariants, describe_flat
+from tests.test_hostile import _bounded
+
+TINY = 5e-324  # the smallest subnormal float64
+HUGE = np.finfo(np.float64).max  # about 1.8e308
+
+
+def _sound(forest):
+    failures = np.empty(forest.num_trees, np.int64)
+    _kernels.check_trees(forest._trees, failures)
+    return not failures.any()
+
+
+def _state(forest):
+    return {name: value.copy() for name, value in forest._trees._asdict().items()}, forest._tail.copy()
+
+
+def _same_state(forest, before):
+    arrays, tail = before
+    now = forest._trees._asdict()
+    return all(np.array_equal(now[k], v) for k, v in arrays.items()) and np.array_equal(forest._tail, tail)
+
+
+# ----------------------------------------------------------- refused values
+
+
+@pytest.mark.parametrize("value", [HUGE, -HUGE, 1e308, -4e306, 1.0000000000000002e150, -1e151])
+@pytest.mark.parametrize("call", ["fit", "update", "score", "codisp", "attribution", "score_update"])
+def test_values_beyond_the_bound_are_refused_before_anything_changes(value, call):
+    forest = Forest(num_trees=5, sample_size=16, shingle_size=2, random_state=0)
+    forest.fit(np.random.default_rng(0).normal(size=(50, 2)))
+    before = _state(forest)
+    rows = [[0.5, 1.0], [value, 0.0], [1.0, 2.0]]
+    with pytest.raises(ValueError, match=r"holds .* at row 1, column 0; rcforest accepts magnitudes up to 1e\+150"):
+        getattr(forest, call)(rows)
+    assert _same_state(forest, before)
+    assert forest.points_seen_ == 49
+
+
+def test_the_bound_is_named_with_a_pandas_label():
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, -1e200]}, index=["x", "y"])
+    with pytest.raises(ValueError, match=r"row 'y', column 1; .* rescale the data"):
+        Forest(num_trees=2, sample_size=4).fit(frame)
+
+
+def test_nan_and_inf_keep_their_own_message():
+    with pytest.raises(ValueError, match="drop or impute NaN and infinite values"):
+        Forest(num_trees=2, sample_size=4).fit([[1.0], [np.inf]])
+
+
+@pytest.mark.parametrize("where", ["box", "tail"])
+def test_a_model_file_with_values_beyond_the_bound_is_refused(tmp_path, monkeypatch, where):
+    # A forest built while the bound was lifted: consistent trees, far values.
+    monkeypatch.setattr("rcforest._core.MAX_ABS_VALUE", np.inf)
+    series = np.arange(30.0)
+    series[-1 if where == "tail" else 3] = 1e200
+    forest = Forest(num_trees=3, sample_size=32, shingle_size=2, random_state=0).fit(series)
+    path = tmp_path / "far.rcf"
+    forest.save(path)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match=r"inconsistent forest: .*beyond 1e\+150"):
+        Forest.load(path)
+
+
+# ---------------------------------------------------- values that work
+
+WORKS = """
+import numpy as np
+from rcforest import Forest, _kernels
+
+def sound(forest):
+    failures = np.empty(forest.num_trees, np.int64)
+    _kernels.check_trees(forest._trees, failures)
+    assert not failures.any(), failures
+
+{body}
+print("done")
+"""
+
+
+def _works(body, timeout=300):
+    assert _bounded(WORKS.format(body=body), timeout=timeout).splitlines()[-1] == "done"
+
+
+def test_the_issue_reproducers_end_with_valid_trees():
+    # 1e308 is refused; the largest accepted magnitude takes its place.
+    _works(
+        """
+f = Forest(num_trees=10, sample_size=32, random_state=0).fit(np.random.default_rng(0).normal(size=(200, 2)))
+for far in (1e150, -1e150):
+    assert np.isfinite(f.score([[far, far]])).all()
+    assert np.isfinite(f.codisp([[far, far]])).all()
+    high, low = f.attribution([[far, -far]])
+    assert np.isfinite(high).all() and np.isfinite(low).all()
+    f.update([[far, far]])
+    sound(f)
+    assert np.isfinite(f.score([[far, far], [0.0, 0.0]])).all()
+f = Forest(num_trees=10, sample_size=32, random_state=0).update([[0.0], [5e-324]] * 100)
+sound(f)
+assert np.isfinite(f.score_update([[0.0], [5e-324], [-5e-324]] * 30, kind="codisp")).all()
+sound(f)
+g = Forest(num_trees=10, sample_size=32, random_state=0).fit([[1e150], [-1e150]] * 100)
+sound(g)
+assert np.isfinite(g.score([[0.0], [1e150], [-1e150], [5e-324]])).all()
+"""
+    )
+
+
+def test_a_48_value_shingle_of_extremes_ends_with_finite_scores():
+    _works(
+        """
+rng = np.random.default_rng(1)
+series = rng.choice([1e150, -1e150, 0.0, 5e-324, -5e-324, 1.0], size=400)
+f = Forest(num_trees=10, sample_size=64, shingle_size=48, random_state=0)
+scores = f.score_update(series)
+assert np.isfinite(scores[47:]).all()
+sound(f)
+assert np.isfinite(f.codisp(series[:100])[47:]).all()
+assert np.isfinite(f.score(np.tile([1e150, -1e150], 50))[47:]).all()
+g = Forest(num_trees=10, sample_size=64, shingle_size=48, random_state=0).fit(np.tile([1e150, -1e150], 100))
+sound(g)
+assert np.isfinite(g.score(series)[47:]).all()
+"""
+    )
+
+
+def test_subnormal_spans_give_the_naive_reference_tree():
+    # Points a subnormal apart: every insertion separates them, as the reference does.
+    values = [0.0, TINY, -TINY, 2 * TINY, 0.0, TINY, 1e-310, MAX_ABS_VALUE, -MAX_ABS_VALUE, 1.0]
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        trees = allocate_trees(1, 64, 2, np.array([seed], np.uint64))
+        naive = NaiveTree(seed)
+        for _ in range(40):
+            point = [float(v) for v in rng.choice(values, size=2)]
+            insert_point(trees, 0, np.array(point), trees.rng, 0)
+            naive.insert(point)
+        assert describe_flat(trees, 0) == naive.structure()
+        check_invariants(trees, 0)
+        for q in [[TINY, 0.0], [3 * TINY, -TINY], [MAX_ABS_VALUE, 0.0], [0.5, 0.5]]:
+            score = score_point(trees, 0, np.array(q))
+            assert np.isfinite(score)
+            assert score == pytest.approx(naive.score(q), rel=1e-12)
+
+
+# ------------------------------------------------------------ corrupt trees
+
+CORRUPT = """
+import numpy as np
+from rcforest import Forest
+
+f = Forest(num_trees=4, sample_size=16, random_state=0).fit(np.random.default_rng(0).normal(size=(60, 2)))
+tr = f._trees
+root = int(tr.root[1])
+if "{damage}" == "down":  # the root is its own child: every descent cycles
+    tr.left[1, root] = tr.right[1, root] = root
+else:  # the root's parent is one of its leaves: every walk up cycles
+    tr.parent[1, root] = int(tr.heap_leaf[1, 0])
+rows = np.vstack([[[40.0, -40.0]], np.random.default_rng(1).normal(size=(300, 2))])
+outcomes = []
+for call in ("score", "codisp", "attribution", "update", "score_update"):
+    try:
+        getattr(f, call)(rows)
+        outcomes.append(call + " returned")
+    except RuntimeError as error:
+        assert "corrupt" in str(error), error
+        outcomes.append(call + " raised")
+print(" ".join(outcomes))
+"""
+
+
+@pytest.mark.parametrize("damage", ["down", "up"])
+def test_a_corrupt_tree_raises_instead_of_spinning(damage):
+    out = _bounded(CORRUPT.format(damage=damage), timeout=300)
+    assert out.splitlines()[-1] == ("score raised codisp raised attribution raised update raised score_update raised")
