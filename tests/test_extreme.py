@@ -7,12 +7,15 @@ fails the test instead of stalling the suite.
 """
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from rcforest import Forest, _kernels
 from rcforest._core import MAX_ABS_VALUE
 from rcforest._score import score_point
 from rcforest._tree import allocate_trees, insert_point
+from rcforest.detector.period import estimate_period, estimate_period_robust
+from rcforest.thresholded import ThresholdedForest
 from tests.naive import NaiveTree, check_invariants, describe_flat
 from tests.test_hostile import _bounded
 
@@ -53,8 +56,6 @@ def test_values_beyond_the_bound_are_refused_before_anything_changes(value, call
 
 
 def test_the_bound_is_named_with_a_pandas_label():
-    import pandas as pd
-
     frame = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, -1e200]}, index=["x", "y"])
     with pytest.raises(ValueError, match=r"row 'y', column 1; .* rescale the data"):
         Forest(num_trees=2, sample_size=4).fit(frame)
@@ -190,3 +191,128 @@ print(" ".join(outcomes))
 def test_a_corrupt_tree_raises_instead_of_spinning(damage):
     out = _bounded(CORRUPT.format(damage=damage), timeout=300)
     assert out.splitlines()[-1] == ("score raised codisp raised attribution raised update raised score_update raised")
+
+
+# ----------------------------------------------------- the detector (item 5)
+
+
+def _sine(n=1500, seed=0):
+    t = np.arange(n)
+    return 10 * np.sin(2 * np.pi * t / 50) + np.random.default_rng(seed).normal(size=n)
+
+
+def _detector_state(detector, path):
+    """Every byte of the detector's state, as its saved file."""
+    detector.save(path)
+    return path.read_bytes()
+
+
+def test_saved_states_are_byte_comparable(tmp_path):
+    detector = ThresholdedForest(num_trees=5, sample_size=32)
+    detector.run(_sine(200))
+    assert _detector_state(detector, tmp_path / "a") == _detector_state(detector, tmp_path / "b")
+
+
+@pytest.mark.parametrize("value", [1e154, 1e200, -HUGE, HUGE])
+def test_estimate_period_reads_any_finite_magnitude(value):
+    series = _sine(600)
+    series[100] = value
+    # The scale is irrelevant: the outlier's magnitude changes nothing but itself.
+    assert estimate_period(series) == estimate_period(np.ldexp(series, -1000))
+    assert estimate_period_robust(series) == 50
+    assert estimate_period(_sine(600) * 1e300) == estimate_period(_sine(600)) == 50
+
+
+@pytest.mark.parametrize("row", [60, 700])
+def test_an_outlier_in_or_after_warm_up_leaves_every_row_scored(row):
+    series = _sine()
+    series[row] = 1e300
+    detector = ThresholdedForest(num_trees=20, sample_size=64)
+    out = detector.run(series)
+    scores = out["score"].to_numpy()
+    assert np.isnan(scores[:128]).all() and np.isfinite(scores[128:]).all()
+    assert detector.rows_seen_ == series.size
+    assert detector.period_ == 50
+    if row >= 128:
+        assert out["grade"].iloc[row] > 0
+    # Row by row, the same.
+    again = ThresholdedForest(num_trees=20, sample_size=64)
+    for value in series[:800]:
+        again.process(value)
+    assert again.rows_seen_ == 800
+
+
+def test_a_huge_reading_on_a_quiet_series_is_scored_and_flagged():
+    # The issue's reproducers: 1e307 failed with "X holds inf", 1e305 hung.
+    out = _bounded(
+        """
+import numpy as np
+from rcforest.thresholded import ThresholdedForest
+quiet = 5 + np.random.default_rng(0).normal(scale=1e-3, size=400)
+for value in (1e305, 1e307, -HUGE, HUGE):
+    detector = ThresholdedForest(num_trees=20, sample_size=64)
+    detector.run(quiet)
+    result = detector.process(value)
+    assert np.isfinite(result["score"]) and result["grade"] > 0, result
+    after = detector.run(quiet[:50])
+    assert np.isfinite(after["score"]).all()
+    assert detector.rows_seen_ == 451
+print("done")
+""".replace("HUGE", repr(HUGE)),
+        timeout=300,
+    )
+    assert out.splitlines()[-1] == "done"
+
+
+@pytest.mark.parametrize(
+    "call, args, message",
+    [
+        ("process", ({"value": "high"},), "must hold numbers"),
+        ("process", ({"other": 1.0},), "lacks columns"),
+        ("process", ([1.0, 2.0],), "got 2 columns"),
+        ("process", ({"value": [1.0, 2.0]},), "one number per column"),
+        ("run", (np.ones((10, 2)),), "got 2 columns"),
+        ("run", (np.empty((5, 0)),), "is empty"),
+        ("run", (["a", "b"],), "must hold numbers"),
+    ],
+)
+def test_a_refused_call_leaves_the_detector_byte_identical(tmp_path, call, args, message):
+    detector = ThresholdedForest(num_trees=5, sample_size=32)
+    detector.run(_sine(300))
+    before = _detector_state(detector, tmp_path / "before")
+    with pytest.raises((ValueError, TypeError), match=message):
+        getattr(detector, call)(*args)
+    assert _detector_state(detector, tmp_path / "after") == before
+    assert np.isfinite(detector.process(1.0)["score"])
+
+
+# ------------------------------------------------ the detector (item 11)
+
+
+@pytest.mark.parametrize("row", [{"a": "x"}, {}, {"a": [1.0, 2.0]}, {"a": None, "b": "?"}])
+def test_a_bad_dict_on_a_fresh_detector_sets_no_columns(row):
+    detector = ThresholdedForest(num_trees=5, sample_size=32)
+    with pytest.raises(ValueError):
+        detector.process(row)
+    assert detector.columns_ is None and detector.rows_seen_ == 0
+    detector.process({"b": 1.0, "c": 2.0})
+    assert detector.columns_ == ["b", "c"]
+
+
+@pytest.mark.parametrize("data", [np.empty((4, 0)), np.empty((0, 0)), pd.DataFrame(index=range(3))])
+def test_a_run_without_columns_is_refused_and_the_detector_carries_on(data):
+    detector = ThresholdedForest(num_trees=5, sample_size=32)
+    with pytest.raises(ValueError, match="is empty"):
+        detector.run(data)
+    assert detector.columns_ is None
+    out = detector.run(np.random.default_rng(0).normal(size=(200, 2)))
+    assert np.isfinite(out["score"].to_numpy()[128:]).all() and detector.columns_ == ["x0", "x1"]
+
+
+@pytest.mark.parametrize("data", [[], np.empty((0, 3))])
+def test_a_run_without_rows_changes_nothing(data):
+    detector = ThresholdedForest(num_trees=5, sample_size=32)
+    assert len(detector.run(data)) == 0
+    assert detector.columns_ is None and detector.rows_seen_ == 0
+    detector.run(np.random.default_rng(0).normal(size=(10, 2)))
+    assert detector.columns_ == ["x0", "x1"]

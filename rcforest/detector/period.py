@@ -91,7 +91,8 @@ def estimate_period(
     Parameters
     ----------
     values : array-like of shape (n_rows,) or (n_rows, n_columns)
-        The series, oldest first, without missing values.
+        The series, oldest first, without missing values; any finite
+        magnitude.
     max_period : int, default 1024
         Longest period considered; periods up to ``0.6 * n_rows`` can be
         found, so at least about 1.7 cycles must have been seen.
@@ -141,6 +142,10 @@ def estimate_period(
     max_lag = min(int(max_period), int(0.6 * (n - 1)))
     if max_lag < 4 or not np.isfinite(array).all():
         return int(current)
+    # Nothing below depends on a column's scale: scaling each column by a
+    # power of two (exactly) to at most 1 keeps its squares and spectra
+    # finite whatever its magnitude, and changes no result.
+    array = np.ldexp(array, -np.frexp(np.abs(array).max(axis=0))[1])
     if current and (current >= n or not _explains(array, current)):
         current = 0
     acf = _autocorrelation(array, max_lag + 1)

@@ -27,6 +27,12 @@ RESIDUAL_FLOOR = 0.01
 SCALE_FLOOR = 1e-9
 """The normalising scale is at least this fraction of the column's magnitude (or 1)."""
 
+MAX_READING = 1e100
+"""Readings beyond this magnitude are taken as this magnitude: as anomalous, and
+small enough that the statistics (squares summed over the history) stay
+finite and the transformed values (at most ``2 * MAX_READING / SCALE_FLOOR``)
+stay well within the forest's input bound, :data:`rcforest._core.MAX_ABS_VALUE`."""
+
 
 def shingle_size_for(period):
     """The shingle size chosen for ``period``: ``clip(period, 8, 48)``, or 8 without a period."""
@@ -128,7 +134,7 @@ class Preprocessor:
         return float(self.reference(window, window.shape[0] - 1)[0, 0])
 
     def append(self, history, rows):
-        """Impute the missing values of ``rows`` and append them to ``history``.
+        """Impute the missing values of ``rows``, clip them to :data:`MAX_READING` and append them to ``history``.
 
         Returns
         -------
@@ -143,6 +149,7 @@ class Preprocessor:
         missing = ~np.isfinite(rows)
         for r, c in np.argwhere(missing):
             values[start + r, c] = self.impute(values, start + r, c)
+        np.clip(values[start:], -MAX_READING, MAX_READING, out=values[start:])
         return values, missing.any(axis=1)
 
 

@@ -344,9 +344,10 @@ class ThresholdedForest:
         return out
 
     def _check_columns(self, values, columns):
-        """Record the column names on the first call; check the column count afterwards."""
+        """Record the column names on the first call with rows; check the column count afterwards."""
         if self.columns_ is None:
-            self.columns_ = list(columns)
+            if values.shape[0]:
+                self.columns_ = list(columns)
         elif values.shape[1] != len(self.columns_):
             raise ValueError(
                 f"got {values.shape[1]} columns but the detector was started on {len(self.columns_)} "
@@ -360,7 +361,9 @@ class ThresholdedForest:
         ----------
         data : array-like of shape (n_rows,) or (n_rows, n_columns), pandas Series or DataFrame
             The next rows of the stream, oldest first. NaN, None and
-            infinite values count as missing and are imputed.
+            infinite values count as missing and are imputed; finite values
+            beyond 1e100 in magnitude count as 1e100
+            (:data:`~rcforest.detector.preprocess.MAX_READING`).
 
         Returns
         -------
@@ -384,25 +387,31 @@ class ThresholdedForest:
         ----------
         row : float, sequence of floats, dict or pandas.Series
             One value per column (a scalar for a single series); a dict or
-            Series is read in the detector's column order. NaN is imputed.
+            Series is read in the detector's column order (its keys set the
+            order on the first row). NaN is imputed, as in :meth:`run`.
 
         Returns
         -------
         dict
             The same fields as a row of :meth:`run`'s output.
         """
+        # Nothing changes until the row is checked: the first row's keys name the columns.
+        columns = None
         if isinstance(row, dict) or isinstance(row, pd.Series):
-            if self.columns_ is None:
-                self.columns_ = [str(k) for k in (row.keys() if isinstance(row, dict) else row.index)]
             mapping = {str(k): v for k, v in dict(row).items()}
-            missing = [c for c in self.columns_ if c not in mapping]
+            columns = self.columns_ if self.columns_ is not None else list(mapping)
+            missing = [c for c in columns if c not in mapping]
             if missing:
-                raise ValueError(f"the row lacks columns {missing}; pass a value (or NaN) for each of {self.columns_}")
-            values = np.array([[np.nan if mapping[c] is None else mapping[c] for c in self.columns_]], dtype=float)
-        else:
+                raise ValueError(f"the row lacks columns {missing}; pass a value (or NaN) for each of {columns}")
+            row = [[np.nan if mapping[c] is None else mapping[c] for c in columns]]
+        try:
             values = np.array(row, dtype=float).reshape(1, -1)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"the row must hold numbers (or NaN for a missing value): {error}") from None
+        if columns is not None and values.shape[1] != len(columns):
+            raise ValueError(f"the row must hold one number per column of {columns}, got {values.shape[1]} numbers")
         rows = as_rows(values, "row", missing=True, lone_name="value")
-        self._check_columns(rows.values, rows.columns)
+        self._check_columns(rows.values, columns if columns is not None else rows.columns)
         out = self._run_values(rows.values)
         return {name: (out[name][0].item() if hasattr(out[name][0], "item") else out[name][0]) for name in COLUMNS}
 
