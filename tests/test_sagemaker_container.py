@@ -19,8 +19,9 @@ from sagemaker.amazon.common import write_numpy_to_dense_tensor
 
 from rcforest import Forest
 from rcforest.cli import main
-from rcforest.sagemaker.formats import read_recordio, write_recordio
+from rcforest.sagemaker.formats import read_recordio
 from rcforest.sagemaker.record import Record
+from tests.test_sagemaker_formats import sparse_records
 
 REPO = Path(__file__).resolve().parents[1]
 LOOPBACK_ONLY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -50,19 +51,6 @@ def _csv(array):
 def _recordio(array, labels=None):
     buffer = io.BytesIO()
     write_numpy_to_dense_tensor(buffer, array, labels)
-    return buffer.getvalue()
-
-
-def _sparse_recordio(shapes):
-    """RecordIO records holding one sparse value each, declaring ``shapes``."""
-    buffer = io.BytesIO()
-    for shape in shapes:
-        record = Record()
-        tensor = record.features["values"].float64_tensor
-        tensor.values.append(1.0)
-        tensor.keys.append(0)
-        tensor.shape.append(shape)
-        write_recordio(buffer, record.SerializeToString())
     return buffer.getvalue()
 
 
@@ -128,7 +116,7 @@ def test_train_recordio_shards_without_content_type(tmp_path):
         (HYPERPARAMETERS, {"train": {"a.csv": b"1,2\n1_000,2\n"}}, None, "line 2 is not all numbers: column 1"),
         (
             HYPERPARAMETERS,
-            {"train": {"a.rec": _sparse_recordio([2, 10**12])}},
+            {"train": {"a.rec": sparse_records([2, 10**12])}},
             None,
             'record 1 features["values"] has shape [1000000000000] but the model takes 2 features',
         ),

@@ -253,13 +253,14 @@ def test_json_responses_carry_exact_scores():
                 formats.encode_scores([bad, 1.0], media_type)
 
 
-def _sparse_records(shapes):
+def sparse_records(shapes, key=0):
+    """RecordIO records, each with one sparse value 1.0 at ``key``, declaring the ``shapes``."""
     buffer = io.BytesIO()
     for shape in shapes:
         record = Record()
         tensor = record.features["values"].float32_tensor
         tensor.values.append(1.0)
-        tensor.keys.append(0)
+        tensor.keys.append(key)
         tensor.shape.append(shape)
         formats.write_recordio(buffer, record.SerializeToString())
     return buffer.getvalue()
@@ -268,12 +269,12 @@ def _sparse_records(shapes):
 def test_sparse_channel_files_without_a_model_are_bounded_and_consistent():
     # Training reads channels before any model exists: shapes are bounded and must agree.
     with pytest.raises(ValueError, match=r"shape \[1000000000000\]; at most 10000 features"):
-        formats.read_channel_file(_sparse_records([10**12]), "train")
+        formats.read_channel_file(sparse_records([10**12]), "train")
     with pytest.raises(ValueError, match=r"record 1 .* has shape \[4\] but the rows before it have 3 features"):
-        formats.read_channel_file(_sparse_records([3, 4]), "train")
+        formats.read_channel_file(sparse_records([3, 4]), "train")
     with pytest.raises(formats.PayloadTooLarge, match="more than 10 values"):
-        formats.read_channel_file(_sparse_records([4, 4, 4]), "train", max_values=10)
-    features, _ = formats.read_channel_file(_sparse_records([3, 3]), "train")
+        formats.read_channel_file(sparse_records([4, 4, 4]), "train", max_values=10)
+    features, _ = formats.read_channel_file(sparse_records([3, 3]), "train")
     np.testing.assert_array_equal(features, [[1, 0, 0], [1, 0, 0]])
     json_body = b'{"instances": [{"data": {"features": {"keys": [1], "values": [2], "shape": [10001]}}}]}'
     with pytest.raises(ValueError, match="at most 10000 features"):

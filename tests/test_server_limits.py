@@ -6,7 +6,6 @@ serving. Timeouts are set short here (1 s) so that the tests are quick.
 """
 
 import http.client
-import io
 import json
 import os
 import re
@@ -22,8 +21,8 @@ import pytest
 
 from rcforest import Forest
 from rcforest.sagemaker import formats
-from rcforest.sagemaker.record import Record
 from rcforest.sagemaker.server import BackgroundServer, FairLock, ServerLimits, create_app, score_in_turns
+from tests.test_sagemaker_formats import sparse_records
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(120)
@@ -81,17 +80,6 @@ def _ping(sock):
     return head.split(b"\r\n")[0]
 
 
-def _sparse_record(shape, keys=(0,), values=(1.0,)):
-    record = Record()
-    tensor = record.features["values"].float32_tensor
-    tensor.values.extend(values)
-    tensor.keys.extend(keys)
-    tensor.shape.append(shape)
-    buffer = io.BytesIO()
-    formats.write_recordio(buffer, record.SerializeToString())
-    return buffer.getvalue()
-
-
 def _sparse_json(shape, keys="[0]"):
     return f'{{"data": {{"features": {{"keys": {keys}, "values": [1], "shape": [{shape}]}}}}}}'
 
@@ -105,7 +93,7 @@ def test_sparse_shapes_are_checked_before_anything_is_allocated(server, forest, 
     _assert_error(_post(server.port, json_body, formats.JSON), 400, rf"shape \[{shape}\] but the model takes 2")
     lines = (_sparse_json(2) + "\n" + _sparse_json(shape) + "\n").encode()
     _assert_error(_post(server.port, lines, formats.JSONLINES), 400, rf"shape \[{shape}\] but the model takes 2")
-    _assert_error(_post(server.port, _sparse_record(shape), formats.RECORDIO), 400, rf"shape \[{shape}\]")
+    _assert_error(_post(server.port, sparse_records([shape]), formats.RECORDIO), 400, rf"shape \[{shape}\]")
     _assert_serving(server.port, forest)
 
 
@@ -114,7 +102,7 @@ def test_sparse_keys_outside_the_shape_and_too_many_values(server, forest):
     _assert_error(_post(server.port, body, formats.JSON), 400, r"keys outside \[0, 2\)")
     body = f'{{"instances": [{_sparse_json(2, "[" + "9" * 400 + "]")}]}}'.encode()
     _assert_error(_post(server.port, body, formats.JSON), 400, r"keys outside")
-    _assert_error(_post(server.port, _sparse_record(2, keys=[7]), formats.RECORDIO), 400, r"keys outside")
+    _assert_error(_post(server.port, sparse_records([2], key=7), formats.RECORDIO), 400, r"keys outside")
     # Sparse rows are small on the wire but dense in memory: the values per request are bounded.
     small = ServerLimits(max_values=1000)
     limited = BackgroundServer(forest, limits=small).start()
@@ -133,7 +121,7 @@ def test_sparse_requests_leave_the_server_memory_flat(tmp_path, forest):
         for _ in range(20):
             body = f'{{"instances": [{_sparse_json(10_000_000)}]}}'.encode()
             _assert_error(_post(port, body, formats.JSON), 400, "shape")
-            _assert_error(_post(port, _sparse_record(10_000_000), formats.RECORDIO), 400, "shape")
+            _assert_error(_post(port, sparse_records([10_000_000]), formats.RECORDIO), 400, "shape")
         assert _peak_rss(process.pid) - before < 50 * 2**20
 
 
