@@ -5,7 +5,14 @@ knowing rcforest (``ValueError``, ``FileNotFoundError``), so plain
 ``except ValueError`` keeps working.
 """
 
-__all__ = ["DataUnavailableError", "InvocationError", "NotAcceptable", "UnsupportedContentType", "UsageError"]
+__all__ = [
+    "DataUnavailableError",
+    "InvocationError",
+    "NotAcceptable",
+    "PayloadTooLarge",
+    "UnsupportedContentType",
+    "UsageError",
+]
 
 
 class UsageError(Exception):
@@ -39,3 +46,7 @@ class UnsupportedContentType(ValueError):
 
 class NotAcceptable(ValueError):
     """None of the types in the request's Accept header can be written (HTTP 406)."""
+
+
+class PayloadTooLarge(ValueError):
+    """A request or data file holds more values than the reader accepts (HTTP 413)."""

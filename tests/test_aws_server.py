@@ -11,6 +11,7 @@ import io
 import json
 import os
 import queue
+import socket
 import subprocess
 import sys
 import threading
@@ -84,7 +85,7 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, aws_env):
     """``rcforest aws`` on a free port, its environment exported for the module."""
-    running = Server(tmp_path_factory.mktemp("aws-data"))
+    running = Server(tmp_path_factory.mktemp("aws-data"), "--header-timeout", "2")
     with pytest.MonkeyPatch.context() as patch:
         for name in _CLEARED:
             patch.delenv(name, raising=False)
@@ -422,6 +423,25 @@ def test_invoke_endpoint_with_boto3_and_errors(server):
     with pytest.raises(ClientError) as failure:
         runtime.invoke_endpoint(EndpointName=name, Body=b"1\n" * (3 * 1024 * 1024 + 1), ContentType="text/csv")
     assert failure.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    # The endpoint reads requests as rcforest serve does: shapes checked before allocating, plain numbers.
+    sparse = b'{"instances": [{"data": {"features": {"keys": [0], "values": [1], "shape": [1000000000000]}}}]}'
+    for body, content_type, text in [
+        (sparse, "application/json", "shape \\[1000000000000\\] but the model takes 1 features"),
+        (b"1_000\n", "text/csv", "column 1 is '1_000'"),
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", "nested too deeply"),
+        (b'{"instances": [[NaN]]}', "application/json", "NaN is not a JSON number"),
+    ]:
+        with pytest.raises(ClientError, match=text) as failure:
+            runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType=content_type)
+        assert failure.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    # Half a header is cut off after --header-timeout 2 while others are answered.
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as slow:
+        started = time.monotonic()
+        slow.sendall(f"POST /endpoints/{name}/invocations HTTP/1.1\r\nHost: ".encode())
+        runtime.invoke_endpoint(EndpointName=name, Body=b"0.1\n", ContentType="text/csv")
+        assert slow.recv(1024) == b""
+        assert time.monotonic() - started < 2 + 3
     with pytest.raises(ClientError, match="Endpoint no-such-endpoint of account 123456789012 not found"):
         runtime.invoke_endpoint(EndpointName="no-such-endpoint", Body=b"1\n", ContentType="text/csv")
     again = runtime.invoke_endpoint(EndpointName=name, Body=b"0.1\n", ContentType="text/csv", Accept="application/json")

@@ -21,6 +21,7 @@ from rcforest import Forest
 from rcforest.cli import main
 from rcforest.sagemaker.formats import read_recordio
 from rcforest.sagemaker.record import Record
+from tests.test_sagemaker_formats import sparse_records
 
 REPO = Path(__file__).resolve().parents[1]
 LOOPBACK_ONLY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -112,6 +113,13 @@ def test_train_recordio_shards_without_content_type(tmp_path):
         ({**HYPERPARAMETERS, "mini_batch_size": "10"}, None, None, "fixed mini_batch_size of 1000"),
         ({**HYPERPARAMETERS, "feature_dim": "5"}, None, None, "feature_dim is 5 but the train data has 2 features"),
         (HYPERPARAMETERS, {"train": {"a.csv": b"x,y\n1,2\n"}}, None, "not all numbers"),
+        (HYPERPARAMETERS, {"train": {"a.csv": b"1,2\n1_000,2\n"}}, None, "line 2 is not all numbers: column 1"),
+        (
+            HYPERPARAMETERS,
+            {"train": {"a.rec": sparse_records([2, 10**12])}},
+            None,
+            'record 1 features["values"] has shape [1000000000000] but the model takes 2 features',
+        ),
         (HYPERPARAMETERS, {"test": {"t.csv": b"1,2,3\n"}}, None, "the train channel is required"),
         (HYPERPARAMETERS, {"train": {}}, None, "has no data files"),
         (

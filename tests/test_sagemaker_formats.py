@@ -246,6 +246,36 @@ def test_json_responses_carry_exact_scores():
     assert [item["score"] for item in document["scores"]] == scores.tolist()
     lines = formats.encode_scores(scores, formats.JSONLINES).decode().splitlines()
     assert [json.loads(line)["score"] for line in lines] == scores.tolist()
-    assert json.loads(formats.encode_scores([np.nan, 1.0], formats.JSON)) == {
-        "scores": [{"score": None}, {"score": 1.0}]
-    }
+    # A non-finite score is never written, as null or otherwise.
+    for media_type in formats.RESPONSE_TYPES:
+        for bad in (np.nan, np.inf):
+            with pytest.raises(ValueError, match=r"rows \[0\] have no finite score"):
+                formats.encode_scores([bad, 1.0], media_type)
+
+
+def sparse_records(shapes, key=0):
+    """RecordIO records, each with one sparse value 1.0 at ``key``, declaring the ``shapes``."""
+    buffer = io.BytesIO()
+    for shape in shapes:
+        record = Record()
+        tensor = record.features["values"].float32_tensor
+        tensor.values.append(1.0)
+        tensor.keys.append(key)
+        tensor.shape.append(shape)
+        formats.write_recordio(buffer, record.SerializeToString())
+    return buffer.getvalue()
+
+
+def test_sparse_channel_files_without_a_model_are_bounded_and_consistent():
+    # Training reads channels before any model exists: shapes are bounded and must agree.
+    with pytest.raises(ValueError, match=r"shape \[1000000000000\]; at most 10000 features"):
+        formats.read_channel_file(sparse_records([10**12]), "train")
+    with pytest.raises(ValueError, match=r"record 1 .* has shape \[4\] but the rows before it have 3 features"):
+        formats.read_channel_file(sparse_records([3, 4]), "train")
+    with pytest.raises(formats.PayloadTooLarge, match="more than 10 values"):
+        formats.read_channel_file(sparse_records([4, 4, 4]), "train", max_values=10)
+    features, _ = formats.read_channel_file(sparse_records([3, 3]), "train")
+    np.testing.assert_array_equal(features, [[1, 0, 0], [1, 0, 0]])
+    json_body = b'{"instances": [{"data": {"features": {"keys": [1], "values": [2], "shape": [10001]}}}]}'
+    with pytest.raises(ValueError, match="at most 10000 features"):
+        formats.read_json(json_body)

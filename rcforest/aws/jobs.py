@@ -176,7 +176,7 @@ def run_training(job, clients, work_dir, lock):
         With ``s3``, ``logs`` and ``cloudwatch`` boto3 clients.
     work_dir : str
         The job's local folder (the training layout).
-    lock : threading.Lock
+    lock : rcforest.sagemaker.server.FairLock
         Held while the forest is trained (one numba call at a time per process).
 
     Returns
@@ -324,8 +324,8 @@ def run_transform(job, forest, clients, lock):
         The model's forest.
     clients : object
         With ``s3`` and ``logs`` boto3 clients.
-    lock : threading.Lock
-        Held while scoring.
+    lock : rcforest.sagemaker.server.FairLock
+        Held while scoring, in turns of rows as the endpoints do.
 
     Returns
     -------
@@ -338,7 +338,9 @@ def run_transform(job, forest, clients, lock):
         With the job's ``FailureReason``.
     """
     from rcforest.sagemaker import formats
+    from rcforest.sagemaker.server import ServerLimits, score_in_turns
 
+    max_values = ServerLimits().max_values
     name = job["TransformJobName"]
     source = job["TransformInput"]["DataSource"]
     channel = {"ChannelName": "transform input", "DataSource": source}
@@ -368,13 +370,12 @@ def run_transform(job, forest, clients, lock):
             answers = []
             for batch in _batches(_records(body, split_type), strategy, max_bytes):
                 try:
-                    features = formats.decode_request(b"\n".join(batch), content_type)
-                    with lock:
-                        scores = forest.score(features)
+                    features = formats.decode_request(b"\n".join(batch), content_type, forest.n_features_, max_values)
+                    scores = score_in_turns(forest, features, lock)
+                    encoded = formats.encode_scores(scores, accept)
                 except ValueError as error:
                     stream.write(f"ClientError: s3://{bucket}/{key}: {error}\n")
                     raise JobFailed(f"ClientError: s3://{bucket}/{key}: {error}") from None
-                encoded = formats.encode_scores(scores, accept)
                 answers.append(encoded.rstrip(b"\n") if text else encoded)
                 count += len(scores)
             relative = key[len(in_prefix) :].lstrip("/") if key.startswith(in_prefix) else os.path.basename(key)

@@ -32,7 +32,7 @@ class SageMakerApi(TuningActions):
         Jobs' and endpoints' local folders.
     account : str
         The account in ARNs.
-    lock : threading.Lock
+    lock : rcforest.sagemaker.server.FairLock
         Held around every numba call (training and scoring).
     create_app : callable
         ``create_app(forest)``: the ASGI scoring application of an endpoint.

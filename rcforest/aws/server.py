@@ -16,6 +16,7 @@ At start the server makes an IAM role for SageMaker and assumes it: the
 printed credentials make ``sagemaker.get_execution_role()`` return the role.
 """
 
+import functools
 import json
 import os
 import re
@@ -121,6 +122,9 @@ class AwsServer:
         ``AWS_ENDPOINT_URL_S3``.
     job_wait : float, default 20
         Seconds a Create call for a job waits for the job to finish.
+    limits : rcforest.sagemaker.connections.ServerLimits, optional
+        Timeouts, connection cap and request bounds of the port and of
+        every endpoint; the defaults when None.
 
     Attributes
     ----------
@@ -139,6 +143,7 @@ class AwsServer:
         region="us-east-1",
         s3_endpoint=None,
         job_wait=20.0,
+        limits=None,
     ):
         self.host = host
         self.port = port
@@ -147,6 +152,7 @@ class AwsServer:
         self.region = region
         self.s3_endpoint = s3_endpoint
         self.job_wait = job_wait
+        self.limits = limits
         self.url = None
         self.credentials = None
         self.api = None
@@ -210,12 +216,13 @@ class AwsServer:
         clients = types.SimpleNamespace(
             s3=self._client("s3", self.s3_endpoint), logs=self._client("logs"), cloudwatch=self._client("cloudwatch")
         )
+        endpoint_app = functools.partial(scoring_app, limits=self.limits)
         self.api = SageMakerApi(
-            clients, os.path.join(self.data_dir, "work"), ACCOUNT, SCORING_LOCK, scoring_app, self.job_wait
+            clients, os.path.join(self.data_dir, "work"), ACCOUNT, SCORING_LOCK, endpoint_app, self.job_wait
         )
         moto = WSGIMiddleware(DomainDispatcherApplication(create_backend_app), workers=8)
         app = create_app(self.api, moto, self.region)
-        self._http = BackgroundServer(None, self.host, self.port, app=app)
+        self._http = BackgroundServer(None, self.host, self.port, app=app, limits=self.limits)
         try:
             self._http.start(timeout, sock=sock)
         except RuntimeError:
@@ -254,16 +261,30 @@ class AwsServer:
             self.api.close()
 
 
-def serve(host="127.0.0.1", port=DEFAULT_PORT, proxy_port=None, data_dir=None, region="us-east-1", s3_endpoint=None):
+def serve(
+    host="127.0.0.1",
+    port=DEFAULT_PORT,
+    proxy_port=None,
+    data_dir=None,
+    region="us-east-1",
+    s3_endpoint=None,
+    limits=None,
+):
     """Start the server, print the environment to export and serve until interrupted: ``rcforest aws``.
 
     Parameters
     ----------
-    host, port, proxy_port, data_dir, region, s3_endpoint
+    host, port, proxy_port, data_dir, region, s3_endpoint, limits
         As for :class:`AwsServer`.
     """
     server = AwsServer(
-        host=host, port=port, proxy_port=proxy_port, data_dir=data_dir, region=region, s3_endpoint=s3_endpoint
+        host=host,
+        port=port,
+        proxy_port=proxy_port,
+        data_dir=data_dir,
+        region=region,
+        s3_endpoint=s3_endpoint,
+        limits=limits,
     ).start()
     print(f"rcforest aws on {server.url} (SageMaker for Random Cut Forest; S3, STS, IAM, CloudWatch by moto)")
     print("Send boto3 and the SageMaker SDK here with:")

@@ -5,6 +5,7 @@ reads the command line.
 """
 
 from rcforest.aws.server import DEFAULT_PORT
+from rcforest.cli.sagemaker import add_limit_options, limits_from
 
 __all__ = ["add_commands"]
 
@@ -40,6 +41,7 @@ def add_commands(subparsers):
     )
     parser.add_argument("--region", default="us-east-1", help="region of requests that name none (default: us-east-1)")
     parser.add_argument("--s3-endpoint", default=None, metavar="URL", help="send S3 to this S3-compatible store")
+    add_limit_options(parser)
     parser.set_defaults(func=_run_aws)
 
 
@@ -47,5 +49,5 @@ def _run_aws(args):
     """``rcforest aws``: serve until interrupted; return the exit code."""
     from rcforest.aws.server import serve
 
-    serve(args.host, args.port, args.proxy_port, args.data_dir, args.region, args.s3_endpoint)
+    serve(args.host, args.port, args.proxy_port, args.data_dir, args.region, args.s3_endpoint, limits_from(args))
     return 0

@@ -5,7 +5,7 @@ Their work is done by :func:`rcforest.sagemaker.server.serve` and
 the command line.
 """
 
-__all__ = ["add_commands"]
+__all__ = ["add_commands", "add_limit_options", "limits_from"]
 
 
 def add_commands(subparsers):
@@ -37,6 +37,7 @@ def add_commands(subparsers):
         choices=["critical", "error", "warning", "info", "debug"],
         help="server log level (default: info)",
     )
+    add_limit_options(serve)
     serve.set_defaults(func=_run_serve)
 
     train = subparsers.add_parser(
@@ -47,6 +48,55 @@ def add_commands(subparsers):
     )
     train.add_argument("--ml-root", default="/opt/ml", help="root of the layout (default: /opt/ml)")
     train.set_defaults(func=_run_train)
+
+
+def add_limit_options(parser):
+    """Add the options of :class:`rcforest.sagemaker.connections.ServerLimits` to a server's parser."""
+    from rcforest.sagemaker.connections import ServerLimits
+
+    defaults = ServerLimits()
+    group = parser.add_argument_group("limits")
+    options = [
+        ("--header-timeout", float, "seconds for a request's headers to arrive", defaults.header_timeout),
+        ("--body-timeout", float, "seconds for a request's body to arrive (then 408)", defaults.body_timeout),
+        ("--keep-alive-timeout", float, "seconds an idle connection stays open", defaults.keep_alive_timeout),
+        ("--max-connections", int, "connections open at once; more are closed", defaults.max_connections),
+        ("--max-values", int, "numbers (rows x features) in one request (then 413)", defaults.max_values),
+    ]
+    for flag, kind, text, default in options:
+        metavar = "SECONDS" if kind is float else "N"
+        group.add_argument(
+            flag, type=_positive(kind), default=default, metavar=metavar, help=f"{text} (default: {default})"
+        )
+
+
+def limits_from(args):
+    """The :class:`~rcforest.sagemaker.connections.ServerLimits` of parsed options."""
+    from rcforest.sagemaker.connections import ServerLimits
+
+    return ServerLimits(
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        keep_alive_timeout=args.keep_alive_timeout,
+        max_connections=args.max_connections,
+        max_values=args.max_values,
+    )
+
+
+def _positive(kind):
+    """An argparse type: a positive number of ``kind`` (int or float)."""
+    import argparse
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"invalid value {text!r}: give a positive number")
+        return value
+
+    return parse
 
 
 def _port(text):
@@ -66,7 +116,7 @@ def _run_serve(args):
     """``rcforest serve``: serve the model until stopped; return the exit code."""
     from rcforest.sagemaker.server import serve
 
-    serve(args.model, host=args.host, port=args.port, log_level=args.log_level)
+    serve(args.model, host=args.host, port=args.port, log_level=args.log_level, limits=limits_from(args))
     return 0
 
 

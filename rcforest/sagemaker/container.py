@@ -81,21 +81,32 @@ def _channel_files(directory, limit, links_out=False):
     return found
 
 
-def _read_channel(directory, name, content_type, links_out):
-    """Read every file of one channel; return (features, labels or None)."""
+def _read_channel(directory, name, content_type, links_out, n_features):
+    """Read every file of one channel; return (features, labels or None).
+
+    Sparse records must declare ``n_features`` (``feature_dim``) as their
+    shape, and the channel's rows may hold at most half this machine's
+    memory in float64 values, checked as they are read.
+    """
     from rcforest.sagemaker import formats
 
     files = _channel_files(directory, memory_bytes() // 2, links_out)
     if not files:
         raise ValueError(f"channel {name} has no data files in {directory}")
     parts, labels = [], []
+    budget = memory_bytes() // 2 // 8
     for path in files:
         with open(path, "rb") as file:
             data = file.read()
         try:
-            features, label = formats.read_channel_file(data, name, content_type)
+            features, label = formats.read_channel_file(data, name, content_type, n_features, budget)
+        except formats.PayloadTooLarge:
+            raise ValueError(
+                f"channel {name}: the data hold more than {budget} values, half this machine's memory as float64"
+            ) from None
         except ValueError as error:
             raise ValueError(f"channel {name}, file {os.path.basename(path)}: {error}") from None
+        budget -= features.size
         parts.append(features)
         labels.append(label)
     widths = {part.shape[1] for part in parts}
@@ -179,7 +190,7 @@ def _train(root, links_out):
     raw = _read_json(os.path.join(root, "input", "config", "hyperparameters.json"), "hyperparameters.json")
     params = check_hyperparameters(raw)
     channels = _channels(root)
-    features, _ = _read_channel(channels["train"][0], "train", channels["train"][1], links_out)
+    features, _ = _read_channel(channels["train"][0], "train", channels["train"][1], links_out, params["feature_dim"])
     if features.shape[1] != params["feature_dim"]:
         raise ValueError(
             f"hyperparameter feature_dim is {params['feature_dim']} but the train data has {features.shape[1]} features"
@@ -194,7 +205,7 @@ def _train(root, links_out):
     forest = Forest(num_trees=params["num_trees"], sample_size=params["num_samples_per_tree"]).fit(features)
     metrics = {}
     if "test" in channels:
-        test, labels = _read_channel(channels["test"][0], "test", channels["test"][1], links_out)
+        test, labels = _read_channel(channels["test"][0], "test", channels["test"][1], links_out, params["feature_dim"])
         if labels is None:
             raise ValueError("the test channel needs labels: text/csv;label_size=1, or label['values'] in RecordIO")
         if test.shape[1] != params["feature_dim"]:
