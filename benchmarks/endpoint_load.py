@@ -16,6 +16,10 @@ connections. Three phases, each bounded by a request count and by
    (no 5xx expected), and the latency of its 1-row requests, which
    shows whether they wait behind the 1,000-row ones.
 
+Between phases 2 and 3, one 150,000-row request (5.4 MB) is sent while a
+second client sends 1-row requests one after another: their latency shows
+how long a small request waits behind a large one.
+
 Run ``python benchmarks/endpoint_load.py`` (``--clients``, ``--seconds``,
 ``--mixed``, 0 to skip phase 3); ``--code DIR`` serves another checkout's
 code, for a before/after comparison (with ``--mixed 0`` where the bad
@@ -148,6 +152,36 @@ def _latency(answers, name):
     return f"{np.percentile(times, 50):.1f}", f"{np.percentile(times, 99):.1f}", times.size
 
 
+def _head_of_line(port, rng, rows=150_000):
+    """Time 1-row requests sent one after another while one ``rows``-row request (5.4 MB) is scored."""
+    body = _csv(rng.normal(size=(rows, FEATURES)))
+    small = _csv(rng.normal(size=(1, FEATURES)))
+    timing = {}
+
+    def large():
+        started = time.perf_counter()
+        status, _ = _request(
+            http.client.HTTPConnection("127.0.0.1", port, timeout=300), "POST", "/invocations", body, "text/csv"
+        )
+        timing["large"] = (status, time.perf_counter() - started)
+
+    thread = threading.Thread(target=large)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    thread.start()
+    latencies = []
+    while thread.is_alive():
+        started = time.perf_counter()
+        _request(connection, "POST", "/invocations", small, "text/csv")
+        latencies.append((time.perf_counter() - started) * 1000)
+    thread.join()
+    status, seconds = timing["large"]
+    print(f"\none {rows:,}-row request ({len(body) / 2**20:.1f} MiB): {status} in {seconds * 1000:.0f} ms; meanwhile")
+    print(
+        f"{len(latencies)} 1-row requests one after another: p50 {np.percentile(latencies, 50):.1f} ms, "
+        f"max {max(latencies):.1f} ms"
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=16)
@@ -182,6 +216,7 @@ def main():
                 p50, p99, _ = _latency(answers, name)
                 print(f"{name:<12}{done:>7}{done / elapsed:>9.0f}{done * rows / elapsed:>10.0f}{p50:>9}{p99:>9}")
 
+            _head_of_line(port, rng)
             if not args.mixed:
                 return
             plan = list(itertools.islice(itertools.cycle(good[:10] + big[:1] + bad), args.mixed))
