@@ -85,7 +85,7 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, aws_env):
     """``rcforest aws`` on a free port, its environment exported for the module."""
-    running = Server(tmp_path_factory.mktemp("aws-data"), "--header-timeout", "2")
+    running = Server(tmp_path_factory.mktemp("aws-data"), "--header-timeout", "2", "--body-timeout", "5")
     with pytest.MonkeyPatch.context() as patch:
         for name in _CLEARED:
             patch.delenv(name, raising=False)
@@ -452,6 +452,23 @@ def test_invoke_endpoint_with_boto3_and_errors(server):
     client.delete_model(ModelName=name)
     with pytest.raises(ClientError, match="Could not find model"):
         client.describe_model(ModelName=name)
+
+
+def test_slow_bodies_get_a_408_on_every_route(server):
+    """The body timeout covers moto's S3 and the SageMaker API, not only the endpoints."""
+    host, port = server.url.removeprefix("http://").split(":")
+    for head in [
+        b"PUT /rcforest-slow/key HTTP/1.1\r\n",
+        b"POST / HTTP/1.1\r\nX-Amz-Target: SageMaker.ListEndpoints\r\n",
+    ]:
+        with socket.create_connection((host, int(port)), timeout=20) as slow:
+            started = time.monotonic()
+            slow.sendall(head + b"Host: x\r\nContent-Length: 100\r\n\r\n{")
+            answer = b""
+            while chunk := slow.recv(4096):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408") and b"RequestTimeout" in answer
+            assert time.monotonic() - started < 5 + 5
 
 
 # ------------------------------------------------- the SDK's other entry points
