@@ -92,7 +92,7 @@ def test_sparse_shapes_are_checked_before_anything_is_allocated(server, forest, 
     json_body = f'{{"instances": [{_sparse_json(shape)}]}}'.encode()
     _assert_error(_post(server.port, json_body, formats.JSON), 400, rf"shape \[{shape}\] but the model takes 2")
     lines = (_sparse_json(2) + "\n" + _sparse_json(shape) + "\n").encode()
-    _assert_error(_post(server.port, lines, formats.JSONLINES), 400, rf"shape \[{shape}\] but the model takes 2")
+    _assert_error(_post(server.port, lines, formats.JSONLINES), 400, rf"JSON line 2 has shape \[{shape}\]")
     _assert_error(_post(server.port, sparse_records([shape]), formats.RECORDIO), 400, rf"shape \[{shape}\]")
     _assert_serving(server.port, forest)
 

@@ -484,9 +484,8 @@ def read_channel_file(data, channel, content_type=None, n_features=None, max_val
     raise ValueError(f"ContentType {content_type} is not supported; use {CSV} or {RECORDIO}")
 
 
-def _json_row(instance, number, rows):
+def _json_row(instance, where, rows):
     """Read one JSON instance: a list, ``{"features": [...]}`` or ``{"data": {"features": {...}}}``."""
-    where = f"instance {number}"
     if isinstance(instance, list):
         return _numbers(instance, where)
     if not isinstance(instance, dict):
@@ -549,7 +548,7 @@ def read_json(data, n_features=None, max_values=None):
         raise ValueError('application/json must be {"instances": [{"features": [...]}, ...]}')
     rows = _Rows("instances", n_features, max_values)
     for number, instance in enumerate(instances):
-        rows.add(_json_row(instance, number, rows))
+        rows.add(_json_row(instance, f"instance {number}", rows))
     return rows.matrix()
 
 
@@ -570,7 +569,8 @@ def read_jsonlines(data, n_features=None, max_values=None):
     rows = _Rows("JSON lines", n_features, max_values)
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
-            rows.add(_json_row(_parse_json(line, f"JSON line {number}"), number, rows))
+            where = f"JSON line {number}"
+            rows.add(_json_row(_parse_json(line, where), where, rows))
     return rows.matrix()
 
 
