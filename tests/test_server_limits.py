@@ -166,10 +166,15 @@ def test_a_non_finite_score_is_never_answered_as_null(server, forest):
     _assert_serving(server.port, forest)
 
 
-def test_a_shingled_forest_is_not_served():
+def test_a_shingled_forest_is_not_served(tmp_path):
+    # Its first 3 rows of every request would score NaN.
     shingled = Forest(num_trees=5, sample_size=16, shingle_size=4, random_state=0).fit(np.arange(100.0))
     with pytest.raises(ValueError, match="shingles of 4 rows"):
         create_app(shingled)
+    shingled.save(tmp_path / "shingled.rcf")
+    command = [sys.executable, "-m", "rcforest", "serve", str(tmp_path / "shingled.rcf"), "--port", "0"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, env=_environment())
+    assert done.returncode == 2 and "shingles of 4 rows" in done.stderr and "Traceback" not in done.stderr
 
 
 # -------------------------------------------------------------- item 10
