@@ -17,7 +17,7 @@ from rcforest._tree import allocate_trees, insert_point
 from rcforest.detector.period import estimate_period, estimate_period_robust
 from rcforest.thresholded import ThresholdedForest
 from tests.naive import NaiveTree, check_invariants, describe_flat
-from tests.test_hostile import _bounded
+from tests.test_hostile import _bounded, _members, _rewrite
 
 TINY = 5e-324  # the smallest subnormal float64
 HUGE = np.finfo(np.float64).max  # about 1.8e308
@@ -316,3 +316,41 @@ def test_a_run_without_rows_changes_nothing(data):
     assert detector.columns_ is None and detector.rows_seen_ == 0
     detector.run(np.random.default_rng(0).normal(size=(10, 2)))
     assert detector.columns_ == ["x0", "x1"]
+
+
+@pytest.fixture
+def detector_file(tmp_path):
+    detector = ThresholdedForest(num_trees=5, sample_size=32)
+    detector.run(_sine(300))
+    path = tmp_path / "detector.zip"
+    detector.save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, change, message",
+    [
+        ("history", lambda a: a.__setitem__((5, 0), np.nan), "history holds NaN"),
+        ("history", lambda a: a.__setitem__((5, 0), np.inf), "history holds NaN"),
+        ("mean", lambda a: a.__setitem__(0, 1e300), "mean is not finite or beyond"),
+        ("scale", lambda a: a.__setitem__(0, 1e-300), "scale is not finite or below"),
+        ("scale", lambda a: a.__setitem__(0, np.nan), "scale is not finite or below"),
+        ("residual", lambda a: a.__setitem__(0, 0.0), "residual is not finite and positive"),
+    ],
+)
+def test_a_detector_file_with_statistics_that_would_overflow_is_refused(detector_file, name, change, message):
+    header, arrays = _members(detector_file)
+    change(arrays[name])
+    _rewrite(detector_file, header, arrays)
+    with pytest.raises(ValueError, match=message):
+        ThresholdedForest.load(detector_file)
+
+
+def test_a_detector_state_holding_a_huge_reading_loads_and_carries_on(detector_file):
+    # States saved before readings were bounded hold them as they came.
+    header, arrays = _members(detector_file)
+    arrays["history"][-3, 0] = 1e300
+    _rewrite(detector_file, header, arrays)
+    detector = ThresholdedForest.load(detector_file)
+    out = detector.run(_sine(100, seed=1))
+    assert np.isfinite(out["score"]).all() and detector.rows_seen_ == 400
