@@ -6,6 +6,8 @@ could hang runs in a child process with a timeout, so that a regression
 fails the test instead of stalling the suite.
 """
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,7 +19,7 @@ from rcforest._tree import allocate_trees, insert_point
 from rcforest.detector.period import estimate_period, estimate_period_robust
 from rcforest.thresholded import ThresholdedForest
 from tests.naive import NaiveTree, check_invariants, describe_flat
-from tests.test_hostile import _bounded
+from tests.test_hostile import _bounded, _members, _rewrite
 
 TINY = 5e-324  # the smallest subnormal float64
 HUGE = np.finfo(np.float64).max  # about 1.8e308
@@ -316,3 +318,102 @@ def test_a_run_without_rows_changes_nothing(data):
     assert detector.columns_ is None and detector.rows_seen_ == 0
     detector.run(np.random.default_rng(0).normal(size=(10, 2)))
     assert detector.columns_ == ["x0", "x1"]
+
+
+@pytest.fixture
+def detector_file(tmp_path):
+    detector = ThresholdedForest(num_trees=5, sample_size=32)
+    detector.run(_sine(300))
+    path = tmp_path / "detector.zip"
+    detector.save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, change, message",
+    [
+        ("history", lambda a: a.__setitem__((5, 0), np.nan), "history holds NaN"),
+        ("history", lambda a: a.__setitem__((5, 0), np.inf), "history holds NaN"),
+        ("mean", lambda a: a.__setitem__(0, 1e300), "mean is not finite or beyond"),
+        ("scale", lambda a: a.__setitem__(0, 1e-300), "scale is not finite or below"),
+        ("scale", lambda a: a.__setitem__(0, np.nan), "scale is not finite or below"),
+        ("residual", lambda a: a.__setitem__(0, 0.0), "residual is not finite and positive"),
+    ],
+)
+def test_a_detector_file_with_statistics_that_would_overflow_is_refused(detector_file, name, change, message):
+    header, arrays = _members(detector_file)
+    change(arrays[name])
+    _rewrite(detector_file, header, arrays)
+    with pytest.raises(ValueError, match=message):
+        ThresholdedForest.load(detector_file)
+
+
+def test_a_detector_state_holding_a_huge_reading_loads_and_carries_on(detector_file):
+    # States saved before readings were bounded hold them as they came.
+    header, arrays = _members(detector_file)
+    arrays["history"][-3, 0] = 1e300
+    _rewrite(detector_file, header, arrays)
+    detector = ThresholdedForest.load(detector_file)
+    out = detector.run(_sine(100, seed=1))
+    assert np.isfinite(out["score"]).all() and detector.rows_seen_ == 400
+
+
+DETECTOR_FUZZ = """
+import io, json, sys, zipfile
+import numpy as np
+from rcforest.thresholded import ThresholdedForest
+
+source, seed, trials = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with zipfile.ZipFile(source) as archive:
+    members = {name: archive.read(name) for name in archive.namelist()}
+rng = np.random.default_rng(seed)
+numbers = [-1, 0, 1, 7, 2**31, -(2**63), 1e308, -1e308, 5e-324, 0.5, float("nan"), float("inf")]
+json_values = numbers + ["x", True, None, [], {}]
+paths = [("detector", k) for k in ("rows_seen_", "period_", "shingle_size_")]
+paths += [("detector", "stats", k) for k in ("mean", "var", "count")]
+paths += [("detector", "anomaly", k) for k in ("active", "peak", "quiet", "since", "last_strength", "since_alert")]
+arrays = ["history.npy", "mean.npy", "scale.npy", "residual.npy"]
+series = 10 * np.sin(2 * np.pi * np.arange(80) / 50)
+outcome = {"refused": 0, "loaded": 0}
+for trial in range(trials):
+    mutated = dict(members)
+    if trial % 2:
+        header = json.loads(mutated["rcforest.json"])
+        path = paths[rng.integers(len(paths))]
+        node = header["params"]
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = json_values[rng.integers(len(json_values))]
+        mutated["rcforest.json"] = json.dumps(header).encode()
+    else:
+        name = arrays[rng.integers(len(arrays))]
+        array = np.load(io.BytesIO(mutated[name]), allow_pickle=False).copy()
+        array.flat[rng.integers(array.size)] = numbers[rng.integers(len(numbers))]
+        buffer = io.BytesIO()
+        np.save(buffer, array, allow_pickle=False)
+        mutated[name] = buffer.getvalue()
+    target = source + ".mutated"
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in mutated.items():
+            archive.writestr(name, data)
+    try:
+        detector = ThresholdedForest.load(target)
+    except ValueError:
+        outcome["refused"] += 1
+        continue
+    outcome["loaded"] += 1
+    # A detector that loads must work: every row scored, every value finite.
+    out = detector.run(series)
+    assert np.isfinite(out["score"]).all() and np.isfinite(out["threshold"]).all(), trial
+    assert np.isfinite(out["grade"]).all(), trial
+    result = detector.process(1.0)
+    assert np.isfinite(result["score"]) and np.isfinite(result["grade"]), trial
+    detector.save(target)
+print(json.dumps(outcome))
+"""
+
+
+def test_every_mutated_detector_file_loads_into_a_working_detector_or_is_refused(detector_file):
+    code = DETECTOR_FUZZ.replace("sys.argv[1], int(sys.argv[2]), int(sys.argv[3])", f"{str(detector_file)!r}, 0, 200")
+    outcome = json.loads(_bounded(code).splitlines()[-1])
+    assert outcome["refused"] > 50 and outcome["loaded"] > 20, outcome

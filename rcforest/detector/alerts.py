@@ -2,6 +2,8 @@
 
 import math
 
+from rcforest._core import check_float, check_int
+
 __all__ = ["AlertPolicy"]
 
 ESCALATION = 0.25
@@ -90,14 +92,16 @@ class AlertPolicy:
         }
 
     def restore(self, state):
-        """Set the active anomaly from :meth:`state`'s output."""
-        self.active = bool(state["active"])
-        self.peak = float(state["peak"])
-        self.quiet = int(state["quiet"])
-        self.since = int(state["since"])
+        """Set the active anomaly from :meth:`state`'s output, checked: booleans, finite numbers, counts."""
+        if not isinstance(state["active"], bool):
+            raise TypeError(f"active must be true or false, got {state['active']!r:.40}")
+        self.active = state["active"]
+        self.peak = check_float(state["peak"], "peak", -math.inf)
+        self.quiet = check_int(state["quiet"], "quiet", 0)
+        self.since = check_int(state["since"], "since", 0)
         # Files of rcforest 0.1.0 have none of these.
-        self.last_strength = float(state.get("last_strength", 1.0))
-        self.since_alert = int(state.get("since_alert", 0))
+        self.last_strength = check_float(state.get("last_strength", 1.0), "last_strength", -math.inf)
+        self.since_alert = check_int(state.get("since_alert", 0), "since_alert", 0)
 
     def suppressed(self, explanation):
         """Whether the explained deviation is too small to report (``min_deviation``, ``ignore_relative``)."""

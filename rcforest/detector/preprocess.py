@@ -11,7 +11,7 @@ import numpy as np
 
 from rcforest.detector.period import HISTORY, SEASONS
 
-__all__ = ["Preprocessor", "TRANSFORMS", "shingle_size_for", "trim"]
+__all__ = ["Preprocessor", "TRANSFORMS", "clip_readings", "shingle_size_for", "trim"]
 
 TRANSFORMS = ("auto", "normalize", "difference", "normalize_difference", "none")
 
@@ -32,6 +32,11 @@ MAX_READING = 1e100
 small enough that the statistics (squares summed over the history) stay
 finite and the transformed values (at most ``2 * MAX_READING / SCALE_FLOOR``)
 stay well within the forest's input bound, :data:`rcforest._core.MAX_ABS_VALUE`."""
+
+
+def clip_readings(values):
+    """``values`` (no NaN) with readings beyond :data:`MAX_READING` in magnitude taken as that magnitude, in place."""
+    return np.clip(values, -MAX_READING, MAX_READING, out=values)
 
 
 def shingle_size_for(period):
@@ -74,6 +79,26 @@ class Preprocessor:
         spread = history.std(axis=0)
         self.scale = np.maximum(spread, SCALE_FLOOR * np.maximum(np.abs(self.mean), 1.0))
         self.residual = self.typical_residual(history)
+
+    def check(self):
+        """Raise ``ValueError`` unless the fitted statistics are what :meth:`fit` can give (for a loaded state).
+
+        The mean is finite and within :data:`MAX_READING`, the scale is at
+        least its floor, the typical residual positive, all finite; the
+        transformed values then stay finite.
+        """
+        mean, scale, residual = self.mean, self.scale, self.residual
+        if mean is None:
+            return
+        if scale is None or residual is None or not mean.shape == scale.shape == residual.shape:
+            raise ValueError("the normalisation statistics are incomplete")
+        floor = SCALE_FLOOR * np.maximum(np.abs(mean), 1.0)
+        if not (np.abs(mean) <= MAX_READING).all():
+            raise ValueError(f"the mean is not finite or beyond {MAX_READING:g}")
+        if not (np.isfinite(scale) & (scale >= floor)).all():
+            raise ValueError("the scale is not finite or below its floor")
+        if not (np.isfinite(residual) & (residual > 0)).all():
+            raise ValueError("the typical residual is not finite and positive")
 
     def reference(self, values, first):
         """Reference values for rows ``first ..`` of ``values``, in raw units.
@@ -149,7 +174,7 @@ class Preprocessor:
         missing = ~np.isfinite(rows)
         for r, c in np.argwhere(missing):
             values[start + r, c] = self.impute(values, start + r, c)
-        np.clip(values[start:], -MAX_READING, MAX_READING, out=values[start:])
+        clip_readings(values[start:])
         return values, missing.any(axis=1)
 
 

@@ -55,7 +55,7 @@ from rcforest.detector.alerts import AlertPolicy
 from rcforest.detector.explanation import explain
 from rcforest.detector.output import COLUMNS, empty_columns, to_frame
 from rcforest.detector.period import CHECKPOINTS, HISTORY, MAX_PERIOD, estimate_period_robust, next_checkpoint
-from rcforest.detector.preprocess import TRANSFORMS, Preprocessor, shingle_size_for, trim
+from rcforest.detector.preprocess import TRANSFORMS, Preprocessor, clip_readings, shingle_size_for, trim
 from rcforest.detector.thresholder import Thresholder
 from rcforest.forest import Forest
 
@@ -490,10 +490,16 @@ class ThresholdedForest:
             dimensions = 2 if name == "history" else 1
             if value.dtype != np.float64 or value.ndim != dimensions or value.shape[-1:] != (width,):
                 raise ValueError(f"array {name} has dtype {value.dtype} and shape {value.shape}")
-        self._history = arrays.get("history")
+        history = arrays.get("history")
+        if history is not None:
+            if not np.isfinite(history).all():
+                raise ValueError("the stored history holds NaN or infinite values")
+            history = clip_readings(history.copy())  # as on ingest (states saved before the bound hold any value)
+        self._history = history
         preprocessor.mean = arrays.get("mean")
         preprocessor.scale = arrays.get("scale")
         preprocessor.residual = arrays.get("residual")
+        preprocessor.check()
         if self.rows_seen_ and (self._history is None or self._history.shape[0] != min(self.rows_seen_, HISTORY)):
             raise ValueError("the stored history does not match the number of rows seen")
         if self.forest_ is not None:

@@ -2,6 +2,8 @@
 
 import math
 
+from rcforest._core import check_float, check_int
+
 __all__ = ["Thresholder"]
 
 INITIAL_THRESHOLD = 1.5
@@ -51,10 +53,10 @@ class Thresholder:
         return {"mean": self.mean, "var": self.var, "count": self.count}
 
     def restore(self, state):
-        """Set the statistics from :meth:`state`'s output."""
-        self.mean = float(state["mean"])
-        self.var = float(state["var"])
-        self.count = int(state["count"])
+        """Set the statistics from :meth:`state`'s output, checked: finite, the variance and count not negative."""
+        self.mean = check_float(state["mean"], "the score mean", -math.inf)
+        self.var = check_float(state["var"], "the score variance")
+        self.count = check_int(state["count"], "the score count", 0)
 
     def threshold(self):
         """The current threshold, ramped in from :data:`INITIAL_THRESHOLD` over the first :data:`RAMP` scores."""
