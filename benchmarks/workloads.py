@@ -6,6 +6,8 @@ returns a dict of measurements (seconds unless the key says otherwise).
 same runners for pytest-benchmark.
 """
 
+import gzip
+import importlib.util
 import os
 import resource
 import time
@@ -42,10 +44,14 @@ def noisy_sine(n=STREAM_LENGTH, seed=0):
 
 
 def taxi_series():
-    """NYC taxi passenger counts (10,320 values), from the copy bundled with rcforest."""
-    from rcforest.datasets import load_nyc_taxi
+    """NYC taxi passenger counts (10,320 values), from the copy bundled with rcforest.
 
-    return load_nyc_taxi().series.to_numpy()
+    The file is found and parsed without importing rcforest (or pandas), so
+    that a peer's process measures the peer alone (workload 6's peak RSS).
+    """
+    package = importlib.util.find_spec("rcforest").submodule_search_locations[0]
+    with gzip.open(Path(package) / "data" / "nyc_taxi.csv.gz", "rt") as csv:
+        return np.loadtxt(csv, delimiter=",", skiprows=1, usecols=1)
 
 
 def batch_data(seed=0):
