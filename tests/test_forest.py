@@ -1,7 +1,9 @@
 """The Forest class: API, shingling, streaming, bad input, round trips."""
 
 import copy
+import io
 import pickle
+import zipfile
 
 import numba
 import numpy as np
@@ -198,6 +200,20 @@ def test_save_load_and_pickle_round_trip(tmp_path, data):
     np.testing.assert_array_equal(loaded.score_update(data[300:]), expected)
     np.testing.assert_array_equal(unpickled.score_update(data[300:]), expected)
     assert pickle.dumps(loaded) == pickle.dumps(forest)
+
+
+def test_a_saved_member_holds_the_bytes_numpy_saves(tmp_path, data):
+    """Saving streams each array through the compressor; the members are still np.save's bytes."""
+    from rcforest import _state
+
+    forest = Forest(num_trees=4, sample_size=16, shingle_size=3, random_state=2).fit(data[:200])
+    forest.save(tmp_path / "model.rcf")
+    _, arrays = _state.to_arrays(forest._parts())
+    with zipfile.ZipFile(tmp_path / "model.rcf") as archive:
+        for name, value in arrays.items():
+            expected = io.BytesIO()
+            np.save(expected, np.ascontiguousarray(value), allow_pickle=False)
+            assert archive.read(f"{name}.npy") == expected.getvalue(), name
 
 
 def test_unfitted_forest_round_trips(tmp_path):
