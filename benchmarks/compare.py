@@ -2,17 +2,19 @@
 
 Usage::
 
-    python benchmarks/compare.py [--repeat 3] [--markdown]
+    python benchmarks/compare.py [--repeat 3] [--markdown] [--workloads 4,8]
 
 Each (library, workload) pair runs in a fresh Python process, so one
 library's threads, JIT or allocator never touch another's timings. Times
 are medians over ``--repeat`` runs inside that process (after a warm-up for
-the JIT). Workload numbers follow ``benchmarks/README.md``.
+the JIT). Workload numbers follow ``benchmarks/README.md``. The table is
+preceded by each library's version and the thread settings of every run.
 """
 
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -54,10 +56,77 @@ def _per_point_tree(seconds, info):
     return seconds / (info["points"] * workloads.NUM_TREES) * 1e6
 
 
-def measure(repeat):
-    """Run all workloads; return table rows (workload, rcforest, peer, ratio, target)."""
+def _batch_rows(repeat):
     rows = []
+    for n_jobs in (1, 2):
+        rcb, _ = _run("rcforest", "batch", n_jobs, repeat)
+        skb, _ = _run("sklearn", "batch", n_jobs, repeat)
+        rows.append(
+            (
+                f"4 batch 100k x 48 fit+score, n_jobs={n_jobs} (s)",
+                f"{rcb:.2f}",
+                f"IsolationForest {skb:.2f}",
+                f"{rcb / skb:.2f}x IF",
+                "<= 1.0x",
+                rcb <= skb,
+            )
+        )
+    return rows
 
+
+def versions():
+    """Version of each library the table measures, and where rcforest is imported from."""
+    from importlib import metadata
+
+    import rcforest
+
+    found = {"rcforest": f"{rcforest.__version__} ({Path(rcforest.__file__).parent})"}
+    for name in ("krcf", "rrcf", "scikit-learn", "numba", "numpy"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def thread_settings():
+    """How many threads each library may use, as the runs below set them."""
+    import numba
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    env = ", ".join(f"{k}={os.environ[k]}" for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS") if k in os.environ)
+    machine = platform.processor() or platform.machine()
+    return [
+        f"{cpus} CPUs usable of {os.cpu_count()} ({machine})" + (f"; {env}" if env else ""),
+        f"rcforest: n_jobs threads of numba's pool ({numba.config.NUMBA_NUM_THREADS}, "
+        f"threading layer {numba.config.THREADING_LAYER!r}), set per call",
+        "IsolationForest: n_jobs (joblib) for fit and score_samples",
+        "krcf: parallel_execution_enabled on the rows with 2 threads, else one thread",
+        "rrcf: pure Python, one thread",
+    ]
+
+
+def _endpoint_rows(repeat):
+    rows = []
+    for n_jobs in (1, 2):
+        rce, _ = _run("rcforest", "endpoint", n_jobs, repeat)
+        kre, kinfo = _run("krcf", "endpoint", n_jobs, repeat)
+        ske, _ = _run("sklearn", "endpoint", n_jobs, repeat)
+        rows.append(
+            (
+                f"8 endpoint: score 100k x 48, 50 trees x 512, n_jobs={n_jobs} (s)",
+                f"{rce:.2f}",
+                f"krcf {kre:.1f} ({kinfo['rows']:,} rows scaled), IsolationForest {ske:.2f}",
+                f"{rce / kre:.2f}x krcf, {rce / ske:.2f}x IF",
+                "<= 0.2x krcf, <= 2.0x IF",
+                rce <= 0.2 * kre and rce <= 2.0 * ske,
+            )
+        )
+    return rows
+
+
+def _stream_rows(repeat):
+    rows = []
     rc1, info = _run("rcforest", "stream", 1, repeat)
     kr1, kinfo = _run("krcf", "stream", 1, repeat)
     rc_us, kr_us = _per_point_tree(rc1, info), _per_point_tree(kr1, kinfo)
@@ -85,7 +154,11 @@ def measure(repeat):
             rc1 / rc2 >= 1.7,
         )
     )
+    return rows
 
+
+def _taxi_rows(repeat):
+    rows = []
     rct, tinfo = _run("rcforest", "taxi", 1, repeat)
     krt, ktinfo = _run("krcf", "taxi", 1, repeat)
     rows.append(
@@ -99,20 +172,11 @@ def measure(repeat):
         )
     )
 
-    for n_jobs in (1, 2):
-        rcb, _ = _run("rcforest", "batch", n_jobs, repeat)
-        skb, _ = _run("sklearn", "batch", n_jobs, repeat)
-        rows.append(
-            (
-                f"4 batch 100k x 48 fit+score, n_jobs={n_jobs} (s)",
-                f"{rcb:.2f}",
-                f"IsolationForest {skb:.2f}",
-                f"{rcb / skb:.2f}x IF",
-                "<= 1.0x",
-                rcb <= skb,
-            )
-        )
+    return rows
 
+
+def _codisp_rows(repeat):
+    rows = []
     rcc, cinfo = _run("rcforest", "codisp", 1, repeat)
     rrc, rinfo = _run("rrcf", "codisp", 1, 1)
     rc_c, rr_c = _per_point_tree(rcc, cinfo), _per_point_tree(rrc, rinfo)
@@ -126,7 +190,11 @@ def measure(repeat):
             rr_c / rc_c >= 200,
         )
     )
+    return rows
 
+
+def _memory_rows(repeat):
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         code = "import json, workloads; print(json.dumps(workloads.{}({!r})))"
         _, rc_mem = _in_fresh_process(code.format("rcforest_memory", f"{tmp}/model.rcf"))
@@ -152,7 +220,11 @@ def measure(repeat):
             None,
         )
     )
+    return rows
 
+
+def _cold_start_rows(repeat):
+    rows = []
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         code = "import workloads; workloads.{}()"
@@ -169,6 +241,26 @@ def measure(repeat):
             None,
         )
     )
+    return rows
+
+
+WORKLOADS = {
+    1: _stream_rows,  # workloads 1 and 2 share their runs
+    3: _taxi_rows,
+    4: _batch_rows,
+    5: _codisp_rows,
+    6: _memory_rows,
+    7: _cold_start_rows,
+    8: _endpoint_rows,
+}
+
+
+def measure(repeat, chosen=tuple(WORKLOADS)):
+    """Run the chosen workloads; return table rows (workload, rcforest, peer, ratio, target, met)."""
+    rows = []
+    for number, rows_of in WORKLOADS.items():
+        if number in chosen or (number == 1 and 2 in chosen):
+            rows += rows_of(repeat)
     return rows
 
 
@@ -189,6 +281,11 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=3, help="runs per workload (median reported)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument(
+        "--workloads",
+        default="1,2,3,4,5,6,7,8",
+        help="comma-separated workload numbers to run (default: all)",
+    )
+    parser.add_argument(
         "--worker", nargs=4, metavar=("LIBRARY", "WORKLOAD", "N_JOBS", "REPEAT"), help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
@@ -196,8 +293,12 @@ def main(argv=None):
         library, workload, n_jobs, repeat = args.worker
         _worker(library, workload, int(n_jobs), int(repeat))
         return 0
-    print(f"# {os.cpu_count()} cores, {workloads.NUM_TREES} trees, sample {workloads.SAMPLE_SIZE}", flush=True)
-    print(format_table(measure(args.repeat), args.markdown))
+    chosen = tuple(int(w) for w in args.workloads.split(","))
+    print(f"# {workloads.NUM_TREES} trees, sample {workloads.SAMPLE_SIZE}; medians of {args.repeat} runs", flush=True)
+    print("# versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()))
+    for line in thread_settings():
+        print(f"# threads: {line}")
+    print(format_table(measure(args.repeat, chosen), args.markdown))
     return 0
 
 

@@ -8,18 +8,21 @@ It fits a 100-tree, 256-sample forest on Gaussian data and times, on one
 thread, the stages of :func:`rcforest._score.score_point`: following the
 cuts down to a leaf, checking the leaf, and walking back up through the
 ancestors whose boxes do not hold the point (summing ``dim`` gaps at each).
-It also counts the depth and the ancestors visited, and times
-scikit-learn's IsolationForest on the same data for comparison.
+It also counts the depth and the ancestors visited, times the two stages
+of fitting 100,000 rows (the reservoirs' sample selection, then building
+the trees), and times scikit-learn's IsolationForest on the same data for
+comparison.
 """
 
 import argparse
 import sys
 import time
 
+import numba
 import numpy as np
 from numba import njit
 
-from rcforest import Forest
+from rcforest import Forest, _kernels
 from rcforest._score import _descend, _gap_fast, _is_leaf_point, score_point
 
 __all__ = ["main"]
@@ -78,6 +81,23 @@ def _ns_per_tree_point(fn, trees, points):
     return best / (points.shape[0] * trees.root.shape[0]) * 1e9
 
 
+def _fit_stages(data):
+    """Seconds of the two kernels of ``Forest.fit`` on ``data``, one thread (best of 3)."""
+    forest = Forest(100, 256, random_state=0, n_jobs=1)
+    forest.fit(data[:2000])  # compile
+    best = [np.inf, np.inf]
+    for _ in range(3):
+        trees = forest._new_trees(data.shape[1])
+        rows_kept = np.full_like(trees.heap_leaf, -1)
+        start = time.process_time()
+        _kernels.select_sample(trees.rng, trees.heap_weight, rows_kept, trees.heap_size, data.shape[0], 0, 0.0)
+        selected = time.process_time()
+        _kernels.build(trees, data, rows_kept)
+        built = time.process_time()
+        best = [min(best[0], selected - start), min(best[1], built - selected)]
+    return best
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dim", type=int, default=48)
@@ -98,18 +118,25 @@ def main(argv=None):
     )
     print(f"  descend {descend:.0f} ns, + leaf check {checked - descend:.0f} ns, + walk up {score - checked:.0f} ns")
     print(f"  score_point total {score:.0f} ns")
+    _print_isolation_forest(data, queries, args.rows)
+    numba.set_num_threads(1)
+    select, build = _fit_stages(np.random.default_rng(1).normal(size=(100_000, args.dim)))
+    print(f"fit of 100,000 rows, one thread: sample selection {select:.3f} s, building the trees {build:.3f} s")
+    return 0
+
+
+def _print_isolation_forest(data, queries, rows):
     try:
         from sklearn.ensemble import IsolationForest
     except ImportError:
-        return 0
+        return
     model = IsolationForest(n_estimators=100, max_samples=256, n_jobs=1, random_state=0).fit(data)
     model.score_samples(queries[:100])
     start = time.process_time()
     model.score_samples(queries)
     spent = time.process_time() - start
-    per_tree_point = spent / (args.rows * 100) * 1e9
+    per_tree_point = spent / (rows * 100) * 1e9
     print(f"  IsolationForest score_samples {per_tree_point:.0f} ns (depth limit 8, one comparison a level)")
-    return 0
 
 
 if __name__ == "__main__":

@@ -75,6 +75,25 @@ def test_isolation_forest_batch(benchmark, n_jobs):
     benchmark.pedantic(lambda: workloads.sklearn_batch(n_jobs), rounds=2)
 
 
+@pytest.mark.parametrize("n_jobs", [1, numba.config.NUMBA_NUM_THREADS])
+def test_rcforest_endpoint_score(benchmark, batch, n_jobs):
+    """Workload 8: a fitted 50 x 512 forest scores the batch, as a SageMaker endpoint would."""
+    forest = Forest(workloads.ENDPOINT_TREES, workloads.ENDPOINT_SAMPLE, random_state=0, n_jobs=n_jobs)
+    forest.fit(workloads.endpoint_data()).score(batch[:2000])
+    scores = benchmark.pedantic(lambda: forest.score(batch), rounds=2)
+    assert scores[:100].mean() > scores[100:].mean()
+
+
+def test_krcf_endpoint_score(benchmark):
+    pytest.importorskip("krcf")
+    benchmark.pedantic(lambda: workloads.krcf_endpoint(1), rounds=1)
+
+
+def test_isolation_forest_endpoint_score(benchmark):
+    pytest.importorskip("sklearn")
+    benchmark.pedantic(lambda: workloads.sklearn_endpoint(1), rounds=2)
+
+
 def test_rcforest_codisp_stream(benchmark, sine):
     _stream(benchmark, sine, 4, 1, kind="codisp")
 

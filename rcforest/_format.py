@@ -14,7 +14,6 @@ lacks the header, has another kind or version, or holds a damaged member
 is refused with a ``ValueError``.
 """
 
-import io
 import json
 import math
 import zipfile
@@ -63,9 +62,26 @@ def write(path, params, arrays, kind=FORMAT_NAME, version=FORMAT_VERSION):
         with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
             archive.writestr(_HEADER, json.dumps(header, indent=1))
             for name, value in arrays.items():
-                buffer = io.BytesIO()
-                np.save(buffer, np.ascontiguousarray(value), allow_pickle=False)
-                archive.writestr(f"{name}.npy", buffer.getvalue())
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    _write_npy(member, value)
+
+
+_WRITE_BYTES = 1 << 20
+"""Bytes of an array handed to the compressor at a time."""
+
+
+def _write_npy(stream, value):
+    """Write ``value`` to ``stream`` as ``np.save`` would, a slice at a time.
+
+    The bytes are those of ``np.save(stream, value, allow_pickle=False)``
+    (a version 1.0 header, then the data in C order), streamed through the
+    compressor in slices: saving needs no second copy of a large array.
+    """
+    value = np.ascontiguousarray(value)
+    np.lib.format.write_array_header_1_0(stream, np.lib.format.header_data_from_array_1_0(value))
+    data = memoryview(value.reshape(-1)).cast("B")
+    for start in range(0, len(data), _WRITE_BYTES):
+        stream.write(data[start : start + _WRITE_BYTES])
 
 
 _DAMAGED = (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError)

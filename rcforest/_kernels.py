@@ -16,7 +16,8 @@ import numpy as np
 from numba import njit, prange
 
 from rcforest._jit import JIT
-from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top
+from rcforest._rng import uniform
+from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top, rejection_cut, weight_of
 from rcforest._score import attribute_point, displacement_of, score_point
 from rcforest._tree import delete_leaf, insert_point
 
@@ -26,6 +27,10 @@ MODE_NONE = 0
 MODE_SCORE = 1
 MODE_CODISP = 2
 MODE_DISPLACEMENT = 3
+
+_CUT_ROWS = 256
+"""Rows over which :func:`select_sample` keeps one rejection cut (it is
+recomputed after every admission)."""
 
 
 def raise_if_corrupt(*outputs):
@@ -64,17 +69,30 @@ def select_sample(rng, heap_weight, heap_row, heap_size, num_rows, sequence_star
     -----
     Keeping the rows of smallest weight is a sample without replacement
     (uniform when ``time_decay == 0``); the weights are kept, so a stream
-    can continue from the fitted sample.
+    can continue from the fitted sample. Once a reservoir is full, a row
+    whose uniform lies below :func:`rejection_cut` is refused without
+    computing its weight; the draws and decisions are those of
+    :func:`draw_weight` and :func:`admits` row by row.
     """
     for i in prange(rng.shape[0]):
         t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
+        last = sequence_start - 1
+        cut = -1.0
         for row in range(num_rows):
-            w = draw_weight(rng, t, sequence_start + row, time_decay)
+            if sequence_start + row > last:
+                last = sequence_start + min(row + _CUT_ROWS, num_rows) - 1
+                cut = rejection_cut(heap_weight, heap_size, t, last, time_decay)
+            u = uniform(rng, t)
+            if u < cut:
+                continue  # refused: most rows once the reservoir is full
+            w = weight_of(u, sequence_start + row, time_decay)
             verdict = admits(heap_weight, heap_size, t, w)
             if verdict == 1:
                 heap_push(heap_weight, heap_row, heap_size, t, w, row)
             elif verdict == 2:
                 heap_replace_top(heap_weight, heap_row, heap_size, t, w, row)
+            if verdict != 0:
+                cut = rejection_cut(heap_weight, heap_size, t, last, time_decay)
 
 
 @njit(**JIT, parallel=True)

@@ -23,6 +23,26 @@ __all__ = []
 
 
 @njit(**INLINE)
+def weight_of(u, sequence, time_decay):
+    """Reservoir weight of a point with number ``sequence`` that drew the uniform ``u``.
+
+    Parameters
+    ----------
+    u : float
+        A uniform draw in ``[0, 1)``.
+    sequence : int
+        The point's position in the stream.
+    time_decay : float
+
+    Returns
+    -------
+    float
+        Smaller weights are kept; ``log(-log(u))`` falls as ``u`` grows.
+    """
+    return -time_decay * sequence + np.log(-np.log(u))
+
+
+@njit(**INLINE)
 def draw_weight(rng, t, sequence, time_decay):
     """Reservoir weight of the point with number ``sequence`` in tree ``t``.
 
@@ -40,8 +60,43 @@ def draw_weight(rng, t, sequence, time_decay):
     float
         Smaller weights are kept.
     """
-    u = uniform(rng, t)
-    return -time_decay * sequence + np.log(-np.log(u))
+    return weight_of(uniform(rng, t), sequence, time_decay)
+
+
+@njit(**INLINE)
+def rejection_cut(weight, size, t, last, time_decay):
+    """A uniform below which tree ``t``'s full reservoir surely refuses a point.
+
+    Parameters
+    ----------
+    weight : ndarray of float64, shape (num_trees, sample_size)
+    size : ndarray of int32, shape (num_trees,)
+    t : int
+    last : int
+        The largest sequence number the cut is used for: it holds for every
+        point numbered ``last`` or less.
+    time_decay : float
+
+    Returns
+    -------
+    float
+        ``-1.0`` while the reservoir has room.
+
+    Notes
+    -----
+    A point is refused when its :func:`weight_of` is at least the heaviest
+    kept, ``top``: when ``u <= exp(-exp(top + time_decay * s))``, a bound
+    that falls as ``s`` grows. The cut is that bound at ``last``, lowered by
+    a margin far wider than the rounding of either side, so a uniform below
+    it is refused by :func:`admits` as well: skipping :func:`weight_of`'s two
+    logarithms for it changes no decision.
+    """
+    if size[t] < weight.shape[1]:
+        return -1.0
+    top = weight[t, 0]
+    decayed = time_decay * last
+    slack = 1e-12 * (1.0 + abs(top) + abs(decayed))
+    return np.exp(-np.exp(top + decayed + slack)) * (1.0 - 1e-12)
 
 
 @njit(**INLINE)

@@ -1,7 +1,9 @@
 """The Forest class: API, shingling, streaming, bad input, round trips."""
 
 import copy
+import io
 import pickle
+import zipfile
 
 import numba
 import numpy as np
@@ -200,6 +202,20 @@ def test_save_load_and_pickle_round_trip(tmp_path, data):
     assert pickle.dumps(loaded) == pickle.dumps(forest)
 
 
+def test_a_saved_member_holds_the_bytes_numpy_saves(tmp_path, data):
+    """Saving streams each array through the compressor; the members are still np.save's bytes."""
+    from rcforest import _state
+
+    forest = Forest(num_trees=4, sample_size=16, shingle_size=3, random_state=2).fit(data[:200])
+    forest.save(tmp_path / "model.rcf")
+    _, arrays = _state.to_arrays(forest._parts())
+    with zipfile.ZipFile(tmp_path / "model.rcf") as archive:
+        for name, value in arrays.items():
+            expected = io.BytesIO()
+            np.save(expected, np.ascontiguousarray(value), allow_pickle=False)
+            assert archive.read(f"{name}.npy") == expected.getvalue(), name
+
+
 def test_unfitted_forest_round_trips(tmp_path):
     forest = Forest(num_trees=3, sample_size=8)
     forest.save(tmp_path / "empty.rcf")
@@ -330,6 +346,44 @@ def test_fit_needs_a_full_shingle():
 def test_bad_kind():
     with pytest.raises(ValueError, match="kind must be one of"):
         Forest().score_update([1.0], kind="depth")
+
+
+@pytest.mark.parametrize(
+    ("time_decay", "sequence_start", "num_rows", "sample_size"),
+    [
+        (0.0, 0, 20_000, 16),
+        (1 / 2560, 0, 20_000, 64),
+        (0.05, 10**9, 3_000, 8),
+        (1e-3, 10**12, 5_000, 32),
+        (0.0, 0, 5, 8),
+    ],
+)
+def test_sample_selection_skips_no_row_the_reservoir_would_keep(time_decay, sequence_start, num_rows, sample_size):
+    """select_sample refuses rows below a cut without their weight; its draws
+    and decisions must be those of draw_weight and admits, row by row."""
+    from rcforest._kernels import select_sample
+    from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top
+
+    num_trees = 4
+    seeds = np.random.SeedSequence(3).generate_state(num_trees, np.uint64)
+    rng, ref_rng = seeds.copy(), seeds.copy()
+    weight = np.zeros((num_trees, sample_size))
+    rows = np.full((num_trees, sample_size), -1, np.int32)
+    size = np.zeros(num_trees, np.int32)
+    ref_weight, ref_rows, ref_size = weight.copy(), rows.copy(), size.copy()
+    select_sample(rng, weight, rows, size, num_rows, sequence_start, time_decay)
+    for t in range(num_trees):
+        for row in range(num_rows):
+            w = draw_weight(ref_rng, t, sequence_start + row, time_decay)
+            verdict = admits(ref_weight, ref_size, t, w)
+            if verdict == 1:
+                heap_push(ref_weight, ref_rows, ref_size, t, w, row)
+            elif verdict == 2:
+                heap_replace_top(ref_weight, ref_rows, ref_size, t, w, row)
+    np.testing.assert_array_equal(rng, ref_rng)
+    np.testing.assert_array_equal(size, ref_size)
+    np.testing.assert_array_equal(rows, ref_rows)
+    np.testing.assert_array_equal(weight, ref_weight)
 
 
 def test_parallel_stream_driver_matches_the_single_tree_kernels():
