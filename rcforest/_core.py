@@ -6,10 +6,10 @@ offending value and says how to fix it.
 
 import numbers
 import os
+import sys
 from typing import NamedTuple
 
 import numpy as np
-import pandas as pd
 from numba import njit
 
 from rcforest._jit import JIT
@@ -151,7 +151,20 @@ def check_model_size(num_trees, sample_size, dimensions):
     return size
 
 
+def loaded_pandas():
+    """The pandas module if it is imported, else None.
+
+    rcforest imports pandas only to make pandas output for pandas input;
+    whether an input is a pandas object is asked of the loaded module (an
+    object can only be one once pandas is imported), so NumPy users never
+    pay for importing pandas.
+    """
+    return sys.modules.get("pandas")
+
+
 def _numeric_frame(frame):
+    import pandas as pd
+
     bad = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
         raise TypeError(
@@ -206,11 +219,12 @@ def as_rows(data, name="X", *, missing=False, lone_name="x0"):
         ``missing``).
     """
     index = None
-    if isinstance(data, pd.DataFrame):
+    pd = loaded_pandas()
+    if pd is not None and isinstance(data, pd.DataFrame):
         index = data.index
         columns = [str(c) for c in data.columns]
         values = _numeric_frame(data)
-    elif isinstance(data, pd.Series):
+    elif pd is not None and isinstance(data, pd.Series):
         index = data.index
         columns = [str(data.name) if data.name is not None else lone_name]
         values = _numeric_frame(data.to_frame())

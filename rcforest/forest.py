@@ -3,7 +3,6 @@
 import os
 
 import numpy as np
-import pandas as pd
 
 from rcforest import _format, _kernels, _state
 from rcforest._core import (
@@ -168,6 +167,8 @@ class Forest:
         """Return ``values`` aligned with the input: pandas in, pandas out."""
         if rows.index is None:
             return values
+        import pandas as pd  # loaded already: the input was a pandas object
+
         if values.ndim == 1:
             return pd.Series(values, index=rows.index, name=name)
         return pd.DataFrame(values, index=rows.index, columns=shingle_names(rows.columns, self.shingle_size))

@@ -137,3 +137,22 @@ def test_old_error_names_still_import():
     assert DataUnavailableError is errors.DataUnavailableError
     assert InvocationError is errors.InvocationError
     assert (NotAcceptable, UnsupportedContentType) == (errors.NotAcceptable, errors.UnsupportedContentType)
+
+
+def test_numpy_users_never_import_pandas():
+    """rcforest imports pandas only to answer pandas input with pandas output (about 66 MB and 0.35 s)."""
+    script = """
+import sys
+import numpy as np
+from rcforest import Forest, ThresholdedForest
+
+forest = Forest(num_trees=5, sample_size=16, shingle_size=2, random_state=0)
+forest.fit(np.arange(200.0)).score(np.arange(50.0))
+forest.score_update(np.arange(20.0))
+ThresholdedForest(num_trees=5, sample_size=16).process([1.0])
+assert "pandas" not in sys.modules, "pandas was imported"
+import pandas as pd
+assert isinstance(forest.score(pd.Series(np.arange(5.0))), pd.Series)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr

@@ -1,7 +1,6 @@
 """The detector's output: one row per input row, with these columns and dtypes."""
 
 import numpy as np
-import pandas as pd
 
 __all__ = ["COLUMNS", "empty_columns", "to_frame"]
 
@@ -42,4 +41,6 @@ def empty_columns(num_rows):
 
 def to_frame(columns, index):
     """A DataFrame of the output ``columns`` (from :func:`empty_columns`) with ``index``."""
+    import pandas as pd  # imported on first output, not with rcforest
+
     return pd.DataFrame(columns, index=index, columns=list(COLUMNS)).astype(COLUMNS)

@@ -47,10 +47,9 @@ import copy
 import os
 
 import numpy as np
-import pandas as pd
 
 from rcforest import _format, _state
-from rcforest._core import as_rows, check_float, check_int, check_time_decay
+from rcforest._core import as_rows, check_float, check_int, check_time_decay, loaded_pandas
 from rcforest.detector.alerts import AlertPolicy
 from rcforest.detector.explanation import explain
 from rcforest.detector.output import COLUMNS, empty_columns, to_frame
@@ -377,6 +376,8 @@ class ThresholdedForest:
         first = self.rows_seen_
         out = self._run_values(values)
         if index is None:
+            import pandas as pd  # the output is a DataFrame; rcforest's import does not load pandas
+
             index = pd.RangeIndex(first, first + values.shape[0])
         return to_frame(out, index)
 
@@ -397,7 +398,8 @@ class ThresholdedForest:
         """
         # Nothing changes until the row is checked: the first row's keys name the columns.
         columns = None
-        if isinstance(row, dict) or isinstance(row, pd.Series):
+        pd = loaded_pandas()
+        if isinstance(row, dict) or (pd is not None and isinstance(row, pd.Series)):
             mapping = {str(k): v for k, v in dict(row).items()}
             columns = self.columns_ if self.columns_ is not None else list(mapping)
             missing = [c for c in columns if c not in mapping]
