@@ -226,8 +226,8 @@ def read(path, kind=FORMAT_NAME, version=FORMAT_VERSION, budget=None):
     path : str
     kind : str
         The kind of file expected.
-    version : int
-        The layout version this rcforest reads.
+    version : int or tuple of int
+        The layout version (or versions) this rcforest reads.
     budget : int, optional
         Most bytes of array data to decompress; by default, half of this
         machine's memory.
@@ -258,10 +258,11 @@ def read(path, kind=FORMAT_NAME, version=FORMAT_VERSION, budget=None):
             found = header.get("format") if isinstance(header, dict) else None
             raise ValueError(f"it holds {found!r}, not {kind!r}")
         found = header.get("version")
-        if isinstance(found, bool) or found != version:
+        versions = version if isinstance(version, tuple) else (version,)
+        if isinstance(found, bool) or found not in versions:
             raise ValueError(
                 f"it uses {kind} format version {found!r}, written by rcforest "
-                f"{header.get('rcforest')!r}; this rcforest reads version {version}: "
+                f"{header.get('rcforest')!r}; this rcforest reads version {' or '.join(map(str, versions))}: "
                 "install the matching rcforest or refit the model"
             )
         if len(set(names)) != len(names):

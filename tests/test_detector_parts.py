@@ -5,9 +5,18 @@ import math
 import numpy as np
 import pytest
 
-from rcforest.detector.alerts import ALERT_MEMORY, STRONG, AlertPolicy
+from rcforest.detector.alerts import ALERT_MEMORY, LIKELY_DEVIATION, STRONG, AlertPolicy
 from rcforest.detector.preprocess import Preprocessor, shingle_size_for
-from rcforest.detector.thresholder import INITIAL_THRESHOLD, RAMP, Thresholder
+from rcforest.detector.thresholder import (
+    INITIAL_THRESHOLD,
+    LIKELIHOOD_GRADE,
+    LIKELIHOOD_WARMUP,
+    LIKELIHOOD_Z,
+    MIN_GRADE,
+    RAMP,
+    SHORT_WINDOW,
+    Thresholder,
+)
 
 
 def _explanation(deviation, actual=10.0, expected=0.0):
@@ -30,6 +39,49 @@ def test_thresholder_ramps_in_then_follows_mean_and_deviation():
     assert thresholder.threshold() < before + 0.1
     assert thresholder.grade(before, before) == 0.0
     assert 0 < thresholder.grade(before + 0.01, before) < thresholder.grade(before + 0.1, before) <= 1.0
+
+
+def test_likelihood_flags_a_sustained_rise_while_the_statistics_are_young():
+    thresholder = Thresholder(z_factor=3.0, min_threshold=0.5, horizon=1000)
+    rng = np.random.default_rng(1)
+    for score in 1 + 0.1 * rng.normal(size=LIKELIHOOD_WARMUP - 1):
+        thresholder.learn(score)
+    assert thresholder.likelihood(5.0) == 0.0  # still warming up
+    for score in 1 + 0.1 * rng.normal(size=200):
+        thresholder.learn(score)
+    # One high score barely moves the average of the last SHORT_WINDOW; a run of moderately high ones does.
+    spread = math.sqrt(thresholder.average_var)
+    lone = thresholder.average_mean + SHORT_WINDOW * LIKELIHOOD_Z * spread * 0.9
+    assert thresholder.likelihood(lone) == 0.0
+    state = thresholder.state()
+    for _ in range(SHORT_WINDOW - 1):
+        thresholder.learn(thresholder.average_mean + 3 * LIKELIHOOD_Z * spread)
+    grade = thresholder.likelihood(thresholder.average_mean + 3 * LIKELIHOOD_Z * spread)
+    assert MIN_GRADE < grade <= MIN_GRADE + LIKELIHOOD_GRADE
+    # The state round-trips; a state saved without the likelihood (format version 1) starts it afresh.
+    copy = Thresholder(3.0, 0.5, 1000)
+    copy.restore(state)
+    assert copy.state() == state
+    old = Thresholder(3.0, 0.5, 1000)
+    old.restore({"mean": state["mean"], "var": state["var"], "count": state["count"]})
+    assert old.averages == 0 and old.likelihood(100.0) == 0.0
+    # Once the statistics have seen a horizon of scores, the threshold alone decides.
+    for score in 1 + 0.1 * rng.normal(size=1000):
+        thresholder.learn(score)
+    assert thresholder.likelihood(100.0) == 0.0
+
+
+def test_a_likely_anomaly_needs_a_larger_deviation_and_skips_the_after_shock_bar():
+    policy = AlertPolicy(min_deviation=5.0, ignore_relative=0.0)
+    assert policy.decide(1.0, 3.0, 8, lambda: _explanation(9.0))[0] > 0
+    for _ in range(10):
+        policy.decide(0.0, 0.5, 8, lambda: _explanation(9.0))
+    assert policy.bar() > 1
+    below = LIKELY_DEVIATION * 5.0 - 0.1
+    assert policy.decide(0.0, 0.9, 8, lambda: _explanation(below), likely=0.2) == (0.0, None)
+    alert, explanation = policy.decide(0.0, 0.9, 8, lambda: _explanation(below + 0.2), likely=0.2)
+    assert alert >= 0.2 and explanation is not None
+    assert policy.active and policy.bar() == 1.0
 
 
 def test_one_alert_per_anomaly_and_small_deviations_ignored():

@@ -15,6 +15,9 @@ ALERT_MEMORY = 256
 STRONG = 1.5
 """A score this many times the threshold is reported even when no single value deviates much."""
 
+LIKELY_DEVIATION = 1.2
+"""A likely anomaly whose score stays below the threshold must deviate this many times ``min_deviation``."""
+
 DEVIATION_SPAN = 2.0
 """The deviation part of the grade reaches 1 at ``(1 + DEVIATION_SPAN) * min_deviation`` typical residuals."""
 
@@ -103,9 +106,9 @@ class AlertPolicy:
         self.last_strength = check_float(state.get("last_strength", 1.0), "last_strength", -math.inf)
         self.since_alert = check_int(state.get("since_alert", 0), "since_alert", 0)
 
-    def suppressed(self, explanation):
-        """Whether the explained deviation is too small to report (``min_deviation``, ``ignore_relative``)."""
-        if explanation["deviation"] < self.min_deviation:
+    def suppressed(self, explanation, factor=1.0):
+        """Whether the explained deviation is too small to report (``factor * min_deviation``, ``ignore_relative``)."""
+        if explanation["deviation"] < factor * self.min_deviation:
             return True
         deviation = abs(explanation["actual"] - explanation["expected_value"])
         return deviation < self.ignore_relative * abs(explanation["expected_value"])
@@ -119,7 +122,7 @@ class AlertPolicy:
         """The score over threshold a new anomaly must reach (1 when the last alert is long past)."""
         return 1.0 + (self.last_strength - 1.0) * math.exp(-self.since_alert / ALERT_MEMORY)
 
-    def decide(self, grade, strength, hold, explain):
+    def decide(self, grade, strength, hold, explain, likely=0.0):
         """Decide on one row.
 
         Parameters
@@ -133,6 +136,13 @@ class AlertPolicy:
         explain : callable
             Returns the row's explanation (see :func:`rcforest.detector.explanation.explain`);
             called only when the row may be reported.
+        likely : float, default 0.0
+            The row's grade as a likely anomaly (see
+            :meth:`~rcforest.detector.thresholder.Thresholder.likelihood`),
+            used when the score does not pass the threshold: such a row is
+            not held to the after-shock bar, must deviate
+            ``LIKELY_DEVIATION * min_deviation`` typical residuals, and
+            resets the bar.
 
         Returns
         -------
@@ -144,14 +154,17 @@ class AlertPolicy:
         if self.active:
             self.since += 1
         self.since_alert += 1
-        if not self.active and strength < self.bar():
+        factor = 1.0
+        if grade <= 0 and likely > 0:
+            grade, strength, factor = likely, 1.0, LIKELY_DEVIATION
+        elif not self.active and strength < self.bar():
             grade = 0.0
         alert, reported = 0.0, None
         if grade > 0:
             worse = self.active and self.since >= hold and grade >= self.peak + ESCALATION
             if not self.active or worse:
                 explanation = explain()
-                if strength >= STRONG or not self.suppressed(explanation):
+                if strength >= STRONG or not self.suppressed(explanation, factor):
                     alert, reported = self.alert_grade(grade, explanation), explanation
                     self.active, self.peak, self.quiet, self.since = True, grade, 0, 0
                     self.last_strength, self.since_alert = strength, 0

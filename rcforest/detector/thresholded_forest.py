@@ -61,7 +61,9 @@ from rcforest.forest import Forest
 __all__ = ["ThresholdedForest"]
 
 FORMAT_NAME = "rcforest-thresholded"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2 adds the thresholder's likelihood state; files of version 1 still load (without it)."""
+READ_VERSIONS = (1, 2)
 # The forest's arrays sit in a detector file under this prefix.
 _FOREST_PREFIX = "forest/"
 BATCH_ROWS = 32
@@ -303,9 +305,11 @@ class ThresholdedForest:
         for i in range(count):
             score = float(scores[i]) if batch else float(forest.score(points[i : i + 1])[0])
             threshold = thresholder.threshold()
-            grade = 0.0 if imputed[i] else thresholder.grade(score, threshold)
+            grade = likely = 0.0
+            if not imputed[i]:
+                grade, likely = thresholder.grade(score, threshold), thresholder.likelihood(score)
             strength = score / threshold
-            alert, explanation = alerts.decide(grade, strength, preprocessor.shingle_size, explainer(i))
+            alert, explanation = alerts.decide(grade, strength, preprocessor.shingle_size, explainer(i), likely)
             if not imputed[i]:
                 thresholder.learn(score)
             if not batch:
@@ -527,7 +531,7 @@ class ThresholdedForest:
             If the file is not a saved detector or is inconsistent.
         """
         path = os.fspath(path)
-        header, arrays = _format.read(path, kind=FORMAT_NAME, version=FORMAT_VERSION)
+        header, arrays = _format.read(path, kind=FORMAT_NAME, version=READ_VERSIONS)
         try:
             state = header["detector"]
             detector = cls(**state["params"])
