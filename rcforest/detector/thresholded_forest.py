@@ -14,13 +14,20 @@ and without looking ahead:
    the forest scores; the point is scored before it joins the forest.
 3. **Threshold.** A discounted mean and deviation of past scores give an
    adaptive threshold, ``max(min_threshold, mean + z_factor * deviation)``,
-   that follows drift (the idea of AWS's ``BasicThresholder``).
+   that follows drift (the idea of AWS's ``BasicThresholder``). While the
+   statistics are young (fewer than ``threshold_horizon`` scores), a row
+   is also a likely anomaly when the average of its score and the 7 before
+   it lies 2 deviations above such averages' discounted mean (the idea of
+   HTM's anomaly likelihood): a young threshold is inflated by the novelty
+   scores of a young forest, a sustained rise of the score is not.
 4. **Explain and decide.** A row whose score passes the threshold is
    explained: the attribution names the input column and shingle position
    that drive the score, and the forest's expected value for that entry is
    the value that would make the score lowest. Deviations from the
    expected value smaller than ``min_deviation`` typical residuals (and,
-   optionally, smaller than a fraction of the expected value) are ignored.
+   optionally, smaller than a fraction of the expected value) are ignored;
+   a likely anomaly whose score stays below the threshold must deviate
+   1.2 times as much.
    One alert is raised per anomaly: rows that merely continue it are not
    graded again unless it gets clearly worse after a full shingle, and a
    new anomaly soon after an alert must be about as strong as that alert
@@ -137,7 +144,9 @@ class ThresholdedForest:
       is first reported (or clearly worsens) is graded. The grade is the
       larger of ``(score - threshold) / (threshold - mean score)`` and
       ``(deviation - min_deviation) / (2 * min_deviation)``, with the
-      deviation from the expected value in typical residuals, capped at 1;
+      deviation from the expected value in typical residuals, capped at 1
+      (for a likely anomaly below the threshold, the likelihood's grade,
+      at most 0.5, takes the place of the first);
     - ``threshold``: the adaptive threshold the score was compared with;
     - ``confidence``: in [0, 1], grows as the forest and the statistics fill;
     - ``attribution``: for alerts, the input column and lag that drive the
