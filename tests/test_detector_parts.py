@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from rcforest.detector.alerts import ALERT_MEMORY, LIKELY_DEVIATION, STRONG, AlertPolicy
+from rcforest.detector.alerts import ALERT_MEMORY, STRONG, WEAK_DEVIATION, WEAK_GRADE, AlertPolicy
 from rcforest.detector.preprocess import Preprocessor, shingle_size_for
 from rcforest.detector.thresholder import (
     INITIAL_THRESHOLD,
@@ -77,11 +77,18 @@ def test_a_likely_anomaly_needs_a_larger_deviation_and_skips_the_after_shock_bar
     for _ in range(10):
         policy.decide(0.0, 0.5, 8, lambda: _explanation(9.0))
     assert policy.bar() > 1
-    below = LIKELY_DEVIATION * 5.0 - 0.1
+    below = WEAK_DEVIATION * 5.0 - 0.1
     assert policy.decide(0.0, 0.9, 8, lambda: _explanation(below), likely=0.2) == (0.0, None)
     alert, explanation = policy.decide(0.0, 0.9, 8, lambda: _explanation(below + 0.2), likely=0.2)
     assert alert >= 0.2 and explanation is not None
     assert policy.active and policy.bar() == 1.0
+
+
+def test_a_weak_crossing_needs_a_larger_deviation():
+    policy = AlertPolicy(min_deviation=5.0, ignore_relative=0.0)
+    below = WEAK_DEVIATION * 5.0 - 0.1
+    assert policy.decide(WEAK_GRADE / 2, 1.01, 8, lambda: _explanation(below)) == (0.0, None)
+    assert policy.decide(WEAK_GRADE, 1.1, 8, lambda: _explanation(below))[0] > 0
 
 
 def test_one_alert_per_anomaly_and_small_deviations_ignored():

@@ -15,8 +15,11 @@ ALERT_MEMORY = 256
 STRONG = 1.5
 """A score this many times the threshold is reported even when no single value deviates much."""
 
-LIKELY_DEVIATION = 1.2
-"""A likely anomaly whose score stays below the threshold must deviate this many times ``min_deviation``."""
+WEAK_GRADE = 0.1
+"""A crossing graded below this is weak evidence, as is a likely anomaly whose score stays below the threshold."""
+
+WEAK_DEVIATION = 1.2
+"""Weak evidence (see :data:`WEAK_GRADE`) must deviate this many times ``min_deviation`` to be reported."""
 
 DEVIATION_SPAN = 2.0
 """The deviation part of the grade reaches 1 at ``(1 + DEVIATION_SPAN) * min_deviation`` typical residuals."""
@@ -141,8 +144,8 @@ class AlertPolicy:
             :meth:`~rcforest.detector.thresholder.Thresholder.likelihood`),
             used when the score does not pass the threshold: such a row is
             not held to the after-shock bar, must deviate
-            ``LIKELY_DEVIATION * min_deviation`` typical residuals, and
-            resets the bar.
+            ``WEAK_DEVIATION * min_deviation`` typical residuals (as must a
+            crossing graded below :data:`WEAK_GRADE`), and resets the bar.
 
         Returns
         -------
@@ -154,9 +157,9 @@ class AlertPolicy:
         if self.active:
             self.since += 1
         self.since_alert += 1
-        factor = 1.0
+        weak = grade < WEAK_GRADE
         if grade <= 0 and likely > 0:
-            grade, strength, factor = likely, 1.0, LIKELY_DEVIATION
+            grade, strength, weak = likely, 1.0, True
         elif not self.active and strength < self.bar():
             grade = 0.0
         alert, reported = 0.0, None
@@ -164,7 +167,7 @@ class AlertPolicy:
             worse = self.active and self.since >= hold and grade >= self.peak + ESCALATION
             if not self.active or worse:
                 explanation = explain()
-                if strength >= STRONG or not self.suppressed(explanation, factor):
+                if strength >= STRONG or not self.suppressed(explanation, WEAK_DEVIATION if weak else 1.0):
                     alert, reported = self.alert_grade(grade, explanation), explanation
                     self.active, self.peak, self.quiet, self.since = True, grade, 0, 0
                     self.last_strength, self.since_alert = strength, 0

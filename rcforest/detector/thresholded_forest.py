@@ -26,8 +26,8 @@ and without looking ahead:
    the value that would make the score lowest. Deviations from the
    expected value smaller than ``min_deviation`` typical residuals (and,
    optionally, smaller than a fraction of the expected value) are ignored;
-   a likely anomaly whose score stays below the threshold must deviate
-   1.2 times as much.
+   weak evidence (a likely anomaly whose score stays below the threshold,
+   or a crossing graded below 0.1) must deviate 1.2 times as much.
    One alert is raised per anomaly: rows that merely continue it are not
    graded again unless it gets clearly worse after a full shingle, and a
    new anomaly soon after an alert must be about as strong as that alert
