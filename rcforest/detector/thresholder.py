@@ -29,10 +29,10 @@ LIKELIHOOD_Z = 2.0
 """Deviations of the short-window average above its discounted mean that make a row a likely anomaly."""
 
 LIKELIHOOD_WARMUP = 50
-"""Scores learned before the likelihood test starts."""
+"""Short-window averages learned before the likelihood test starts."""
 
 LIKELIHOOD_GRADE = 0.5
-"""The likelihood grade reaches this at twice :data:`LIKELIHOOD_Z` (it starts just above 0)."""
+"""The likelihood grade rises by this from :data:`MIN_GRADE` at :data:`LIKELIHOOD_Z` to twice it."""
 
 MIN_GRADE = 1e-3
 """The smallest grade of a likely anomaly, so that it counts as a crossing."""
@@ -143,11 +143,10 @@ class Thresholder:
         """The grade of ``score`` as a likely anomaly while the statistics are young, else 0.
 
         From :data:`LIKELIHOOD_WARMUP` averages learned until ``horizon``
-        scores are learned, a
-        row whose short-window average (see :data:`SHORT_WINDOW`) lies more
-        than :data:`LIKELIHOOD_Z` deviations above the averages' discounted
-        mean is graded from :data:`MIN_GRADE` up to
-        :data:`LIKELIHOOD_GRADE` at twice that.
+        scores are learned, a row whose short-window average (see
+        :data:`SHORT_WINDOW`) lies more than :data:`LIKELIHOOD_Z` deviations
+        above the averages' discounted mean is graded from :data:`MIN_GRADE`
+        up to :data:`LIKELIHOOD_GRADE` at twice that.
         """
         if self.averages < LIKELIHOOD_WARMUP or self.count >= self.horizon:
             return 0.0
