@@ -74,38 +74,6 @@ def _batch_rows(repeat):
     return rows
 
 
-def versions():
-    """Version of each library the table measures, and where rcforest is imported from."""
-    from importlib import metadata
-
-    import rcforest
-
-    found = {"rcforest": f"{rcforest.__version__} ({Path(rcforest.__file__).parent})"}
-    for name in ("krcf", "rrcf", "scikit-learn", "numba", "numpy"):
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
-
-
-def thread_settings():
-    """How many threads each library may use, as the runs below set them."""
-    import numba
-
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    env = ", ".join(f"{k}={os.environ[k]}" for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS") if k in os.environ)
-    machine = platform.processor() or platform.machine()
-    return [
-        f"{cpus} CPUs usable of {os.cpu_count()} ({machine})" + (f"; {env}" if env else ""),
-        f"rcforest: n_jobs threads of numba's pool ({numba.config.NUMBA_NUM_THREADS}, "
-        f"threading layer {numba.config.THREADING_LAYER!r}), set per call",
-        "IsolationForest: n_jobs (joblib) for fit and score_samples",
-        "krcf: parallel_execution_enabled on the rows with 2 threads, else one thread",
-        "rrcf: pure Python, one thread",
-    ]
-
-
 def _endpoint_rows(repeat):
     rows = []
     for n_jobs in (1, 2):
@@ -242,6 +210,38 @@ def _cold_start_rows(repeat):
         )
     )
     return rows
+
+
+def versions():
+    """Version of each library the table measures, and where rcforest is imported from."""
+    from importlib import metadata
+
+    import rcforest
+
+    found = {"rcforest": f"{rcforest.__version__} ({Path(rcforest.__file__).parent})"}
+    for name in ("krcf", "rrcf", "scikit-learn", "numba", "numpy"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def thread_settings():
+    """How many threads each library may use, as the runs below set them."""
+    import numba
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    env = ", ".join(f"{k}={os.environ[k]}" for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS") if k in os.environ)
+    machine = platform.processor() or platform.machine()
+    return [
+        f"{cpus} CPUs usable of {os.cpu_count()} ({machine})" + (f"; {env}" if env else ""),
+        f"rcforest: n_jobs threads of numba's pool ({numba.config.NUMBA_NUM_THREADS}, "
+        f"threading layer {numba.config.THREADING_LAYER!r}), set per call",
+        "IsolationForest: n_jobs (joblib) for fit and score_samples",
+        "krcf: parallel_execution_enabled on the rows with 2 threads, else one thread",
+        "rrcf: pure Python, one thread",
+    ]
 
 
 WORKLOADS = {
