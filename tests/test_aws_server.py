@@ -27,6 +27,8 @@ boto3 = pytest.importorskip("boto3")
 sagemaker = pytest.importorskip("sagemaker")
 from botocore.exceptions import ClientError  # noqa: E402
 
+from tests import processes  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(600)
 # Settings the server's environment must not take from the caller's.
@@ -73,13 +75,7 @@ class Server:
         return self.environment["AWS_ENDPOINT_URL"]
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        processes.stop(self.process)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from rcforest import Forest
 from rcforest.cli import main
 from rcforest.sagemaker.formats import read_recordio
 from rcforest.sagemaker.record import Record
+from tests import processes
 from tests.test_sagemaker_formats import sparse_records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -212,12 +213,7 @@ def served_model(tmp_path):
             time.sleep(0.1)
         yield url, Forest.load(root / "model" / "model.rcf")
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        processes.stop(process)
 
 
 def test_served_model_answers_boto3_like_forest_score(served_model, aws_env):

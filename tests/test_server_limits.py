@@ -22,6 +22,7 @@ import pytest
 from rcforest import Forest
 from rcforest.sagemaker import formats
 from rcforest.sagemaker.server import BackgroundServer, FairLock, ServerLimits, create_app, score_in_turns
+from tests import processes
 from tests.test_sagemaker_formats import sparse_records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -396,11 +397,6 @@ class _served:
         return self.process, port
 
     def __exit__(self, *exc_info):
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        processes.stop(self.process)
         self.log.close()
         self.process.stderr_text = self.stderr_path.read_text()
