@@ -275,7 +275,28 @@ def as_rows(data, name="X", *, missing=False, lone_name="x0"):
             raise ValueError(f"{name} holds {value} at row {label!r}, column {col}; {fix}")
     if columns is None:
         columns = [lone_name] if values.shape[1] == 1 else [f"x{i}" for i in range(values.shape[1])]
-    return Rows(np.ascontiguousarray(values), index, columns)
+    return Rows(np.ascontiguousarray(without_negative_zeros(values)), index, columns)
+
+
+def without_negative_zeros(values):
+    """``values`` with each ``-0.0`` made ``0.0``; a copy only if there is one.
+
+    A point is a value: trees built from ``0.0`` and ``-0.0`` would hold one
+    or the other in their boxes depending on their history, and a model
+    file, which rebuilds the boxes from the points, could not restore them
+    bit for bit.
+
+    Parameters
+    ----------
+    values : ndarray of float64
+
+    Returns
+    -------
+    ndarray of float64
+    """
+    if np.signbit(values[values == 0]).any():
+        return values + 0.0
+    return values
 
 
 @njit(**JIT)

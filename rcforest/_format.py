@@ -29,7 +29,6 @@ from rcforest._version import __version__
 __all__ = []
 
 FORMAT_NAME = "rcforest-model"
-FORMAT_VERSION = 1
 _HEADER = "rcforest.json"
 MAX_HEADER_BYTES = 1 << 24
 """Largest JSON header read (16 MiB)."""
@@ -40,7 +39,7 @@ def _label(kind):
     return kind.removeprefix("rcforest-")
 
 
-def write(path, params, arrays, kind=FORMAT_NAME, version=FORMAT_VERSION):
+def write(path, params, arrays, version, kind=FORMAT_NAME):
     """Write ``params`` (JSON-serialisable) and ``arrays`` to ``path``, atomically.
 
     The file is written beside ``path`` under a temporary name, flushed to
@@ -52,10 +51,10 @@ def write(path, params, arrays, kind=FORMAT_NAME, version=FORMAT_VERSION):
     path : str
     params : dict
     arrays : dict of str to ndarray
+    version : int
+        Version of the layout of ``kind``.
     kind : str
         What the file holds.
-    version : int
-        Version of that kind's layout.
     """
     header = {"format": kind, "version": version, "rcforest": __version__, "params": params}
     with atomic_write(path) as stream:
@@ -214,7 +213,7 @@ class Prefixed(Mapping):
         return self._arrays.describe(self._prefix + name)
 
 
-def read(path, kind=FORMAT_NAME, version=FORMAT_VERSION, budget=None):
+def read(path, versions, kind=FORMAT_NAME, budget=None):
     """Read a file written by :func:`write`.
 
     Only the header is read here; the arrays are read when asked for (see
@@ -224,10 +223,10 @@ def read(path, kind=FORMAT_NAME, version=FORMAT_VERSION, budget=None):
     Parameters
     ----------
     path : str
+    versions : tuple of int
+        The layout versions this rcforest reads.
     kind : str
         The kind of file expected.
-    version : int or tuple of int
-        The layout version (or versions) this rcforest reads.
     budget : int, optional
         Most bytes of array data to decompress; by default, half of this
         machine's memory.
@@ -237,6 +236,8 @@ def read(path, kind=FORMAT_NAME, version=FORMAT_VERSION, budget=None):
     params : dict
     arrays : Arrays
         A mapping from array names to arrays.
+    version : int
+        The file's layout version, one of ``versions``.
 
     Raises
     ------
@@ -258,7 +259,6 @@ def read(path, kind=FORMAT_NAME, version=FORMAT_VERSION, budget=None):
             found = header.get("format") if isinstance(header, dict) else None
             raise ValueError(f"it holds {found!r}, not {kind!r}")
         found = header.get("version")
-        versions = version if isinstance(version, tuple) else (version,)
         if isinstance(found, bool) or found not in versions:
             raise ValueError(
                 f"it uses {kind} format version {found!r}, written by rcforest "
@@ -276,4 +276,4 @@ def read(path, kind=FORMAT_NAME, version=FORMAT_VERSION, budget=None):
         raise ValueError(f"{path} is not an rcforest {_label(kind)} file ({type(error).__name__}: {error})") from None
     except ValueError as error:
         raise ValueError(f"{path} is not a readable rcforest {_label(kind)} file: {error}") from None
-    return params, Arrays(path, names, budget)
+    return params, Arrays(path, names, budget), found

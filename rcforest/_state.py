@@ -8,17 +8,36 @@ a forest's state. :func:`to_arrays` and :func:`from_arrays` turn parts into
 the JSON-ready parameters and named arrays of :mod:`rcforest._format` and
 back; reading checks every array, so a damaged file is refused with a
 ``ValueError`` instead of crashing a kernel.
+
+The arrays' layout has a version, :data:`VERSION`:
+
+- version 2 keeps the trees' structure and one table of their distinct
+  points (:mod:`rcforest._stored`), and rebuilds the rest on load;
+- version 1 kept every :class:`rcforest._tree.TreeArrays` field, every node's
+  bounding box included. Such files still load.
 """
 
 from typing import NamedTuple
 
 import numpy as np
 
-from rcforest import _kernels
-from rcforest._core import MAX_ABS_VALUE, MAX_SAMPLE_SIZE, check_int, check_model_size, check_time_decay
+from rcforest import _kernels, _stored
+from rcforest._core import (
+    MAX_ABS_VALUE,
+    MAX_SAMPLE_SIZE,
+    check_int,
+    check_model_size,
+    check_time_decay,
+    without_negative_zeros,
+)
 from rcforest._tree import TreeArrays, nodes_per_tree
 
 __all__ = []
+
+VERSION = 2
+"""The layout of the arrays :func:`to_arrays` makes."""
+READ_VERSIONS = (1, 2)
+"""The layouts :func:`from_arrays` reads."""
 
 PARAMS = ("num_trees", "sample_size", "shingle_size", "time_decay", "random_state")
 """The constructor arguments of :class:`rcforest.Forest` that a model file keeps."""
@@ -61,7 +80,8 @@ def to_arrays(parts):
     params : dict
         JSON-ready.
     arrays : dict of str to ndarray
-        ``tree.<field>`` for each :class:`TreeArrays` field, and ``tail``.
+        ``tree.<field>`` for each :class:`rcforest._stored.StoredTrees`
+        field, and ``tail``: the layout of :data:`VERSION`.
     """
     params = dict(parts.params)
     params.update(
@@ -73,18 +93,20 @@ def to_arrays(parts):
     )
     arrays = {}
     if parts.trees is not None:
-        arrays.update({f"tree.{k}": v for k, v in parts.trees._asdict().items()})
+        arrays.update({f"tree.{k}": v for k, v in _stored.extract(parts.trees)._asdict().items()})
         arrays["tail"] = parts.tail
     return params, arrays
 
 
-def from_arrays(params, arrays):
+def from_arrays(params, arrays, version):
     """Parts from a model file's parameters and arrays, checking every array.
 
     Parameters
     ----------
     params : dict
     arrays : dict of str to ndarray
+    version : int
+        The arrays' layout, one of :data:`READ_VERSIONS`.
 
     Returns
     -------
@@ -110,8 +132,10 @@ def from_arrays(params, arrays):
         points_seen = check_int(params["points_seen"], "points_seen", 0)
         checked = parts.params
         check_model_size(checked["num_trees"], checked["sample_size"], checked["shingle_size"] * n_features)
-        trees = _trees_from(arrays, parts.params, n_features)
-        tail = _array(arrays, "tail", np.float64, (range(checked["shingle_size"]), n_features))
+        read_trees = _trees_v1 if version == 1 else _trees_v2
+        trees = read_trees(arrays, checked["num_trees"], checked["sample_size"], checked["shingle_size"] * n_features)
+        _check_trees(trees)
+        tail = without_negative_zeros(_array(arrays, "tail", np.float64, (range(checked["shingle_size"]), n_features)))
         if not (np.abs(tail) <= MAX_ABS_VALUE).all():
             raise ValueError(f"the stream tail holds NaN, infinite or values beyond {MAX_ABS_VALUE:g}")
     except (KeyError, TypeError, ValueError) as error:
@@ -156,10 +180,9 @@ def _check_layout(name, have_dtype, have_shape, dtype, shape):
             raise ValueError(f"array {name} has shape {have_shape}, expected {shape}")
 
 
-def _trees_from(arrays, params, n_features):
-    """Rebuild and check :class:`TreeArrays` from a model file's arrays."""
-    t, s, n = params["num_trees"], params["sample_size"], nodes_per_tree(params["sample_size"])
-    d = params["shingle_size"] * n_features
+def _trees_v1(arrays, num_trees, sample_size, dim):
+    """The trees of a version 1 file: every :class:`TreeArrays` field, as stored."""
+    t, s, n = num_trees, sample_size, nodes_per_tree(sample_size)
     shapes = {
         "parent": (np.int32, (t, n)),
         "left": (np.int32, (t, n)),
@@ -167,8 +190,8 @@ def _trees_from(arrays, params, n_features):
         "cut_dim": (np.int32, (t, n)),
         "cut_value": (np.float64, (t, n)),
         "mass": (np.int64, (t, n)),
-        "box_min": (np.float64, (t, n, d)),
-        "box_max": (np.float64, (t, n, d)),
+        "box_min": (np.float64, (t, n, dim)),
+        "box_max": (np.float64, (t, n, dim)),
         "range_sum": (np.float64, (t, n)),
         "free_stack": (np.int32, (t, n)),
         "free_top": (np.int32, (t,)),
@@ -178,14 +201,30 @@ def _trees_from(arrays, params, n_features):
         "heap_leaf": (np.int32, (t, s)),
         "heap_size": (np.int32, (t,)),
     }
-    trees = TreeArrays(**{k: _array(arrays, f"tree.{k}", *v) for k, v in shapes.items()})
-    failures = np.empty(t, np.int64)
+    trees = {k: _array(arrays, f"tree.{k}", *v) for k, v in shapes.items()}
+    for k in ("box_min", "box_max"):  # rcforest 0.1.0 kept input's -0.0: read as 0.0, as input now is
+        trees[k] = without_negative_zeros(trees[k])
+    return TreeArrays(**trees)
+
+
+def _trees_v2(arrays, num_trees, sample_size, dim):
+    """The trees of a version 2 file, rebuilt from their structure and points."""
+    shapes = _stored.layout(num_trees, sample_size, nodes_per_tree(sample_size), dim)
+    stored = {k: _array(arrays, f"tree.{k}", *v) for k, v in shapes.items()}
+    stored["points"] = without_negative_zeros(stored["points"])
+    if not (np.abs(stored["points"]) <= MAX_ABS_VALUE).all():
+        raise ValueError(f"a stored point holds NaN, infinite or values beyond {MAX_ABS_VALUE:g}")
+    return _stored.assemble(_stored.StoredTrees(**stored))
+
+
+def _check_trees(trees):
+    """Raise unless every tree passes the structural check and the value checks."""
+    failures = np.empty(trees.root.shape[0], np.int64)
     _kernels.check_trees(trees, failures)
     if failures.any():
         bad = int(np.flatnonzero(failures)[0])
         raise ValueError(f"tree {bad} is inconsistent (check {failures[bad]} failed)")
     _check_values(trees)
-    return trees
 
 
 def _check_values(trees):

@@ -452,9 +452,12 @@ class Forest:
         Notes
         -----
         The file is a zip of numpy arrays plus JSON metadata, read back with
-        ``allow_pickle=False``: loading it runs no code.
+        ``allow_pickle=False``: loading it runs no code. The trees are kept as
+        their links, cuts and leaf masses and one table of their distinct
+        points (:mod:`rcforest._stored`); loading rebuilds the boxes and
+        checks every tree, and the loaded forest continues bit-identically.
         """
-        _format.write(os.fspath(path), *_state.to_arrays(self._parts()))
+        _format.write(os.fspath(path), *_state.to_arrays(self._parts()), _state.VERSION)
 
     @classmethod
     def load(cls, path):
@@ -475,8 +478,8 @@ class Forest:
             format version, or fails the structural checks.
         """
         path = os.fspath(path)
-        params, arrays = _format.read(path)
+        params, arrays, version = _format.read(path, _state.READ_VERSIONS)
         try:
-            return cls._from_parts(_state.from_arrays(params, arrays))
+            return cls._from_parts(_state.from_arrays(params, arrays, version))
         except ValueError as error:
             raise ValueError(f"{path} is not a valid rcforest model: {error}") from None

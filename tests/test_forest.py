@@ -4,6 +4,7 @@ import copy
 import io
 import pickle
 import zipfile
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -13,6 +14,8 @@ import pytest
 from rcforest import Forest
 from rcforest._core import shingle
 from tests.naive import check_invariants
+
+FIXTURES = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture
@@ -202,6 +205,93 @@ def test_save_load_and_pickle_round_trip(tmp_path, data):
     assert pickle.dumps(loaded) == pickle.dumps(forest)
 
 
+def _assert_same_arrays(got, expected):
+    """Every field of two forests' trees holds the same bytes (free stacks whole)."""
+    for name in expected._trees._fields:
+        a, b = getattr(got._trees, name), getattr(expected._trees, name)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
+
+
+def _repeating_rows(seed, n=400):
+    """Rows with many repeated shingles (leaves of mass above 1) and a drift (deletions all along)."""
+    rng = np.random.default_rng(seed)
+    rows = np.round(rng.normal(size=(n, 2)))
+    rows[100:160] = [1.0, -1.0]
+    rows[200:] += np.arange(n - 200)[:, None] / 50
+    return rows
+
+
+@pytest.mark.parametrize("kwargs", [{"time_decay": 0.01}, {"time_decay": 0.0, "shingle_size": 1}])
+def test_a_loaded_forest_holds_the_arrays_it_was_saved_with_and_continues_identically(tmp_path, kwargs):
+    # Saving keeps the structure and the distinct points; loading rebuilds the
+    # boxes, parents, masses and range sums: the same arrays, bit for bit.
+    rows = _repeating_rows(1)
+    forest = Forest(num_trees=12, sample_size=32, random_state=4, **{"shingle_size": 2, **kwargs})
+    forest.update(rows[:300])
+    assert (forest._trees.mass[forest._trees.left == -1] > 1).any()
+    forest.save(tmp_path / "model.rcf")
+    loaded = Forest.load(tmp_path / "model.rcf")
+    _assert_same_arrays(loaded, forest)
+    np.testing.assert_array_equal(loaded.score(rows), forest.score(rows))
+    np.testing.assert_array_equal(loaded.codisp(rows[:40]), forest.codisp(rows[:40]))
+    np.testing.assert_array_equal(loaded.score_update(rows[300:]), forest.score_update(rows[300:]))
+    _assert_same_arrays(loaded, forest)  # later insertions took the same free slots
+    loaded.save(tmp_path / "again.rcf")
+    assert (tmp_path / "again.rcf").read_bytes() != (tmp_path / "model.rcf").read_bytes()
+    _assert_same_arrays(Forest.load(tmp_path / "again.rcf"), forest)
+
+
+def test_the_model_file_keeps_each_distinct_point_once_and_no_box(tmp_path):
+    # 12 reservoirs of 32 out of 63 shingles: the trees share most of their points.
+    forest = Forest(num_trees=12, sample_size=32, shingle_size=2, time_decay=0.0, random_state=4)
+    forest.update(_repeating_rows(2)[:64])
+    forest.save(tmp_path / "model.rcf")
+    with zipfile.ZipFile(tmp_path / "model.rcf") as archive:
+        names = archive.namelist()
+        points = np.load(io.BytesIO(archive.read("tree.points.npy")))
+    assert not [name for name in names if "box" in name or "parent" in name or "range_sum" in name]
+    trees = forest._trees
+    leaves = trees.box_min[(trees.left == -1) & (trees.mass > 0)]
+    distinct = {row.tobytes() for row in leaves}
+    assert len(points) == len(distinct) <= 63 and len(leaves) > 4 * len(points)
+    assert {row.tobytes() for row in points} == distinct
+
+
+def test_negative_zero_is_read_as_zero(tmp_path):
+    # Trees tell no -0.0 from 0.0: each box would keep the zero it saw first, which no file could rebuild.
+    forest = Forest(num_trees=20, sample_size=4, shingle_size=2, random_state=0).update([[-0.0], [0.0], [-0.0]])
+    assert not np.signbit(forest._trees.box_min).any() and not np.signbit(forest._tail).any()
+    assert forest.score([[-0.0], [-0.0]])[1] == forest.score([[0.0], [0.0]])[1]
+    forest.save(tmp_path / "model.rcf")
+    _assert_same_arrays(Forest.load(tmp_path / "model.rcf"), forest)
+
+
+def _fixture_rows():
+    """The rows the stored version 1 model was made from."""
+    rng = np.random.default_rng(7)
+    rows = np.round(rng.normal(size=(160, 2)))
+    rows[100:120] = [1.0, -1.0]
+    return rows
+
+
+def test_files_saved_by_version_1_still_load(tmp_path):
+    # forest-v1.rcf: Forest(num_trees=3, sample_size=16, shingle_size=2, time_decay=0.01, random_state=5)
+    # fitted on _fixture_rows()[:60] and updated with [60:140], saved by rcforest 0.1.0 (format version 1,
+    # every TreeArrays field stored).
+    rows = _fixture_rows()
+    with zipfile.ZipFile(FIXTURES / "forest-v1.rcf") as archive:  # -0.0 in its boxes, as input kept it then
+        boxes = np.load(io.BytesIO(archive.read("tree.box_min.npy")))
+    assert np.signbit(boxes[boxes == 0]).any()
+    restored = Forest.load(FIXTURES / "forest-v1.rcf")
+    fresh = Forest(num_trees=3, sample_size=16, shingle_size=2, time_decay=0.01, random_state=5).fit(rows[:60])
+    fresh.update(rows[60:140])
+    _assert_same_arrays(restored, fresh)
+    assert restored.points_seen_ == fresh.points_seen_ == 139
+    np.testing.assert_array_equal(restored.score_update(rows[140:]), fresh.score_update(rows[140:]))
+    restored.save(tmp_path / "model.rcf")
+    _assert_same_arrays(Forest.load(tmp_path / "model.rcf"), fresh)
+
+
 def test_a_saved_member_holds_the_bytes_numpy_saves(tmp_path, data):
     """Saving streams each array through the compressor; the members are still np.save's bytes."""
     from rcforest import _state
@@ -274,7 +364,7 @@ def test_load_refuses_corrupt_and_future_models(tmp_path, data):
         Forest.load(rewrite("broken.rcf", break_links))
 
     def drop_array(item, content):
-        return content if item != "tree.mass.npy" else b"\x93NUMPY garbage"
+        return content if item != "tree.leaf_mass.npy" else b"\x93NUMPY garbage"
 
     with pytest.raises(ValueError):
         Forest.load(rewrite("truncated.rcf", drop_array))

@@ -7,18 +7,21 @@ timeout, so that a regression fails the test instead of stalling the suite.
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from rcforest import Forest, _format
+from rcforest import Forest, _format, _state
 
 TIMEOUT = 300
+FIXTURES = Path(__file__).resolve().parent / "data"
 
 
 def _bounded(code, timeout=TIMEOUT):
@@ -66,6 +69,14 @@ def saved(tmp_path):
     return path
 
 
+@pytest.fixture
+def saved_v1(tmp_path):
+    """A model file of format version 1 (every tree array stored), saved by rcforest 0.1.0."""
+    path = tmp_path / "model-v1.rcf"
+    shutil.copy(FIXTURES / "forest-v1.rcf", path)
+    return path
+
+
 def _free_slot(arrays):
     """(tree, node) of a free node slot."""
     return 0, int(arrays["tree.free_stack"][0, 0])
@@ -80,16 +91,40 @@ def _root(arrays):
     return 0, int(arrays["tree.root"][0])
 
 
+def _add_point(arrays):
+    arrays["tree.points"] = np.vstack([arrays["tree.points"], arrays["tree.points"][:1] + 1.0])
+
+
 # Each damage is (description, function changing header and arrays in place).
 DAMAGES = [
     ("free slot pointing far away", lambda h, a: a["tree.left"].__setitem__(_free_slot(a), 2**30)),
-    ("free slot with a parent", lambda h, a: a["tree.parent"].__setitem__(_free_slot(a), 0)),
-    ("free slot with a box", lambda h, a: a["tree.box_max"].__setitem__((*_free_slot(a), 0), 1.0)),
-    ("huge leaf range_sum", lambda h, a: a["tree.range_sum"].__setitem__(_leaf(a), 1e300)),
+    ("free slot with a point", lambda h, a: a["tree.point"].__setitem__(_free_slot(a), 0)),
+    ("free slot with a mass", lambda h, a: a["tree.leaf_mass"].__setitem__(_free_slot(a), 1)),
+    ("free slot with a cut", lambda h, a: a["tree.cut_value"].__setitem__(_free_slot(a), 0.5)),
+    ("free stack listing the root", lambda h, a: a["tree.free_stack"].__setitem__((0, 0), _root(a)[1])),
+    ("leaf with a point past the table", lambda h, a: a["tree.point"].__setitem__(_leaf(a), len(a["tree.points"]))),
+    ("leaf with a negative point", lambda h, a: a["tree.point"].__setitem__(_leaf(a), -2)),
+    ("leaf without mass", lambda h, a: a["tree.leaf_mass"].__setitem__(_leaf(a), 0)),
+    ("leaf with a huge mass", lambda h, a: a["tree.leaf_mass"].__setitem__(_leaf(a), 2**62)),
+    ("leaf with a cut", lambda h, a: a["tree.cut_dim"].__setitem__(_leaf(a), 0)),
+    ("leaf with a child", lambda h, a: a["tree.right"].__setitem__(_leaf(a), _root(a)[1])),
+    ("leaf holding another point", lambda h, a: a["tree.point"].__setitem__(_leaf(a), int(a["tree.point"][1].max()))),
+    ("internal node with a point", lambda h, a: a["tree.point"].__setitem__(_root(a), 0)),
+    ("internal node with a mass", lambda h, a: a["tree.leaf_mass"].__setitem__(_root(a), 1)),
+    ("cut dimension past the points'", lambda h, a: a["tree.cut_dim"].__setitem__(_root(a), 4)),
+    ("a child that is the root", lambda h, a: a["tree.right"].__setitem__(_root(a), _root(a)[1])),
+    ("both children the same", lambda h, a: a["tree.right"].__setitem__(_root(a), a["tree.left"][_root(a)])),
+    ("root out of range", lambda h, a: a["tree.root"].__setitem__(0, 2**30)),
+    ("a point in no tree", lambda h, a: _add_point(a)),
+    ("a point beyond the bound", lambda h, a: a["tree.points"].__setitem__((0, 0), 1e200)),
+    ("NaN in a point", lambda h, a: a["tree.points"].__setitem__((0, 0), np.nan)),
+    ("points of another dimension", lambda h, a: a.__setitem__("tree.points", a["tree.points"][:, :3].copy())),
     ("NaN cut value", lambda h, a: a["tree.cut_value"].__setitem__(_root(a), np.nan)),
     ("NaN heap weight", lambda h, a: a["tree.heap_weight"].__setitem__((0, 3), np.nan)),
+    ("heap leaf that is no leaf", lambda h, a: a["tree.heap_leaf"].__setitem__((0, 3), _root(a)[1])),
     ("NaN in the stream tail", lambda h, a: a["tail"].__setitem__((0, 0), np.nan)),
     ("version true", lambda h, a: h.__setitem__("version", True)),
+    ("version 1 with version 2 arrays", lambda h, a: h.__setitem__("version", 1)),
     ("columns as a string", lambda h, a: h["params"].__setitem__("columns", "ab")),
     ("columns as numbers", lambda h, a: h["params"].__setitem__("columns", [1, 2])),
     ("points_seen as text", lambda h, a: h["params"].__setitem__("points_seen", "60")),
@@ -97,17 +132,48 @@ DAMAGES = [
     ("8 TiB of trees", lambda h, a: h["params"].__setitem__("num_trees", 2**40)),
     ("params as a list", lambda h, a: h.__setitem__("params", [1])),
     ("a tree array as float", lambda h, a: a.__setitem__("tree.left", a["tree.left"].astype(float))),
+    ("a missing array", lambda h, a: a.pop("tree.leaf_mass")),
+    ("a missing point table", lambda h, a: a.pop("tree.points")),
+]
+
+# The same for a version 1 file, which stores every tree array.
+DAMAGES_V1 = [
+    ("free slot pointing far away", lambda h, a: a["tree.left"].__setitem__(_free_slot(a), 2**30)),
+    ("free slot with a parent", lambda h, a: a["tree.parent"].__setitem__(_free_slot(a), 0)),
+    ("free slot with a box", lambda h, a: a["tree.box_max"].__setitem__((*_free_slot(a), 0), 1.0)),
+    ("huge leaf range_sum", lambda h, a: a["tree.range_sum"].__setitem__(_leaf(a), 1e300)),
+    ("a box that is not its children's", lambda h, a: a["tree.box_max"].__setitem__((*_root(a), 0), 99.0)),
+    ("NaN cut value", lambda h, a: a["tree.cut_value"].__setitem__(_root(a), np.nan)),
+    ("NaN heap weight", lambda h, a: a["tree.heap_weight"].__setitem__((0, 3), np.nan)),
+    ("NaN in the stream tail", lambda h, a: a["tail"].__setitem__((0, 0), np.nan)),
+    ("version 2 with version 1 arrays", lambda h, a: h.__setitem__("version", 2)),
+    ("a tree array as float", lambda h, a: a.__setitem__("tree.left", a["tree.left"].astype(float))),
     ("a missing array", lambda h, a: a.pop("tree.mass")),
 ]
 
 
+def _refused_after(path, damage):
+    header, arrays = _members(path)
+    damage(header, arrays)
+    _rewrite(path, header, arrays)
+    with pytest.raises(ValueError, match="model"):
+        Forest.load(path)
+
+
+def test_the_saved_files_load_undamaged(saved, saved_v1):
+    for path in (saved, saved_v1):
+        _rewrite(path, *_members(path))
+        Forest.load(path)
+
+
 @pytest.mark.parametrize("damage", [d for _, d in DAMAGES], ids=[name for name, _ in DAMAGES])
 def test_a_damaged_model_file_is_refused(saved, damage):
-    header, arrays = _members(saved)
-    damage(header, arrays)
-    _rewrite(saved, header, arrays)
-    with pytest.raises(ValueError, match="model"):
-        Forest.load(saved)
+    _refused_after(saved, damage)
+
+
+@pytest.mark.parametrize("damage", [d for _, d in DAMAGES_V1], ids=[name for name, _ in DAMAGES_V1])
+def test_a_damaged_version_1_model_file_is_refused(saved_v1, damage):
+    _refused_after(saved_v1, damage)
 
 
 def test_deeply_nested_json_in_the_header_is_refused(saved):
@@ -201,18 +267,19 @@ def test_a_header_declaring_8_tib_is_refused(saved):
         Forest.load(saved)
 
 
-def test_a_member_declaring_8_tib_is_refused_before_reading(saved):
+@pytest.mark.parametrize("name", ["tree.points", "tree.cut_value"])
+def test_a_member_declaring_8_tib_is_refused_before_reading(saved, name):
     header, arrays = _members(saved)
-    del arrays["tree.box_min"]
-    _rewrite(saved, header, arrays, extra=[("tree.box_min.npy", _npy_header((2**40,)) + bytes(64))])
-    with pytest.raises(ValueError, match="box_min"):
+    del arrays[name]
+    _rewrite(saved, header, arrays, extra=[(f"{name}.npy", _npy_header((2**40,)) + bytes(64))])
+    with pytest.raises(ValueError, match=name):
         Forest.load(saved)
 
 
 def test_the_format_reads_only_the_bytes_it_is_allowed(saved):
-    _, arrays = _format.read(str(saved), budget=100)
+    _, arrays, _ = _format.read(str(saved), _state.READ_VERSIONS, budget=100)
     with pytest.raises(ValueError, match="more than the 100 left"):
-        arrays["tree.box_min"]
+        arrays["tree.points"]
 
 
 FUZZ = """
@@ -271,8 +338,10 @@ print(json.dumps(outcome))
 """
 
 
-def test_every_mutated_model_file_loads_into_a_working_model_or_is_refused(saved):
-    out = _bounded(FUZZ.replace("sys.argv[1], int(sys.argv[2]), int(sys.argv[3])", f"{str(saved)!r}, 0, 600"))
+@pytest.mark.parametrize("version", [2, 1])
+def test_every_mutated_model_file_loads_into_a_working_model_or_is_refused(saved, saved_v1, version):
+    path = saved if version == 2 else saved_v1
+    out = _bounded(FUZZ.replace("sys.argv[1], int(sys.argv[2]), int(sys.argv[3])", f"{str(path)!r}, 0, 600"))
     outcome = json.loads(out.splitlines()[-1])
     assert outcome["refused"] > 300 and outcome["loaded"] > 10, outcome
 

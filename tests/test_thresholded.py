@@ -275,25 +275,50 @@ def _fixture_series():
     return x
 
 
-def test_files_saved_by_the_first_version_still_load(tmp_path):
-    # thresholded-v1.zip: ThresholdedForest(shingle_size=4, num_trees=3, sample_size=16, random_state=3)
-    # after the first 200 rows, saved by rcforest 0.1.0 with the single-module detector.
+@pytest.mark.parametrize("name", ["thresholded-v1.zip", "thresholded-v2.zip"])
+def test_files_saved_by_earlier_versions_still_load(tmp_path, name):
+    # ThresholdedForest(shingle_size=4, num_trees=3, sample_size=16, random_state=3) after the first 200 rows,
+    # saved by rcforest 0.1.0: v1 with the single-module detector, v2 with the thresholder's likelihood state;
+    # both with every array of the forest's trees (forest layout version 1).
     x = _fixture_series()
-    restored = ThresholdedForest.load(FIXTURES / "thresholded-v1.zip")
+    restored = ThresholdedForest.load(FIXTURES / name)
     assert restored.rows_seen_ == 200 and restored.period_ == 20 and restored.shingle_size_ == 4
     fresh = ThresholdedForest(shingle_size=4, num_trees=3, sample_size=16, random_state=3)
     fresh.run(x[:200])
     fresh.save(tmp_path / "again.zip")
-    # The forest, history and transform statistics are saved as they were, array for array.
-    with zipfile.ZipFile(FIXTURES / "thresholded-v1.zip") as old, zipfile.ZipFile(tmp_path / "again.zip") as new:
-        arrays = [name for name in old.namelist() if name.endswith(".npy")]
-        assert arrays == [name for name in new.namelist() if name.endswith(".npy")]
-        for name in arrays:
-            assert old.read(name) == new.read(name), name
+    # The history and transform statistics are saved as they were, array for array; the forest holds
+    # the same trees, now stored as structure and points.
+    with zipfile.ZipFile(FIXTURES / name) as old, zipfile.ZipFile(tmp_path / "again.zip") as new:
+        arrays = [name for name in old.namelist() if name.endswith(".npy") and not name.startswith("forest/")]
+        assert arrays == ["history.npy", "mean.npy", "scale.npy", "residual.npy"]
+        for member in arrays:
+            assert old.read(member) == new.read(member), member
+        assert "forest/tree.box_min.npy" in old.namelist() and "forest/tree.points.npy" in new.namelist()
+    for field in fresh.forest_._trees._fields:
+        got, expected = getattr(restored.forest_._trees, field), getattr(fresh.forest_._trees, field)
+        assert got.tobytes() == expected.tobytes(), field
     # The restored detector continues as one that saw the same rows.
     got = restored.run(x[200:])
     pd.testing.assert_frame_equal(got, fresh.run(x[200:]), check_exact=True)
     assert got.index[got["grade"] > 0].tolist() == [230]
+
+
+def test_a_saved_detector_continues_bit_identically(tmp_path):
+    x = _fixture_series()
+    detector = ThresholdedForest(shingle_size=4, num_trees=3, sample_size=16, random_state=3)
+    detector.run(x[:200])
+    detector.save(tmp_path / "detector.zip")
+    restored = ThresholdedForest.load(tmp_path / "detector.zip")
+    for field in detector.forest_._trees._fields:
+        got, expected = getattr(restored.forest_._trees, field), getattr(detector.forest_._trees, field)
+        assert got.tobytes() == expected.tobytes(), field
+    pd.testing.assert_frame_equal(restored.run(x[200:]), detector.run(x[200:]), check_exact=True)
+    restored.save(tmp_path / "restored.zip")
+    detector.save(tmp_path / "detector.zip")
+    with zipfile.ZipFile(tmp_path / "restored.zip") as one, zipfile.ZipFile(tmp_path / "detector.zip") as other:
+        assert one.namelist() == other.namelist()
+        for member in one.namelist():
+            assert one.read(member) == other.read(member), member
 
 
 def test_save_and_load_before_any_data(tmp_path):

@@ -5,7 +5,9 @@ import subprocess
 import sys
 
 _LATER_PROCESS = """
+import os
 import sys
+import tempfile
 import numba
 import numpy as np
 import rcforest
@@ -19,6 +21,9 @@ forest.attribution(X[:5])
 forest.score_update(X[:50])
 forest.score_update(X[:1], kind="displacement")
 ThresholdedForest(num_trees=10, sample_size=32).run(X[:, 0])
+with tempfile.TemporaryDirectory() as folder:
+    forest.save(os.path.join(folder, "model.rcf"))
+    Forest.load(os.path.join(folder, "model.rcf"))
 compiled = sorted(
     f"{name}.{attr}"
     for name, module in sys.modules.items()

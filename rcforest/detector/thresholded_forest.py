@@ -68,9 +68,12 @@ from rcforest.forest import Forest
 __all__ = ["ThresholdedForest"]
 
 FORMAT_NAME = "rcforest-thresholded"
-FORMAT_VERSION = 2
-"""Version 2 adds the thresholder's likelihood state; files of version 1 still load (without it)."""
-READ_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+"""Version 2 adds the thresholder's likelihood state; files of version 1 still load (without it).
+Version 3 stores the forest in its version 2 layout (:mod:`rcforest._state`)."""
+READ_VERSIONS = (1, 2, 3)
+_FOREST_VERSIONS = {1: 1, 2: 1, 3: _state.VERSION}
+"""The layout of the forest's arrays in a detector file of each version."""
 # The forest's arrays sit in a detector file under this prefix.
 _FOREST_PREFIX = "forest/"
 BATCH_ROWS = 32
@@ -485,7 +488,7 @@ class ThresholdedForest:
             forest, forest_arrays = _state.to_arrays(self.forest_._parts())
             arrays.update({f"{_FOREST_PREFIX}{name}": value for name, value in forest_arrays.items()})
         header = {"detector": state, "forest": forest}
-        _format.write(os.fspath(path), header, arrays, kind=FORMAT_NAME, version=FORMAT_VERSION)
+        _format.write(os.fspath(path), header, arrays, FORMAT_VERSION, kind=FORMAT_NAME)
 
     def _restore(self, state, arrays):
         """Set the fitted state from a saved header and arrays, checking that they agree."""
@@ -540,12 +543,13 @@ class ThresholdedForest:
             If the file is not a saved detector or is inconsistent.
         """
         path = os.fspath(path)
-        header, arrays = _format.read(path, kind=FORMAT_NAME, version=READ_VERSIONS)
+        header, arrays, version = _format.read(path, READ_VERSIONS, kind=FORMAT_NAME)
         try:
             state = header["detector"]
             detector = cls(**state["params"])
             if header["forest"] is not None:
-                parts = _state.from_arrays(header["forest"], _format.Prefixed(arrays, _FOREST_PREFIX))
+                forest_arrays = _format.Prefixed(arrays, _FOREST_PREFIX)
+                parts = _state.from_arrays(header["forest"], forest_arrays, _FOREST_VERSIONS[version])
                 detector.forest_ = Forest._from_parts(parts, n_jobs=detector.n_jobs)
             detector._restore(state, arrays)
         except (KeyError, TypeError, ValueError) as error:
