@@ -103,9 +103,9 @@ def layout(num_trees, sample_size, num_nodes, dim):
 def extract(trees):
     """The stored form of ``trees``.
 
-    Arrays that the file keeps as they are in memory are not copied; the
-    point table is built a tree at a time, so saving needs little more
-    memory than the table itself.
+    Arrays that the file keeps as they are in memory are not copied, and the
+    points are told apart by their bytes' hash (and their bytes where two
+    hashes agree): saving needs little more memory than the table itself.
 
     Parameters
     ----------
@@ -118,13 +118,20 @@ def extract(trees):
     num_trees, num_nodes, dim = trees.box_min.shape
     leaf = (trees.left == -1) & (trees.mass > 0)
     point = np.full((num_trees, num_nodes), -1, np.int32)
-    rows = {}  # a point's bytes -> its row in the table
-    width = dim * trees.box_min.itemsize
+    first = {}  # the hash of a point's bytes -> the row of the first point with that hash
+    collided = {}  # a point's bytes -> its row, for a point whose hash an earlier point has
+    sources = []  # each row's point: a view into the trees
     for t in range(num_trees):
-        nodes = np.flatnonzero(leaf[t])
-        data = trees.box_min[t, nodes].tobytes()
-        point[t, nodes] = [rows.setdefault(data[i : i + width], len(rows)) for i in range(0, len(data), width)]
-    points = np.frombuffer(b"".join(rows), np.float64).reshape(len(rows), dim).copy()
+        for node in np.flatnonzero(leaf[t]):
+            value = trees.box_min[t, node]
+            data = value.tobytes()
+            row = first.setdefault(hash(data), len(sources))
+            if row < len(sources) and sources[row].tobytes() != data:
+                row = collided.setdefault(data, len(sources))
+            if row == len(sources):
+                sources.append(value)
+            point[t, node] = row
+    points = np.array(sources) if sources else np.empty((0, dim))
     return StoredTrees(
         left=trees.left,
         right=trees.right,

@@ -257,6 +257,19 @@ def test_the_model_file_keeps_each_distinct_point_once_and_no_box(tmp_path):
     assert {row.tobytes() for row in points} == distinct
 
 
+def test_points_whose_hashes_agree_are_kept_apart(tmp_path, monkeypatch):
+    from rcforest import _stored
+
+    forest = Forest(num_trees=12, sample_size=32, shingle_size=2, random_state=4).update(_repeating_rows(3))
+    forest.save(tmp_path / "model.rcf")
+    monkeypatch.setattr(_stored, "hash", lambda data: 0, raising=False)  # every point's hash the same
+    forest.save(tmp_path / "collided.rcf")
+    with zipfile.ZipFile(tmp_path / "model.rcf") as one, zipfile.ZipFile(tmp_path / "collided.rcf") as other:
+        assert one.read("tree.points.npy") == other.read("tree.points.npy")
+        assert one.read("tree.point.npy") == other.read("tree.point.npy")
+    _assert_same_arrays(Forest.load(tmp_path / "collided.rcf"), forest)
+
+
 def test_negative_zero_is_read_as_zero(tmp_path):
     # Trees tell no -0.0 from 0.0: each box would keep the zero it saw first, which no file could rebuild.
     forest = Forest(num_trees=20, sample_size=4, shingle_size=2, random_state=0).update([[-0.0], [0.0], [-0.0]])
