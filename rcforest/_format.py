@@ -59,7 +59,9 @@ def write(path, params, arrays, version, kind=FORMAT_NAME):
     header = {"format": kind, "version": version, "rcforest": __version__, "params": params}
     with atomic_write(path) as stream:
         with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-            archive.writestr(_HEADER, json.dumps(header, indent=1))
+            # Dated like the array members (zipfile's default of 1980), so that a
+            # state saved twice is the same bytes whenever it is saved.
+            archive.writestr(zipfile.ZipInfo(_HEADER), json.dumps(header, indent=1), zipfile.ZIP_DEFLATED, 1)
             for name, value in arrays.items():
                 with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
                     _write_npy(member, value)

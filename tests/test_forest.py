@@ -319,6 +319,16 @@ def test_a_saved_member_holds_the_bytes_numpy_saves(tmp_path, data):
             assert archive.read(f"{name}.npy") == expected.getvalue(), name
 
 
+def test_a_forest_saved_at_two_times_is_the_same_bytes(tmp_path, data, monkeypatch):
+    import time
+
+    forest = Forest(num_trees=4, sample_size=16, random_state=2).fit(data[:100])
+    for name, now in (("early.rcf", 1e9), ("late.rcf", 2e9)):
+        monkeypatch.setattr(time, "time", lambda now=now: now)
+        forest.save(tmp_path / name)
+    assert (tmp_path / "early.rcf").read_bytes() == (tmp_path / "late.rcf").read_bytes()
+
+
 def test_unfitted_forest_round_trips(tmp_path):
     forest = Forest(num_trees=3, sample_size=8)
     forest.save(tmp_path / "empty.rcf")
