@@ -174,8 +174,8 @@ def _memory_rows(repeat):
             f"{rc_mem['peak_rss_mb']:.0f}",
             f"krcf {kr_mem['peak_rss_mb']:.0f}",
             "",
-            "report",
-            None,
+            "<= 200 MB",
+            rc_mem["peak_rss_mb"] <= 200,
         )
     )
     rows.append(
@@ -184,8 +184,8 @@ def _memory_rows(repeat):
             f"{rc_mem['file_mb']:.2f} (arrays {rc_mem['model_mb']:.1f})",
             f"krcf msgpack {kr_mem['file_mb']:.2f}, json {kr_mem['json_mb']:.2f}",
             f"{rc_mem['file_mb'] / kr_mem['file_mb']:.2f}x krcf",
-            "report",
-            None,
+            "<= 5 MB (arrays <= 20 MB)",
+            rc_mem["file_mb"] <= 5 and rc_mem["model_mb"] <= 20,
         )
     )
     return rows
