@@ -373,6 +373,7 @@ paths = [("detector", k) for k in ("rows_seen_", "period_", "shingle_size_")]
 paths += [("detector", "stats", k) for k in ("mean", "var", "count")]
 paths += [("detector", "anomaly", k) for k in ("active", "peak", "quiet", "since", "last_strength", "since_alert")]
 arrays = ["history.npy", "mean.npy", "scale.npy", "residual.npy"]
+arrays += [f"forest/tree.{name}.npy" for name in ("left", "cut_value", "point", "leaf_mass", "points", "heap_weight")]
 series = 10 * np.sin(2 * np.pi * np.arange(80) / 50)
 outcome = {"refused": 0, "loaded": 0}
 for trial in range(trials):
@@ -388,7 +389,11 @@ for trial in range(trials):
     else:
         name = arrays[rng.integers(len(arrays))]
         array = np.load(io.BytesIO(mutated[name]), allow_pickle=False).copy()
-        array.flat[rng.integers(array.size)] = numbers[rng.integers(len(numbers))]
+        value = numbers[rng.integers(len(numbers))]
+        if array.dtype.kind in "iu":  # the forest's links, rows and masses: an integer in the dtype's range
+            info = np.iinfo(array.dtype)
+            value = int(np.clip(value, info.min, info.max)) if np.isfinite(value) and value == int(value) else 3
+        array.flat[rng.integers(array.size)] = value
         buffer = io.BytesIO()
         np.save(buffer, array, allow_pickle=False)
         mutated[name] = buffer.getvalue()
