@@ -10,6 +10,8 @@ import numba
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rcforest import Forest
 from rcforest._core import shingle
@@ -239,6 +241,31 @@ def test_a_loaded_forest_holds_the_arrays_it_was_saved_with_and_continues_identi
     loaded.save(tmp_path / "again.rcf")
     assert (tmp_path / "again.rcf").read_bytes() != (tmp_path / "model.rcf").read_bytes()
     _assert_same_arrays(Forest.load(tmp_path / "again.rcf"), forest)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(st.integers(-3, 3), min_size=1, max_size=120),
+    shingle_size=st.integers(1, 3),
+    sample_size=st.integers(1, 12),
+    time_decay=st.sampled_from([0.0, 0.05, 2.0]),
+    seed=st.integers(0, 2**16),
+)
+def test_any_stream_saved_and_loaded_gives_the_same_arrays(
+    tmp_path_factory, values, shingle_size, sample_size, time_decay, seed
+):
+    # Small integers repeat: leaves of any mass, insertions and deletions of duplicates, -0.0 among the values.
+    forest = Forest(
+        num_trees=3, sample_size=sample_size, shingle_size=shingle_size, time_decay=time_decay, random_state=seed
+    )
+    forest.update(np.asarray(values, dtype=float) / 2)
+    path = tmp_path_factory.mktemp("model") / "model.rcf"
+    forest.save(path)
+    loaded = Forest.load(path)
+    _assert_same_arrays(loaded, forest)
+    more = np.arange(10.0) % 3
+    np.testing.assert_array_equal(loaded.score_update(more), forest.score_update(more))
+    _assert_same_arrays(loaded, forest)
 
 
 def test_the_model_file_keeps_each_distinct_point_once_and_no_box(tmp_path):
