@@ -68,7 +68,7 @@ def write(path, params, arrays, version, kind=FORMAT_NAME):
 
 
 _WRITE_BYTES = 1 << 20
-"""Bytes of an array handed to the compressor at a time."""
+"""Bytes of an array handed to the compressor (or read back from it) at a time."""
 
 
 def _write_npy(stream, value):
@@ -83,6 +83,22 @@ def _write_npy(stream, value):
     data = memoryview(value.reshape(-1)).cast("B")
     for start in range(0, len(data), _WRITE_BYTES):
         stream.write(data[start : start + _WRITE_BYTES])
+
+
+def _read_into(stream, buffer):
+    """Fill ``buffer`` from ``stream`` a slice at a time; return the bytes read.
+
+    Reading needs no second copy of a large array: each slice is
+    decompressed and copied into place.
+    """
+    filled = 0
+    while filled < len(buffer):
+        data = stream.read(min(_WRITE_BYTES, len(buffer) - filled))
+        if not data:
+            break
+        buffer[filled : filled + len(data)] = data
+        filled += len(data)
+    return filled
 
 
 _DAMAGED = (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError)
@@ -172,13 +188,14 @@ class Arrays(Mapping):
                     if size > self._budget:
                         raise ValueError(f"member {name}.npy takes {size} bytes, more than the {self._budget} left")
                     self._budget -= size
-                    data = stream.read(size)
+                    value = np.empty(shape, dtype)
+                    filled = _read_into(stream, memoryview(value.reshape(-1)).cast("B"))
                     stream.read(1)  # reach the end, where the checksum is checked
         except _DAMAGED as error:
             raise ValueError(f"member {name}.npy is damaged ({type(error).__name__}: {error})") from None
-        if len(data) != size:
+        if filled != size:
             raise ValueError(f"member {name}.npy is truncated")
-        return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+        return value
 
 
 class Prefixed(Mapping):

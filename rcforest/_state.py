@@ -256,8 +256,8 @@ def _check_values(trees):
             | (trees.box_max != 0).any(axis=2)
         ),
         "a leaf has a cut or a range": leaf & ((trees.cut_dim != -1) | (trees.cut_value != 0) | (trees.range_sum != 0)),
-        f"a box is not finite or beyond {MAX_ABS_VALUE:g}": ~(np.abs(trees.box_min) <= MAX_ABS_VALUE).all(axis=2)
-        | ~(np.abs(trees.box_max) <= MAX_ABS_VALUE).all(axis=2),
+        f"a box is not finite or beyond {MAX_ABS_VALUE:g}": ~_within_bound(trees.box_min).all(axis=2)
+        | ~_within_bound(trees.box_max).all(axis=2),
         "a cut value is not finite": internal & ~np.isfinite(trees.cut_value),
     }
     for message, bad in checks.items():
@@ -267,3 +267,11 @@ def _check_values(trees):
     bad = in_heap & np.isnan(trees.heap_weight)
     if bad.any():
         raise ValueError(f"tree {int(np.argwhere(bad)[0][0])} is inconsistent: a reservoir weight is NaN")
+
+
+def _within_bound(values):
+    """Where ``values`` are at most :data:`rcforest._core.MAX_ABS_VALUE` in magnitude (NaN is not).
+
+    Two comparisons rather than ``abs``: no float copy of a forest's boxes.
+    """
+    return (values >= -MAX_ABS_VALUE) & (values <= MAX_ABS_VALUE)
