@@ -136,7 +136,7 @@ def from_arrays(params, arrays, version):
         trees = read_trees(arrays, checked["num_trees"], checked["sample_size"], checked["shingle_size"] * n_features)
         _check_trees(trees)
         tail = without_negative_zeros(_array(arrays, "tail", np.float64, (range(checked["shingle_size"]), n_features)))
-        if not (np.abs(tail) <= MAX_ABS_VALUE).all():
+        if not _within_bound(tail).all():
             raise ValueError(f"the stream tail holds NaN, infinite or values beyond {MAX_ABS_VALUE:g}")
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"inconsistent forest: {error}") from None
@@ -212,7 +212,7 @@ def _trees_v2(arrays, num_trees, sample_size, dim):
     shapes = _stored.layout(num_trees, sample_size, nodes_per_tree(sample_size), dim)
     stored = {k: _array(arrays, f"tree.{k}", *v) for k, v in shapes.items()}
     stored["points"] = without_negative_zeros(stored["points"])
-    if not (np.abs(stored["points"]) <= MAX_ABS_VALUE).all():
+    if not _within_bound(stored["points"]).all():
         raise ValueError(f"a stored point holds NaN, infinite or values beyond {MAX_ABS_VALUE:g}")
     return _stored.assemble(_stored.StoredTrees(**stored))
 
