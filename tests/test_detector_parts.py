@@ -5,7 +5,16 @@ import math
 import numpy as np
 import pytest
 
-from rcforest.detector.alerts import ALERT_MEMORY, STRONG, WEAK_DEVIATION, WEAK_GRADE, AlertPolicy
+from rcforest.detector.alerts import (
+    ALERT_MEMORY,
+    ESCALATION,
+    REPEAT,
+    REPEAT_MEMORY,
+    STRONG,
+    WEAK_DEVIATION,
+    WEAK_GRADE,
+    AlertPolicy,
+)
 from rcforest.detector.preprocess import Preprocessor, shingle_size_for
 from rcforest.detector.thresholder import (
     INITIAL_THRESHOLD,
@@ -20,7 +29,7 @@ from rcforest.detector.thresholder import (
 
 
 def _explanation(deviation, actual=10.0, expected=0.0):
-    return {"deviation": deviation, "actual": actual, "expected_value": expected}
+    return {"deviation": deviation, "actual": actual, "expected_value": expected, "column": 0, "residual": 1.0}
 
 
 def test_thresholder_ramps_in_then_follows_mean_and_deviation():
@@ -78,8 +87,8 @@ def test_a_likely_anomaly_needs_a_larger_deviation_and_skips_the_after_shock_bar
         policy.decide(0.0, 0.5, 8, lambda: _explanation(9.0))
     assert policy.bar() > 1
     below = WEAK_DEVIATION * 5.0 - 0.1
-    assert policy.decide(0.0, 0.9, 8, lambda: _explanation(below), likely=0.2) == (0.0, None)
-    alert, explanation = policy.decide(0.0, 0.9, 8, lambda: _explanation(below + 0.2), likely=0.2)
+    assert policy.decide(0.0, 0.9, 8, lambda: _explanation(below, actual=30.0), likely=0.2) == (0.0, None)
+    alert, explanation = policy.decide(0.0, 0.9, 8, lambda: _explanation(below + 0.2, actual=30.0), likely=0.2)
     assert alert >= 0.2 and explanation is not None
     assert policy.active and policy.bar() == 1.0
 
@@ -126,19 +135,72 @@ def test_after_an_alert_a_new_anomaly_must_be_about_as_strong():
     assert not policy.active
     bar = policy.bar()
     assert bar == pytest.approx(1 + 2 * math.exp(-10 / ALERT_MEMORY))
-    assert policy.decide(0.6, bar - 0.1, 8, lambda: _explanation(9.0))[0] == 0.0  # an after-shock
-    assert policy.decide(1.0, bar + 0.5, 8, lambda: _explanation(9.0))[0] > 0  # stronger: a new anomaly
+    assert policy.decide(0.6, bar - 0.1, 8, lambda: _explanation(9.0, actual=30.0))[0] == 0.0  # an after-shock
+    assert policy.decide(1.0, bar + 0.5, 8, lambda: _explanation(9.0, actual=30.0))[0] > 0  # stronger: a new anomaly
 
 
-def test_alert_policy_state_round_trips_and_reads_the_first_version():
+def test_an_anomaly_clearly_worse_than_reported_is_reported_again_after_a_shingle():
+    policy = AlertPolicy(min_deviation=5.0, ignore_relative=0.0)
+    # First reported weakly: score grade 0.1, deviation 6 -> grade 0.1.
+    assert policy.decide(0.1, 1.05, 8, lambda: _explanation(6.0)) == (0.1, _explanation(6.0))
+    # Within the shingle, a far larger departure is part of the same report.
+    for _ in range(7):
+        assert policy.decide(0.2, 1.1, 8, lambda: _explanation(13.0, actual=20.0))[0] == 0.0
+    # A shingle after the report, a row that would be graded ESCALATION more is reported again,
+    # by its deviation as much as by its score.
+    assert policy.decide(0.2, 1.1, 8, lambda: _explanation(6.0 + 10 * (ESCALATION - 0.01)))[0] == 0.0
+    alert, _ = policy.decide(0.2, 1.1, 8, lambda: _explanation(13.0, actual=20.0))
+    assert alert == pytest.approx(0.8) and policy.reported == alert and policy.since == 0
+    # Reported at 0.8, it cannot get clearly worse: the rows are not even explained.
+    for _ in range(20):
+        assert policy.decide(1.0, 2.0, 8, lambda: pytest.fail("explained"))[0] == 0.0
+
+
+def test_a_new_anomaly_repeating_a_reported_departure_is_not_reported():
+    policy = AlertPolicy(min_deviation=5.0, ignore_relative=0.0)
+
+    def anomaly(actual, expected=0.0, quiet=8):
+        alert = policy.decide(1.0, 2.0, 8, lambda: _explanation(9.0, actual, expected))[0]
+        for _ in range(quiet + ALERT_MEMORY * 4):  # the anomaly ends and the after-shock bar decays
+            policy.decide(0.0, 0.5, 8, lambda: pytest.fail("explained"))
+        return alert
+
+    assert anomaly(10.0) > 0
+    # The same departure, to within REPEAT typical residuals in value and in expected value: routine.
+    assert anomaly(10.0 + 0.9 * REPEAT, 0.9 * REPEAT) == 0.0
+    # A departure to another value, or from another expected value, is news.
+    assert anomaly(10.0 + 1.1 * REPEAT) > 0
+    assert anomaly(10.0, -1.1 * REPEAT) > 0
+    # Each repeat refreshes the memory; a departure not seen for REPEAT_MEMORY rows is forgotten.
+    # (Each call above takes `rows`; the first departure, seen again by the second call, is still remembered.)
+    rows = 1 + 8 + ALERT_MEMORY * 4
+    assert [age for age, *_ in policy.state()["memory"]] == [3 * rows - 1, 2 * rows - 1, rows - 1]
+    assert 4 * rows - 1 > REPEAT_MEMORY
+    for _ in range(REPEAT_MEMORY):
+        policy.decide(0.0, 0.5, 8, lambda: pytest.fail("explained"))
+    assert policy.state()["memory"] == []
+    assert anomaly(10.0) > 0
+
+
+def test_alert_policy_state_round_trips_and_reads_the_first_versions():
     policy = AlertPolicy(min_deviation=5.0, ignore_relative=0.0)
     policy.decide(1.0, 2.0, 8, lambda: _explanation(9.0))
+    assert len(policy.memory) == 1
     copy = AlertPolicy(5.0, 0.0)
     copy.restore(policy.state())
     assert copy.state() == policy.state()
     old = AlertPolicy(5.0, 0.0)
     old.restore({"active": False, "peak": 0.0, "quiet": 0, "since": 0})  # as rcforest 0.1.0 saved it
-    assert old.bar() == 1.0
+    assert old.bar() == 1.0 and old.memory == []
+    # Format versions 1 to 3 kept the highest score grade of the active anomaly as "peak": it stands for the grade
+    # reported.
+    state = policy.state()
+    del state["reported"], state["memory"]
+    old.restore(dict(state, peak=0.7))
+    assert old.active and old.reported == 0.7 and old.memory == []
+    for bad in ([[0, 0, 1.0]], [[-1, 0, 1.0, 2.0]], [[0, 0, float("nan"), 2.0]], [[0, 0.5, 1.0, 2.0]], "x"):
+        with pytest.raises((TypeError, ValueError)):
+            AlertPolicy(5.0, 0.0).restore(dict(policy.state(), memory=bad))
 
 
 def test_preprocessor_reference_residual_and_imputation():

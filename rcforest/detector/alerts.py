@@ -1,13 +1,14 @@
-"""When a threshold crossing becomes an alert: one alert per anomaly, graded, small deviations ignored."""
+"""When a threshold crossing becomes an alert: one alert per anomaly, graded, small deviations and repeats ignored."""
 
 import math
 
 from rcforest._core import check_float, check_int
+from rcforest.detector.period import HISTORY
 
 __all__ = ["AlertPolicy"]
 
 ESCALATION = 0.25
-"""An ongoing anomaly is reported again when its grade rises this much above its peak, after a full shingle."""
+"""An ongoing anomaly is reported again, after a shingle, when its grade rises this much above the last reported."""
 
 ALERT_MEMORY = 256
 """Rows over which a new anomaly must be about as strong as the last alert (the excess decays over them)."""
@@ -23,6 +24,13 @@ WEAK_DEVIATION = 1.2
 
 DEVIATION_SPAN = 2.0
 """The deviation part of the grade reaches 1 at ``(1 + DEVIATION_SPAN) * min_deviation`` typical residuals."""
+
+REPEAT = 0.5
+"""A new anomaly repeats a reported one when its value and its expected value each lie within this many typical
+residuals of that report's (same column)."""
+
+REPEAT_MEMORY = HISTORY
+"""Rows over which reported departures are remembered (counted from the last time each was seen)."""
 
 
 class AlertPolicy:
@@ -41,8 +49,8 @@ class AlertPolicy:
     ----------
     active : bool
         Whether an anomaly is being reported.
-    peak : float
-        The highest grade seen during the active anomaly.
+    reported : float
+        The grade last reported for the active anomaly.
     quiet : int
         Rows since the active anomaly last crossed the threshold.
     since : int
@@ -51,13 +59,20 @@ class AlertPolicy:
         Score over threshold of the last alert.
     since_alert : int
         Rows since the last alert.
+    memory : list of [int, int, float, float]
+        The departures reported (see :data:`REPEAT_MEMORY`): the row each
+        was last seen (on the policy's clock, ``clock``, of rows decided),
+        column, value and expected value.
 
     Notes
     -----
     An anomaly starts with a reported crossing. Rows that cross the
-    threshold while it lasts are not reported again, unless the grade
-    reaches ``peak + ESCALATION`` at least a shingle after the last report;
-    the anomaly ends after a shingle of rows below the threshold.
+    threshold while it lasts are not reported again, unless, a shingle or
+    more after the last report, the grade the row would be reported with
+    (see :meth:`alert_grade`) reaches the grade last reported plus
+    ``ESCALATION``: a weak first report of an anomaly that then departs
+    much further (a longer or larger event) is followed by a second one.
+    The anomaly ends after a shingle of rows below the threshold.
 
     A new anomaly soon after an alert must be about as strong: its score
     over threshold must reach ``1 + (s - 1) * exp(-rows / ALERT_MEMORY)``,
@@ -66,6 +81,13 @@ class AlertPolicy:
     ``STRONG`` times the threshold is reported even when no single value
     deviates ``min_deviation`` typical residuals (a contextual anomaly: the
     pattern is new, no value is).
+
+    A new anomaly that repeats a departure reported in the last
+    ``REPEAT_MEMORY`` rows (its value and its expected value each within
+    ``REPEAT`` typical residuals of that report's) is not reported again:
+    the user knows of it, and a recurring event the forest cannot learn (a
+    daily job whose time drifts) raises one alert, not one a day. Each
+    repeat refreshes the memory of the departure.
     """
 
     def __init__(self, min_deviation, ignore_relative):
@@ -76,38 +98,61 @@ class AlertPolicy:
     def reset(self):
         """Forget the active anomaly."""
         self.active = False
-        self.peak = 0.0
+        self.reported = 0.0
         self.quiet = 0
         self.since = 0
 
     def forget(self):
-        """Forget the active anomaly and the last alert."""
+        """Forget the active anomaly, the last alert and the departures reported."""
         self.reset()
         self.last_strength = 1.0
         self.since_alert = 0
+        self.clock = 0
+        self.memory = []
 
     def state(self):
-        """The active anomaly, JSON-ready."""
+        """The active anomaly and the memory of alerts, JSON-ready."""
         return {
             "active": self.active,
-            "peak": self.peak,
+            "reported": self.reported,
             "quiet": self.quiet,
             "since": self.since,
             "last_strength": self.last_strength,
             "since_alert": self.since_alert,
+            "memory": [[self.clock - seen, *departure] for seen, *departure in self._remembered()],
         }
 
     def restore(self, state):
-        """Set the active anomaly from :meth:`state`'s output, checked: booleans, finite numbers, counts."""
+        """Set the state from :meth:`state`'s output, checked: booleans, finite numbers, counts.
+
+        States of detector format versions 1 to 3 hold ``peak`` (the highest
+        score grade of the active anomaly) in place of ``reported``, and no
+        memory.
+        The memory holds each departure's age in rows; the clock restarts at 0.
+        """
         if not isinstance(state["active"], bool):
             raise TypeError(f"active must be true or false, got {state['active']!r:.40}")
         self.active = state["active"]
-        self.peak = check_float(state["peak"], "peak", -math.inf)
+        reported = state["reported"] if "reported" in state else state["peak"]
+        self.reported = check_float(reported, "reported", -math.inf)
         self.quiet = check_int(state["quiet"], "quiet", 0)
         self.since = check_int(state["since"], "since", 0)
         # Files of rcforest 0.1.0 have none of these.
         self.last_strength = check_float(state.get("last_strength", 1.0), "last_strength", -math.inf)
         self.since_alert = check_int(state.get("since_alert", 0), "since_alert", 0)
+        memory = state.get("memory", [])
+        if not isinstance(memory, list) or not all(isinstance(entry, list) and len(entry) == 4 for entry in memory):
+            raise ValueError("the memory of alerts must be a list of [age, column, value, expected value]")
+        self.clock = 0
+        self.memory = [
+            [
+                -check_int(age, "an alert's age", 0),
+                check_int(column, "an alert's column", 0),
+                check_float(actual, "an alert's value", -math.inf),
+                check_float(expected, "an alert's expected value", -math.inf),
+            ]
+            for age, column, actual, expected in memory
+        ]
 
     def suppressed(self, explanation, factor=1.0):
         """Whether the explained deviation is too small to report (``factor * min_deviation``, ``ignore_relative``)."""
@@ -115,6 +160,25 @@ class AlertPolicy:
             return True
         deviation = abs(explanation["actual"] - explanation["expected_value"])
         return deviation < self.ignore_relative * abs(explanation["expected_value"])
+
+    def _remembered(self):
+        """The memory without the departures last seen more than :data:`REPEAT_MEMORY` rows ago."""
+        return [entry for entry in self.memory if self.clock - entry[0] <= REPEAT_MEMORY]
+
+    def repeats(self, explanation):
+        """Whether the explained departure repeats one in the memory (which is then seen now)."""
+        self.memory = self._remembered()
+        reach = REPEAT * explanation["residual"]
+        for entry in self.memory:
+            _, column, actual, expected = entry
+            if (
+                column == explanation["column"]
+                and abs(actual - explanation["actual"]) < reach
+                and abs(expected - explanation["expected_value"]) < reach
+            ):
+                entry[0] = self.clock
+                return True
+        return False
 
     def alert_grade(self, grade, explanation):
         """The reported grade: the score's grade, raised for values far from their expected value."""
@@ -157,6 +221,7 @@ class AlertPolicy:
         if self.active:
             self.since += 1
         self.since_alert += 1
+        self.clock += 1
         weak = grade < WEAK_GRADE
         if grade <= 0 and likely > 0:
             grade, strength, weak = likely, 1.0, True
@@ -164,16 +229,22 @@ class AlertPolicy:
             grade = 0.0
         alert, reported = 0.0, None
         if grade > 0:
-            worse = self.active and self.since >= hold and grade >= self.peak + ESCALATION
-            if not self.active or worse:
+            # An ongoing anomaly reported at a grade of 1 - ESCALATION or more cannot get clearly worse.
+            if not self.active or (self.since >= hold and self.reported + ESCALATION <= 1.0):
                 explanation = explain()
-                if strength >= STRONG or not self.suppressed(explanation, WEAK_DEVIATION if weak else 1.0):
-                    alert, reported = self.alert_grade(grade, explanation), explanation
-                    self.active, self.peak, self.quiet, self.since = True, grade, 0, 0
+                graded = self.alert_grade(grade, explanation)
+                if self.active:
+                    report = graded >= self.reported + ESCALATION
+                else:
+                    report = not self.repeats(explanation)
+                if report and (strength >= STRONG or not self.suppressed(explanation, WEAK_DEVIATION if weak else 1.0)):
+                    alert, reported = graded, explanation
+                    departure = [explanation["column"], explanation["actual"], explanation["expected_value"]]
+                    self.memory = [*self._remembered(), [self.clock, *departure]]
+                    self.active, self.reported, self.quiet, self.since = True, graded, 0, 0
                     self.last_strength, self.since_alert = strength, 0
             if self.active:
                 self.quiet = 0
-                self.peak = max(self.peak, grade)
         elif self.active:
             self.quiet += 1
             if self.quiet >= hold:

@@ -35,8 +35,9 @@ def explain(forest, preprocessor, values, row, point, columns):
         ``attribution`` (``"column[t-k]"``, or the column's name for
         shingles of one), ``start_of_anomaly`` (rows back),
         ``expected_value`` (the value of the attributed entry that makes the
-        score lowest), ``column``, ``actual`` (the entry's value) and
-        ``deviation`` (the distance between them, in typical residuals).
+        score lowest), ``column``, ``actual`` (the entry's value),
+        ``deviation`` (the distance between them, in typical residuals) and
+        ``residual`` (the column's typical residual).
     """
     size = preprocessor.shingle_size
     num_columns = values.shape[1]
@@ -78,4 +79,5 @@ def explain(forest, preprocessor, values, row, point, columns):
         "column": int(column),
         "actual": actual,
         "deviation": abs(actual - expected) / preprocessor.residual[column],
+        "residual": float(preprocessor.residual[column]),
     }

@@ -29,8 +29,12 @@ and without looking ahead:
    weak evidence (a likely anomaly whose score stays below the threshold,
    or a crossing graded below 0.1) must deviate 1.2 times as much.
    One alert is raised per anomaly: rows that merely continue it are not
-   graded again unless it gets clearly worse after a full shingle, and a
-   new anomaly soon after an alert must be about as strong as that alert
+   graded again unless, a full shingle or more after its last report, it
+   is clearly worse than reported (its grade 0.25 higher); a new anomaly
+   soon after an alert must be about as strong as that alert; and a new
+   anomaly that repeats a departure reported in the last 4096 rows (its
+   value and expected value each within half a typical residual of that
+   alert's) is not reported again
    (:class:`~rcforest.detector.alerts.AlertPolicy`).
 
 Notes
@@ -68,11 +72,12 @@ from rcforest.forest import Forest
 __all__ = ["ThresholdedForest"]
 
 FORMAT_NAME = "rcforest-thresholded"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """Version 2 adds the thresholder's likelihood state; files of version 1 still load (without it).
-Version 3 stores the forest in its version 2 layout (:mod:`rcforest._state`)."""
-READ_VERSIONS = (1, 2, 3)
-_FOREST_VERSIONS = {1: 1, 2: 1, 3: _state.VERSION}
+Version 3 stores the forest in its version 2 layout (:mod:`rcforest._state`). Version 4 adds the alert
+policy's last reported grade and memory of alerts (files of versions 1 to 3 load without them)."""
+READ_VERSIONS = (1, 2, 3, 4)
+_FOREST_VERSIONS = {1: 1, 2: 1, 3: _state.VERSION, 4: _state.VERSION}
 """The layout of the forest's arrays in a detector file of each version."""
 # The forest's arrays sit in a detector file under this prefix.
 _FOREST_PREFIX = "forest/"
@@ -144,7 +149,7 @@ class ThresholdedForest:
 
     - ``score``: the forest's expected-inverse-depth score (NaN while warming up);
     - ``grade``: in [0, 1]; 0 means no alert. Only the row where an anomaly
-      is first reported (or clearly worsens) is graded. The grade is the
+      is first reported (or is again, clearly worse) is graded. The grade is the
       larger of ``(score - threshold) / (threshold - mean score)`` and
       ``(deviation - min_deviation) / (2 * min_deviation)``, with the
       deviation from the expected value in typical residuals, capped at 1
