@@ -92,7 +92,7 @@ def _fit_stages(data):
         start = time.process_time()
         _kernels.select_sample(trees.rng, trees.heap_weight, rows_kept, trees.heap_size, data.shape[0], 0, 0.0)
         selected = time.process_time()
-        _kernels.build(trees, data, rows_kept)
+        _kernels.build_from_rows(trees, data, rows_kept)
         built = time.process_time()
         best = [min(best[0], selected - start), min(best[1], built - selected)]
     return best

@@ -15,11 +15,11 @@ insertion stops that tree's stream there; :func:`build` leaves the leaf
 import numpy as np
 from numba import njit, prange
 
-from rcforest._jit import JIT
+from rcforest._jit import INLINE, JIT
 from rcforest._rng import uniform
 from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top, rejection_cut, weight_of
 from rcforest._score import attribute_point, displacement_of, score_point
-from rcforest._tree import delete_leaf, insert_point
+from rcforest._tree import box_rows, delete_leaf, insert_point, pack
 
 __all__ = []
 
@@ -96,15 +96,15 @@ def select_sample(rng, heap_weight, heap_row, heap_size, num_rows, sequence_star
 
 
 @njit(**JIT, parallel=True)
-def build(tr, points, heap_row):
+def build(tr, heap_row):
     """Insert each tree's sampled rows and record their leaves in its heap.
 
     Parameters
     ----------
     tr : TreeArrays
         Empty trees whose reservoirs were filled by :func:`select_sample`.
-    points : ndarray of float64, shape (num_rows, dim)
     heap_row : ndarray of int32, shape (num_trees, sample_size)
+        The store row of each reservoir point.
     """
     # Written through a local name: numba's parfor drops stores made to a
     # NamedTuple field directly in a prange body.
@@ -112,18 +112,44 @@ def build(tr, points, heap_row):
     for i in prange(tr.root.shape[0]):
         t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
         for j in range(tr.heap_size[t]):
-            heap_leaf[t, j] = insert_point(tr, t, points[heap_row[t, j]], tr.rng, t)
+            heap_leaf[t, j] = insert_point(tr, t, np.int64(heap_row[t, j]), tr.rng, t)
+
+
+def build_from_rows(tr, points, heap_row):
+    """Build empty trees from the rows their reservoirs kept.
+
+    The rows kept by any tree go to the point store, each once and in
+    order, the trees are built by :func:`build`, and the store is then
+    packed to the distinct points the leaves hold (:func:`rcforest._tree.pack`).
+
+    Parameters
+    ----------
+    tr : TreeArrays
+        Empty trees whose reservoirs were filled by :func:`select_sample`.
+    points : ndarray of float64, shape (num_rows, dim)
+    heap_row : ndarray of int32, shape (num_trees, sample_size)
+        The row of ``points`` of each reservoir point.
+
+    Returns
+    -------
+    TreeArrays
+        The trees, with their store.
+    """
+    kept = np.unique(heap_row[heap_row >= 0])
+    tr = tr._replace(store=np.ascontiguousarray(points[kept]), store_size=np.array([kept.size], np.int64))
+    build(tr, np.searchsorted(kept, heap_row).astype(np.int32))
+    return pack(tr)
 
 
 @njit(**JIT, inline="always")
-def _offer(tr, t, point, w):
-    """Insert ``point`` if tree ``t``'s reservoir admits weight ``w``; False for a corrupt tree."""
+def _offer(tr, t, index, w):
+    """Insert the store's row ``index`` if tree ``t``'s reservoir admits weight ``w``; False for a corrupt tree."""
     verdict = admits(tr.heap_weight, tr.heap_size, t, w)
     if verdict == 0:
         return True
     if verdict == 2 and not delete_leaf(tr, t, tr.heap_leaf[t, 0]):
         return False
-    leaf = insert_point(tr, t, point, tr.rng, t)
+    leaf = insert_point(tr, t, index, tr.rng, t)
     if leaf == -1:
         return False
     if verdict == 1:
@@ -134,66 +160,58 @@ def _offer(tr, t, point, w):
 
 
 @njit(**JIT, inline="always")
-def _displace(tr, t, point, local_rng):
-    """CoDisp and Disp of ``point`` as if inserted into tree ``t``, read-only.
-
-    The insertion's cuts come from a copy of the tree's generator, so the
-    same point in the same tree always gets the same value.
-    """
-    local_rng[0] = tr.rng[t]
-    return displacement_of(tr, t, point, local_rng, np.int64(0))  # int64, as insertion's index
-
-
-@njit(**JIT, inline="always")
-def _stream_tree(tr, t, points, sequence_start, time_decay, score, out):
-    """Feed rows in order through tree ``t``, writing each row's score to ``out`` first if ``score``.
+def _stream_tree(tr, t, points, first, sequence_start, time_decay, score, out):
+    """Feed ``points`` (store rows ``first`` on) through tree ``t``, writing each score to ``out`` first if ``score``.
 
     A corrupt tree stops its stream with NaN in ``out``, whatever ``score``.
     """
     for row in range(points.shape[0]):
-        point = points[row]
         if score:
-            out[row] = score_point(tr, t, point)
+            out[row] = score_point(tr, t, points[row])
         w = draw_weight(tr.rng, t, sequence_start + row, time_decay)
-        if not _offer(tr, t, point, w):
+        if not _offer(tr, t, first + row, w):
             out[row] = np.nan
             return
 
 
 @njit(**JIT, parallel=True)
-def _stream_scores(tr, points, sequence_start, time_decay, score, out):
+def _stream_scores(tr, points, first, sequence_start, time_decay, score, out):
     for i in prange(tr.root.shape[0]):
         t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
-        _stream_tree(tr, t, points, sequence_start, time_decay, score, out[t])
+        _stream_tree(tr, t, points, first, sequence_start, time_decay, score, out[t])
 
 
 @njit(**JIT, inline="always")
-def _stream_displacement_tree(tr, t, points, sequence_start, time_decay, which, out):
-    """Feed rows in order through tree ``t``, writing each row's CoDisp (``which == 0``) or Disp to ``out`` first."""
+def _stream_displacement_tree(tr, t, points, first, sequence_start, time_decay, which, out):
+    """Feed ``points`` (store rows ``first`` on) through tree ``t``, writing each CoDisp (``which == 0``) or Disp."""
     local_rng = np.empty(1, np.uint64)
     for row in range(points.shape[0]):
-        point = points[row]
-        out[row] = _displace(tr, t, point, local_rng)[which]
+        local_rng[0] = tr.rng[t]  # a copy: the same point in the same tree always gets the same value
+        out[row] = displacement_of(tr, t, points[row], local_rng, np.int64(0))[which]
         w = draw_weight(tr.rng, t, sequence_start + row, time_decay)
-        if not _offer(tr, t, point, w):
+        if not _offer(tr, t, first + row, w):
             out[row] = np.nan
             return
 
 
 @njit(**JIT, parallel=True)
-def _stream_displacements(tr, points, sequence_start, time_decay, which, out):
+def _stream_displacements(tr, points, first, sequence_start, time_decay, which, out):
     for i in prange(tr.root.shape[0]):
         t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
-        _stream_displacement_tree(tr, t, points, sequence_start, time_decay, which, out[t])
+        _stream_displacement_tree(tr, t, points, first, sequence_start, time_decay, which, out[t])
 
 
-def stream(tr, points, sequence_start, time_decay, mode, out):
+def stream(tr, points, first, sequence_start, time_decay, mode, out):
     """Feed rows in order through every tree's reservoir, scoring first.
 
     Parameters
     ----------
     tr : TreeArrays
     points : ndarray of float64, shape (num_rows, dim)
+        The rows, already appended to the store by
+        :func:`rcforest._tree.store_rows`.
+    first : int
+        Store row of ``points[0]``.
     sequence_start : int
         Sequence number of the first row.
     time_decay : float
@@ -210,9 +228,10 @@ def stream(tr, points, sequence_start, time_decay, mode, out):
     compiles no displacement code.
     """
     if mode in (MODE_NONE, MODE_SCORE):
-        _stream_scores(tr, points, sequence_start, float(time_decay), mode == MODE_SCORE, out)
+        _stream_scores(tr, points, first, sequence_start, float(time_decay), mode == MODE_SCORE, out)
     else:
-        _stream_displacements(tr, points, sequence_start, float(time_decay), 0 if mode == MODE_CODISP else 1, out)
+        args = (tr, points, first, sequence_start, float(time_decay), 0 if mode == MODE_CODISP else 1, out)
+        _stream_displacements(*args)
 
 
 @njit(**JIT, inline="always")
@@ -237,6 +256,17 @@ def score_batch(tr, points, out):
         _score_tree(tr, t, points, out[t])
 
 
+@njit(**JIT)
+def _displacement_call(tr, t, point, local_rng):
+    """:func:`rcforest._score.displacement_of` with a copy of tree ``t``'s generator, compiled as a call.
+
+    Inlined into the batch loop it runs slower than called; in a stream,
+    where the point is then offered to the tree, inlined runs faster.
+    """
+    local_rng[0] = tr.rng[t]  # a copy: the same point in the same tree always gets the same value
+    return displacement_of(tr, t, point, local_rng, np.int64(0))  # int64, as insertion's index
+
+
 @njit(**JIT, parallel=True)
 def displacement_batch(tr, points, codisp, disp):
     """CoDisp and Disp of every row in every tree.
@@ -254,7 +284,7 @@ def displacement_batch(tr, points, codisp, disp):
         t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
         local_rng = np.empty(1, np.uint64)
         for row in range(points.shape[0]):
-            codisp[t, row], disp[t, row] = _displace(tr, t, points[row], local_rng)
+            codisp[t, row], disp[t, row] = _displacement_call(tr, t, points[row], local_rng)
 
 
 @njit(**JIT, parallel=True)
@@ -300,20 +330,37 @@ def tree_mean(per_tree, out):
         out[row] /= per_tree.shape[0]
 
 
+@njit(**INLINE)
+def _check_free(stack, top, low, high, free):
+    """0 if ``stack[:top]`` holds distinct nodes in ``[low, high)`` and ``-1`` follows, marking them in ``free``."""
+    if top < 0 or top > high - low:
+        return 1
+    for j in range(top):
+        node = stack[j]
+        if node < low or node >= high or free[node]:
+            return 2
+        free[node] = True
+    for j in range(top, stack.shape[0]):
+        if stack[j] != -1:
+            return 2
+    return 0
+
+
 @njit(**JIT)
 def _check_tree(tr, t):
     """Return 0 if tree ``t`` is structurally sound, else a failing check's number."""
+    internal = tr.left.shape[1]
     num_nodes = tr.parent.shape[1]
     dim = tr.box_min.shape[2]
-    top = tr.free_top[t]
-    if top < 0 or top > num_nodes:
-        return 1
+    used = tr.store_size[0]
+    if used < 0 or used > tr.store.shape[0]:
+        return 19
     free = np.zeros(num_nodes, np.bool_)
-    for j in range(top):
-        node = tr.free_stack[t, j]
-        if node < 0 or node >= num_nodes or free[node]:
-            return 2
-        free[node] = True
+    failed = _check_free(tr.free_internal[t], tr.free_internal_top[t], 0, internal, free)
+    if failed == 0:
+        failed = _check_free(tr.free_leaf[t], tr.free_leaf_top[t], internal, num_nodes, free)
+    if failed:
+        return failed
     root = tr.root[t]
     seen = np.zeros(num_nodes, np.bool_)
     stack = np.empty(num_nodes, np.int32)
@@ -331,15 +378,13 @@ def _check_tree(tr, t):
             return 4
         seen[node] = True
         reached += 1
+        if node >= internal:
+            index = tr.leaf_point[t, node - internal]
+            if tr.mass[t, node] < 1 or index < 0 or index >= used:
+                return 5
+            continue
         left = tr.left[t, node]
         right = tr.right[t, node]
-        if left == -1:
-            if right != -1 or tr.mass[t, node] < 1:
-                return 5
-            for i in range(dim):
-                if tr.box_min[t, node, i] != tr.box_max[t, node, i]:
-                    return 6
-            continue
         for child in (left, right):
             if child < 0 or child >= num_nodes or free[child] or tr.parent[t, child] != node:
                 return 7
@@ -348,10 +393,10 @@ def _check_tree(tr, t):
         stack[depth] = left
         stack[depth + 1] = right
         depth += 2
-    if reached + top != num_nodes:
+    if reached + tr.free_internal_top[t] + tr.free_leaf_top[t] != num_nodes:
         return 9
-    for node in range(num_nodes):
-        if not seen[node] or tr.left[t, node] == -1:
+    for node in range(internal):
+        if not seen[node]:
             continue
         left = tr.left[t, node]
         right = tr.right[t, node]
@@ -361,17 +406,18 @@ def _check_tree(tr, t):
             return 10
         if tr.mass[t, node] != tr.mass[t, left] + tr.mass[t, right]:
             return 11
+        left_low, left_high, left_row = box_rows(tr, t, left)
+        right_low, right_high, right_row = box_rows(tr, t, right)
         for i in range(dim):
-            lo = min(tr.box_min[t, left, i], tr.box_min[t, right, i])
-            hi = max(tr.box_max[t, left, i], tr.box_max[t, right, i])
+            lo = min(left_low[left_row, i], right_low[right_row, i])
+            hi = max(left_high[left_row, i], right_high[right_row, i])
             if lo != tr.box_min[t, node, i] or hi != tr.box_max[t, node, i]:
                 return 12
             range_sum += hi - lo
         if range_sum != tr.range_sum[t, node]:
             return 18
-        if tr.box_max[t, left, cut] > tr.cut_value[t, node]:
-            return 13
-        if tr.box_min[t, right, cut] <= tr.cut_value[t, node]:
+        value = tr.cut_value[t, node]
+        if left_high[left_row, cut] > value or right_low[right_row, cut] <= value:
             return 13
     size = tr.heap_size[t]
     if size < 0 or size > tr.heap_leaf.shape[1]:
@@ -379,20 +425,20 @@ def _check_tree(tr, t):
     count = np.zeros(num_nodes, np.int64)
     for j in range(size):
         leaf = tr.heap_leaf[t, j]
-        if leaf < 0 or leaf >= num_nodes or not seen[leaf] or tr.left[t, leaf] != -1:
+        if leaf < internal or leaf >= num_nodes or not seen[leaf]:
             return 15
         count[leaf] += 1
         if j > 0 and tr.heap_weight[t, (j - 1) // 2] < tr.heap_weight[t, j]:
             return 16
-    for node in range(num_nodes):
-        if seen[node] and tr.left[t, node] == -1 and count[node] != tr.mass[t, node]:
+    for node in range(internal, num_nodes):
+        if seen[node] and count[node] != tr.mass[t, node]:
             return 17
     return 0
 
 
 @njit(**JIT, parallel=True)
 def check_trees(tr, out):
-    """Check every tree's links, masses, boxes, free stack and reservoir.
+    """Check every tree's links, masses, boxes, free stacks, leaf points and reservoir.
 
     Parameters
     ----------

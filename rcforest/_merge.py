@@ -276,5 +276,4 @@ def build_trees(entries, seeds, sample_size):
     heap_row = np.full((num_trees, sample_size), -1, np.int32)
     filled = heap_entry >= 0
     heap_row[filled] = np.searchsorted(entries.rows, entries.entry_row[heap_entry[filled]])
-    _kernels.build(trees, np.ascontiguousarray(entries.values), heap_row)
-    return trees
+    return _kernels.build_from_rows(trees, entries.values, heap_row)

@@ -33,23 +33,26 @@ def _descend(tr, t, point):
     node = tr.root[t]
     depth = 0
     steps = tr.parent.shape[1]
-    left = tr.left[t, node]
-    while left != -1:
+    internal = tr.left.shape[1]
+    while node < internal:
         if depth == steps:
             return -1, depth
-        # Both children are loaded and one selected: a conditional move, as
-        # the side a point takes is unpredictable for the branch predictor.
-        right = tr.right[t, node]
-        node = left if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node] else right
-        left = tr.left[t, node]
+        # A branch on the side, each side loading only its child: measured
+        # faster than loading both and selecting one without a branch.
+        if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node]:
+            node = tr.left[t, node]
+        else:
+            node = tr.right[t, node]
         depth += 1
     return node, depth
 
 
 @njit(**INLINE)
 def _is_leaf_point(tr, t, leaf, point):
+    """Whether ``point`` is the one ``leaf`` holds."""
+    row = tr.leaf_point[t, leaf - tr.left.shape[1]]
     for i in range(point.shape[0]):
-        if tr.box_min[t, leaf, i] != point[i]:
+        if tr.store[row, i] != point[i]:
             return False
     return True
 
@@ -180,6 +183,7 @@ def attribute_point(tr, t, point, high, low):
         high[:] = np.nan
         low[:] = np.nan
         return
+    row = tr.leaf_point[t, leaf - tr.left.shape[1]]
     if _is_leaf_point(tr, t, leaf, point):
         share = _seen_score(tr.mass[t, leaf], total, depth) * scale / (2.0 * dim)
         for i in range(dim):
@@ -189,13 +193,15 @@ def attribute_point(tr, t, point, high, low):
     leaf_score = _unseen(depth, 1.0)
     spread = 0.0
     for i in range(dim):
-        spread += abs(point[i] - tr.box_min[t, leaf, i])
+        spread += abs(point[i] - tr.store[row, i])
     for i in range(dim):
-        diff = point[i] - tr.box_min[t, leaf, i]
+        diff = point[i] - tr.store[row, i]
         if diff > 0.0:
             high[i] = leaf_score * diff / spread
         elif diff < 0.0:
             low[i] = -leaf_score * diff / spread
+    box_min = tr.box_min[t]
+    box_max = tr.box_max[t]
     node = tr.parent[t, leaf]
     depth -= 1
     while node != -1:
@@ -203,7 +209,7 @@ def attribute_point(tr, t, point, high, low):
             high[:] = np.nan  # more ancestors than levels: a cycle
             low[:] = np.nan
             return
-        gap = box_gap(tr, t, node, point)
+        gap = box_gap(box_min, box_max, node, point)
         if gap == 0.0:
             break
         new_range = tr.range_sum[t, node] + gap
@@ -221,7 +227,7 @@ def attribute_point(tr, t, point, high, low):
         low[i] *= scale
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def displacement_of(tr, t, point, rng, k):
     """CoDisp and Disp of ``point`` as if inserted into tree ``t``, read-only.
 

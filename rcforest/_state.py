@@ -30,7 +30,7 @@ from rcforest._core import (
     check_time_decay,
     without_negative_zeros,
 )
-from rcforest._tree import TreeArrays, nodes_per_tree
+from rcforest._tree import TreeArrays, allocate_trees, internal_per_tree, leaves_per_tree, pack
 
 __all__ = []
 
@@ -181,8 +181,8 @@ def _check_layout(name, have_dtype, have_shape, dtype, shape):
 
 
 def _trees_v1(arrays, num_trees, sample_size, dim):
-    """The trees of a version 1 file: every :class:`TreeArrays` field, as stored."""
-    t, s, n = num_trees, sample_size, nodes_per_tree(sample_size)
+    """The trees of a version 1 file: every field of rcforest 0.1's trees, every node's box included."""
+    t, s, n = num_trees, sample_size, _stored.node_count(sample_size)
     shapes = {
         "parent": (np.int32, (t, n)),
         "left": (np.int32, (t, n)),
@@ -201,20 +201,110 @@ def _trees_v1(arrays, num_trees, sample_size, dim):
         "heap_leaf": (np.int32, (t, s)),
         "heap_size": (np.int32, (t,)),
     }
-    trees = {k: _array(arrays, f"tree.{k}", *v) for k, v in shapes.items()}
+    nodes = {k: _array(arrays, f"tree.{k}", *v) for k, v in shapes.items()}
     for k in ("box_min", "box_max"):  # rcforest 0.1.0 kept input's -0.0: read as 0.0, as input now is
-        trees[k] = without_negative_zeros(trees[k])
-    return TreeArrays(**trees)
+        nodes[k] = without_negative_zeros(nodes[k])
+    return _from_file_nodes(nodes, sample_size)
+
+
+def _from_file_nodes(a, sample_size):
+    """:class:`TreeArrays` from a version 1 file's node arrays: one node numbering, a box for every node.
+
+    Nodes are renumbered, internal nodes and leaves apart, in their order;
+    each leaf's point goes to the store once per distinct value (bit for
+    bit). Only what the renumbering needs is checked here: node numbers in
+    range, free slots reset, leaves without cut, range or spread. The
+    result still has to pass :func:`rcforest._kernels.check_trees`.
+    """
+    t, n = a["parent"].shape
+    top = a["free_top"]
+    _fail((top < 0) | (top > n), "its free stack is out of range")
+    listed = np.arange(n) < top[:, None]
+    stack = a["free_stack"]
+    _fail((listed & ((stack < 0) | (stack >= n))).any(axis=1), "its free stack is out of range")
+    count = np.zeros((t, n), np.int64)
+    rows = np.broadcast_to(np.arange(t)[:, None], (t, n))
+    np.add.at(count, (rows[listed], stack[listed]), 1)
+    _fail((count > 1).any(axis=1), "a node is on the free stack twice")
+    free = count == 1
+    for name in ("parent", "left", "right"):
+        _fail(((a[name] < -1) | (a[name] >= n)).any(axis=1), f"a {name} link is out of range")
+    _fail((a["root"] < -1) | (a["root"] >= n), "the root is out of range")
+    _fail((a["heap_leaf"] < -1) | (a["heap_leaf"] >= n), "a reservoir leaf is out of range")
+    leaf = ~free & (a["left"] == -1)
+    internal = ~free & ~leaf
+    box_min, box_max = a["box_min"], a["box_max"]
+    checks = {
+        "a free node is not reset": free
+        & (
+            (a["parent"] != -1)
+            | (a["left"] != -1)
+            | (a["right"] != -1)
+            | (a["cut_dim"] != -1)
+            | (a["cut_value"] != 0)
+            | (a["mass"] != 0)
+            | (a["range_sum"] != 0)
+            | (box_min != 0).any(axis=2)
+            | (box_max != 0).any(axis=2)
+        ),
+        "a leaf has a cut or a range": leaf
+        & ((a["right"] != -1) | (a["cut_dim"] != -1) | (a["cut_value"] != 0) | (a["range_sum"] != 0)),
+        "a leaf's box is not a point": leaf & (box_min != box_max).any(axis=2),
+        f"a box is not finite or beyond {MAX_ABS_VALUE:g}": ~_within_bound(box_min).all(axis=2)
+        | ~_within_bound(box_max).all(axis=2),
+    }
+    for message, bad in checks.items():
+        _fail(bad, message)
+    num_internal, num_leaves = internal_per_tree(sample_size), leaves_per_tree(sample_size)
+    _fail(internal.sum(axis=1) > num_internal, "it has more internal nodes than it has room for")
+    _fail(leaf.sum(axis=1) > num_leaves, "it has more leaves than it has room for")
+    number = np.full((t, n + 1), -1, np.int64)  # column n: the null link -1
+    number[:, :n][internal] = (np.cumsum(internal, axis=1) - 1)[internal]
+    number[:, :n][leaf] = num_internal + (np.cumsum(leaf, axis=1) - 1)[leaf]
+    trees = allocate_trees(t, sample_size, box_min.shape[2], a["rng"])
+
+    def renumber(links):
+        return np.take_along_axis(number, np.where(links == -1, n, links), axis=1).astype(np.int32)
+
+    tree_of, old = np.nonzero(~free)
+    new = number[tree_of, old]
+    trees.parent[tree_of, new] = renumber(a["parent"])[tree_of, old]
+    trees.mass[tree_of, new] = a["mass"][tree_of, old]
+    inner_tree, inner_old = np.nonzero(internal)
+    inner_new = number[inner_tree, inner_old]
+    for name in ("left", "right"):
+        getattr(trees, name)[inner_tree, inner_new] = renumber(a[name])[inner_tree, inner_old]
+    for name in ("cut_dim", "cut_value", "range_sum", "box_min", "box_max"):
+        getattr(trees, name)[inner_tree, inner_new] = a[name][inner_tree, inner_old]
+    leaf_tree, leaf_old = np.nonzero(leaf)
+    trees.leaf_point[leaf_tree, number[leaf_tree, leaf_old] - num_internal] = np.arange(leaf_tree.size)
+    trees = trees._replace(store=box_min[leaf_tree, leaf_old], store_size=np.array([leaf_tree.size], np.int64))
+    taken = np.zeros(trees.parent.shape, bool)
+    taken[tree_of, new] = True
+    for tree in range(t):
+        for stack_name, top_name, low, high in (
+            ("free_internal", "free_internal_top", 0, num_internal),
+            ("free_leaf", "free_leaf_top", num_internal, num_internal + num_leaves),
+        ):
+            vacant = low + np.flatnonzero(~taken[tree, low:high])[::-1]
+            getattr(trees, stack_name)[tree, : vacant.size] = vacant
+            getattr(trees, stack_name)[tree, vacant.size :] = -1
+            getattr(trees, top_name)[tree] = vacant.size
+    trees.root[:] = renumber(a["root"][:, None])[:, 0]
+    trees.heap_leaf[:] = renumber(a["heap_leaf"])
+    trees.heap_weight[:] = a["heap_weight"]
+    trees.heap_size[:] = a["heap_size"]
+    return pack(trees)
 
 
 def _trees_v2(arrays, num_trees, sample_size, dim):
     """The trees of a version 2 file, rebuilt from their structure and points."""
-    shapes = _stored.layout(num_trees, sample_size, nodes_per_tree(sample_size), dim)
+    shapes = _stored.layout(num_trees, sample_size, _stored.node_count(sample_size), dim)
     stored = {k: _array(arrays, f"tree.{k}", *v) for k, v in shapes.items()}
     stored["points"] = without_negative_zeros(stored["points"])
     if not _within_bound(stored["points"]).all():
         raise ValueError(f"a stored point holds NaN, infinite or values beyond {MAX_ABS_VALUE:g}")
-    return _stored.assemble(_stored.StoredTrees(**stored))
+    return _stored.assemble(_stored.StoredTrees(**stored), sample_size)
 
 
 def _check_trees(trees):
@@ -230,43 +320,48 @@ def _check_trees(trees):
 def _check_values(trees):
     """Check the values that the structural check leaves alone.
 
-    Free node slots must hold their reset values (links and cut dimension
-    ``-1``, zeros elsewhere), leaves have no cut and no range, every box
-    value is within the input bound (:data:`rcforest._core.MAX_ABS_VALUE`,
-    so cuts are too), every cut is finite, and the reservoir weights in use
-    are not NaN.
+    Free node slots must hold their reset values (links, cut dimension and
+    leaf point ``-1``, zeros elsewhere), every box and stored point is within
+    the input bound (:data:`rcforest._core.MAX_ABS_VALUE`, so cuts are
+    too), every cut is finite, and the reservoir weights in use are not NaN.
     """
-    t, n = trees.parent.shape
-    free = np.zeros((t, n), bool)
-    for tree, top in enumerate(trees.free_top):
-        free[tree, trees.free_stack[tree, :top]] = True
-    leaf = ~free & (trees.left == -1)
-    internal = ~free & ~leaf
+    t, internal = trees.left.shape
+    free = np.zeros(trees.parent.shape, bool)
+    for tree in range(t):
+        free[tree, trees.free_internal[tree, : trees.free_internal_top[tree]]] = True
+        free[tree, trees.free_leaf[tree, : trees.free_leaf_top[tree]]] = True
+    free_internal, free_leaf = free[:, :internal], free[:, internal:]
     checks = {
-        "a free node is not reset": free
-        & (
-            (trees.parent != -1)
-            | (trees.left != -1)
-            | (trees.right != -1)
-            | (trees.cut_dim != -1)
-            | (trees.cut_value != 0)
-            | (trees.mass != 0)
-            | (trees.range_sum != 0)
-            | (trees.box_min != 0).any(axis=2)
-            | (trees.box_max != 0).any(axis=2)
-        ),
-        "a leaf has a cut or a range": leaf & ((trees.cut_dim != -1) | (trees.cut_value != 0) | (trees.range_sum != 0)),
-        f"a box is not finite or beyond {MAX_ABS_VALUE:g}": ~_within_bound(trees.box_min).all(axis=2)
-        | ~_within_bound(trees.box_max).all(axis=2),
-        "a cut value is not finite": internal & ~np.isfinite(trees.cut_value),
+        "a free node is not reset": (free & ((trees.parent != -1) | (trees.mass != 0))).any(axis=1)
+        | (
+            free_internal
+            & (
+                (trees.left != -1)
+                | (trees.right != -1)
+                | (trees.cut_dim != -1)
+                | (trees.cut_value != 0)
+                | (trees.range_sum != 0)
+                | (trees.box_min != 0).any(axis=2)
+                | (trees.box_max != 0).any(axis=2)
+            )
+        ).any(axis=1)
+        | (free_leaf & (trees.leaf_point != -1)).any(axis=1),
+        f"a box is not finite or beyond {MAX_ABS_VALUE:g}": ~_within_bound(trees.box_min).all(axis=(1, 2))
+        | ~_within_bound(trees.box_max).all(axis=(1, 2)),
+        "a cut value is not finite": (~free_internal & ~np.isfinite(trees.cut_value)).any(axis=1),
     }
     for message, bad in checks.items():
-        if bad.any():
-            raise ValueError(f"tree {int(np.argwhere(bad)[0][0])} is inconsistent: {message}")
+        _fail(bad, message)
+    if not _within_bound(trees.store).all():
+        raise ValueError(f"a stored point is not finite or beyond {MAX_ABS_VALUE:g}")
     in_heap = np.arange(trees.heap_weight.shape[1]) < trees.heap_size[:, None]
-    bad = in_heap & np.isnan(trees.heap_weight)
+    _fail(in_heap & np.isnan(trees.heap_weight), "a reservoir weight is NaN")
+
+
+def _fail(bad, message):
+    """Raise for the first tree flagged in ``bad`` (trees along axis 0), if any."""
     if bad.any():
-        raise ValueError(f"tree {int(np.argwhere(bad)[0][0])} is inconsistent: a reservoir weight is NaN")
+        raise ValueError(f"tree {int(np.argwhere(bad)[0][0])} is inconsistent: {message}")
 
 
 def _within_bound(values):

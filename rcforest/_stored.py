@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from rcforest._jit import JIT
-from rcforest._tree import TreeArrays
+from rcforest._tree import allocate_trees, internal_per_tree, leaves_per_tree, pack
 
 __all__ = []
 
@@ -31,10 +31,13 @@ __all__ = []
 class StoredTrees(NamedTuple):
     """The state of a forest's trees that a model file keeps.
 
-    Node slots are numbered as in :class:`rcforest._tree.TreeArrays`. A
-    slot holds an internal node (``left != -1``), a leaf (``point != -1``)
-    or nothing; an unused value is ``-1`` for indices and cut dimensions
-    and zero otherwise, so the stored form of a forest is unique.
+    A tree has :func:`node_count` slots, numbered as in
+    :class:`rcforest._tree.TreeArrays` (internal nodes first, then leaves,
+    then one spare). A slot holds an internal node (``left != -1``), a leaf
+    (``point != -1``) or nothing; an unused value is ``-1`` for indices and
+    cut dimensions and zero otherwise, so the stored form of a forest is
+    unique. Files of rcforest 0.1 numbered internal nodes and leaves in one
+    range: they load too.
 
     Attributes
     ----------
@@ -48,8 +51,10 @@ class StoredTrees(NamedTuple):
     leaf_mass : ndarray of int64, shape (num_trees, num_nodes)
         The copies of its point a leaf holds.
     free_stack : ndarray of int32, shape (num_trees, num_nodes)
-        As in :class:`TreeArrays`, whole: the order decides where later
-        insertions go.
+        The free slots, ``-1`` after them: the free internal nodes, then the
+        free leaves, each in the order of their stack in
+        :class:`rcforest._tree.TreeArrays` (which decides where later
+        insertions go), then the spare slot.
     root, rng, heap_weight, heap_leaf, heap_size
         As in :class:`TreeArrays`.
     points : ndarray of float64, shape (num_points, dim)
@@ -70,6 +75,11 @@ class StoredTrees(NamedTuple):
     heap_leaf: np.ndarray
     heap_size: np.ndarray
     points: np.ndarray
+
+
+def node_count(sample_size):
+    """Node slots of a stored tree: ``sample_size`` internal nodes, ``sample_size + 1`` leaves and a spare."""
+    return 2 * sample_size + 2
 
 
 def layout(num_trees, sample_size, num_nodes, dim):
@@ -103,10 +113,6 @@ def layout(num_trees, sample_size, num_nodes, dim):
 def extract(trees):
     """The stored form of ``trees``.
 
-    Arrays that the file keeps as they are in memory are not copied, and the
-    points are told apart by their bytes' hash (and their bytes where two
-    hashes agree): saving needs little more memory than the table itself.
-
     Parameters
     ----------
     trees : TreeArrays
@@ -115,107 +121,163 @@ def extract(trees):
     -------
     StoredTrees
     """
-    num_trees, num_nodes, dim = trees.box_min.shape
-    leaf = (trees.left == -1) & (trees.mass > 0)
-    point = np.full((num_trees, num_nodes), -1, np.int32)
-    first = {}  # the hash of a point's bytes -> the row of the first point with that hash
-    collided = {}  # a point's bytes -> its row, for a point whose hash an earlier point has
-    sources = []  # each row's point: a view into the trees
+    trees = pack(trees)  # the store: each distinct point once, in order of first use
+    num_trees, internal = trees.left.shape
+    nodes = trees.parent.shape[1]
+    n = nodes + 1
+    leaves = slice(internal, nodes)
+
+    def padded(values, fill):
+        out = np.full((num_trees, n), fill, values.dtype)
+        out[:, :internal] = values
+        return out
+
+    point = np.full((num_trees, n), -1, np.int32)
+    point[:, leaves] = trees.leaf_point
+    leaf_mass = np.zeros((num_trees, n), np.int64)
+    leaf_mass[:, leaves] = trees.mass[:, leaves]
+    free_stack = np.full((num_trees, n), -1, np.int32)
     for t in range(num_trees):
-        for node in np.flatnonzero(leaf[t]):
-            value = trees.box_min[t, node]
-            data = value.tobytes()
-            row = first.setdefault(hash(data), len(sources))
-            if row < len(sources) and sources[row].tobytes() != data:
-                row = collided.setdefault(data, len(sources))
-            if row == len(sources):
-                sources.append(value)
-            point[t, node] = row
-    points = np.array(sources) if sources else np.empty((0, dim))
+        internal_free = trees.free_internal[t, : trees.free_internal_top[t]]
+        leaf_free = trees.free_leaf[t, : trees.free_leaf_top[t]]
+        free = np.concatenate([internal_free, leaf_free, [n - 1]])
+        free_stack[t, : free.size] = free
     return StoredTrees(
-        left=trees.left,
-        right=trees.right,
-        cut_dim=trees.cut_dim,
-        cut_value=trees.cut_value,
+        left=padded(trees.left, -1),
+        right=padded(trees.right, -1),
+        cut_dim=padded(trees.cut_dim, -1),
+        cut_value=padded(trees.cut_value, 0.0),
         point=point,
-        leaf_mass=np.where(leaf, trees.mass, 0),
-        free_stack=trees.free_stack,
+        leaf_mass=leaf_mass,
+        free_stack=free_stack,
         root=trees.root,
         rng=trees.rng,
         heap_weight=trees.heap_weight,
         heap_leaf=trees.heap_leaf,
         heap_size=trees.heap_size,
-        points=points,
+        points=np.ascontiguousarray(trees.store),
     )
 
 
-def assemble(stored):
+def assemble(stored, sample_size):
     """Rebuild the trees from their stored form, checking its structure.
 
     Parameters
     ----------
     stored : StoredTrees
-        Arrays of the dtypes and shapes of :func:`layout`; they are used as
-        they are, not copied.
+        Arrays of the dtypes and shapes of :func:`layout`.
+    sample_size : int
 
     Returns
     -------
     TreeArrays
-        Parents, masses, boxes, range sums and free counts rebuilt; what the
-        structure does not decide (cuts separating the boxes, the
-        reservoirs) is left for :func:`rcforest._kernels.check_trees`.
+        Parents, masses, boxes and range sums rebuilt; what the structure
+        does not decide (cuts separating the boxes, the reservoirs) is left
+        for :func:`rcforest._kernels.check_trees`.
 
     Raises
     ------
     ValueError
         If a tree's links do not form a tree from its root (a node reached
         twice, an index out of range), a slot is neither a sound internal
-        node, leaf nor reset free slot, or a row of the point table is
-        unused.
+        node, leaf nor reset free slot, a tree has more nodes of a kind than
+        it has room for, or a row of the point table is unused.
+
+    Notes
+    -----
+    Slots keep their numbers where internal nodes and leaves lie in their
+    ranges of :class:`rcforest._tree.TreeArrays`, and the free slots in the
+    order of the stored stack; otherwise (files of rcforest 0.1) internal
+    nodes, then leaves, are numbered in their order.
     """
-    num_trees, num_nodes = stored.left.shape
-    dim = stored.points.shape[1]
-    trees = TreeArrays(
-        parent=np.full((num_trees, num_nodes), -1, np.int32),
-        left=stored.left,
-        right=stored.right,
-        cut_dim=stored.cut_dim,
-        cut_value=stored.cut_value,
-        mass=np.zeros((num_trees, num_nodes), np.int64),
-        box_min=np.zeros((num_trees, num_nodes, dim)),
-        box_max=np.zeros((num_trees, num_nodes, dim)),
-        range_sum=np.zeros((num_trees, num_nodes)),
-        free_stack=stored.free_stack,
-        free_top=np.zeros(num_trees, np.int32),
-        root=stored.root,
-        rng=stored.rng,
-        heap_weight=stored.heap_weight,
-        heap_leaf=stored.heap_leaf,
-        heap_size=stored.heap_size,
-    )
+    st = stored
+    num_trees, n = st.left.shape
+    num_internal, num_leaves = internal_per_tree(sample_size), leaves_per_tree(sample_size)
+    if n != num_internal + num_leaves + 1:
+        raise ValueError(f"trees of {n} node slots, expected {num_internal + num_leaves + 1}")
+    for name in ("left", "right", "point", "free_stack", "root", "heap_leaf"):
+        values = getattr(st, name)
+        _fail((values < -1) | (values >= (st.points.shape[0] if name == "point" else n)), f"a {name} is out of range")
+    internal = st.left != -1
+    leaf = ~internal & (st.point != -1)
+    _fail(internal & ((st.point != -1) | (st.leaf_mass != 0)), "an internal node holds a point")
+    _fail(leaf & ((st.right != -1) | (st.cut_dim != -1) | (st.cut_value != 0)), "a leaf has a cut")
+    _fail(~internal & ~leaf & ((st.right != -1) | (st.cut_dim != -1) | (st.cut_value != 0) | (st.leaf_mass != 0)),
+          "a free slot is not reset")  # fmt: skip
+    _fail(internal.sum(axis=1) > num_internal, "it has more internal nodes than it has room for")
+    _fail(leaf.sum(axis=1) > num_leaves, "it has more leaves than it has room for")
+    keep = not internal[:, num_internal:].any() and not leaf[:, :num_internal].any() and not leaf[:, n - 1].any()
+    used = internal | leaf
+    number = np.full((num_trees, n + 1), -1, np.int64)  # column n: the null link -1
+    if keep:
+        number[:, :n][used] = np.nonzero(used)[1]
+    else:
+        number[:, :n][internal] = (np.cumsum(internal, axis=1) - 1)[internal]
+        number[:, :n][leaf] = num_internal + (np.cumsum(leaf, axis=1) - 1)[leaf]
+
+    def renumber(links):
+        return np.take_along_axis(number, np.where(links == -1, n, links), axis=1).astype(np.int32)
+
+    trees = allocate_trees(num_trees, sample_size, st.points.shape[1], st.rng)
+    tree_of, old = np.nonzero(internal)
+    new = number[tree_of, old]
+    for name in ("left", "right"):
+        getattr(trees, name)[tree_of, new] = renumber(getattr(st, name))[tree_of, old]
+    for name in ("cut_dim", "cut_value"):
+        getattr(trees, name)[tree_of, new] = getattr(st, name)[tree_of, old]
+    tree_of, old = np.nonzero(leaf)
+    new = number[tree_of, old]
+    trees.leaf_point[tree_of, new - num_internal] = st.point[tree_of, old]
+    trees.mass[tree_of, new] = st.leaf_mass[tree_of, old]
+    trees.root[:] = renumber(st.root[:, None])[:, 0]
+    _fail((st.root != -1) & (trees.root == -1), "its root is a free slot")
+    trees.heap_leaf[:] = renumber(st.heap_leaf)
+    trees.heap_weight[:] = st.heap_weight
+    trees.heap_size[:] = st.heap_size
+    trees = trees._replace(store=np.ascontiguousarray(st.points), store_size=np.array([st.points.shape[0]], np.int64))
+    taken = np.zeros(trees.parent.shape, bool)
+    taken[np.nonzero(used)[0], number[:, :n][used]] = True
+    for t in range(num_trees):
+        listed = st.free_stack[t, : n - used[t].sum()]
+        for stack_name, top_name, low, high in (
+            ("free_internal", "free_internal_top", 0, num_internal),
+            ("free_leaf", "free_leaf_top", num_internal, num_internal + num_leaves),
+        ):
+            if keep:  # the stored order
+                vacant = listed[(listed >= low) & (listed < high)]
+            else:
+                vacant = low + np.flatnonzero(~taken[t, low:high])[::-1]
+            getattr(trees, stack_name)[t, : vacant.size] = vacant
+            getattr(trees, stack_name)[t, vacant.size :] = -1
+            getattr(trees, top_name)[t] = vacant.size
     failures = np.empty(num_trees, np.int64)
-    _rebuild(stored, trees, failures)
+    _rebuild(trees, failures)
     if failures.any():
         bad = int(np.flatnonzero(failures)[0])
         raise ValueError(f"tree {bad} is inconsistent (stored check {failures[bad]} failed)")
-    used = np.bincount(stored.point[stored.point >= 0], minlength=stored.points.shape[0])
-    if not used.all():
-        raise ValueError(f"row {int(np.argmin(used))} of the point table is in no tree")
-    return trees
+    rows = np.bincount(trees.leaf_point[trees.leaf_point >= 0], minlength=st.points.shape[0])
+    if not rows.all():
+        raise ValueError(f"row {int(np.argmin(rows))} of the point table is in no tree")
+    return pack(trees)
+
+
+def _fail(bad, message):
+    """Raise for the first tree flagged in ``bad`` (trees along axis 0), if any."""
+    if np.any(bad):
+        raise ValueError(f"tree {int(np.argwhere(bad)[0][0])} is inconsistent: {message}")
 
 
 @njit(**JIT)
-def _rebuild_tree(st, tr, t):
-    """Rebuild tree ``t`` of ``tr`` from ``st``; 0, or the number of the failed check."""
-    num_nodes = st.left.shape[1]
-    num_points, dim = st.points.shape
+def _rebuild_tree(tr, t):
+    """Rebuild parents, masses, boxes and range sums of tree ``t``; 0, or the number of the failed check."""
+    internal = tr.left.shape[1]
+    num_nodes = tr.parent.shape[1]
+    num_points, dim = tr.store.shape
     order = np.empty(num_nodes, np.int32)  # breadth first: a node before its children
     seen = np.zeros(num_nodes, np.bool_)
     count = 0
-    root = st.root[t]
+    root = tr.root[t]
     if root != -1:
-        if root < 0 or root >= num_nodes:
-            return 1
         order[0] = root
         seen[root] = True
         count = 1
@@ -223,63 +285,59 @@ def _rebuild_tree(st, tr, t):
     while i < count:  # each node enters once (seen), so at most num_nodes steps
         node = order[i]
         i += 1
-        left = st.left[t, node]
-        right = st.right[t, node]
-        if left == -1:
-            p = st.point[t, node]
-            mass = st.leaf_mass[t, node]
-            if right != -1 or st.cut_dim[t, node] != -1 or st.cut_value[t, node] != 0.0:
-                return 2
-            if p < 0 or p >= num_points or mass < 1 or mass > st.heap_leaf.shape[1]:
+        if node >= internal:
+            row = tr.leaf_point[t, node - internal]
+            mass = tr.mass[t, node]
+            if row < 0 or row >= num_points or mass < 1 or mass > tr.heap_leaf.shape[1]:
                 return 3
             continue
-        if st.point[t, node] != -1 or st.leaf_mass[t, node] != 0:
-            return 4
-        if st.cut_dim[t, node] < 0 or st.cut_dim[t, node] >= dim:
+        if tr.cut_dim[t, node] < 0 or tr.cut_dim[t, node] >= dim:
             return 5
-        for child in (left, right):
-            if child < 0 or child >= num_nodes or seen[child]:
+        for child in (tr.left[t, node], tr.right[t, node]):
+            if child < 0 or seen[child]:
                 return 6
             seen[child] = True
             order[count] = child
             count += 1
             tr.parent[t, child] = node
     for node in range(num_nodes):
-        if not seen[node] and (
-            st.left[t, node] != -1
-            or st.right[t, node] != -1
-            or st.cut_dim[t, node] != -1
-            or st.cut_value[t, node] != 0.0
-            or st.point[t, node] != -1
-            or st.leaf_mass[t, node] != 0
-        ):
+        if seen[node]:
+            continue
+        if node < internal and tr.left[t, node] != -1:
+            return 7
+        if node >= internal and (tr.mass[t, node] != 0 or tr.leaf_point[t, node - internal] != -1):
             return 7
     for j in range(count - 1, -1, -1):  # children before their parent
         node = order[j]
-        left = st.left[t, node]
-        if left == -1:
-            tr.mass[t, node] = st.leaf_mass[t, node]
-            for k in range(dim):
-                tr.box_min[t, node, k] = st.points[st.point[t, node], k]
-                tr.box_max[t, node, k] = st.points[st.point[t, node], k]
+        if node >= internal:
             continue
-        right = st.right[t, node]
+        left = tr.left[t, node]
+        right = tr.right[t, node]
         tr.mass[t, node] = tr.mass[t, left] + tr.mass[t, right]
+        left_row = tr.leaf_point[t, left - internal] if left >= internal else -1
+        right_row = tr.leaf_point[t, right - internal] if right >= internal else -1
         range_sum = 0.0
         for k in range(dim):
-            lo = min(tr.box_min[t, left, k], tr.box_min[t, right, k])
-            hi = max(tr.box_max[t, left, k], tr.box_max[t, right, k])
+            if left_row >= 0:
+                left_lo = left_hi = tr.store[left_row, k]
+            else:
+                left_lo, left_hi = tr.box_min[t, left, k], tr.box_max[t, left, k]
+            if right_row >= 0:
+                right_lo = right_hi = tr.store[right_row, k]
+            else:
+                right_lo, right_hi = tr.box_min[t, right, k], tr.box_max[t, right, k]
+            lo = min(left_lo, right_lo)
+            hi = max(left_hi, right_hi)
             tr.box_min[t, node, k] = lo
             tr.box_max[t, node, k] = hi
             range_sum += hi - lo
         tr.range_sum[t, node] = range_sum
-    tr.free_top[t] = num_nodes - count
     return 0
 
 
 @njit(**JIT, parallel=True)
-def _rebuild(st, tr, failures):
-    """Rebuild every tree of ``tr`` from ``st``, writing 0 or a failed check's number to ``failures``."""
-    for i in prange(st.root.shape[0]):
+def _rebuild(tr, failures):
+    """Rebuild every tree of ``tr`` from its links, cuts and leaves, writing 0 or a failed check's number."""
+    for i in prange(tr.root.shape[0]):
         t = np.int64(i)  # one signature for the callee (prange's index is unsigned)
-        failures[t] = _rebuild_tree(st, tr, t)
+        failures[t] = _rebuild_tree(tr, t)

@@ -2,12 +2,20 @@
 
 Every tree of a forest lives in one row of a set of stacked 2-D (or 3-D)
 arrays held by :class:`TreeArrays`. A node is an ``int32`` index into its
-tree's row; ``-1`` is the null index. A node is a leaf when ``left == -1``;
-a leaf's bounding box is its point (``box_min == box_max``) and its mass is
-the number of copies of that point in the tree. Free nodes sit on a
-per-tree stack and hold canonical values (links ``-1``, zero mass and box),
-so that an insertion followed by the deletion of the same point leaves the
-arrays bit-identical.
+tree's row; ``-1`` is the null index. Internal nodes and leaves have
+separate ranges: with ``I`` internal slots (``left.shape[1]``), nodes
+``0 .. I - 1`` are internal and node ``I + j`` is leaf slot ``j``
+(:func:`box_rows`). Only internal nodes have a bounding box; a leaf holds
+the index of its point in the forest's point store (``store``), which
+keeps each point once for all trees, and its mass is the number of copies
+of that point in the tree. Free slots sit on a stack per range and hold
+canonical values (links ``-1``, zero mass and box), so that an insertion
+followed by the deletion of the same point leaves the trees bit-identical.
+
+The kernels never add to the store: rows are appended before a call
+(:func:`store_rows`), and :func:`compact` later drops the rows no leaf
+refers to. So the trees of a parallel call only read the store, and which
+rows it holds does not depend on the threads.
 
 Every walk through a tree takes at most as many steps as the tree has node
 slots: a walk that would take more (a corrupt tree, with a cycle in its
@@ -26,7 +34,8 @@ Notes
 The algorithm is that of Guha, Mishra, Roy and Schrijvers, "Robust Random
 Cut Forest Based Anomaly Detection on Streams", ICML 2016: cuts (section 3,
 definition 1), insertion (section 3.2, algorithm 2, drawn top-down) and
-deletion (section 3.1, algorithm 1).
+deletion (section 3.1, algorithm 1). As in AWS random-cut-forest-by-aws,
+leaves point into a shared point store and only internal nodes keep boxes.
 """
 
 from typing import NamedTuple
@@ -37,30 +46,39 @@ from numba import njit
 from rcforest._jit import INLINE, JIT
 from rcforest._rng import uniform
 
-__all__ = ["TreeArrays", "allocate_trees", "nodes_per_tree"]
+__all__ = ["TreeArrays", "allocate_trees", "compact", "internal_per_tree", "leaves_per_tree", "pack", "store_rows"]
 
 
 class TreeArrays(NamedTuple):
-    """The state of every tree of a forest, as stacked flat arrays.
+    """The state of every tree of a forest and their point store, as flat arrays.
+
+    ``I`` is the number of internal slots and ``L`` of leaf slots per tree;
+    node ``n < I`` is internal and node ``I + j`` is leaf slot ``j``.
 
     Attributes
     ----------
-    parent, left, right : ndarray of int32, shape (num_trees, num_nodes)
-        Links; ``-1`` is null. A node with ``left == -1`` is a leaf.
-    cut_dim : ndarray of int32, shape (num_trees, num_nodes)
-        Cut dimension of an internal node (``-1`` for leaves and free nodes).
-    cut_value : ndarray of float64, shape (num_trees, num_nodes)
-        Cut value: points with ``x[cut_dim] <= cut_value`` go left.
-    mass : ndarray of int64, shape (num_trees, num_nodes)
+    parent : ndarray of int32, shape (num_trees, I + L)
+        Parent of every node; ``-1`` for the root and free slots.
+    mass : ndarray of int64, shape (num_trees, I + L)
         Number of points (duplicates counted) below a node.
-    box_min, box_max : ndarray of float64, shape (num_trees, num_nodes, dim)
-        Bounding box of the points below a node; for a leaf, its point.
-    range_sum : ndarray of float64, shape (num_trees, num_nodes)
+    left, right : ndarray of int32, shape (num_trees, I)
+        Children of an internal node; ``-1`` for free slots.
+    cut_dim : ndarray of int32, shape (num_trees, I)
+        Cut dimension (``-1`` for free slots).
+    cut_value : ndarray of float64, shape (num_trees, I)
+        Cut value: points with ``x[cut_dim] <= cut_value`` go left.
+    box_min, box_max : ndarray of float64, shape (num_trees, I, dim)
+        Bounding box of the points below an internal node.
+    range_sum : ndarray of float64, shape (num_trees, I)
         Sum over dimensions of the box's side lengths, summed in order.
-    free_stack : ndarray of int32, shape (num_trees, num_nodes)
-        Stack of free node indices; the first ``free_top[t]`` are free.
-    free_top : ndarray of int32, shape (num_trees,)
-        Number of free nodes.
+    leaf_point : ndarray of int64, shape (num_trees, L)
+        Row of ``store`` holding each leaf's point; ``-1`` for free slots.
+    free_internal, free_leaf : ndarray of int32, shape (num_trees, I) and (num_trees, L)
+        Stacks of free internal and leaf nodes (node indices); the first
+        ``free_internal_top[t]`` and ``free_leaf_top[t]`` are free, the
+        rest ``-1``.
+    free_internal_top, free_leaf_top : ndarray of int32, shape (num_trees,)
+        Number of free slots of each kind.
     root : ndarray of int32, shape (num_trees,)
         Root node, ``-1`` for an empty tree.
     rng : ndarray of uint64, shape (num_trees,)
@@ -71,32 +89,38 @@ class TreeArrays(NamedTuple):
         The leaf holding each reservoir point.
     heap_size : ndarray of int32, shape (num_trees,)
         Number of points in each reservoir.
+    store : ndarray of float64, shape (capacity, dim)
+        The point store, shared by all trees; rows from ``store_size[0]``
+        on are room for new points.
+    store_size : ndarray of int64, shape (1,)
+        Rows of ``store`` in use.
     """
 
     parent: np.ndarray
+    mass: np.ndarray
     left: np.ndarray
     right: np.ndarray
     cut_dim: np.ndarray
     cut_value: np.ndarray
-    mass: np.ndarray
     box_min: np.ndarray
     box_max: np.ndarray
     range_sum: np.ndarray
-    free_stack: np.ndarray
-    free_top: np.ndarray
+    leaf_point: np.ndarray
+    free_internal: np.ndarray
+    free_internal_top: np.ndarray
+    free_leaf: np.ndarray
+    free_leaf_top: np.ndarray
     root: np.ndarray
     rng: np.ndarray
     heap_weight: np.ndarray
     heap_leaf: np.ndarray
     heap_size: np.ndarray
+    store: np.ndarray
+    store_size: np.ndarray
 
 
-def nodes_per_tree(sample_size):
-    """Number of node slots a tree needs.
-
-    A tree holds at most ``sample_size`` distinct points plus one point
-    inserted temporarily for CoDisp, hence ``sample_size + 1`` leaves and
-    ``sample_size`` internal nodes.
+def internal_per_tree(sample_size):
+    """Internal node slots of a tree: one fewer than its leaves.
 
     Parameters
     ----------
@@ -107,11 +131,26 @@ def nodes_per_tree(sample_size):
     -------
     int
     """
-    return 2 * sample_size + 2
+    return sample_size
 
 
-def allocate_trees(num_trees, sample_size, dim, seeds):
-    """Allocate empty trees.
+def leaves_per_tree(sample_size):
+    """Leaf slots of a tree: ``sample_size`` distinct points, and one spare.
+
+    Parameters
+    ----------
+    sample_size : int
+        Points kept per tree.
+
+    Returns
+    -------
+    int
+    """
+    return sample_size + 1
+
+
+def allocate_trees(num_trees, sample_size, dim, seeds, store_rows=0):
+    """Allocate empty trees and an empty point store.
 
     Parameters
     ----------
@@ -123,128 +162,254 @@ def allocate_trees(num_trees, sample_size, dim, seeds):
         Dimension of the points (after shingling).
     seeds : ndarray of uint64, shape (num_trees,)
         Initial RNG state of each tree.
+    store_rows : int, default 0
+        Room in the point store.
 
     Returns
     -------
     TreeArrays
     """
-    num_nodes = nodes_per_tree(sample_size)
-    shape = (num_trees, num_nodes)
-    stack = np.arange(num_nodes - 1, -1, -1, dtype=np.int32)
+    internal = internal_per_tree(sample_size)
+    leaves = leaves_per_tree(sample_size)
+    nodes = (num_trees, internal + leaves)
+    inner = (num_trees, internal)
     return TreeArrays(
-        parent=np.full(shape, -1, np.int32),
-        left=np.full(shape, -1, np.int32),
-        right=np.full(shape, -1, np.int32),
-        cut_dim=np.full(shape, -1, np.int32),
-        cut_value=np.zeros(shape, np.float64),
-        mass=np.zeros(shape, np.int64),
-        box_min=np.zeros(shape + (dim,), np.float64),
-        box_max=np.zeros(shape + (dim,), np.float64),
-        range_sum=np.zeros(shape, np.float64),
-        free_stack=np.tile(stack, (num_trees, 1)),
-        free_top=np.full(num_trees, num_nodes, np.int32),
+        parent=np.full(nodes, -1, np.int32),
+        mass=np.zeros(nodes, np.int64),
+        left=np.full(inner, -1, np.int32),
+        right=np.full(inner, -1, np.int32),
+        cut_dim=np.full(inner, -1, np.int32),
+        cut_value=np.zeros(inner, np.float64),
+        box_min=np.zeros(inner + (dim,), np.float64),
+        box_max=np.zeros(inner + (dim,), np.float64),
+        range_sum=np.zeros(inner, np.float64),
+        leaf_point=np.full((num_trees, leaves), -1, np.int64),
+        free_internal=np.tile(np.arange(internal - 1, -1, -1, dtype=np.int32), (num_trees, 1)),
+        free_internal_top=np.full(num_trees, internal, np.int32),
+        free_leaf=np.tile(np.arange(internal + leaves - 1, internal - 1, -1, dtype=np.int32), (num_trees, 1)),
+        free_leaf_top=np.full(num_trees, leaves, np.int32),
         root=np.full(num_trees, -1, np.int32),
         rng=np.asarray(seeds, dtype=np.uint64).copy(),
         heap_weight=np.zeros((num_trees, sample_size), np.float64),
         heap_leaf=np.full((num_trees, sample_size), -1, np.int32),
         heap_size=np.zeros(num_trees, np.int32),
+        store=np.zeros((store_rows, dim), np.float64),
+        store_size=np.zeros(1, np.int64),
     )
 
 
-@njit(**INLINE)
-def _alloc(tr, t):
-    """Pop a free node of tree ``t``."""
-    top = tr.free_top[t] - 1
-    tr.free_top[t] = top
-    return tr.free_stack[t, top]
+# ------------------------------------------------------------ point store
 
 
-@njit(**INLINE)
-def _free(tr, t, node):
-    """Reset ``node`` to its canonical free values and push it on the stack."""
-    tr.parent[t, node] = -1
-    tr.left[t, node] = -1
-    tr.right[t, node] = -1
-    tr.cut_dim[t, node] = -1
-    tr.cut_value[t, node] = 0.0
-    tr.mass[t, node] = 0
-    for i in range(tr.box_min.shape[2]):
-        tr.box_min[t, node, i] = 0.0
-        tr.box_max[t, node, i] = 0.0
-    tr.range_sum[t, node] = 0.0
-    tr.free_stack[t, tr.free_top[t]] = node
-    tr.free_top[t] += 1
+def compact(tr):
+    """Drop the store rows that no leaf refers to, in place.
 
-
-@njit(**INLINE)
-def _set_box(tr, t, leaf, point):
-    """Make ``leaf``'s box the point ``point``."""
-    for i in range(point.shape[0]):
-        tr.box_min[t, leaf, i] = point[i]
-        tr.box_max[t, leaf, i] = point[i]
-
-
-@njit(**INLINE)
-def _replace_child(tr, t, parent, old, new):
-    """Make ``new`` take ``old``'s place under ``parent`` (or as the root)."""
-    tr.parent[t, new] = parent
-    if parent == -1:
-        tr.root[t] = new
-    elif tr.left[t, parent] == old:
-        tr.left[t, parent] = new
-    else:
-        tr.right[t, parent] = new
-
-
-@njit(**INLINE)
-def _grow_ancestors(tr, t, node, point):
-    """Add one unit of mass and extend the boxes from ``node`` to the root.
-
-    Once a box already holds the point, so do all the boxes above it: from
-    there on only the masses change. Returns False if the walk does not
-    reach the root (a corrupt tree).
-    """
-    dim = point.shape[0]
-    grow = True
-    for _ in range(tr.parent.shape[1]):
-        if node == -1:
-            return True
-        tr.mass[t, node] += 1
-        if grow:
-            grow = False
-            range_sum = 0.0
-            for i in range(dim):
-                if point[i] < tr.box_min[t, node, i]:
-                    tr.box_min[t, node, i] = point[i]
-                    grow = True
-                if point[i] > tr.box_max[t, node, i]:
-                    tr.box_max[t, node, i] = point[i]
-                    grow = True
-                range_sum += tr.box_max[t, node, i] - tr.box_min[t, node, i]
-            if grow:
-                tr.range_sum[t, node] = range_sum
-        node = tr.parent[t, node]
-    return node == -1
-
-
-@njit(**INLINE)
-def box_gap(tr, t, node, point):
-    """Total distance of ``point`` outside ``node``'s box (0 inside), summed in order."""
-    gap = 0.0
-    for i in range(point.shape[0]):
-        gap += max(tr.box_min[t, node, i] - point[i], 0.0) + max(point[i] - tr.box_max[t, node, i], 0.0)
-    return gap
-
-
-@njit(**INLINE)
-def _cut_in_gap(tr, t, node, point, r):
-    """The separating cut at offset ``r`` into the gaps between ``point`` and a box.
+    The rows kept move to the front in their order, and the leaves are
+    renumbered; the points, and so every tree's meaning, are unchanged.
 
     Parameters
     ----------
     tr : TreeArrays
-    t, node : int
-        Tree and node.
+        Changed in place.
+    """
+    used = int(tr.store_size[0])
+    held = tr.leaf_point >= 0
+    refs = tr.leaf_point[held]
+    keep = np.zeros(used, np.bool_)
+    keep[refs] = True
+    live = int(np.count_nonzero(keep))
+    if live < used:
+        tr.leaf_point[held] = (np.cumsum(keep) - 1)[refs]
+        tr.store[:live] = tr.store[:used][keep]
+        tr.store[live:used] = 0.0
+        tr.store_size[0] = live
+
+
+def _row_keys(bits):
+    """A 64-bit hash of each row of ``bits``: rows that differ rarely share one."""
+    mix = (np.arange(bits.shape[1], dtype=np.uint64) * np.uint64(2) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
+    return (bits * mix).sum(axis=1) if bits.shape[0] else np.zeros(0, np.uint64)
+
+
+def _first_equal_rows(values):
+    """For each row of ``values``, the number of the first row bit-identical to it."""
+    bits = values.view(np.uint64)
+    _, first, inverse = np.unique(_row_keys(bits), return_index=True, return_inverse=True)
+    same = first[inverse.ravel()]
+    if not (bits == bits[same]).all():  # two rows share a key: sort the rows themselves
+        _, first, inverse = np.unique(bits, axis=0, return_index=True, return_inverse=True)
+        same = first[inverse.ravel()]
+    return same
+
+
+def pack(tr):
+    """The trees with a store of exactly their distinct points.
+
+    Each distinct point (bit for bit) that a leaf holds is kept once, in
+    the order in which the leaves, tree by tree and slot by slot, first
+    hold it. So trees that hold the same points have the same store,
+    whatever rows the points came from.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+        Not changed.
+
+    Returns
+    -------
+    TreeArrays
+        ``tr`` with a new ``leaf_point``, ``store`` and ``store_size``.
+    """
+    held = tr.leaf_point >= 0
+    values = tr.store[tr.leaf_point[held]]
+    same = _first_equal_rows(values)
+    distinct = np.unique(same)
+    leaf_point = tr.leaf_point.copy()
+    leaf_point[held] = np.searchsorted(distinct, same)
+    return tr._replace(leaf_point=leaf_point, store=values[distinct], store_size=np.array([distinct.size], np.int64))
+
+
+def store_rows(tr, values):
+    """Append ``values`` to the point store, making room if needed.
+
+    Room is made first by :func:`compact`, then by a store twice the size
+    needed, so that appending one row at a time copies the store only now
+    and then.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    values : ndarray of float64, shape (num_rows, dim)
+
+    Returns
+    -------
+    trees : TreeArrays
+        ``tr``, with a new ``store`` array if it grew.
+    first : int
+        Store row of ``values[0]``; ``values[i]`` is row ``first + i``.
+    """
+    rows = values.shape[0]
+    if tr.store_size[0] + rows > tr.store.shape[0]:
+        compact(tr)
+        live = int(tr.store_size[0])
+        if live + rows > tr.store.shape[0]:
+            store = np.zeros((2 * (live + rows), tr.store.shape[1]))
+            store[:live] = tr.store[:live]
+            tr = tr._replace(store=store)
+    first = int(tr.store_size[0])
+    tr.store[first : first + rows] = values
+    tr.store_size[0] = first + rows
+    return tr, first
+
+
+# ------------------------------------------------------------ node helpers
+
+
+@njit(**INLINE)
+def box_rows(tr, t, node):
+    """Where ``node``'s box is: ``(low, high, row)`` with the box ``low[row], high[row]``.
+
+    An internal node's box is row ``node`` of its tree's ``box_min`` and
+    ``box_max``; a leaf's is its point, its row of the store, twice. Hot
+    loops read values from these rows directly: an inlined helper that took
+    the whole :class:`TreeArrays` would count references to every array at
+    each call.
+    """
+    internal = tr.left.shape[1]
+    if node >= internal:
+        return tr.store, tr.store, tr.leaf_point[t, node - internal]
+    return tr.box_min[t], tr.box_max[t], np.int64(node)
+
+
+# The helpers below take the arrays they touch, never the whole TreeArrays:
+# inlined into a kernel, a helper taking ``tr`` counts references to every
+# array of it at each call, which costs more than the work.
+
+
+@njit(**INLINE)
+def _pop(stack, top, t):
+    """Pop a node off tree ``t``'s free stack, leaving ``-1`` in its place."""
+    last = top[t] - 1
+    top[t] = last
+    node = stack[t, last]
+    stack[t, last] = -1
+    return node
+
+
+@njit(**INLINE)
+def _push(stack, top, t, node):
+    """Push ``node`` on tree ``t``'s free stack."""
+    stack[t, top[t]] = node
+    top[t] += 1
+
+
+@njit(**INLINE)
+def _replace_child(parent_of, left, right, root, t, parent, old, new):
+    """Make ``new`` take ``old``'s place under ``parent`` (or as the root)."""
+    parent_of[t, new] = parent
+    if parent == -1:
+        root[t] = new
+    elif left[t, parent] == old:
+        left[t, parent] = new
+    else:
+        right[t, parent] = new
+
+
+@njit(**INLINE)
+def _grow_ancestors(parent, mass, box_min, box_max, range_sum, t, node, point, internal):
+    """Add one unit of mass and extend the boxes from ``node`` to the root.
+
+    ``node`` is a leaf already holding the point (a duplicate) or a new
+    split node; ``box_min`` and ``box_max`` are tree ``t``'s. Once a box
+    already holds the point, so do all the boxes above it: from there on
+    only the masses change. Returns False if the walk does not reach the
+    root (a corrupt tree).
+    """
+    dim = point.shape[0]
+    grow = True
+    if node >= internal:  # a duplicate: the leaf's "box" is the point itself
+        mass[t, node] += 1
+        grow = False
+        node = parent[t, node]
+    for _ in range(parent.shape[1]):
+        if node == -1:
+            return True
+        mass[t, node] += 1
+        if grow:
+            grow = False
+            total = 0.0
+            for i in range(dim):
+                if point[i] < box_min[node, i]:
+                    box_min[node, i] = point[i]
+                    grow = True
+                if point[i] > box_max[node, i]:
+                    box_max[node, i] = point[i]
+                    grow = True
+                total += box_max[node, i] - box_min[node, i]
+            if grow:
+                range_sum[t, node] = total
+        node = parent[t, node]
+    return node == -1
+
+
+@njit(**INLINE)
+def box_gap(low, high, row, point):
+    """Total distance of ``point`` outside the box ``low[row], high[row]`` (0 inside), summed in order."""
+    gap = 0.0
+    for i in range(point.shape[0]):
+        gap += max(low[row, i] - point[i], 0.0) + max(point[i] - high[row, i], 0.0)
+    return gap
+
+
+@njit(**INLINE)
+def _cut_in_gap(low, high, row, point, r):
+    """The separating cut at offset ``r`` into the gaps between ``point`` and a box.
+
+    Parameters
+    ----------
+    low, high : ndarray of float64, shape (rows, dim)
+    row : int
+        The box is ``low[row], high[row]`` (see :func:`box_rows`).
     point : ndarray of float64, shape (dim,)
     r : float
         Offset in ``[0, gap)``, where ``gap`` is :func:`box_gap`'s value.
@@ -263,21 +428,21 @@ def _cut_in_gap(tr, t, node, point, r):
     last_dim = -1
     last_value = 0.0
     for i in range(point.shape[0]):
-        low = tr.box_min[t, node, i]
-        high = tr.box_max[t, node, i]
+        lo = low[row, i]
+        hi = high[row, i]
         p = point[i]
-        if p < low:
-            # Cuts in [p, low) put the point left, the box right.
-            last_dim, last_value = i, np.nextafter(low, -np.inf)
-            if r < low - p:
+        if p < lo:
+            # Cuts in [p, lo) put the point left, the box right.
+            last_dim, last_value = i, np.nextafter(lo, -np.inf)
+            if r < lo - p:
                 return i, min(p + r, last_value)
-            r -= low - p
-        elif p > high:
-            # Cuts in [high, p) put the box left, the point right.
+            r -= lo - p
+        elif p > hi:
+            # Cuts in [hi, p) put the box left, the point right.
             last_dim, last_value = i, np.nextafter(p, -np.inf)
-            if r < p - high:
-                return i, min(high + r, last_value)
-            r -= p - high
+            if r < p - hi:
+                return i, min(hi + r, last_value)
+            r -= p - hi
     return last_dim, last_value  # r ran past the end by rounding
 
 
@@ -318,16 +483,33 @@ def find_place(tr, t, point, rng, k):
     separates whatever the first uniform: the test could fail only by
     rounding (a gap of a few subnormals), and a leaf has no cut to follow.
     """
+    box_min = tr.box_min[t]
+    box_max = tr.box_max[t]
+    store = tr.store
+    leaf_point = tr.leaf_point
+    internal = tr.left.shape[1]
     node = tr.root[t]
     for _ in range(tr.parent.shape[1]):
-        gap = box_gap(tr, t, node, point)
-        is_leaf = tr.left[t, node] == -1
+        leaf = node >= internal
+        gap = 0.0
+        if leaf:
+            row = leaf_point[t, node - internal]
+            for i in range(point.shape[0]):
+                gap += max(store[row, i] - point[i], 0.0) + max(point[i] - store[row, i], 0.0)
+        else:
+            for i in range(point.shape[0]):
+                gap += max(box_min[node, i] - point[i], 0.0) + max(point[i] - box_max[node, i], 0.0)
         if gap > 0.0:
-            separates = uniform(rng, k) * (tr.range_sum[t, node] + gap) < gap
-            if separates or is_leaf:
-                cut_dim, cut_value = _cut_in_gap(tr, t, node, point, uniform(rng, k) * gap)
+            range_sum = 0.0 if leaf else tr.range_sum[t, node]
+            separates = uniform(rng, k) * (range_sum + gap) < gap
+            if separates or leaf:
+                r = uniform(rng, k) * gap
+                if leaf:
+                    cut_dim, cut_value = _cut_in_gap(store, store, row, point, r)
+                else:
+                    cut_dim, cut_value = _cut_in_gap(box_min, box_max, node, point, r)
                 return node, cut_dim, cut_value
-        elif is_leaf:
+        elif leaf:
             return node, -1, 0.0  # inside a leaf's box: the same point again
         if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node]:
             node = tr.left[t, node]
@@ -337,15 +519,16 @@ def find_place(tr, t, point, rng, k):
 
 
 @njit(**JIT)
-def insert_point(tr, t, point, rng, k):
-    """Insert ``point`` into tree ``t``.
+def insert_point(tr, t, index, rng, k):
+    """Insert the store's row ``index`` into tree ``t``.
 
     Parameters
     ----------
     tr : TreeArrays
     t : int
         Tree index.
-    point : ndarray of float64, shape (dim,)
+    index : int
+        Row of ``tr.store`` holding the point.
     rng : ndarray of uint64
         Generator states; ``rng[k]`` is used for the cuts.
     k : int
@@ -353,29 +536,34 @@ def insert_point(tr, t, point, rng, k):
     Returns
     -------
     int
-        The leaf that holds the point (an existing leaf for a duplicate);
-        ``-1`` for a corrupt tree.
+        The leaf that holds the point (an existing leaf for a duplicate,
+        which keeps its own store row); ``-1`` for a corrupt tree.
 
     Notes
     -----
     The place is found by :func:`find_place`; a new internal node with the
     separating cut takes that node's place, with the new leaf beside it.
     """
+    point = tr.store[index]
+    internal = tr.left.shape[1]
+    box_min = tr.box_min[t]
+    box_max = tr.box_max[t]
     if tr.root[t] == -1:
-        leaf = _alloc(tr, t)
+        leaf = _pop(tr.free_leaf, tr.free_leaf_top, t)
         tr.mass[t, leaf] = 1
-        _set_box(tr, t, leaf, point)
+        tr.leaf_point[t, leaf - internal] = index
         tr.root[t] = leaf
         return leaf
     node, cut_dim, cut_value = find_place(tr, t, point, rng, k)
     if node == -1:
         return -1
     if cut_dim == -1:
-        return node if _grow_ancestors(tr, t, node, point) else -1
-    leaf = _alloc(tr, t)
-    split = _alloc(tr, t)
+        grown = _grow_ancestors(tr.parent, tr.mass, box_min, box_max, tr.range_sum, t, node, point, internal)
+        return node if grown else -1
+    leaf = _pop(tr.free_leaf, tr.free_leaf_top, t)
     tr.mass[t, leaf] = 1
-    _set_box(tr, t, leaf, point)
+    tr.leaf_point[t, leaf - internal] = index
+    split = _pop(tr.free_internal, tr.free_internal_top, t)
     tr.cut_dim[t, split] = cut_dim
     tr.cut_value[t, split] = cut_value
     if point[cut_dim] <= cut_value:
@@ -384,33 +572,21 @@ def insert_point(tr, t, point, rng, k):
     else:
         tr.left[t, split] = node
         tr.right[t, split] = leaf
-    _replace_child(tr, t, tr.parent[t, node], node, split)
+    _replace_child(tr.parent, tr.left, tr.right, tr.root, t, tr.parent[t, node], node, split)
     tr.parent[t, node] = split
     tr.parent[t, leaf] = split
     tr.mass[t, split] = tr.mass[t, node]
-    for i in range(point.shape[0]):
-        tr.box_min[t, split, i] = tr.box_min[t, node, i]
-        tr.box_max[t, split, i] = tr.box_max[t, node, i]
-    return leaf if _grow_ancestors(tr, t, split, point) else -1
-
-
-@njit(**INLINE)
-def _refit_box(tr, t, node):
-    """Set ``node``'s box to the union of its children's; report a change."""
-    left = tr.left[t, node]
-    right = tr.right[t, node]
-    changed = False
-    range_sum = 0.0
-    for i in range(tr.box_min.shape[2]):
-        lo = min(tr.box_min[t, left, i], tr.box_min[t, right, i])
-        hi = max(tr.box_max[t, left, i], tr.box_max[t, right, i])
-        if lo != tr.box_min[t, node, i] or hi != tr.box_max[t, node, i]:
-            changed = True
-            tr.box_min[t, node, i] = lo
-            tr.box_max[t, node, i] = hi
-        range_sum += hi - lo
-    tr.range_sum[t, node] = range_sum
-    return changed
+    if node >= internal:
+        row = tr.leaf_point[t, node - internal]
+        for i in range(point.shape[0]):
+            box_min[split, i] = tr.store[row, i]
+            box_max[split, i] = tr.store[row, i]
+    else:
+        for i in range(point.shape[0]):
+            box_min[split, i] = box_min[node, i]
+            box_max[split, i] = box_max[node, i]
+    grown = _grow_ancestors(tr.parent, tr.mass, box_min, box_max, tr.range_sum, t, split, point, internal)
+    return leaf if grown else -1
 
 
 @njit(**JIT)
@@ -435,8 +611,8 @@ def delete_leaf(tr, t, leaf):
     Guha et al. 2016, section 3.1, algorithm 1: the leaf's sibling takes
     the parent's place, then masses drop and boxes shrink up the path. Box
     updates stop at the first ancestor whose box does not change. The leaf
-    and its parent go back on the free stack in the reverse order of
-    :func:`insert_point`'s allocation, so insert-then-delete is exact.
+    and its parent go back on their free stacks, so insert-then-delete is
+    exact.
     """
     steps = tr.parent.shape[1]
     tr.mass[t, leaf] -= 1
@@ -448,18 +624,35 @@ def delete_leaf(tr, t, leaf):
             tr.mass[t, node] -= 1
             node = tr.parent[t, node]
         return False
+    box_min = tr.box_min[t]
+    box_max = tr.box_max[t]
+    store = tr.store
+    internal = tr.left.shape[1]
     parent = tr.parent[t, leaf]
+    # The leaf goes back to its free stack, reset.
+    tr.parent[t, leaf] = -1
+    tr.leaf_point[t, leaf - internal] = -1
+    _push(tr.free_leaf, tr.free_leaf_top, t, leaf)
     if parent == -1:
         tr.root[t] = -1
-        _free(tr, t, leaf)
         return True
     sibling = tr.left[t, parent]
     if sibling == leaf:
         sibling = tr.right[t, parent]
     grandparent = tr.parent[t, parent]
-    _replace_child(tr, t, grandparent, parent, sibling)
-    _free(tr, t, parent)
-    _free(tr, t, leaf)
+    _replace_child(tr.parent, tr.left, tr.right, tr.root, t, grandparent, parent, sibling)
+    # So does its parent.
+    tr.parent[t, parent] = -1
+    tr.mass[t, parent] = 0
+    tr.left[t, parent] = -1
+    tr.right[t, parent] = -1
+    tr.cut_dim[t, parent] = -1
+    tr.cut_value[t, parent] = 0.0
+    tr.range_sum[t, parent] = 0.0
+    for i in range(box_min.shape[1]):
+        box_min[parent, i] = 0.0
+        box_max[parent, i] = 0.0
+    _push(tr.free_internal, tr.free_internal_top, t, parent)
     node = grandparent
     refit = True
     for _ in range(steps):
@@ -467,6 +660,30 @@ def delete_leaf(tr, t, leaf):
             return True
         tr.mass[t, node] -= 1
         if refit:
-            refit = _refit_box(tr, t, node)
+            # The node's box becomes the union of its children's (a leaf's is
+            # its point); boxes above change only if this one did.
+            left = tr.left[t, node]
+            right = tr.right[t, node]
+            left_row = tr.leaf_point[t, left - internal] if left >= internal else -1
+            right_row = tr.leaf_point[t, right - internal] if right >= internal else -1
+            refit = False
+            range_sum = 0.0
+            for i in range(box_min.shape[1]):
+                if left_row >= 0:
+                    left_lo = left_hi = store[left_row, i]
+                else:
+                    left_lo, left_hi = box_min[left, i], box_max[left, i]
+                if right_row >= 0:
+                    right_lo = right_hi = store[right_row, i]
+                else:
+                    right_lo, right_hi = box_min[right, i], box_max[right, i]
+                lo = min(left_lo, right_lo)
+                hi = max(left_hi, right_hi)
+                if lo != box_min[node, i] or hi != box_max[node, i]:
+                    refit = True
+                    box_min[node, i] = lo
+                    box_max[node, i] = hi
+                range_sum += hi - lo
+            tr.range_sum[t, node] = range_sum
         node = tr.parent[t, node]
     return False

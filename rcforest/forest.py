@@ -16,7 +16,7 @@ from rcforest._core import (
 )
 from rcforest._jit import threads
 from rcforest._rng import tree_seeds
-from rcforest._tree import allocate_trees
+from rcforest._tree import allocate_trees, pack, store_rows
 
 __all__ = ["Forest"]
 
@@ -36,6 +36,10 @@ def _tree_mean(per_tree):
     _kernels.tree_mean(per_tree, out)
     return out
 
+
+# A stream call of this many rows or more ends with the point store packed to
+# the distinct points the trees hold; shorter calls leave room for the next rows.
+_COMPACT_ROWS = 1024
 
 # Below this many rows a call runs on one thread: waking the others costs
 # more than the work (the per-point path of a live stream).
@@ -133,6 +137,12 @@ class Forest:
             f"random_state={self.random_state})"
         )
 
+    def __getstate__(self):
+        """Pickle with the point store packed (:func:`rcforest._tree.pack`): forests in the same state pickle alike."""
+        if self._trees is not None:
+            self._trees = pack(self._trees)
+        return self.__dict__
+
     @property
     def dimensions_(self):
         if self.n_features_ is None:
@@ -217,7 +227,7 @@ class Forest:
             _kernels.select_sample(
                 trees.rng, trees.heap_weight, rows_kept, trees.heap_size, points.shape[0], 0, self.time_decay
             )
-            _kernels.build(trees, points, rows_kept)
+            trees = _kernels.build_from_rows(trees, points, rows_kept)
         self._trees = trees
         self.n_features_ = rows.values.shape[1]
         self.feature_names_in_ = rows.columns
@@ -343,11 +353,16 @@ class Forest:
         with _threads(self.n_jobs, points.shape[0]):
             for start in range(0, points.shape[0], _CHUNK):
                 chunk = points[start : start + _CHUNK]
+                trees, first = store_rows(trees, chunk)
+                if self._trees is not None:
+                    self._trees = trees  # changed in place from here on: with the store it refers to
                 per_tree = np.zeros((self.num_trees, chunk.shape[0]))  # C-ordered: see _per_tree
-                _kernels.stream(trees, chunk, self.points_seen_ + start, self.time_decay, mode, per_tree)
+                _kernels.stream(trees, chunk, first, self.points_seen_ + start, self.time_decay, mode, per_tree)
                 _kernels.raise_if_corrupt(per_tree)
                 if mode != _kernels.MODE_NONE:
                     scores[start : start + chunk.shape[0]] = _tree_mean(per_tree)
+        if points.shape[0] >= _COMPACT_ROWS:
+            trees = pack(trees)
         self._trees = trees
         self.n_features_ = rows.values.shape[1]
         if self.feature_names_in_ is None:
@@ -410,7 +425,12 @@ class Forest:
     # ------------------------------------------------------------------ I/O
 
     def _parts(self):
-        """The forest's state as :class:`rcforest._state.ForestParts`: see :meth:`_from_parts`."""
+        """The forest's state as :class:`rcforest._state.ForestParts`: see :meth:`_from_parts`.
+
+        The point store is cut down to the points the trees hold first.
+        """
+        if self._trees is not None:
+            self._trees = pack(self._trees)
         params = {name: getattr(self, name) for name in _state.PARAMS}
         return _state.ForestParts(params, self.feature_names_in_, self.points_seen_, self._trees, self._tail)
 

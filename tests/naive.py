@@ -266,14 +266,42 @@ def describe(node):
     return ("cut", node.cut_dim, node.cut_value, node.mass, describe(node.left), describe(node.right))
 
 
+def insert_values(trees, t, point, rng=None, k=0):
+    """Append ``point`` to the store of a ``TreeArrays`` (made with room) and insert it into tree ``t``."""
+    from rcforest._tree import insert_point
+
+    index = int(trees.store_size[0])
+    assert index < trees.store.shape[0], "no room left in the store"
+    trees.store[index] = point
+    trees.store_size[0] = index + 1
+    return insert_point(trees, t, index, trees.rng if rng is None else rng, k)
+
+
+def leaf_of(trees, t, leaf):
+    """The point held by ``leaf`` of tree ``t`` of a ``TreeArrays``: its row of the store."""
+    internal = trees.left.shape[1]
+    assert leaf >= internal, f"node {leaf} is not a leaf"
+    index = int(trees.leaf_point[t, leaf - internal])
+    assert 0 <= index < trees.store_size[0], f"leaf {leaf} holds store row {index}"
+    return trees.store[index]
+
+
+def node_box(trees, t, node):
+    """``(low, high)`` of any node: a leaf's point twice."""
+    if node >= trees.left.shape[1]:
+        point = leaf_of(trees, t, node)
+        return point, point
+    return trees.box_min[t, node], trees.box_max[t, node]
+
+
 def describe_flat(trees, t, node=None):
     """The same nested tuple for tree ``t`` of a ``TreeArrays``."""
     if node is None:
         node = int(trees.root[t])
         if node == -1:
             return None
-    if trees.left[t, node] == -1:
-        return ("leaf", tuple(float(v) for v in trees.box_min[t, node]), int(trees.mass[t, node]))
+    if node >= trees.left.shape[1]:
+        return ("leaf", tuple(float(v) for v in leaf_of(trees, t, node)), int(trees.mass[t, node]))
     return (
         "cut",
         int(trees.cut_dim[t, node]),
@@ -288,14 +316,20 @@ def check_invariants(trees, t):
     """Assert the invariants of tree ``t`` of a ``TreeArrays``.
 
     Masses add up, boxes are the unions of their children's (and their
-    stored range sums match), every child
-    points back to its parent, every point lies on its side of each cut,
-    and the free stack holds exactly the nodes outside the tree, each in
-    its canonical free state.
+    stored range sums match), every child points back to its parent, every
+    leaf holds a row of the point store, every point lies on its side of
+    each cut, nodes below ``I`` are internal and the others leaves, and the
+    free stacks hold exactly the nodes outside the tree, each in its
+    canonical free state.
     """
+    internal = trees.left.shape[1]
     num_nodes = trees.parent.shape[1]
-    free = [int(v) for v in trees.free_stack[t, : trees.free_top[t]]]
-    assert len(set(free)) == len(free), "a node is on the free stack twice"
+    free_internal = [int(v) for v in trees.free_internal[t, : trees.free_internal_top[t]]]
+    free_leaf = [int(v) for v in trees.free_leaf[t, : trees.free_leaf_top[t]]]
+    assert all(0 <= v < internal for v in free_internal), "a free internal slot out of range"
+    assert all(internal <= v < num_nodes for v in free_leaf), "a free leaf slot out of range"
+    free = free_internal + free_leaf
+    assert len(set(free)) == len(free), "a node is on a free stack twice"
     reached = []
     root = int(trees.root[t])
     if root != -1:
@@ -304,32 +338,31 @@ def check_invariants(trees, t):
         while stack:
             node = stack.pop()
             reached.append(node)
-            left, right = int(trees.left[t, node]), int(trees.right[t, node])
-            if left == -1:
-                assert right == -1, f"leaf {node} has a right child"
+            if node >= internal:
                 assert trees.mass[t, node] >= 1, f"leaf {node} has mass {trees.mass[t, node]}"
-                assert trees.range_sum[t, node] == 0.0
-                np.testing.assert_array_equal(trees.box_min[t, node], trees.box_max[t, node])
+                leaf_of(trees, t, node)
                 continue
+            left, right = int(trees.left[t, node]), int(trees.right[t, node])
             for child in (left, right):
                 assert trees.parent[t, child] == node, f"child {child} does not point back to {node}"
             assert trees.mass[t, node] == trees.mass[t, left] + trees.mass[t, right], f"mass of {node}"
-            np.testing.assert_array_equal(
-                trees.box_min[t, node], np.minimum(trees.box_min[t, left], trees.box_min[t, right])
-            )
-            np.testing.assert_array_equal(
-                trees.box_max[t, node], np.maximum(trees.box_max[t, left], trees.box_max[t, right])
-            )
+            (left_low, left_high), (right_low, right_high) = node_box(trees, t, left), node_box(trees, t, right)
+            np.testing.assert_array_equal(trees.box_min[t, node], np.minimum(left_low, right_low))
+            np.testing.assert_array_equal(trees.box_max[t, node], np.maximum(left_high, right_high))
             sides = trees.box_max[t, node] - trees.box_min[t, node]
             assert trees.range_sum[t, node] == sum(float(v) for v in sides), f"range sum of {node}"
             dim, value = trees.cut_dim[t, node], trees.cut_value[t, node]
-            assert trees.box_max[t, left, dim] <= value < trees.box_min[t, right, dim], f"cut of {node}"
+            assert left_high[dim] <= value < right_low[dim], f"cut of {node}"
             stack += [left, right]
     assert len(set(reached)) == len(reached), "a node is reached twice"
-    assert sorted(reached + free) == list(range(num_nodes)), "nodes lost or shared between tree and free list"
+    assert sorted(reached + free) == list(range(num_nodes)), "nodes lost or shared between tree and free stacks"
     for node in free:
-        assert trees.parent[t, node] == trees.left[t, node] == trees.right[t, node] == -1
-        assert trees.mass[t, node] == 0 and trees.cut_dim[t, node] == -1 and trees.range_sum[t, node] == 0
+        assert trees.parent[t, node] == -1 and trees.mass[t, node] == 0
+        if node >= internal:
+            assert trees.leaf_point[t, node - internal] == -1
+            continue
+        assert trees.left[t, node] == trees.right[t, node] == -1
+        assert trees.cut_dim[t, node] == -1 and trees.cut_value[t, node] == 0 and trees.range_sum[t, node] == 0
         assert not trees.box_min[t, node].any() and not trees.box_max[t, node].any()
 
 

@@ -15,10 +15,10 @@ import pytest
 from rcforest import Forest, _kernels
 from rcforest._core import MAX_ABS_VALUE
 from rcforest._score import score_point
-from rcforest._tree import allocate_trees, insert_point
+from rcforest._tree import allocate_trees
 from rcforest.detector.period import estimate_period, estimate_period_robust
 from rcforest.thresholded import ThresholdedForest
-from tests.naive import NaiveTree, check_invariants, describe_flat
+from tests.naive import NaiveTree, check_invariants, describe_flat, insert_values
 from tests.test_hostile import _bounded, _members, _rewrite
 
 TINY = 5e-324  # the smallest subnormal float64
@@ -149,11 +149,11 @@ def test_subnormal_spans_give_the_naive_reference_tree():
     values = [0.0, TINY, -TINY, 2 * TINY, 0.0, TINY, 1e-310, MAX_ABS_VALUE, -MAX_ABS_VALUE, 1.0]
     for seed in range(20):
         rng = np.random.default_rng(seed)
-        trees = allocate_trees(1, 64, 2, np.array([seed], np.uint64))
+        trees = allocate_trees(1, 64, 2, np.array([seed], np.uint64), store_rows=40)
         naive = NaiveTree(seed)
         for _ in range(40):
             point = [float(v) for v in rng.choice(values, size=2)]
-            insert_point(trees, 0, np.array(point), trees.rng, 0)
+            insert_values(trees, 0, np.array(point))
             naive.insert(point)
         assert describe_flat(trees, 0) == naive.structure()
         check_invariants(trees, 0)

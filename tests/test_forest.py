@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from rcforest import Forest
 from rcforest._core import shingle
-from tests.naive import check_invariants
+from tests.naive import check_invariants, describe_flat, leaf_of
 
 FIXTURES = Path(__file__).resolve().parent / "data"
 
@@ -47,10 +47,10 @@ def test_each_tree_samples_without_replacement(data):
     trees = forest._trees
     for t in range(20):
         leaves = trees.heap_leaf[t, : trees.heap_size[t]]
-        points = trees.box_min[t, leaves]
+        points = np.array([leaf_of(trees, t, leaf) for leaf in leaves])
         assert len(np.unique(points, axis=0)) == 100  # distinct rows, none twice
-    first = {tuple(p) for p in trees.box_min[0, trees.heap_leaf[0]]}
-    second = {tuple(p) for p in trees.box_min[1, trees.heap_leaf[1]]}
+    first = {tuple(leaf_of(trees, 0, leaf)) for leaf in trees.heap_leaf[0]}
+    second = {tuple(leaf_of(trees, 1, leaf)) for leaf in trees.heap_leaf[1]}
     assert first != second
 
 
@@ -64,8 +64,8 @@ def test_same_seed_same_forest_any_thread_count(data):
     many = Forest(num_trees=16, sample_size=32, random_state=5, n_jobs=numba.config.NUMBA_NUM_THREADS).fit(data)
     np.testing.assert_array_equal(one.score(data), many.score(data))
     np.testing.assert_array_equal(one.score_update(data[:100]), many.score_update(data[:100]))
-    for name in ("box_min", "mass", "rng", "heap_weight"):
-        np.testing.assert_array_equal(getattr(one._trees, name), getattr(many._trees, name))
+    for name in one._trees._fields:
+        np.testing.assert_array_equal(getattr(one._trees, name), getattr(many._trees, name), err_msg=name)
 
 
 def test_scores_agree_with_single_tree_means(data):
@@ -149,7 +149,7 @@ def test_time_decay_favours_recent_points():
 
     def kept(forest):
         trees = forest._trees
-        return trees.box_min[np.arange(20)[:, None], trees.heap_leaf, 0]
+        return [leaf_of(trees, t, leaf)[0] for t in range(20) for leaf in trees.heap_leaf[t]]
 
     assert np.median(kept(decayed)) > 4000
     assert 1500 < np.median(kept(uniform)) < 3500
@@ -214,6 +214,18 @@ def _assert_same_arrays(got, expected):
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), name
 
 
+def _assert_same_trees(got, expected):
+    """Two forests' trees are the same trees, their node numbers aside (files of version 1 number them otherwise)."""
+    a, b = got._trees, expected._trees
+    for name in ("rng", "heap_weight", "heap_size"):
+        assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
+    for t in range(a.root.shape[0]):
+        check_invariants(a, t)
+        assert describe_flat(a, t) == describe_flat(b, t)
+        kept = [leaf_of(a, t, leaf).tobytes() for leaf in a.heap_leaf[t, : a.heap_size[t]]]
+        assert kept == [leaf_of(b, t, leaf).tobytes() for leaf in b.heap_leaf[t, : b.heap_size[t]]]
+
+
 def _repeating_rows(seed, n=400):
     """Rows with many repeated shingles (leaves of mass above 1) and a drift (deletions all along)."""
     rng = np.random.default_rng(seed)
@@ -230,7 +242,7 @@ def test_a_loaded_forest_holds_the_arrays_it_was_saved_with_and_continues_identi
     rows = _repeating_rows(1)
     forest = Forest(num_trees=12, sample_size=32, random_state=4, **{"shingle_size": 2, **kwargs})
     forest.update(rows[:300])
-    assert (forest._trees.mass[forest._trees.left == -1] > 1).any()
+    assert (forest._trees.mass[:, forest._trees.left.shape[1] :] > 1).any()  # leaves holding duplicates
     forest.save(tmp_path / "model.rcf")
     loaded = Forest.load(tmp_path / "model.rcf")
     _assert_same_arrays(loaded, forest)
@@ -240,6 +252,7 @@ def test_a_loaded_forest_holds_the_arrays_it_was_saved_with_and_continues_identi
     _assert_same_arrays(loaded, forest)  # later insertions took the same free slots
     loaded.save(tmp_path / "again.rcf")
     assert (tmp_path / "again.rcf").read_bytes() != (tmp_path / "model.rcf").read_bytes()
+    forest._parts()  # packs the point store to its distinct points, as saving does
     _assert_same_arrays(Forest.load(tmp_path / "again.rcf"), forest)
 
 
@@ -278,18 +291,18 @@ def test_the_model_file_keeps_each_distinct_point_once_and_no_box(tmp_path):
         points = np.load(io.BytesIO(archive.read("tree.points.npy")))
     assert not [name for name in names if "box" in name or "parent" in name or "range_sum" in name]
     trees = forest._trees
-    leaves = trees.box_min[(trees.left == -1) & (trees.mass > 0)]
+    leaves = trees.store[trees.leaf_point[trees.leaf_point >= 0]]
     distinct = {row.tobytes() for row in leaves}
     assert len(points) == len(distinct) <= 63 and len(leaves) > 4 * len(points)
     assert {row.tobytes() for row in points} == distinct
 
 
 def test_points_whose_hashes_agree_are_kept_apart(tmp_path, monkeypatch):
-    from rcforest import _stored
+    from rcforest import _tree
 
     forest = Forest(num_trees=12, sample_size=32, shingle_size=2, random_state=4).update(_repeating_rows(3))
     forest.save(tmp_path / "model.rcf")
-    monkeypatch.setattr(_stored, "hash", lambda data: 0, raising=False)  # every point's hash the same
+    monkeypatch.setattr(_tree, "_row_keys", lambda bits: np.zeros(bits.shape[0], np.uint64))  # every hash the same
     forest.save(tmp_path / "collided.rcf")
     with zipfile.ZipFile(tmp_path / "model.rcf") as one, zipfile.ZipFile(tmp_path / "collided.rcf") as other:
         assert one.read("tree.points.npy") == other.read("tree.points.npy")
@@ -325,11 +338,12 @@ def test_files_saved_by_version_1_still_load(tmp_path):
     restored = Forest.load(FIXTURES / "forest-v1.rcf")
     fresh = Forest(num_trees=3, sample_size=16, shingle_size=2, time_decay=0.01, random_state=5).fit(rows[:60])
     fresh.update(rows[60:140])
-    _assert_same_arrays(restored, fresh)
+    _assert_same_trees(restored, fresh)
     assert restored.points_seen_ == fresh.points_seen_ == 139
     np.testing.assert_array_equal(restored.score_update(rows[140:]), fresh.score_update(rows[140:]))
+    _assert_same_trees(restored, fresh)
     restored.save(tmp_path / "model.rcf")
-    _assert_same_arrays(Forest.load(tmp_path / "model.rcf"), fresh)
+    _assert_same_arrays(Forest.load(tmp_path / "model.rcf"), restored)
 
 
 def test_a_saved_member_holds_the_bytes_numpy_saves(tmp_path, data):
@@ -531,13 +545,13 @@ def test_parallel_stream_driver_matches_the_single_tree_kernels():
     that they do exactly what the single-tree kernels do, called one by one."""
     from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top
     from rcforest._score import displacement_of
-    from rcforest._tree import delete_leaf, insert_point
+    from rcforest._tree import delete_leaf, insert_point, store_rows
 
     rng = np.random.default_rng(8)
     data = rng.integers(0, 6, size=(300, 2)).astype(float)  # duplicates too
     forest = Forest(num_trees=3, sample_size=12, time_decay=0.05, random_state=5)
     forest.update(data[:1])
-    ref = copy.deepcopy(forest._trees)
+    ref, first = store_rows(copy.deepcopy(forest._trees), data[1:])
     expected = np.empty((3, len(data) - 1))
     for row, point in enumerate(data[1:], start=1):
         for t in range(3):
@@ -548,7 +562,7 @@ def test_parallel_stream_driver_matches_the_single_tree_kernels():
             if verdict == 2:
                 delete_leaf(ref, t, ref.heap_leaf[t, 0])
             if verdict:
-                leaf = insert_point(ref, t, point, ref.rng, t)
+                leaf = insert_point(ref, t, first + row - 1, ref.rng, t)
                 push = heap_push if verdict == 1 else heap_replace_top
                 push(ref.heap_weight, ref.heap_leaf, ref.heap_size, t, weight, leaf)
     got = forest.score_update(data[1:], kind="codisp")

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from rcforest import Forest, _format, _state
+from tests.naive import leaf_of
 
 TIMEOUT = 300
 FIXTURES = Path(__file__).resolve().parent / "data"
@@ -436,7 +437,7 @@ def test_time_decay_is_bounded():
 def test_a_huge_time_decay_keeps_the_latest_points():
     forest = Forest(num_trees=5, sample_size=8, time_decay=1e6, random_state=0)
     forest.update(np.arange(100.0)[:, None])
-    kept = {float(forest._trees.box_min[t, leaf, 0]) for t in range(5) for leaf in forest._trees.heap_leaf[t]}
+    kept = {float(leaf_of(forest._trees, t, leaf)[0]) for t in range(5) for leaf in forest._trees.heap_leaf[t]}
     assert kept == {float(v) for v in range(92, 100)}
 
 

@@ -14,6 +14,7 @@ from rcforest.datasets import load_nyc_taxi
 from rcforest.detector import COLUMNS
 from rcforest.evaluate import top_days, window_metrics
 from rcforest.thresholded import ThresholdedForest, estimate_period
+from tests.naive import check_invariants, describe_flat, leaf_of
 
 PROBATION = 750  # NAB's probation period for NYC taxi (15% of the file)
 FIXTURES = Path(__file__).resolve().parent / "data"
@@ -287,16 +288,21 @@ def test_files_saved_by_earlier_versions_still_load(tmp_path, name):
     fresh.run(x[:200])
     fresh.save(tmp_path / "again.zip")
     # The history and transform statistics are saved as they were, array for array; the forest holds
-    # the same trees, now stored as structure and points.
+    # the same trees, now stored as structure and points, its node numbers keeping leaves apart.
     with zipfile.ZipFile(FIXTURES / name) as old, zipfile.ZipFile(tmp_path / "again.zip") as new:
         arrays = [name for name in old.namelist() if name.endswith(".npy") and not name.startswith("forest/")]
         assert arrays == ["history.npy", "mean.npy", "scale.npy", "residual.npy"]
         for member in arrays:
             assert old.read(member) == new.read(member), member
         assert "forest/tree.box_min.npy" in old.namelist() and "forest/tree.points.npy" in new.namelist()
-    for field in fresh.forest_._trees._fields:
-        got, expected = getattr(restored.forest_._trees, field), getattr(fresh.forest_._trees, field)
-        assert got.tobytes() == expected.tobytes(), field
+    old_trees, new_trees = restored.forest_._trees, fresh.forest_._trees
+    for field in ("rng", "heap_weight", "heap_size"):
+        assert getattr(old_trees, field).tobytes() == getattr(new_trees, field).tobytes(), field
+    for t in range(3):
+        check_invariants(old_trees, t)
+        assert describe_flat(old_trees, t) == describe_flat(new_trees, t)
+        old_kept = [tuple(leaf_of(old_trees, t, leaf)) for leaf in old_trees.heap_leaf[t]]
+        assert old_kept == [tuple(leaf_of(new_trees, t, leaf)) for leaf in new_trees.heap_leaf[t]]
     # The restored detector continues as one that saw the same rows.
     got = restored.run(x[200:])
     pd.testing.assert_frame_equal(got, fresh.run(x[200:]), check_exact=True)

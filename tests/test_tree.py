@@ -6,18 +6,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rcforest import _kernels
+from rcforest._sampler import heap_push
 from rcforest._score import attribute_point, displacement_of, score_point
 from rcforest._tree import allocate_trees, delete_leaf, insert_point
-from tests.naive import NaiveTree, check_invariants, describe_flat, displacement_at
+from tests.naive import NaiveTree, check_invariants, describe_flat, displacement_at, insert_values
 
 
 def _pair(seed, dim, capacity=64):
-    trees = allocate_trees(1, capacity, dim, np.array([seed], np.uint64))
+    trees = allocate_trees(1, capacity, dim, np.array([seed], np.uint64), store_rows=1000)
     return trees, NaiveTree(seed)
 
 
 def _insert_both(trees, naive, point):
-    leaf = insert_point(trees, 0, np.asarray(point, np.float64), trees.rng, 0)
+    leaf = insert_values(trees, 0, np.asarray(point, np.float64))
     naive_leaf = naive.insert(point)
     return leaf, naive_leaf
 
@@ -63,12 +64,12 @@ def test_displacement_without_inserting_matches_a_real_insertion(seed):
     assert displacement_of(trees, 0, empty_query, trees.rng.copy(), 0) == (0.0, 0.0)
     data = rng.integers(-3, 4, size=(60, 3)).astype(float)  # many duplicates
     for point in data:
-        insert_point(trees, 0, point, trees.rng, 0)
+        insert_values(trees, 0, point)
     queries = np.vstack([data[:15], rng.normal(scale=3, size=(30, 3))])
     for q in queries:
         virtual = displacement_of(trees, 0, q, trees.rng.copy(), 0)
         real_rng = trees.rng.copy()
-        leaf = insert_point(trees, 0, q, real_rng, 0)
+        leaf = insert_values(trees, 0, q, real_rng)
         assert virtual == displacement_at(trees, 0, leaf)
         delete_leaf(trees, 0, leaf)
 
@@ -83,12 +84,16 @@ def test_insert_then_delete_restores_the_exact_state(seed):
     trees, _ = _pair(seed, 3)
     data = rng.normal(size=(50, 3)).round(1)
     for point in data:
-        insert_point(trees, 0, point, trees.rng, 0)
-    before = _snapshot(trees)
-    # New points, duplicates of stored ones, and points far outside the data.
+        insert_values(trees, 0, point)
+    # New points, duplicates of stored ones, and points far outside the data,
+    # put in the store first: the trees alone must come back bit-identical.
     queries = np.vstack([rng.normal(size=(20, 3)), data[:10], rng.normal(scale=50, size=(5, 3))])
-    for q in queries:
-        leaf = insert_point(trees, 0, q, trees.rng, 0)
+    first = int(trees.store_size[0])
+    trees.store[first : first + len(queries)] = queries
+    trees.store_size[0] += len(queries)
+    before = _snapshot(trees)
+    for index in range(first, first + len(queries)):
+        leaf = insert_point(trees, 0, index, trees.rng, 0)
         delete_leaf(trees, 0, leaf)
         trees.rng[0] = before["rng"][0]
         after = _snapshot(trees)
@@ -153,7 +158,8 @@ def test_invariants_hold_after_random_inserts_and_deletes(ops, seed, dim):
 def test_library_checker_spots_damage():
     trees, _ = _pair(3, 2)
     for point in np.random.default_rng(3).normal(size=(20, 2)):
-        insert_point(trees, 0, point, trees.rng, 0)
+        leaf = insert_values(trees, 0, point)
+        heap_push(trees.heap_weight, trees.heap_leaf, trees.heap_size, 0, 0.0, leaf)
     failures = np.empty(1, np.int64)
     for name, node_value in [("mass", 7), ("parent", 5), ("box_max", 100.0)]:
         damaged = trees._replace(**{name: getattr(trees, name).copy()})
@@ -161,3 +167,51 @@ def test_library_checker_spots_damage():
         getattr(damaged, name)[0, root] = node_value
         _kernels.check_trees(damaged, failures)
         assert failures[0] != 0, name
+    leaf = int(trees.heap_leaf[0, 0]) if trees.heap_size[0] else int(trees.left.shape[1])
+    slot = leaf - trees.left.shape[1]
+    damages = {
+        "a leaf's store row out of range": lambda d: d.leaf_point.__setitem__((0, slot), 10**6),
+        "a leaf's point moved": lambda d: d.store.__setitem__((d.leaf_point[0, slot], 0), 1e3),
+        "a stale free stack entry": lambda d: d.free_leaf.__setitem__((0, d.free_leaf.shape[1] - 1), 0),
+        "a store size beyond the store": lambda d: d.store_size.__setitem__(0, d.store.shape[0] + 1),
+    }
+    for name, damage in damages.items():
+        damaged = trees._replace(**{k: v.copy() for k, v in trees._asdict().items()})
+        damage(damaged)
+        _kernels.check_trees(damaged, failures)
+        assert failures[0] != 0, name
+
+
+def _store_is_packed(trees):
+    held = trees.leaf_point[trees.leaf_point >= 0]
+    rows = trees.store[: trees.store_size[0]]
+    assert trees.store.shape[0] == trees.store_size[0]
+    assert np.array_equal(np.unique(held), np.arange(len(rows)))  # every row held by a leaf
+    assert len(np.unique(rows.view(np.uint64), axis=0)) == len(rows)  # each point once, bit for bit
+
+
+def test_the_point_store_stays_bounded_and_packs_to_distinct_points():
+    from rcforest import Forest
+
+    rng = np.random.default_rng(4)
+    data = rng.integers(0, 4, size=(1100, 2)).astype(float)  # many duplicates; one call of it packs
+    data[::50] = -0.0  # signed zeros are distinct points for the store, equal ones for the trees
+    forest = Forest(num_trees=5, sample_size=16, time_decay=0.01, random_state=0)
+    for i, row in enumerate(data):
+        forest.update(row[None])
+        trees = forest._trees
+        # Room for at most twice the leaves and the new row: not one row per row seen.
+        assert trees.store_size[0] <= trees.store.shape[0] <= 2 * (5 * 17 + 1)
+        for t in range(5 if i % 10 == 0 else 0):
+            check_invariants(trees, t)
+    one_call = Forest(num_trees=5, sample_size=16, time_decay=0.01, random_state=0).update(data)
+    _store_is_packed(one_call._trees)  # a long call ends packed
+    for name, value in one_call._trees._asdict().items():
+        if name not in ("leaf_point", "store", "store_size"):
+            np.testing.assert_array_equal(getattr(forest._trees, name), value, err_msg=name)
+    packed = forest._parts().trees  # packed before it is saved or pickled
+    _store_is_packed(packed)
+    for name in ("leaf_point", "store", "store_size"):
+        np.testing.assert_array_equal(getattr(packed, name), getattr(one_call._trees, name), err_msg=name)
+    for t in range(5):
+        assert describe_flat(packed, t) == describe_flat(one_call._trees, t)
