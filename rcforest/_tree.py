@@ -261,11 +261,18 @@ def pack(tr):
         ``tr`` with a new ``leaf_point``, ``store`` and ``store_size``.
     """
     held = tr.leaf_point >= 0
-    values = tr.store[tr.leaf_point[held]]
-    same = _first_equal_rows(values)
-    distinct = np.unique(same)
+    refs = tr.leaf_point[held]  # tree by tree, slot by slot
+    rows, first_use, row_of = np.unique(refs, return_index=True, return_inverse=True)
+    values = tr.store[rows]  # one copy per row in use, not per leaf
+    groups, group_of = np.unique(_first_equal_rows(values), return_inverse=True)
+    group_use = np.full(groups.size, refs.size, np.int64)
+    np.minimum.at(group_use, group_of, first_use)  # a point's first use, over its rows
+    order = np.argsort(group_use)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
     leaf_point = tr.leaf_point.copy()
-    leaf_point[held] = np.searchsorted(distinct, same)
+    leaf_point[held] = rank[group_of[row_of.ravel()]]
+    distinct = groups[order]
     return tr._replace(leaf_point=leaf_point, store=values[distinct], store_size=np.array([distinct.size], np.int64))
 
 
