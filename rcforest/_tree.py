@@ -453,7 +453,7 @@ def _cut_in_gap(low, high, row, point, r):
     return last_dim, last_value  # r ran past the end by rounding
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def find_place(tr, t, point, rng, k):
     """Where :func:`insert_point` would put ``point``, without changing the tree.
 
