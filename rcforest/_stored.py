@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from rcforest._jit import JIT
-from rcforest._tree import allocate_trees, internal_per_tree, leaves_per_tree, pack
+from rcforest._tree import allocate_trees, internal_per_tree, leaves_per_tree, pack, refit_box
 
 __all__ = []
 
@@ -311,27 +311,8 @@ def _rebuild_tree(tr, t):
         node = order[j]
         if node >= internal:
             continue
-        left = tr.left[t, node]
-        right = tr.right[t, node]
-        tr.mass[t, node] = tr.mass[t, left] + tr.mass[t, right]
-        left_row = tr.leaf_point[t, left - internal] if left >= internal else -1
-        right_row = tr.leaf_point[t, right - internal] if right >= internal else -1
-        range_sum = 0.0
-        for k in range(dim):
-            if left_row >= 0:
-                left_lo = left_hi = tr.store[left_row, k]
-            else:
-                left_lo, left_hi = tr.box_min[t, left, k], tr.box_max[t, left, k]
-            if right_row >= 0:
-                right_lo = right_hi = tr.store[right_row, k]
-            else:
-                right_lo, right_hi = tr.box_min[t, right, k], tr.box_max[t, right, k]
-            lo = min(left_lo, right_lo)
-            hi = max(left_hi, right_hi)
-            tr.box_min[t, node, k] = lo
-            tr.box_max[t, node, k] = hi
-            range_sum += hi - lo
-        tr.range_sum[t, node] = range_sum
+        tr.mass[t, node] = tr.mass[t, tr.left[t, node]] + tr.mass[t, tr.right[t, node]]
+        refit_box(tr.left, tr.right, tr.leaf_point, tr.store, tr.box_min[t], tr.box_max[t], tr.range_sum, t, node)
     return 0
 
 

@@ -400,6 +400,39 @@ def _grow_ancestors(parent, mass, box_min, box_max, range_sum, t, node, point, i
 
 
 @njit(**INLINE)
+def refit_box(left, right, leaf_point, store, box_min, box_max, range_sum, t, node):
+    """Set internal ``node``'s box and range sum to the union of its children's (a leaf's box is its point).
+
+    ``box_min`` and ``box_max`` are tree ``t``'s. Returns whether the box changed.
+    """
+    internal = left.shape[1]
+    first = left[t, node]
+    second = right[t, node]
+    first_row = leaf_point[t, first - internal] if first >= internal else -1
+    second_row = leaf_point[t, second - internal] if second >= internal else -1
+    changed = False
+    total = 0.0
+    for i in range(box_min.shape[1]):
+        if first_row >= 0:
+            first_lo = first_hi = store[first_row, i]
+        else:
+            first_lo, first_hi = box_min[first, i], box_max[first, i]
+        if second_row >= 0:
+            second_lo = second_hi = store[second_row, i]
+        else:
+            second_lo, second_hi = box_min[second, i], box_max[second, i]
+        lo = min(first_lo, second_lo)
+        hi = max(first_hi, second_hi)
+        if lo != box_min[node, i] or hi != box_max[node, i]:
+            changed = True
+            box_min[node, i] = lo
+            box_max[node, i] = hi
+        total += hi - lo
+    range_sum[t, node] = total
+    return changed
+
+
+@njit(**INLINE)
 def box_gap(low, high, row, point):
     """Total distance of ``point`` outside the box ``low[row], high[row]`` (0 inside), summed in order."""
     gap = 0.0
@@ -498,14 +531,11 @@ def find_place(tr, t, point, rng, k):
     node = tr.root[t]
     for _ in range(tr.parent.shape[1]):
         leaf = node >= internal
-        gap = 0.0
         if leaf:
             row = leaf_point[t, node - internal]
-            for i in range(point.shape[0]):
-                gap += max(store[row, i] - point[i], 0.0) + max(point[i] - store[row, i], 0.0)
+            gap = box_gap(store, store, row, point)
         else:
-            for i in range(point.shape[0]):
-                gap += max(box_min[node, i] - point[i], 0.0) + max(point[i] - box_max[node, i], 0.0)
+            gap = box_gap(box_min, box_max, node, point)
         if gap > 0.0:
             range_sum = 0.0 if leaf else tr.range_sum[t, node]
             separates = uniform(rng, k) * (range_sum + gap) < gap
@@ -667,30 +697,7 @@ def delete_leaf(tr, t, leaf):
             return True
         tr.mass[t, node] -= 1
         if refit:
-            # The node's box becomes the union of its children's (a leaf's is
-            # its point); boxes above change only if this one did.
-            left = tr.left[t, node]
-            right = tr.right[t, node]
-            left_row = tr.leaf_point[t, left - internal] if left >= internal else -1
-            right_row = tr.leaf_point[t, right - internal] if right >= internal else -1
-            refit = False
-            range_sum = 0.0
-            for i in range(box_min.shape[1]):
-                if left_row >= 0:
-                    left_lo = left_hi = store[left_row, i]
-                else:
-                    left_lo, left_hi = box_min[left, i], box_max[left, i]
-                if right_row >= 0:
-                    right_lo = right_hi = store[right_row, i]
-                else:
-                    right_lo, right_hi = box_min[right, i], box_max[right, i]
-                lo = min(left_lo, right_lo)
-                hi = max(left_hi, right_hi)
-                if lo != box_min[node, i] or hi != box_max[node, i]:
-                    refit = True
-                    box_min[node, i] = lo
-                    box_max[node, i] = hi
-                range_sum += hi - lo
-            tr.range_sum[t, node] = range_sum
+            # Boxes above change only if this one did.
+            refit = refit_box(tr.left, tr.right, tr.leaf_point, store, box_min, box_max, tr.range_sum, t, node)
         node = tr.parent[t, node]
     return False
