@@ -108,10 +108,11 @@ def check_time_decay(value):
     return value
 
 
-MAX_ABS_VALUE = 1e150
+MAX_ABS_VALUE = 1e30
 """Largest magnitude of an input value: far beyond real data, and small enough
-that the box sizes a kernel sums over all dimensions (and their squares)
-stay finite, so that every score is finite and every cut separates."""
+that the forest's single-precision bounding boxes (float32, up to 3.4e38)
+hold every point, and that the sums of box sides over many dimensions stay
+finite, so that every score is finite and every cut separates."""
 
 
 MAX_SAMPLE_SIZE = 2**30 - 2

@@ -1,7 +1,8 @@
 """Extreme finite values and corrupt trees: the kernels end, scores are finite, trees stay valid.
 
-Input values of magnitude up to ``MAX_ABS_VALUE`` (1e150) work, subnormals
-included; larger finite values are refused before anything changes. Whatever
+Input values of magnitude up to ``MAX_ABS_VALUE`` (1e30) work, subnormals
+included; larger finite values are refused before anything changes, and the
+detector takes readings beyond ``MAX_READING`` (1e20) as that magnitude. Whatever
 could hang runs in a child process with a timeout, so that a regression
 fails the test instead of stalling the suite.
 """
@@ -17,12 +18,15 @@ from rcforest._core import MAX_ABS_VALUE
 from rcforest._score import score_point
 from rcforest._tree import allocate_trees
 from rcforest.detector.period import estimate_period, estimate_period_robust
+from rcforest.detector.preprocess import MAX_READING, SCALE_FLOOR, TRANSFORMS
 from rcforest.thresholded import ThresholdedForest
 from tests.naive import NaiveTree, check_invariants, describe_flat, insert_values
 from tests.test_hostile import _bounded, _members, _rewrite
 
 TINY = 5e-324  # the smallest subnormal float64
 HUGE = np.finfo(np.float64).max  # about 1.8e308
+BEYOND_VALUE = np.nextafter(MAX_ABS_VALUE, np.inf)  # the smallest magnitude the forest refuses
+BEYOND_READING = np.nextafter(MAX_READING, np.inf)  # the smallest magnitude the detector clips
 
 
 def _sound(forest):
@@ -44,21 +48,21 @@ def _same_state(forest, before):
 # ----------------------------------------------------------- refused values
 
 
-@pytest.mark.parametrize("value", [HUGE, -HUGE, 1e308, -4e306, 1.0000000000000002e150, -1e151])
+@pytest.mark.parametrize("value", [HUGE, -HUGE, 1e308, -1e150, 3.5e38, BEYOND_VALUE, -BEYOND_VALUE, -1e31])
 @pytest.mark.parametrize("call", ["fit", "update", "score", "codisp", "attribution", "score_update"])
 def test_values_beyond_the_bound_are_refused_before_anything_changes(value, call):
     forest = Forest(num_trees=5, sample_size=16, shingle_size=2, random_state=0)
     forest.fit(np.random.default_rng(0).normal(size=(50, 2)))
     before = _state(forest)
     rows = [[0.5, 1.0], [value, 0.0], [1.0, 2.0]]
-    with pytest.raises(ValueError, match=r"holds .* at row 1, column 0; rcforest accepts magnitudes up to 1e\+150"):
+    with pytest.raises(ValueError, match=r"holds .* at row 1, column 0; rcforest accepts magnitudes up to 1e\+30"):
         getattr(forest, call)(rows)
     assert _same_state(forest, before)
     assert forest.points_seen_ == 49
 
 
 def test_the_bound_is_named_with_a_pandas_label():
-    frame = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, -1e200]}, index=["x", "y"])
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, -2e30]}, index=["x", "y"])
     with pytest.raises(ValueError, match=r"row 'y', column 1; .* rescale the data"):
         Forest(num_trees=2, sample_size=4).fit(frame)
 
@@ -73,20 +77,22 @@ def test_a_model_file_with_values_beyond_the_bound_is_refused(tmp_path, monkeypa
     # A forest built while the bound was lifted: consistent trees, far values.
     monkeypatch.setattr("rcforest._core.MAX_ABS_VALUE", np.inf)
     series = np.arange(30.0)
-    series[-1 if where == "tail" else 3] = 1e200
+    series[-1 if where == "tail" else 3] = 2e30
     forest = Forest(num_trees=3, sample_size=32, shingle_size=2, random_state=0).fit(series)
     path = tmp_path / "far.rcf"
     forest.save(path)
     monkeypatch.undo()
-    with pytest.raises(ValueError, match=r"inconsistent forest: .*beyond 1e\+150"):
+    with pytest.raises(ValueError, match=r"inconsistent forest: .*beyond 1e\+30"):
         Forest.load(path)
 
 
 # ---------------------------------------------------- values that work
 
 WORKS = """
+import tempfile
 import numpy as np
 from rcforest import Forest, _kernels
+from rcforest._core import MAX_ABS_VALUE as BOUND
 
 def sound(forest):
     failures = np.empty(forest.num_trees, np.int64)
@@ -107,7 +113,7 @@ def test_the_issue_reproducers_end_with_valid_trees():
     _works(
         """
 f = Forest(num_trees=10, sample_size=32, random_state=0).fit(np.random.default_rng(0).normal(size=(200, 2)))
-for far in (1e150, -1e150):
+for far in (BOUND, -BOUND):
     assert np.isfinite(f.score([[far, far]])).all()
     assert np.isfinite(f.codisp([[far, far]])).all()
     high, low = f.attribution([[far, -far]])
@@ -119,9 +125,9 @@ f = Forest(num_trees=10, sample_size=32, random_state=0).update([[0.0], [5e-324]
 sound(f)
 assert np.isfinite(f.score_update([[0.0], [5e-324], [-5e-324]] * 30, kind="codisp")).all()
 sound(f)
-g = Forest(num_trees=10, sample_size=32, random_state=0).fit([[1e150], [-1e150]] * 100)
+g = Forest(num_trees=10, sample_size=32, random_state=0).fit([[BOUND], [-BOUND]] * 100)
 sound(g)
-assert np.isfinite(g.score([[0.0], [1e150], [-1e150], [5e-324]])).all()
+assert np.isfinite(g.score([[0.0], [BOUND], [-BOUND], [5e-324]])).all()
 """
     )
 
@@ -130,16 +136,23 @@ def test_a_48_value_shingle_of_extremes_ends_with_finite_scores():
     _works(
         """
 rng = np.random.default_rng(1)
-series = rng.choice([1e150, -1e150, 0.0, 5e-324, -5e-324, 1.0], size=400)
+series = rng.choice([BOUND, -BOUND, 0.0, 5e-324, -5e-324, 1.0], size=400)
 f = Forest(num_trees=10, sample_size=64, shingle_size=48, random_state=0)
 scores = f.score_update(series)
 assert np.isfinite(scores[47:]).all()
 sound(f)
 assert np.isfinite(f.codisp(series[:100])[47:]).all()
-assert np.isfinite(f.score(np.tile([1e150, -1e150], 50))[47:]).all()
-g = Forest(num_trees=10, sample_size=64, shingle_size=48, random_state=0).fit(np.tile([1e150, -1e150], 100))
+assert np.isfinite(f.score(np.tile([BOUND, -BOUND], 50))[47:]).all()
+g = Forest(num_trees=10, sample_size=64, shingle_size=48, random_state=0).fit(np.tile([BOUND, -BOUND], 100))
 sound(g)
 assert np.isfinite(g.score(series)[47:]).all()
+# A model file holds values at the bound: it loads and scores the same.
+with tempfile.TemporaryDirectory() as folder:
+    for forest in (f, g):
+        forest.save(folder + "/edge.rcf")
+        restored = Forest.load(folder + "/edge.rcf")
+        sound(restored)
+        assert np.array_equal(restored.score(series), forest.score(series), equal_nan=True)
 """
     )
 
@@ -266,6 +279,23 @@ print("done")
     assert out.splitlines()[-1] == "done"
 
 
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_readings_beyond_the_detector_bound_count_as_the_bound(transform):
+    # After a constant warm-up the normalising scale is its floor, and readings
+    # of alternating sign at the bound give the largest transformed values the
+    # forest is fed (2 * MAX_READING / SCALE_FLOOR): they must stay within its bound.
+    outs = []
+    for magnitude in (MAX_READING, BEYOND_READING, 1e25, HUGE):
+        detector = ThresholdedForest(num_trees=10, sample_size=32, transform=transform)
+        detector.run(np.zeros(300))
+        out = detector.run(np.tile([magnitude, -magnitude, 0.0], 40))
+        assert np.isfinite(out["score"]).all() and np.isfinite(out["threshold"]).all()
+        outs.append(out)
+    assert (outs[0]["grade"] > 0).any()
+    for out in outs[1:]:
+        pd.testing.assert_frame_equal(out, outs[0])
+
+
 @pytest.mark.parametrize(
     "call, args, message",
     [
@@ -335,6 +365,7 @@ def detector_file(tmp_path):
         ("history", lambda a: a.__setitem__((5, 0), np.nan), "history holds NaN"),
         ("history", lambda a: a.__setitem__((5, 0), np.inf), "history holds NaN"),
         ("mean", lambda a: a.__setitem__(0, 1e300), "mean is not finite or beyond"),
+        ("mean", lambda a: a.__setitem__(0, -BEYOND_READING), r"mean is not finite or beyond 1e\+20"),
         ("scale", lambda a: a.__setitem__(0, 1e-300), "scale is not finite or below"),
         ("scale", lambda a: a.__setitem__(0, np.nan), "scale is not finite or below"),
         ("residual", lambda a: a.__setitem__(0, 0.0), "residual is not finite and positive"),
@@ -356,6 +387,16 @@ def test_a_detector_state_holding_a_huge_reading_loads_and_carries_on(detector_f
     detector = ThresholdedForest.load(detector_file)
     out = detector.run(_sine(100, seed=1))
     assert np.isfinite(out["score"]).all() and detector.rows_seen_ == 400
+
+
+def test_a_detector_state_with_statistics_at_their_bounds_loads_and_carries_on(detector_file):
+    header, arrays = _members(detector_file)
+    arrays["mean"][0] = -MAX_READING
+    arrays["scale"][0] = SCALE_FLOOR * MAX_READING  # the floor for this mean
+    _rewrite(detector_file, header, arrays)
+    detector = ThresholdedForest.load(detector_file)
+    out = detector.run(np.tile([1e25, -1e25, 0.0], 40))
+    assert np.isfinite(out["score"]).all() and detector.rows_seen_ == 420
 
 
 DETECTOR_FUZZ = """

@@ -117,7 +117,7 @@ DAMAGES = [
     ("both children the same", lambda h, a: a["tree.right"].__setitem__(_root(a), a["tree.left"][_root(a)])),
     ("root out of range", lambda h, a: a["tree.root"].__setitem__(0, 2**30)),
     ("a point in no tree", lambda h, a: _add_point(a)),
-    ("a point beyond the bound", lambda h, a: a["tree.points"].__setitem__((0, 0), 1e200)),
+    ("a point beyond the bound", lambda h, a: a["tree.points"].__setitem__((0, 0), 2e30)),
     ("NaN in a point", lambda h, a: a["tree.points"].__setitem__((0, 0), np.nan)),
     ("points of another dimension", lambda h, a: a.__setitem__("tree.points", a["tree.points"][:, :3].copy())),
     ("NaN cut value", lambda h, a: a["tree.cut_value"].__setitem__(_root(a), np.nan)),

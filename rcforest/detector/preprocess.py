@@ -27,11 +27,14 @@ RESIDUAL_FLOOR = 0.01
 SCALE_FLOOR = 1e-9
 """The normalising scale is at least this fraction of the column's magnitude (or 1)."""
 
-MAX_READING = 1e100
+MAX_READING = 1e20
 """Readings beyond this magnitude are taken as this magnitude: as anomalous, and
 small enough that the statistics (squares summed over the history) stay
-finite and the transformed values (at most ``2 * MAX_READING / SCALE_FLOOR``)
-stay well within the forest's input bound, :data:`rcforest._core.MAX_ABS_VALUE`."""
+finite and the transformed values stay within the forest's input bound,
+:data:`rcforest._core.MAX_ABS_VALUE` (1e30). A value less its mean or its
+reference, or a change between rows, is at most ``2 * MAX_READING``; the
+normalising scale is at least ``SCALE_FLOOR`` (1e-9), so a transformed value
+is at most ``2 * MAX_READING / SCALE_FLOOR``, 2e29."""
 
 
 def clip_readings(values):
