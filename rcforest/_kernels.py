@@ -19,7 +19,7 @@ from rcforest._jit import INLINE, JIT
 from rcforest._rng import uniform
 from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top, rejection_cut, weight_of
 from rcforest._score import attribute_point, displacement_of, score_point
-from rcforest._tree import box_rows, delete_leaf, insert_point, pack
+from rcforest._tree import child_bounds, delete_leaf, insert_point, pack, range_of, relative
 
 __all__ = []
 
@@ -119,7 +119,8 @@ def build_from_rows(tr, points, heap_row):
     """Build empty trees from the rows their reservoirs kept.
 
     The rows kept by any tree go to the point store, each once and in
-    order, the trees are built by :func:`build`, and the store is then
+    order, relative to the origin they place (the first of them, see
+    :func:`rcforest._tree.relative`), the trees are built by :func:`build`, and the store is then
     packed to the distinct points the leaves hold (:func:`rcforest._tree.pack`).
 
     Parameters
@@ -136,7 +137,8 @@ def build_from_rows(tr, points, heap_row):
         The trees, with their store.
     """
     kept = np.unique(heap_row[heap_row >= 0])
-    tr = tr._replace(store=np.ascontiguousarray(points[kept]), store_size=np.array([kept.size], np.int64))
+    store = np.ascontiguousarray(relative(tr, points[kept]))
+    tr = tr._replace(store=store, store_size=np.array([kept.size], np.int64))
     build(tr, np.searchsorted(kept, heap_row).astype(np.int32))
     return pack(tr)
 
@@ -352,6 +354,8 @@ def _check_tree(tr, t):
     internal = tr.left.shape[1]
     num_nodes = tr.parent.shape[1]
     dim = tr.box_min.shape[2]
+    box_min = tr.box_min[t]
+    box_max = tr.box_max[t]
     used = tr.store_size[0]
     if used < 0 or used > tr.store.shape[0]:
         return 19
@@ -401,24 +405,30 @@ def _check_tree(tr, t):
         left = tr.left[t, node]
         right = tr.right[t, node]
         cut = tr.cut_dim[t, node]
-        range_sum = 0.0
         if cut < 0 or cut >= dim:
             return 10
         if tr.mass[t, node] != tr.mass[t, left] + tr.mass[t, right]:
             return 11
-        left_low, left_high, left_row = box_rows(tr, t, left)
-        right_low, right_high, right_row = box_rows(tr, t, right)
         for i in range(dim):
-            lo = min(left_low[left_row, i], right_low[right_row, i])
-            hi = max(left_high[left_row, i], right_high[right_row, i])
-            if lo != tr.box_min[t, node, i] or hi != tr.box_max[t, node, i]:
+            left_lo, left_hi = child_bounds(tr.leaf_point, tr.store, box_min, box_max, t, left, i)
+            right_lo, right_hi = child_bounds(tr.leaf_point, tr.store, box_min, box_max, t, right, i)
+            if min(left_lo, right_lo) != box_min[node, i] or max(left_hi, right_hi) != box_max[node, i]:
                 return 12
-            range_sum += hi - lo
-        if range_sum != tr.range_sum[t, node]:
+        if range_of(box_min, box_max, node) != tr.range_sum[t, node]:
             return 18
-        value = tr.cut_value[t, node]
-        if left_high[left_row, cut] > value or right_low[right_row, cut] <= value:
-            return 13
+    for node in range(internal, num_nodes):
+        if not seen[node]:
+            continue
+        # A box's bounds are rounded: check each point against the cut of every ancestor.
+        point = tr.store[tr.leaf_point[t, node - internal]]
+        child = node
+        above = tr.parent[t, node]
+        while above != -1:  # the links form one tree (checked above): this reaches the root
+            value = tr.cut_value[t, above]
+            if (point[tr.cut_dim[t, above]] <= value) != (tr.left[t, above] == child):
+                return 13
+            child = above
+            above = tr.parent[t, above]
     size = tr.heap_size[t]
     if size < 0 or size > tr.heap_leaf.shape[1]:
         return 14

@@ -216,8 +216,8 @@ def attribute_point(tr, t, point, high, low):
         prob = gap / new_range
         unseen = _unseen(depth, 1.0)
         for i in range(dim):
-            above = max(point[i] - tr.box_max[t, node, i], 0.0)
-            below = max(tr.box_min[t, node, i] - point[i], 0.0)
+            above = max(point[i] - box_max[node, i], 0.0)
+            below = max(box_min[node, i] - point[i], 0.0)
             high[i] = above / new_range * unseen + (1.0 - prob) * high[i]
             low[i] = below / new_range * unseen + (1.0 - prob) * low[i]
         node = tr.parent[t, node]

@@ -11,6 +11,9 @@ back; reading checks every array, so a damaged file is refused with a
 
 The arrays' layout has a version, :data:`VERSION`:
 
+- version 3 adds the trees' origin, the point their points and cuts are
+  relative to (:func:`rcforest._tree.relative`); files of version 2 or 1
+  hold them as given, with a zero origin;
 - version 2 keeps the trees' structure and one table of their distinct
   points (:mod:`rcforest._stored`), and rebuilds the rest on load;
 - version 1 kept every :class:`rcforest._tree.TreeArrays` field, every node's
@@ -34,9 +37,9 @@ from rcforest._tree import TreeArrays, allocate_trees, internal_per_tree, leaves
 
 __all__ = []
 
-VERSION = 2
+VERSION = 3
 """The layout of the arrays :func:`to_arrays` makes."""
-READ_VERSIONS = (1, 2)
+READ_VERSIONS = (1, 2, 3)
 """The layouts :func:`from_arrays` reads."""
 
 PARAMS = ("num_trees", "sample_size", "shingle_size", "time_decay", "random_state")
@@ -132,8 +135,8 @@ def from_arrays(params, arrays, version):
         points_seen = check_int(params["points_seen"], "points_seen", 0)
         checked = parts.params
         check_model_size(checked["num_trees"], checked["sample_size"], checked["shingle_size"] * n_features)
-        read_trees = _trees_v1 if version == 1 else _trees_v2
-        trees = read_trees(arrays, checked["num_trees"], checked["sample_size"], checked["shingle_size"] * n_features)
+        shape = (checked["num_trees"], checked["sample_size"], checked["shingle_size"] * n_features)
+        trees = _trees_v1(arrays, *shape) if version == 1 else _trees_stored(arrays, *shape, with_origin=version >= 3)
         _check_trees(trees)
         tail = without_negative_zeros(_array(arrays, "tail", np.float64, (range(checked["shingle_size"]), n_features)))
         if not _within_bound(tail).all():
@@ -252,6 +255,7 @@ def _from_file_nodes(a, sample_size):
         "a leaf's box is not a point": leaf & (box_min != box_max).any(axis=2),
         f"a box is not finite or beyond {MAX_ABS_VALUE:g}": ~_within_bound(box_min).all(axis=2)
         | ~_within_bound(box_max).all(axis=2),
+        "a box is not the union of its children's": internal & ~_is_union_of_children(a),
     }
     for message, bad in checks.items():
         _fail(bad, message)
@@ -274,7 +278,7 @@ def _from_file_nodes(a, sample_size):
     inner_new = number[inner_tree, inner_old]
     for name in ("left", "right"):
         getattr(trees, name)[inner_tree, inner_new] = renumber(a[name])[inner_tree, inner_old]
-    for name in ("cut_dim", "cut_value", "range_sum", "box_min", "box_max"):
+    for name in ("cut_dim", "cut_value"):
         getattr(trees, name)[inner_tree, inner_new] = a[name][inner_tree, inner_old]
     leaf_tree, leaf_old = np.nonzero(leaf)
     trees.leaf_point[leaf_tree, number[leaf_tree, leaf_old] - num_internal] = np.arange(leaf_tree.size)
@@ -294,16 +298,43 @@ def _from_file_nodes(a, sample_size):
     trees.heap_leaf[:] = renumber(a["heap_leaf"])
     trees.heap_weight[:] = a["heap_weight"]
     trees.heap_size[:] = a["heap_size"]
-    return pack(trees)
+    trees = pack(trees)
+    _stored.rebuild(trees)  # the file's boxes were exact: they are rebuilt in single precision
+    return trees
 
 
-def _trees_v2(arrays, num_trees, sample_size, dim):
-    """The trees of a version 2 file, rebuilt from their structure and points."""
+def _is_union_of_children(a):
+    """Where a version 1 file's box and range sum are those of its node's children (a leaf's box being its point).
+
+    The trees keep their boxes in single precision, rebuilt from the
+    points; the file's exact boxes are checked here, as the file holds them.
+    """
+    t, n = a["left"].shape
+    rows = np.arange(t)[:, None]
+    low, high = a["box_min"], a["box_max"]
+    left, right = np.maximum(a["left"], 0), np.maximum(a["right"], 0)  # free slots: masked by the caller
+    union_low = np.minimum(low[rows, left], low[rows, right])
+    union_high = np.maximum(high[rows, left], high[rows, right])
+    sides = np.zeros((t, n))
+    for i in range(low.shape[2]):  # summed in order, as the boxes were
+        sides += union_high[:, :, i] - union_low[:, :, i]
+    return (union_low == low).all(axis=2) & (union_high == high).all(axis=2) & (sides == a["range_sum"])
+
+
+def _trees_stored(arrays, num_trees, sample_size, dim, with_origin):
+    """The trees of a version 2 or 3 file (``with_origin``), rebuilt from their structure and points."""
     shapes = _stored.layout(num_trees, sample_size, _stored.node_count(sample_size), dim)
+    if not with_origin:
+        del shapes["origin"]
     stored = {k: _array(arrays, f"tree.{k}", *v) for k, v in shapes.items()}
     stored["points"] = without_negative_zeros(stored["points"])
-    if not _within_bound(stored["points"]).all():
-        raise ValueError(f"a stored point holds NaN, infinite or values beyond {MAX_ABS_VALUE:g}")
+    if not _within_bound(stored["points"], 2 * MAX_ABS_VALUE).all():
+        raise ValueError(f"a stored point holds NaN, infinite or values beyond {2 * MAX_ABS_VALUE:g} from the origin")
+    if not with_origin:
+        stored["origin"] = np.zeros(dim)
+    elif not _within_bound(stored["origin"]).all():
+        raise ValueError(f"the origin holds NaN, infinite or values beyond {MAX_ABS_VALUE:g}")
+    stored["origin"] = without_negative_zeros(stored["origin"])
     return _stored.assemble(_stored.StoredTrees(**stored), sample_size)
 
 
@@ -321,9 +352,11 @@ def _check_values(trees):
     """Check the values that the structural check leaves alone.
 
     Free node slots must hold their reset values (links, cut dimension and
-    leaf point ``-1``, zeros elsewhere), every box and stored point is within
-    the input bound (:data:`rcforest._core.MAX_ABS_VALUE`, so cuts are
-    too), every cut is finite, and the reservoir weights in use are not NaN.
+    leaf point ``-1``, zeros elsewhere), the origin is within the input
+    bound (:data:`rcforest._core.MAX_ABS_VALUE`) and every stored point
+    within twice the bound of it (points are relative to the origin), every
+    box and every cut is finite, and the reservoir weights in use are not
+    NaN.
     """
     t, internal = trees.left.shape
     free = np.zeros(trees.parent.shape, bool)
@@ -346,14 +379,16 @@ def _check_values(trees):
             )
         ).any(axis=1)
         | (free_leaf & (trees.leaf_point != -1)).any(axis=1),
-        f"a box is not finite or beyond {MAX_ABS_VALUE:g}": ~_within_bound(trees.box_min).all(axis=(1, 2))
-        | ~_within_bound(trees.box_max).all(axis=(1, 2)),
+        "a box is not finite": ~np.isfinite(trees.box_min).all(axis=(1, 2))
+        | ~np.isfinite(trees.box_max).all(axis=(1, 2)),
         "a cut value is not finite": (~free_internal & ~np.isfinite(trees.cut_value)).any(axis=1),
     }
     for message, bad in checks.items():
         _fail(bad, message)
-    if not _within_bound(trees.store).all():
-        raise ValueError(f"a stored point is not finite or beyond {MAX_ABS_VALUE:g}")
+    if not _within_bound(trees.store, 2 * MAX_ABS_VALUE).all():
+        raise ValueError(f"a stored point is not finite or beyond {2 * MAX_ABS_VALUE:g} from the origin")
+    if not _within_bound(trees.origin).all():
+        raise ValueError(f"the origin is not finite or beyond {MAX_ABS_VALUE:g}")
     in_heap = np.arange(trees.heap_weight.shape[1]) < trees.heap_size[:, None]
     _fail(in_heap & np.isnan(trees.heap_weight), "a reservoir weight is NaN")
 
@@ -364,9 +399,9 @@ def _fail(bad, message):
         raise ValueError(f"tree {int(np.argwhere(bad)[0][0])} is inconsistent: {message}")
 
 
-def _within_bound(values):
-    """Where ``values`` are at most :data:`rcforest._core.MAX_ABS_VALUE` in magnitude (NaN is not).
+def _within_bound(values, bound=MAX_ABS_VALUE):
+    """Where ``values`` are at most ``bound`` (:data:`rcforest._core.MAX_ABS_VALUE`) in magnitude (NaN is not).
 
     Two comparisons rather than ``abs``: no float copy of a forest's boxes.
     """
-    return (values >= -MAX_ABS_VALUE) & (values <= MAX_ABS_VALUE)
+    return (values >= -bound) & (values <= bound)

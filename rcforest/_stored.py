@@ -60,6 +60,9 @@ class StoredTrees(NamedTuple):
     points : ndarray of float64, shape (num_points, dim)
         The distinct points of all leaves, each once (compared bit for bit,
         so ``-0.0`` and ``0.0`` are two points), in order of first use.
+    origin : ndarray of float64, shape (dim,)
+        The point that ``points`` and the cuts are relative to (files before
+        layout 3: zero).
     """
 
     left: np.ndarray
@@ -75,6 +78,7 @@ class StoredTrees(NamedTuple):
     heap_leaf: np.ndarray
     heap_size: np.ndarray
     points: np.ndarray
+    origin: np.ndarray
 
 
 def node_count(sample_size):
@@ -107,6 +111,7 @@ def layout(num_trees, sample_size, num_nodes, dim):
         "heap_leaf": (np.int32, (t, s)),
         "heap_size": (np.int32, (t,)),
         "points": (np.float64, (range(t * s + 1), dim)),
+        "origin": (np.float64, (dim,)),
     }
 
 
@@ -156,6 +161,7 @@ def extract(trees):
         heap_leaf=trees.heap_leaf,
         heap_size=trees.heap_size,
         points=np.ascontiguousarray(trees.store),
+        origin=trees.origin,
     )
 
 
@@ -219,6 +225,7 @@ def assemble(stored, sample_size):
         return np.take_along_axis(number, np.where(links == -1, n, links), axis=1).astype(np.int32)
 
     trees = allocate_trees(num_trees, sample_size, st.points.shape[1], st.rng)
+    trees.origin[:] = st.origin
     tree_of, old = np.nonzero(internal)
     new = number[tree_of, old]
     for name in ("left", "right"):
@@ -250,11 +257,7 @@ def assemble(stored, sample_size):
             getattr(trees, stack_name)[t, : vacant.size] = vacant
             getattr(trees, stack_name)[t, vacant.size :] = -1
             getattr(trees, top_name)[t] = vacant.size
-    failures = np.empty(num_trees, np.int64)
-    _rebuild(trees, failures)
-    if failures.any():
-        bad = int(np.flatnonzero(failures)[0])
-        raise ValueError(f"tree {bad} is inconsistent (stored check {failures[bad]} failed)")
+    rebuild(trees)
     rows = np.bincount(trees.leaf_point[trees.leaf_point >= 0], minlength=st.points.shape[0])
     if not rows.all():
         raise ValueError(f"row {int(np.argmin(rows))} of the point table is in no tree")
@@ -265,6 +268,26 @@ def _fail(bad, message):
     """Raise for the first tree flagged in ``bad`` (trees along axis 0), if any."""
     if np.any(bad):
         raise ValueError(f"tree {int(np.argwhere(bad)[0][0])} is inconsistent: {message}")
+
+
+def rebuild(trees):
+    """Rebuild every tree's parents, masses, boxes and range sums from its links, cuts and leaves, in place.
+
+    Parameters
+    ----------
+    trees : TreeArrays
+        Links, cuts, leaf points and leaf masses set; changed in place.
+
+    Raises
+    ------
+    ValueError
+        If a tree's links do not form one tree or a leaf is out of range.
+    """
+    failures = np.empty(trees.root.shape[0], np.int64)
+    _rebuild(trees, failures)
+    if failures.any():
+        bad = int(np.flatnonzero(failures)[0])
+        raise ValueError(f"tree {bad} is inconsistent (stored check {failures[bad]} failed)")
 
 
 @njit(**JIT)

@@ -4,13 +4,20 @@ Every tree of a forest lives in one row of a set of stacked 2-D (or 3-D)
 arrays held by :class:`TreeArrays`. A node is an ``int32`` index into its
 tree's row; ``-1`` is the null index. Internal nodes and leaves have
 separate ranges: with ``I`` internal slots (``left.shape[1]``), nodes
-``0 .. I - 1`` are internal and node ``I + j`` is leaf slot ``j``
-(:func:`box_rows`). Only internal nodes have a bounding box; a leaf holds
-the index of its point in the forest's point store (``store``), which
-keeps each point once for all trees, and its mass is the number of copies
-of that point in the tree. Free slots sit on a stack per range and hold
-canonical values (links ``-1``, zero mass and box), so that an insertion
-followed by the deletion of the same point leaves the trees bit-identical.
+``0 .. I - 1`` are internal and node ``I + j`` is leaf slot ``j``.
+
+Only internal nodes have a bounding box, kept in single precision and
+rounded outwards (:func:`round_down`, :func:`round_up`), so that a box
+always holds its points. The trees hold every point relative to the
+forest's ``origin``, the first point it was given, subtracted from every
+input row by :func:`relative`: so boxes keep their precision for data far
+from zero, such as ``1e9 + noise``. A leaf holds
+the index of its point in the forest's point store (``store``), which keeps
+each point once for all trees, in double precision, and its mass is the
+number of copies of that point in the tree. Free slots sit on a stack per
+range and hold canonical values (links ``-1``, zero mass and box), so that
+an insertion followed by the deletion of the same point leaves the trees
+bit-identical.
 
 The kernels never add to the store: rows are appended before a call
 (:func:`store_rows`), and :func:`compact` later drops the rows no leaf
@@ -41,12 +48,24 @@ leaves point into a shared point store and only internal nodes keep boxes.
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
 
 from rcforest._jit import INLINE, JIT
 from rcforest._rng import uniform
 
-__all__ = ["TreeArrays", "allocate_trees", "compact", "internal_per_tree", "leaves_per_tree", "pack", "store_rows"]
+__all__ = [
+    "TreeArrays",
+    "allocate_trees",
+    "compact",
+    "internal_per_tree",
+    "leaves_per_tree",
+    "origin_of",
+    "pack",
+    "place_origin",
+    "relative",
+    "store_rows",
+]
 
 
 class TreeArrays(NamedTuple):
@@ -67,10 +86,12 @@ class TreeArrays(NamedTuple):
         Cut dimension (``-1`` for free slots).
     cut_value : ndarray of float64, shape (num_trees, I)
         Cut value: points with ``x[cut_dim] <= cut_value`` go left.
-    box_min, box_max : ndarray of float64, shape (num_trees, I, dim)
-        Bounding box of the points below an internal node.
+    box_min, box_max : ndarray of float32, shape (num_trees, I, dim)
+        Bounding box of the points below an internal node, rounded
+        outwards to single precision.
     range_sum : ndarray of float64, shape (num_trees, I)
-        Sum over dimensions of the box's side lengths, summed in order.
+        Sum over dimensions of the box's side lengths, summed in order in
+        double precision.
     leaf_point : ndarray of int64, shape (num_trees, L)
         Row of ``store`` holding each leaf's point; ``-1`` for free slots.
     free_internal, free_leaf : ndarray of int32, shape (num_trees, I) and (num_trees, L)
@@ -94,6 +115,10 @@ class TreeArrays(NamedTuple):
         on are room for new points.
     store_size : ndarray of int64, shape (1,)
         Rows of ``store`` in use.
+    origin : ndarray of float64, shape (dim,)
+        The point subtracted from every input row (:func:`relative`): the
+        store, the cuts and the boxes are relative to it. The first point
+        the trees were given (:func:`place_origin`), fixed from then on.
     """
 
     parent: np.ndarray
@@ -117,6 +142,7 @@ class TreeArrays(NamedTuple):
     heap_size: np.ndarray
     store: np.ndarray
     store_size: np.ndarray
+    origin: np.ndarray
 
 
 def internal_per_tree(sample_size):
@@ -180,8 +206,8 @@ def allocate_trees(num_trees, sample_size, dim, seeds, store_rows=0):
         right=np.full(inner, -1, np.int32),
         cut_dim=np.full(inner, -1, np.int32),
         cut_value=np.zeros(inner, np.float64),
-        box_min=np.zeros(inner + (dim,), np.float64),
-        box_max=np.zeros(inner + (dim,), np.float64),
+        box_min=np.zeros(inner + (dim,), np.float32),
+        box_max=np.zeros(inner + (dim,), np.float32),
         range_sum=np.zeros(inner, np.float64),
         leaf_point=np.full((num_trees, leaves), -1, np.int64),
         free_internal=np.tile(np.arange(internal - 1, -1, -1, dtype=np.int32), (num_trees, 1)),
@@ -195,6 +221,7 @@ def allocate_trees(num_trees, sample_size, dim, seeds, store_rows=0):
         heap_size=np.zeros(num_trees, np.int32),
         store=np.zeros((store_rows, dim), np.float64),
         store_size=np.zeros(1, np.int64),
+        origin=np.zeros(dim, np.float64),
     )
 
 
@@ -276,6 +303,65 @@ def pack(tr):
     return tr._replace(leaf_point=leaf_point, store=values[distinct], store_size=np.array([distinct.size], np.int64))
 
 
+def origin_of(values):
+    """The origin for trees whose first points are ``values``: the first of them.
+
+    A point of the data keeps the single-precision boxes tight for data far
+    from zero. It is the first point, not a statistic of the first call, so
+    that a stream gives the same trees whether it comes in one call or row
+    by row.
+
+    Parameters
+    ----------
+    values : ndarray of float64, shape (num_rows, dim)
+
+    Returns
+    -------
+    ndarray of float64, shape (dim,)
+        Zeros for no rows; never ``-0.0``.
+    """
+    if values.shape[0] == 0:
+        return np.zeros(values.shape[1])
+    return values[0] + 0.0
+
+
+def place_origin(tr, values):
+    """Set the origin for ``values`` (:func:`origin_of`) if the trees hold no point yet.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+        Changed in place.
+    values : ndarray of float64, shape (num_rows, dim)
+        The first rows the trees will hold.
+    """
+    if tr.store_size[0] == 0 and (tr.root == -1).all() and values.shape[0]:
+        tr.origin[:] = origin_of(values)
+
+
+def relative(tr, values):
+    """Input rows as the trees hold them: relative to their origin.
+
+    The trees' first rows place the origin (:func:`place_origin`). Scores,
+    displacements and attributions do not depend on it, up to rounding.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    values : ndarray of float64, shape (num_rows, dim)
+        Not changed.
+
+    Returns
+    -------
+    ndarray of float64, shape (num_rows, dim)
+        ``values - tr.origin``; ``values`` itself for a zero origin.
+    """
+    place_origin(tr, values)
+    if not tr.origin.any():
+        return values
+    return values - tr.origin
+
+
 def store_rows(tr, values):
     """Append ``values`` to the point store, making room if needed.
 
@@ -287,6 +373,7 @@ def store_rows(tr, values):
     ----------
     tr : TreeArrays
     values : ndarray of float64, shape (num_rows, dim)
+        Rows relative to the origin (:func:`relative`).
 
     Returns
     -------
@@ -312,20 +399,65 @@ def store_rows(tr, values):
 # ------------------------------------------------------------ node helpers
 
 
-@njit(**INLINE)
-def box_rows(tr, t, node):
-    """Where ``node``'s box is: ``(low, high, row)`` with the box ``low[row], high[row]``.
+@intrinsic
+def _bits_of(typingctx, value):
+    """The bits of a float32 as an int32 (a bit cast, compiled inline)."""
 
-    An internal node's box is row ``node`` of its tree's ``box_min`` and
-    ``box_max``; a leaf's is its point, its row of the store, twice. Hot
-    loops read values from these rows directly: an inlined helper that took
-    the whole :class:`TreeArrays` would count references to every array at
-    each call.
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int32))
+
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
+def _float_of(typingctx, bits):
+    """The float32 with the bits of an int32 (the inverse of :func:`_bits_of`)."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float32))
+
+    return types.float32(types.int32), codegen
+
+
+@njit(**INLINE)
+def _step_down(bound):
+    """The float32 below a finite, nonzero or ``-0.0`` float32 ``bound``, without a branch.
+
+    A positive float's bits step down, a negative one's up (away from zero).
     """
-    internal = tr.left.shape[1]
-    if node >= internal:
-        return tr.store, tr.store, tr.leaf_point[t, node - internal]
-    return tr.box_min[t], tr.box_max[t], np.int64(node)
+    bits = _bits_of(bound)
+    return _float_of(bits + (np.int32(-1) if bits > 0 else np.int32(1)))
+
+
+@njit(**INLINE)
+def round_down(value):
+    """The largest float32 at most ``value``: a box's lower bound for a point's coordinate.
+
+    Parameters
+    ----------
+    value : float
+        A coordinate relative to the origin: at most twice
+        :data:`rcforest._core.MAX_ABS_VALUE` in magnitude.
+
+    Returns
+    -------
+    numpy.float32
+        ``-0.0`` comes back as ``0.0``, so that a box depends only on the
+        values of its points.
+    """
+    nearest = np.float32(value)
+    # Both candidates and a select rather than a branch: which one it is
+    # follows the data, and a mispredicted branch costs more than the step.
+    # ``nearest`` is never +0.0 above ``value``: a negative rounds to -0.0.
+    below = _step_down(nearest)
+    bound = below if nearest > value else nearest
+    return bound + np.float32(0.0)
+
+
+@njit(**INLINE)
+def round_up(value):
+    """The smallest float32 at least ``value``: a box's upper bound (see :func:`round_down`)."""
+    return -round_down(-value) + np.float32(0.0)
 
 
 # The helpers below take the arrays they touch, never the whole TreeArrays:
@@ -366,11 +498,11 @@ def _replace_child(parent_of, left, right, root, t, parent, old, new):
 def _grow_ancestors(parent, mass, box_min, box_max, range_sum, t, node, point, internal):
     """Add one unit of mass and extend the boxes from ``node`` to the root.
 
-    ``node`` is a leaf already holding the point (a duplicate) or a new
-    split node; ``box_min`` and ``box_max`` are tree ``t``'s. Once a box
-    already holds the point, so do all the boxes above it: from there on
-    only the masses change. Returns False if the walk does not reach the
-    root (a corrupt tree).
+    ``node`` is a leaf already holding the point (a duplicate) or the
+    parent of a new split node (``-1`` at the root); ``box_min`` and
+    ``box_max`` are tree ``t``'s. Once a box already holds the point, so do
+    all the boxes above it: from there on only the masses change. Returns
+    False if the walk does not reach the root (a corrupt tree).
     """
     dim = point.shape[0]
     grow = True
@@ -384,17 +516,15 @@ def _grow_ancestors(parent, mass, box_min, box_max, range_sum, t, node, point, i
         mass[t, node] += 1
         if grow:
             grow = False
-            total = 0.0
             for i in range(dim):
                 if point[i] < box_min[node, i]:
-                    box_min[node, i] = point[i]
+                    box_min[node, i] = round_down(point[i])
                     grow = True
                 if point[i] > box_max[node, i]:
-                    box_max[node, i] = point[i]
+                    box_max[node, i] = round_up(point[i])
                     grow = True
-                total += box_max[node, i] - box_min[node, i]
             if grow:
-                range_sum[t, node] = total
+                range_sum[t, node] = range_of(box_min, box_max, node)
         node = parent[t, node]
     return node == -1
 
@@ -405,36 +535,72 @@ def refit_box(left, right, leaf_point, store, box_min, box_max, range_sum, t, no
 
     ``box_min`` and ``box_max`` are tree ``t``'s. Returns whether the box changed.
     """
-    internal = left.shape[1]
+    internal = box_min.shape[0]
     first = left[t, node]
     second = right[t, node]
-    first_row = leaf_point[t, first - internal] if first >= internal else -1
-    second_row = leaf_point[t, second - internal] if second >= internal else -1
-    changed = False
-    total = 0.0
-    for i in range(box_min.shape[1]):
-        if first_row >= 0:
-            first_lo = first_hi = store[first_row, i]
-        else:
-            first_lo, first_hi = box_min[first, i], box_max[first, i]
-        if second_row >= 0:
-            second_lo = second_hi = store[second_row, i]
-        else:
-            second_lo, second_hi = box_min[second, i], box_max[second, i]
-        lo = min(first_lo, second_lo)
-        hi = max(first_hi, second_hi)
-        if lo != box_min[node, i] or hi != box_max[node, i]:
-            changed = True
-            box_min[node, i] = lo
-            box_max[node, i] = hi
-        total += hi - lo
-    range_sum[t, node] = total
+    if first >= internal and second >= internal:
+        first_row, second_row = leaf_point[t, first - internal], leaf_point[t, second - internal]
+        changed = _set_union(box_min, box_max, node, store, store, first_row, store, store, second_row)
+    elif first >= internal or second >= internal:
+        leaf, inner = (first, second) if first >= internal else (second, first)
+        row = leaf_point[t, leaf - internal]
+        changed = _set_union(box_min, box_max, node, store, store, row, box_min, box_max, np.int64(inner))
+    else:
+        changed = _set_union(
+            box_min, box_max, node, box_min, box_max, np.int64(first), box_min, box_max, np.int64(second)
+        )
+    range_sum[t, node] = range_of(box_min, box_max, node)
     return changed
 
 
 @njit(**INLINE)
+def _set_union(box_min, box_max, node, first_low, first_high, first_row, second_low, second_high, second_row):
+    """Set ``node``'s box to the union of two boxes, rounded outwards; return whether it changed.
+
+    Each box is a row of the float32 boxes or a point (a row of the store,
+    twice). The union is taken before rounding, which gives the same box
+    (rounding keeps order) with one rounding per bound; the loop has no
+    branch, so that it runs on vectors.
+    """
+    changed = False
+    for i in range(box_min.shape[1]):
+        low = round_down(min(first_low[first_row, i], second_low[second_row, i]))
+        high = round_up(max(first_high[first_row, i], second_high[second_row, i]))
+        changed |= (low != box_min[node, i]) | (high != box_max[node, i])
+        box_min[node, i] = low
+        box_max[node, i] = high
+    return changed
+
+
+@njit(**INLINE)
+def range_of(box_min, box_max, node):
+    """The sum of ``node``'s box sides, in double precision and in order (its range sum)."""
+    total = 0.0
+    for i in range(box_min.shape[1]):
+        total += np.float64(box_max[node, i]) - np.float64(box_min[node, i])
+    return total
+
+
+@njit(**INLINE)
+def child_bounds(leaf_point, store, box_min, box_max, t, node, i):
+    """Bounds in dimension ``i`` of ``node``'s box, in float32 (a leaf's box is its point, rounded outwards).
+
+    ``box_min`` and ``box_max`` are tree ``t``'s.
+    """
+    internal = box_min.shape[0]
+    if node >= internal:
+        value = store[leaf_point[t, node - internal], i]
+        return round_down(value), round_up(value)
+    return box_min[node, i], box_max[node, i]
+
+
+@njit(**INLINE)
 def box_gap(low, high, row, point):
-    """Total distance of ``point`` outside the box ``low[row], high[row]`` (0 inside), summed in order."""
+    """Total distance of ``point`` outside the box ``low[row], high[row]`` (0 inside), summed in order.
+
+    The box is an internal node's (float32), or a leaf's point (a row of
+    the store, twice).
+    """
     gap = 0.0
     for i in range(point.shape[0]):
         gap += max(low[row, i] - point[i], 0.0) + max(point[i] - high[row, i], 0.0)
@@ -447,9 +613,10 @@ def _cut_in_gap(low, high, row, point, r):
 
     Parameters
     ----------
-    low, high : ndarray of float64, shape (rows, dim)
+    low, high : ndarray of float32 or float64, shape (rows, dim)
     row : int
-        The box is ``low[row], high[row]`` (see :func:`box_rows`).
+        The box is ``low[row], high[row]``: an internal node's box, or a
+        leaf's point (a row of the store, twice).
     point : ndarray of float64, shape (dim,)
     r : float
         Offset in ``[0, gap)``, where ``gap`` is :func:`box_gap`'s value.
@@ -468,8 +635,8 @@ def _cut_in_gap(low, high, row, point, r):
     last_dim = -1
     last_value = 0.0
     for i in range(point.shape[0]):
-        lo = low[row, i]
-        hi = high[row, i]
+        lo = np.float64(low[row, i])
+        hi = np.float64(high[row, i])
         p = point[i]
         if p < lo:
             # Cuts in [p, lo) put the point left, the box right.
@@ -612,17 +779,14 @@ def insert_point(tr, t, index, rng, k):
     _replace_child(tr.parent, tr.left, tr.right, tr.root, t, tr.parent[t, node], node, split)
     tr.parent[t, node] = split
     tr.parent[t, leaf] = split
-    tr.mass[t, split] = tr.mass[t, node]
+    tr.mass[t, split] = tr.mass[t, node] + 1
     if node >= internal:
         row = tr.leaf_point[t, node - internal]
-        for i in range(point.shape[0]):
-            box_min[split, i] = tr.store[row, i]
-            box_max[split, i] = tr.store[row, i]
+        _set_union(box_min, box_max, split, tr.store, tr.store, row, tr.store, tr.store, index)
     else:
-        for i in range(point.shape[0]):
-            box_min[split, i] = box_min[node, i]
-            box_max[split, i] = box_max[node, i]
-    grown = _grow_ancestors(tr.parent, tr.mass, box_min, box_max, tr.range_sum, t, split, point, internal)
+        _set_union(box_min, box_max, split, box_min, box_max, np.int64(node), tr.store, tr.store, index)
+    tr.range_sum[t, split] = range_of(box_min, box_max, split)
+    grown = _grow_ancestors(tr.parent, tr.mass, box_min, box_max, tr.range_sum, t, tr.parent[t, split], point, internal)
     return leaf if grown else -1
 
 

@@ -16,7 +16,7 @@ from rcforest._core import (
 )
 from rcforest._jit import threads
 from rcforest._rng import tree_seeds
-from rcforest._tree import allocate_trees, pack, store_rows
+from rcforest._tree import allocate_trees, pack, relative, store_rows
 
 __all__ = ["Forest"]
 
@@ -253,7 +253,7 @@ class Forest:
     def _batch_points(self, X):
         self._require_data()
         rows = self._rows(X)
-        return rows, shingle(rows.values, self.shingle_size)
+        return rows, relative(self._trees, shingle(rows.values, self.shingle_size))
 
     def score(self, X):
         """Expected-inverse-depth anomaly score of each row, read-only.
@@ -352,7 +352,7 @@ class Forest:
         scores = np.empty(points.shape[0])
         with _threads(self.n_jobs, points.shape[0]):
             for start in range(0, points.shape[0], _CHUNK):
-                chunk = points[start : start + _CHUNK]
+                chunk = relative(trees, points[start : start + _CHUNK])
                 trees, first = store_rows(trees, chunk)
                 if self._trees is not None:
                     self._trees = trees  # changed in place from here on: with the store it refers to

@@ -3,8 +3,11 @@
 ``NaiveTree`` is a pointer-based random cut tree in the style of rrcf: one
 Python object per node, recursion-free but written for reading, not speed.
 It draws from the same splitmix64 sequence as the kernels, so the same seed
-gives the same tree. ``check_invariants`` checks the flat-array trees
-directly, independently of the library's own checker.
+gives the same tree. A node keeps the exact bounding box of its points; the
+kernels keep it in single precision, rounded outwards, and so does the
+reference when ``rounded`` (the default), so that both draw the same cuts.
+``check_invariants`` checks the flat-array trees directly, independently of
+the library's own checker.
 """
 
 import math
@@ -27,6 +30,16 @@ class SplitMix64:
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
         z ^= z >> 31
         return (z >> 11) * 2.0**-53
+
+
+def round_outwards(low, high):
+    """``[low, high]`` widened to the nearest float32 bounds on the outside (``-0.0`` as ``0.0``)."""
+    down, up = float(np.float32(low)), float(np.float32(high))
+    if down > low:
+        down = float(np.nextafter(np.float32(down), np.float32(-np.inf)))
+    if up < high:
+        up = float(np.nextafter(np.float32(up), np.float32(np.inf)))
+    return down + 0.0, up + 0.0
 
 
 class Node:
@@ -52,9 +65,17 @@ class Node:
 class NaiveTree:
     """A random cut tree with insertion, deletion and the scores, on Node objects."""
 
-    def __init__(self, seed):
+    def __init__(self, seed, rounded=True):
         self.root = None
         self.rng = SplitMix64(seed)
+        self.rounded = rounded
+
+    def bounds(self, node):
+        """``(low, high)`` lists of the box the tree uses: a leaf's point, else the box, rounded if ``rounded``."""
+        if node.is_leaf or not self.rounded:
+            return node.box_min, node.box_max
+        pairs = [round_outwards(lo, hi) for lo, hi in zip(node.box_min, node.box_max)]
+        return [lo for lo, _ in pairs], [hi for _, hi in pairs]
 
     # -- updates ---------------------------------------------------------
 
@@ -67,8 +88,9 @@ class NaiveTree:
             return self.root
         node = self.root
         while True:
+            low, high = self.bounds(node)
             gap = 0.0
-            for p, lo, hi in zip(point, node.box_min, node.box_max):
+            for p, lo, hi in zip(point, low, high):
                 gap += max(lo - p, 0.0) + max(p - hi, 0.0)
             if gap > 0.0:
                 # A random cut of the box extended by the point separates it
@@ -76,10 +98,10 @@ class NaiveTree:
                 # is uniform over the gaps. A leaf has no range: the cut
                 # always separates there (the test fails only by rounding).
                 range_sum = 0.0
-                for lo, hi in zip(node.box_min, node.box_max):
+                for lo, hi in zip(low, high):
                     range_sum += hi - lo
                 if rng.uniform() * (range_sum + gap) < gap or node.is_leaf:
-                    dim, value = self._cut_in_gap(node, point, rng.uniform() * gap)
+                    dim, value = self._cut_in_gap(low, high, point, rng.uniform() * gap)
                     return self._split(node, point, dim, value)
             elif node.is_leaf:  # the same point again
                 self._grow(node, point)
@@ -95,10 +117,10 @@ class NaiveTree:
         return leaf
 
     @staticmethod
-    def _cut_in_gap(node, point, r):
+    def _cut_in_gap(low, high, point, r):
         """Lay the gaps (below, then above the box, dimension by dimension) end to end; cut at ``r``."""
         segments = []  # (dim, start, end): cuts in [start, end) separate
-        for i, (p, lo, hi) in enumerate(zip(point, node.box_min, node.box_max)):
+        for i, (p, lo, hi) in enumerate(zip(point, low, high)):
             if p < lo:
                 segments.append((i, p, lo))
             elif p > hi:
@@ -187,11 +209,11 @@ class NaiveTree:
             path.append(node.left if point[node.cut_dim] <= node.cut_value else node.right)
         return path
 
-    @staticmethod
-    def _gaps(node, point):
-        above = [max(p - hi, 0.0) for p, hi in zip(point, node.box_max)]
-        below = [max(lo - p, 0.0) for p, lo in zip(point, node.box_min)]
-        range_sum = sum(hi - lo for lo, hi in zip(node.box_min, node.box_max))
+    def _gaps(self, node, point):
+        low, high = self.bounds(node)
+        above = [max(p - hi, 0.0) for p, hi in zip(point, high)]
+        below = [max(lo - p, 0.0) for p, lo in zip(point, low)]
+        range_sum = sum(hi - lo for lo, hi in zip(low, high))
         return above, below, range_sum
 
     def score(self, point):
@@ -286,12 +308,11 @@ def leaf_of(trees, t, leaf):
     return trees.store[index]
 
 
-def node_box(trees, t, node):
-    """``(low, high)`` of any node: a leaf's point twice."""
+def points_below(trees, t, node):
+    """The points of the leaves below ``node`` of tree ``t`` of a ``TreeArrays``."""
     if node >= trees.left.shape[1]:
-        point = leaf_of(trees, t, node)
-        return point, point
-    return trees.box_min[t, node], trees.box_max[t, node]
+        return [leaf_of(trees, t, node)]
+    return points_below(trees, t, int(trees.left[t, node])) + points_below(trees, t, int(trees.right[t, node]))
 
 
 def describe_flat(trees, t, node=None):
@@ -312,11 +333,41 @@ def describe_flat(trees, t, node=None):
     )
 
 
+def flat_absolute(trees, t):
+    """:func:`describe_flat` of tree ``t`` as one list, cuts and points back in the input's coordinates.
+
+    Trees hold points relative to their origin: two forests that saw the
+    same data with different origins (files of version 1 or 2 have none)
+    compare equal to rounding.
+    """
+    origin = trees.origin
+
+    def flat(item):
+        if item is None:
+            return [None]
+        if item[0] == "leaf":
+            return ["leaf", *(float(v) + float(o) for v, o in zip(item[1], origin)), item[2]]
+        _, dim, value, mass, left, right = item
+        return ["cut", dim, value + float(origin[dim]), mass, *flat(left), *flat(right)]
+
+    return flat(describe_flat(trees, t))
+
+
+def assert_similar(got, expected, rel=1e-6, abs=1e-9):
+    """Lists from :func:`flat_absolute`: the same but for rounding of their floats."""
+    assert [v if not isinstance(v, float) else "float" for v in got] == [
+        v if not isinstance(v, float) else "float" for v in expected
+    ]
+    np.testing.assert_allclose(
+        [v for v in got if isinstance(v, float)], [v for v in expected if isinstance(v, float)], rtol=rel, atol=abs
+    )
+
+
 def check_invariants(trees, t):
     """Assert the invariants of tree ``t`` of a ``TreeArrays``.
 
-    Masses add up, boxes are the unions of their children's (and their
-    stored range sums match), every child points back to its parent, every
+    Masses add up, each box is the bounding box of the points below,
+    rounded outwards to float32, its stored range sum matches, every child points back to its parent, every
     leaf holds a row of the point store, every point lies on its side of
     each cut, nodes below ``I`` are internal and the others leaves, and the
     free stacks hold exactly the nodes outside the tree, each in its
@@ -334,26 +385,29 @@ def check_invariants(trees, t):
     root = int(trees.root[t])
     if root != -1:
         assert trees.parent[t, root] == -1, "root has a parent"
-        stack = [root]
+        stack = [(root, [])]  # a node and the cuts above it: (dim, value, goes left)
         while stack:
-            node = stack.pop()
+            node, cuts = stack.pop()
             reached.append(node)
             if node >= internal:
                 assert trees.mass[t, node] >= 1, f"leaf {node} has mass {trees.mass[t, node]}"
-                leaf_of(trees, t, node)
+                point = leaf_of(trees, t, node)
+                for dim, value, left in cuts:
+                    assert (point[dim] <= value) == left, f"leaf {node} is on the wrong side of a cut"
                 continue
             left, right = int(trees.left[t, node]), int(trees.right[t, node])
             for child in (left, right):
                 assert trees.parent[t, child] == node, f"child {child} does not point back to {node}"
             assert trees.mass[t, node] == trees.mass[t, left] + trees.mass[t, right], f"mass of {node}"
-            (left_low, left_high), (right_low, right_high) = node_box(trees, t, left), node_box(trees, t, right)
-            np.testing.assert_array_equal(trees.box_min[t, node], np.minimum(left_low, right_low))
-            np.testing.assert_array_equal(trees.box_max[t, node], np.maximum(left_high, right_high))
-            sides = trees.box_max[t, node] - trees.box_min[t, node]
-            assert trees.range_sum[t, node] == sum(float(v) for v in sides), f"range sum of {node}"
-            dim, value = trees.cut_dim[t, node], trees.cut_value[t, node]
-            assert left_high[dim] <= value < right_low[dim], f"cut of {node}"
-            stack += [left, right]
+            below = np.array(points_below(trees, t, node))
+            union = [round_outwards(*bounds) for bounds in zip(below.min(axis=0), below.max(axis=0))]
+            assert trees.box_min.dtype == trees.box_max.dtype == np.float32
+            assert [float(v) for v in trees.box_min[t, node]] == [lo for lo, _ in union], f"box of {node}"
+            assert [float(v) for v in trees.box_max[t, node]] == [hi for _, hi in union], f"box of {node}"
+            sides = [float(hi) - float(lo) for lo, hi in zip(trees.box_min[t, node], trees.box_max[t, node])]
+            assert trees.range_sum[t, node] == sum(sides), f"range sum of {node}"
+            dim, value = int(trees.cut_dim[t, node]), float(trees.cut_value[t, node])
+            stack += [(left, cuts + [(dim, value, True)]), (right, cuts + [(dim, value, False)])]
     assert len(set(reached)) == len(reached), "a node is reached twice"
     assert sorted(reached + free) == list(range(num_nodes)), "nodes lost or shared between tree and free stacks"
     for node in free:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from rcforest import _kernels
 from rcforest._sampler import heap_push
 from rcforest._score import attribute_point, displacement_of, score_point
-from rcforest._tree import allocate_trees, delete_leaf, insert_point
+from rcforest._tree import allocate_trees, delete_leaf, insert_point, round_down, round_up
 from tests.naive import NaiveTree, check_invariants, describe_flat, displacement_at, insert_values
 
 
@@ -43,6 +43,60 @@ def test_same_draws_give_the_same_tree_and_scores(seed, dim):
         np.testing.assert_allclose(high, naive_high, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(low, naive_low, rtol=1e-12, atol=1e-15)
         assert high.sum() + low.sum() == pytest.approx(score_point(trees, 0, q), rel=1e-12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(-2e30, 2e30), st.floats(-2e30, 2e30))
+def test_rounded_bounds_are_the_nearest_float32_outside(a, b):
+    low, high = sorted([a, b])
+    for value in (low, high):
+        down, up = np.float32(round_down(value)), np.float32(round_up(value))
+        assert float(round_down(value)) == float(down) and float(round_up(value)) == float(up)  # float32 values
+        assert float(down) <= value <= float(up)
+        assert float(np.nextafter(down, np.float32(np.inf))) > value  # the largest below
+        assert float(np.nextafter(up, np.float32(-np.inf))) < value  # the smallest above
+    assert round_down(low) <= round_down(high) and round_up(low) <= round_up(high)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_single_precision_boxes_move_scores_by_less_than_1e_5(seed):
+    """Scores with float32 boxes against a reference with exact float64 boxes, on the same draws.
+
+    Rounding a box outwards by a float32 step (about 6e-8 of its points'
+    magnitude, relative to the forest's origin) moves the gaps and range
+    sums by as little; the structure of the trees does not change.
+    """
+    rng = np.random.default_rng(seed)
+    data = rng.normal(size=(60, 5))
+    trees = allocate_trees(1, 64, 5, np.array([seed], np.uint64), store_rows=100)
+    exact = NaiveTree(seed, rounded=False)
+    for point in data:
+        insert_values(trees, 0, point)
+        exact.insert(list(point))
+    for q in rng.normal(scale=2, size=(40, 5)):
+        assert score_point(trees, 0, q) == pytest.approx(exact.score(list(q)), rel=1e-5)
+        high, low = np.empty(5), np.empty(5)
+        attribute_point(trees, 0, q, high, low)
+        exact_high, exact_low = exact.attribution(list(q))
+        np.testing.assert_allclose(high, exact_high, rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(low, exact_low, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("offset", [1e3, 1e6, 1e9])
+def test_data_far_from_zero_scores_as_data_near_it(offset):
+    """Trees hold points relative to the first: single-precision boxes keep their precision far from zero."""
+    from rcforest import Forest
+
+    data = np.random.default_rng(0).normal(size=(600, 4))
+    near, far = (Forest(num_trees=20, sample_size=64, random_state=1).fit(data + shift) for shift in (0.0, offset))
+    np.testing.assert_array_equal(far._trees.origin, data[0] + offset)
+    queries = np.random.default_rng(1).normal(scale=2, size=(200, 4))
+    np.testing.assert_allclose(far.score(queries + offset), near.score(queries), rtol=1e-5)
+    streamed_near = Forest(num_trees=20, sample_size=64, shingle_size=2, random_state=1).score_update(data[:, 0])
+    streamed_far = Forest(num_trees=20, sample_size=64, shingle_size=2, random_state=1).score_update(
+        data[:, 0] + offset
+    )
+    np.testing.assert_allclose(streamed_far, streamed_near, rtol=1e-5)
 
 
 @pytest.mark.parametrize("seed", range(6))

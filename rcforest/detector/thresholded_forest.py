@@ -72,12 +72,13 @@ from rcforest.forest import Forest
 __all__ = ["ThresholdedForest"]
 
 FORMAT_NAME = "rcforest-thresholded"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """Version 2 adds the thresholder's likelihood state; files of version 1 still load (without it).
 Version 3 stores the forest in its version 2 layout (:mod:`rcforest._state`). Version 4 adds the alert
-policy's last reported grade and memory of alerts (files of versions 1 to 3 load without them)."""
-READ_VERSIONS = (1, 2, 3, 4)
-_FOREST_VERSIONS = {1: 1, 2: 1, 3: _state.VERSION, 4: _state.VERSION}
+policy's last reported grade and memory of alerts (files of versions 1 to 3 load without them).
+Version 5 stores the forest in its version 3 layout, with the origin of its boxes."""
+READ_VERSIONS = (1, 2, 3, 4, 5)
+_FOREST_VERSIONS = {1: 1, 2: 1, 3: 2, 4: 2, 5: _state.VERSION}
 """The layout of the forest's arrays in a detector file of each version."""
 # The forest's arrays sit in a detector file under this prefix.
 _FOREST_PREFIX = "forest/"
