@@ -60,9 +60,7 @@ __all__ = [
     "compact",
     "internal_per_tree",
     "leaves_per_tree",
-    "origin_of",
     "pack",
-    "place_origin",
     "relative",
     "store_rows",
 ]
@@ -118,7 +116,7 @@ class TreeArrays(NamedTuple):
     origin : ndarray of float64, shape (dim,)
         The point subtracted from every input row (:func:`relative`): the
         store, the cuts and the boxes are relative to it. The first point
-        the trees were given (:func:`place_origin`), fixed from then on.
+        the trees were given, fixed from then on.
     """
 
     parent: np.ndarray
@@ -303,51 +301,20 @@ def pack(tr):
     return tr._replace(leaf_point=leaf_point, store=values[distinct], store_size=np.array([distinct.size], np.int64))
 
 
-def origin_of(values):
-    """The origin for trees whose first points are ``values``: the first of them.
-
-    A point of the data keeps the single-precision boxes tight for data far
-    from zero. It is the first point, not a statistic of the first call, so
-    that a stream gives the same trees whether it comes in one call or row
-    by row.
-
-    Parameters
-    ----------
-    values : ndarray of float64, shape (num_rows, dim)
-
-    Returns
-    -------
-    ndarray of float64, shape (dim,)
-        Zeros for no rows; never ``-0.0``.
-    """
-    if values.shape[0] == 0:
-        return np.zeros(values.shape[1])
-    return values[0] + 0.0
-
-
-def place_origin(tr, values):
-    """Set the origin for ``values`` (:func:`origin_of`) if the trees hold no point yet.
-
-    Parameters
-    ----------
-    tr : TreeArrays
-        Changed in place.
-    values : ndarray of float64, shape (num_rows, dim)
-        The first rows the trees will hold.
-    """
-    if tr.store_size[0] == 0 and (tr.root == -1).all() and values.shape[0]:
-        tr.origin[:] = origin_of(values)
-
-
 def relative(tr, values):
     """Input rows as the trees hold them: relative to their origin.
 
-    The trees' first rows place the origin (:func:`place_origin`). Scores,
-    displacements and attributions do not depend on it, up to rounding.
+    Trees that hold no point yet take the first of ``values`` as their
+    origin, for good: a point of the data keeps the single-precision boxes
+    tight for data far from zero, and the first point (not a statistic of
+    the first call) gives a stream the same trees whether it comes in one
+    call or row by row. Scores, displacements and attributions do not
+    depend on the origin, up to rounding.
 
     Parameters
     ----------
     tr : TreeArrays
+        Its ``origin`` is set if it holds no point yet.
     values : ndarray of float64, shape (num_rows, dim)
         Not changed.
 
@@ -356,7 +323,8 @@ def relative(tr, values):
     ndarray of float64, shape (num_rows, dim)
         ``values - tr.origin``; ``values`` itself for a zero origin.
     """
-    place_origin(tr, values)
+    if tr.store_size[0] == 0 and (tr.root == -1).all() and values.shape[0]:
+        tr.origin[:] = values[0] + 0.0  # never -0.0
     if not tr.origin.any():
         return values
     return values - tr.origin
