@@ -11,13 +11,12 @@ rounded outwards (:func:`round_down`, :func:`round_up`), so that a box
 always holds its points. The trees hold every point relative to the
 forest's ``origin``, the first point it was given, subtracted from every
 input row by :func:`relative`: so boxes keep their precision for data far
-from zero, such as ``1e9 + noise``. A leaf holds
-the index of its point in the forest's point store (``store``), which keeps
-each point once for all trees, in double precision, and its mass is the
-number of copies of that point in the tree. Free slots sit on a stack per
-range and hold canonical values (links ``-1``, zero mass and box), so that
-an insertion followed by the deletion of the same point leaves the trees
-bit-identical.
+from zero, such as ``1e9 + noise``. A leaf holds the index of its point in
+the forest's point store (``store``), which keeps each point once for all
+trees, in double precision, and its mass is the number of copies of that
+point in the tree. Free slots sit on a stack per range and hold canonical
+values (links ``-1``, zero mass and box), so that an insertion followed by
+the deletion of the same point leaves the trees bit-identical.
 
 The kernels never add to the store: rows are appended before a call
 (:func:`store_rows`), and :func:`compact` later drops the rows no leaf
