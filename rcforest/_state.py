@@ -221,19 +221,19 @@ def _from_file_nodes(a, sample_size):
     """
     t, n = a["parent"].shape
     top = a["free_top"]
-    _fail((top < 0) | (top > n), "its free stack is out of range")
+    _stored.fail((top < 0) | (top > n), "its free stack is out of range")
     listed = np.arange(n) < top[:, None]
     stack = a["free_stack"]
-    _fail((listed & ((stack < 0) | (stack >= n))).any(axis=1), "its free stack is out of range")
+    _stored.fail((listed & ((stack < 0) | (stack >= n))).any(axis=1), "its free stack is out of range")
     count = np.zeros((t, n), np.int64)
     rows = np.broadcast_to(np.arange(t)[:, None], (t, n))
     np.add.at(count, (rows[listed], stack[listed]), 1)
-    _fail((count > 1).any(axis=1), "a node is on the free stack twice")
+    _stored.fail((count > 1).any(axis=1), "a node is on the free stack twice")
     free = count == 1
     for name in ("parent", "left", "right"):
-        _fail(((a[name] < -1) | (a[name] >= n)).any(axis=1), f"a {name} link is out of range")
-    _fail((a["root"] < -1) | (a["root"] >= n), "the root is out of range")
-    _fail((a["heap_leaf"] < -1) | (a["heap_leaf"] >= n), "a reservoir leaf is out of range")
+        _stored.fail(((a[name] < -1) | (a[name] >= n)).any(axis=1), f"a {name} link is out of range")
+    _stored.fail((a["root"] < -1) | (a["root"] >= n), "the root is out of range")
+    _stored.fail((a["heap_leaf"] < -1) | (a["heap_leaf"] >= n), "a reservoir leaf is out of range")
     leaf = ~free & (a["left"] == -1)
     internal = ~free & ~leaf
     box_min, box_max = a["box_min"], a["box_max"]
@@ -258,26 +258,20 @@ def _from_file_nodes(a, sample_size):
         "a box is not the union of its children's": internal & ~_is_union_of_children(a),
     }
     for message, bad in checks.items():
-        _fail(bad, message)
+        _stored.fail(bad, message)
     num_internal, num_leaves = internal_per_tree(sample_size), leaves_per_tree(sample_size)
-    _fail(internal.sum(axis=1) > num_internal, "it has more internal nodes than it has room for")
-    _fail(leaf.sum(axis=1) > num_leaves, "it has more leaves than it has room for")
-    number = np.full((t, n + 1), -1, np.int64)  # column n: the null link -1
-    number[:, :n][internal] = (np.cumsum(internal, axis=1) - 1)[internal]
-    number[:, :n][leaf] = num_internal + (np.cumsum(leaf, axis=1) - 1)[leaf]
+    _stored.fail(internal.sum(axis=1) > num_internal, "it has more internal nodes than it has room for")
+    _stored.fail(leaf.sum(axis=1) > num_leaves, "it has more leaves than it has room for")
+    number = _stored.numbering(internal, leaf, num_internal)
     trees = allocate_trees(t, sample_size, box_min.shape[2], a["rng"])
-
-    def renumber(links):
-        return np.take_along_axis(number, np.where(links == -1, n, links), axis=1).astype(np.int32)
-
     tree_of, old = np.nonzero(~free)
     new = number[tree_of, old]
-    trees.parent[tree_of, new] = renumber(a["parent"])[tree_of, old]
+    trees.parent[tree_of, new] = _stored.renumber(number, a["parent"])[tree_of, old]
     trees.mass[tree_of, new] = a["mass"][tree_of, old]
     inner_tree, inner_old = np.nonzero(internal)
     inner_new = number[inner_tree, inner_old]
     for name in ("left", "right"):
-        getattr(trees, name)[inner_tree, inner_new] = renumber(a[name])[inner_tree, inner_old]
+        getattr(trees, name)[inner_tree, inner_new] = _stored.renumber(number, a[name])[inner_tree, inner_old]
     for name in ("cut_dim", "cut_value"):
         getattr(trees, name)[inner_tree, inner_new] = a[name][inner_tree, inner_old]
     leaf_tree, leaf_old = np.nonzero(leaf)
@@ -286,16 +280,9 @@ def _from_file_nodes(a, sample_size):
     taken = np.zeros(trees.parent.shape, bool)
     taken[tree_of, new] = True
     for tree in range(t):
-        for stack_name, top_name, low, high in (
-            ("free_internal", "free_internal_top", 0, num_internal),
-            ("free_leaf", "free_leaf_top", num_internal, num_internal + num_leaves),
-        ):
-            vacant = low + np.flatnonzero(~taken[tree, low:high])[::-1]
-            getattr(trees, stack_name)[tree, : vacant.size] = vacant
-            getattr(trees, stack_name)[tree, vacant.size :] = -1
-            getattr(trees, top_name)[tree] = vacant.size
-    trees.root[:] = renumber(a["root"][:, None])[:, 0]
-    trees.heap_leaf[:] = renumber(a["heap_leaf"])
+        _stored.set_free_stacks(trees, tree, np.flatnonzero(~taken[tree])[::-1])
+    trees.root[:] = _stored.renumber(number, a["root"][:, None])[:, 0]
+    trees.heap_leaf[:] = _stored.renumber(number, a["heap_leaf"])
     trees.heap_weight[:] = a["heap_weight"]
     trees.heap_size[:] = a["heap_size"]
     trees = pack(trees)
@@ -384,19 +371,13 @@ def _check_values(trees):
         "a cut value is not finite": (~free_internal & ~np.isfinite(trees.cut_value)).any(axis=1),
     }
     for message, bad in checks.items():
-        _fail(bad, message)
+        _stored.fail(bad, message)
     if not _within_bound(trees.store, 2 * MAX_ABS_VALUE).all():
         raise ValueError(f"a stored point is not finite or beyond {2 * MAX_ABS_VALUE:g} from the origin")
     if not _within_bound(trees.origin).all():
         raise ValueError(f"the origin is not finite or beyond {MAX_ABS_VALUE:g}")
     in_heap = np.arange(trees.heap_weight.shape[1]) < trees.heap_size[:, None]
-    _fail(in_heap & np.isnan(trees.heap_weight), "a reservoir weight is NaN")
-
-
-def _fail(bad, message):
-    """Raise for the first tree flagged in ``bad`` (trees along axis 0), if any."""
-    if bad.any():
-        raise ValueError(f"tree {int(np.argwhere(bad)[0][0])} is inconsistent: {message}")
+    _stored.fail(in_heap & np.isnan(trees.heap_weight), "a reservoir weight is NaN")
 
 
 def _within_bound(values, bound=MAX_ABS_VALUE):

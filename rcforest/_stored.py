@@ -203,60 +203,47 @@ def assemble(stored, sample_size):
         raise ValueError(f"trees of {n} node slots, expected {num_internal + num_leaves + 1}")
     for name in ("left", "right", "point", "free_stack", "root", "heap_leaf"):
         values = getattr(st, name)
-        _fail((values < -1) | (values >= (st.points.shape[0] if name == "point" else n)), f"a {name} is out of range")
+        fail((values < -1) | (values >= (st.points.shape[0] if name == "point" else n)), f"a {name} is out of range")
     internal = st.left != -1
     leaf = ~internal & (st.point != -1)
-    _fail(internal & ((st.point != -1) | (st.leaf_mass != 0)), "an internal node holds a point")
-    _fail(leaf & ((st.right != -1) | (st.cut_dim != -1) | (st.cut_value != 0)), "a leaf has a cut")
-    _fail(~internal & ~leaf & ((st.right != -1) | (st.cut_dim != -1) | (st.cut_value != 0) | (st.leaf_mass != 0)),
+    fail(internal & ((st.point != -1) | (st.leaf_mass != 0)), "an internal node holds a point")
+    fail(leaf & ((st.right != -1) | (st.cut_dim != -1) | (st.cut_value != 0)), "a leaf has a cut")
+    fail(~internal & ~leaf & ((st.right != -1) | (st.cut_dim != -1) | (st.cut_value != 0) | (st.leaf_mass != 0)),
           "a free slot is not reset")  # fmt: skip
-    _fail(internal.sum(axis=1) > num_internal, "it has more internal nodes than it has room for")
-    _fail(leaf.sum(axis=1) > num_leaves, "it has more leaves than it has room for")
+    fail(internal.sum(axis=1) > num_internal, "it has more internal nodes than it has room for")
+    fail(leaf.sum(axis=1) > num_leaves, "it has more leaves than it has room for")
     keep = not internal[:, num_internal:].any() and not leaf[:, :num_internal].any() and not leaf[:, n - 1].any()
     used = internal | leaf
-    number = np.full((num_trees, n + 1), -1, np.int64)  # column n: the null link -1
     if keep:
+        number = np.full((num_trees, n + 1), -1, np.int64)  # column n: the null link -1
         number[:, :n][used] = np.nonzero(used)[1]
     else:
-        number[:, :n][internal] = (np.cumsum(internal, axis=1) - 1)[internal]
-        number[:, :n][leaf] = num_internal + (np.cumsum(leaf, axis=1) - 1)[leaf]
-
-    def renumber(links):
-        return np.take_along_axis(number, np.where(links == -1, n, links), axis=1).astype(np.int32)
-
+        number = numbering(internal, leaf, num_internal)
     trees = allocate_trees(num_trees, sample_size, st.points.shape[1], st.rng)
     trees.origin[:] = st.origin
     tree_of, old = np.nonzero(internal)
     new = number[tree_of, old]
     for name in ("left", "right"):
-        getattr(trees, name)[tree_of, new] = renumber(getattr(st, name))[tree_of, old]
+        getattr(trees, name)[tree_of, new] = renumber(number, getattr(st, name))[tree_of, old]
     for name in ("cut_dim", "cut_value"):
         getattr(trees, name)[tree_of, new] = getattr(st, name)[tree_of, old]
     tree_of, old = np.nonzero(leaf)
     new = number[tree_of, old]
     trees.leaf_point[tree_of, new - num_internal] = st.point[tree_of, old]
     trees.mass[tree_of, new] = st.leaf_mass[tree_of, old]
-    trees.root[:] = renumber(st.root[:, None])[:, 0]
-    _fail((st.root != -1) & (trees.root == -1), "its root is a free slot")
-    trees.heap_leaf[:] = renumber(st.heap_leaf)
+    trees.root[:] = renumber(number, st.root[:, None])[:, 0]
+    fail((st.root != -1) & (trees.root == -1), "its root is a free slot")
+    trees.heap_leaf[:] = renumber(number, st.heap_leaf)
     trees.heap_weight[:] = st.heap_weight
     trees.heap_size[:] = st.heap_size
     trees = trees._replace(store=np.ascontiguousarray(st.points), store_size=np.array([st.points.shape[0]], np.int64))
     taken = np.zeros(trees.parent.shape, bool)
     taken[np.nonzero(used)[0], number[:, :n][used]] = True
     for t in range(num_trees):
-        listed = st.free_stack[t, : n - used[t].sum()]
-        for stack_name, top_name, low, high in (
-            ("free_internal", "free_internal_top", 0, num_internal),
-            ("free_leaf", "free_leaf_top", num_internal, num_internal + num_leaves),
-        ):
-            if keep:  # the stored order
-                vacant = listed[(listed >= low) & (listed < high)]
-            else:
-                vacant = low + np.flatnonzero(~taken[t, low:high])[::-1]
-            getattr(trees, stack_name)[t, : vacant.size] = vacant
-            getattr(trees, stack_name)[t, vacant.size :] = -1
-            getattr(trees, top_name)[t] = vacant.size
+        if keep:  # the stored order
+            set_free_stacks(trees, t, st.free_stack[t, : n - used[t].sum()])
+        else:
+            set_free_stacks(trees, t, np.flatnonzero(~taken[t])[::-1])
     rebuild(trees)
     rows = np.bincount(trees.leaf_point[trees.leaf_point >= 0], minlength=st.points.shape[0])
     if not rows.all():
@@ -264,10 +251,55 @@ def assemble(stored, sample_size):
     return pack(trees)
 
 
-def _fail(bad, message):
+def fail(bad, message):
     """Raise for the first tree flagged in ``bad`` (trees along axis 0), if any."""
     if np.any(bad):
         raise ValueError(f"tree {int(np.argwhere(bad)[0][0])} is inconsistent: {message}")
+
+
+def numbering(internal, leaf, num_internal):
+    """New slot numbers for trees that number internal nodes and leaves in one range (files of rcforest 0.1).
+
+    Parameters
+    ----------
+    internal, leaf : ndarray of bool, shape (num_trees, n)
+        Which slots hold an internal node, which a leaf.
+    num_internal : int
+        Internal slots of a tree (:func:`rcforest._tree.internal_per_tree`).
+
+    Returns
+    -------
+    ndarray of int64, shape (num_trees, n + 1)
+        Internal nodes numbered first, then leaves from ``num_internal``,
+        each in their order; ``-1`` elsewhere, and in column ``n``, where
+        :func:`renumber` sends the null link.
+    """
+    t, n = internal.shape
+    number = np.full((t, n + 1), -1, np.int64)
+    number[:, :n][internal] = (np.cumsum(internal, axis=1) - 1)[internal]
+    number[:, :n][leaf] = num_internal + (np.cumsum(leaf, axis=1) - 1)[leaf]
+    return number
+
+
+def renumber(number, links):
+    """``links`` (slots of each tree, ``-1`` for none) in the numbering ``number`` (see :func:`numbering`)."""
+    n = number.shape[1] - 1
+    return np.take_along_axis(number, np.where(links == -1, n, links), axis=1).astype(np.int32)
+
+
+def set_free_stacks(trees, t, vacant):
+    """Set tree ``t``'s free stacks: the internal slots and the leaf slots of ``vacant``, each in its order.
+
+    Entries outside the tree's slots (``-1``, a stored tree's spare slot) are left out.
+    """
+    internal, nodes = trees.left.shape[1], trees.parent.shape[1]
+    for stack, top, slots in (
+        (trees.free_internal, trees.free_internal_top, vacant[(vacant >= 0) & (vacant < internal)]),
+        (trees.free_leaf, trees.free_leaf_top, vacant[(vacant >= internal) & (vacant < nodes)]),
+    ):
+        stack[t, : slots.size] = slots
+        stack[t, slots.size :] = -1
+        top[t] = slots.size
 
 
 def rebuild(trees):
