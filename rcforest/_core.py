@@ -4,6 +4,7 @@ Every check raises a ``ValueError`` or ``TypeError`` that names the
 offending value and says how to fix it.
 """
 
+import datetime
 import numbers
 import os
 import sys
@@ -27,11 +28,16 @@ class Rows(NamedTuple):
         The input's index, when the input was a pandas object.
     columns : list of str
         Names of the input's columns (``x0``, ``x1``, ... for arrays).
+    named : bool
+        Whether the columns came with names that identify them: a
+        DataFrame's whose column labels are all strings (as scikit-learn
+        reads ``feature_names_in_``). Other inputs are read by position.
     """
 
     values: np.ndarray
     index: object
     columns: list
+    named: bool = False
 
 
 def check_int(value, name, low, high=None):
@@ -163,10 +169,76 @@ def loaded_pandas():
     return sys.modules.get("pandas")
 
 
-def _numeric_frame(frame):
+def positional_names(count, lone_name="x0"):
+    """The names of ``count`` columns that came without names: ``lone_name`` for one, else ``x0``, ``x1``, ...
+
+    Parameters
+    ----------
+    count : int
+    lone_name : str
+
+    Returns
+    -------
+    list of str
+    """
+    return [lone_name] if count == 1 else [f"x{i}" for i in range(count)]
+
+
+def name_mismatch(columns, names):
+    """What ``columns`` lack of ``names`` and hold beyond them, in words; empty when they are the same set.
+
+    The one statement of the rule that matches columns by name, shared by
+    :func:`as_rows` and the command line's ``score --model``.
+
+    Parameters
+    ----------
+    columns : list of str
+        The columns given.
+    names : list of str
+        The columns expected.
+
+    Returns
+    -------
+    str
+        For example ``"missing ['b']; unexpected ['c']"``; ``""`` when
+        ``columns`` holds each of ``names`` and nothing else.
+    """
+    given, expected = set(columns), set(names)
+    missing = [c for c in names if c not in given]
+    extra = [c for c in columns if c not in expected]
+    parts = ([f"missing {missing}"] if missing else []) + ([f"unexpected {extra}"] if extra else [])
+    return "; ".join(parts)
+
+
+def _duplicates(labels):
+    """The column labels that occur more than once, once each, as text."""
+    seen, repeated = set(), []
+    for label in labels:
+        key = str(label)
+        if key in seen and key not in repeated:
+            repeated.append(key)
+        seen.add(key)
+    return repeated
+
+
+def _numeric_frame(frame, name):
+    """A DataFrame's values as float64, refusing columns that do not hold real numbers."""
     import pandas as pd
 
-    bad = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    kinds = {str(c): frame[c].dtype for c in frame.columns}
+    dates = [c for c, dtype in kinds.items() if dtype.kind in "mM" or isinstance(dtype, pd.DatetimeTZDtype)]
+    if dates:
+        raise TypeError(
+            f"{name} columns {dates} hold dates or durations, not numbers; "
+            "drop them (keep the times as the index) or convert them to numbers first"
+        )
+    complex_ = [c for c, dtype in kinds.items() if dtype.kind == "c"]
+    if complex_:
+        raise TypeError(
+            f"{name} columns {complex_} hold complex numbers; pass their real and imaginary parts "
+            "as separate columns (for example df[c].to_numpy().real and .imag)"
+        )
+    bad = [c for c in kinds if not pd.api.types.is_numeric_dtype(frame[c])]
     if bad:
         raise TypeError(
             f"columns {bad} are not numeric; select the numeric columns "
@@ -189,7 +261,99 @@ def _unmasked(data, name, missing):
     return np.where(mask, np.nan, data.data.astype(np.float64))
 
 
-def as_rows(data, name="X", *, missing=False, lone_name="x0"):
+_TIMES = (np.datetime64, np.timedelta64, datetime.date, datetime.time, datetime.timedelta)
+"""Types of dates, times and durations (pandas' Timestamp, Timedelta and NaT included): never read as numbers."""
+
+
+def _check_kind(kind, name, detail):
+    """Raise ``TypeError`` for a dtype kind (or the type of a value) that is not a real number."""
+    if kind == "c":
+        raise TypeError(
+            f"{name} must hold real numbers, not complex ones ({detail}); "
+            "pass their real and imaginary parts as separate columns"
+        )
+    if kind in "mM":
+        raise TypeError(
+            f"{name} must hold numbers, not dates or durations ({detail}); "
+            "pass the values and keep the times as a pandas index"
+        )
+    if kind in "SU":
+        raise TypeError(
+            f"{name} must hold numbers, not text ({detail}); convert it with float() or pd.to_numeric first"
+        )
+
+
+def _check_value(value, name):
+    """Raise ``TypeError`` unless ``value`` (from an object array) is a real number or a boolean."""
+    if isinstance(value, _TIMES):
+        _check_kind("M", name, f"a value of type {type(value).__name__}")
+    if isinstance(value, (str, bytes)):
+        _check_kind("U", name, f"the value {value!r:.40}")
+    if isinstance(value, (numbers.Real, np.bool_)):
+        return
+    if isinstance(value, numbers.Complex):
+        _check_kind("c", name, f"the value {value!r}")
+    if not isinstance(value, numbers.Number):  # Decimal is a number, if not a Real
+        raise TypeError(f"{name} must hold numbers, got a value of type {type(value).__name__}")
+
+
+def as_numbers(data, name="X"):
+    """Convert an array-like to float64, refusing anything that is not a real number.
+
+    The one check of values for every entry point: an array's dtype, or
+    each value of an object array (lists of mixed values), must be a real
+    number, a boolean (read as 0 or 1) or a missing value (None or
+    ``pandas.NA``, read as NaN). Dates, times, durations, text and complex
+    numbers are refused, never read as numbers.
+
+    Parameters
+    ----------
+    data : array-like
+        Not a pandas object (see :func:`as_rows`).
+    name : str
+        Argument name used in messages.
+
+    Returns
+    -------
+    ndarray of float64
+        Of ``data``'s shape.
+
+    Raises
+    ------
+    TypeError
+        For values that are not real numbers.
+    ValueError
+        For nested sequences of different lengths.
+    """
+    if isinstance(data, (str, bytes)):
+        raise TypeError(
+            f"{name} must be an array, a list or a pandas object of numbers, got the text {data!r:.40}; "
+            "convert it with float() or pd.to_numeric first"
+        )
+    if isinstance(data, dict) or data is None:
+        raise TypeError(f"{name} must be an array, a list or a pandas object, got {type(data).__name__}")
+    try:
+        array = np.asarray(data)
+    except ValueError as error:
+        raise ValueError(f"{name} must be a rectangular table of numbers (rows of one length): {error}") from None
+    _check_kind(array.dtype.kind, name, f"dtype {array.dtype}")
+    if array.dtype.kind == "O":
+        pd = loaded_pandas()
+        values = np.empty(array.shape)
+        flat = values.reshape(-1)
+        for i, value in enumerate(array.ravel()):
+            if value is None or (pd is not None and value is pd.NA):
+                flat[i] = np.nan
+            else:
+                _check_value(value, name)
+                flat[i] = float(value)
+        return values
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers, got values of dtype {array.dtype}; convert them to float first")
+    return array.astype(np.float64)
+
+
+def as_rows(data, name="X", *, missing=False, lone_name="x0", names=None):
     """Convert user input to :class:`Rows`.
 
     Parameters
@@ -205,6 +369,12 @@ def as_rows(data, name="X", *, missing=False, lone_name="x0"):
         instead of raising.
     lone_name : str, default "x0"
         Name of a single column that has none (an array or an unnamed Series).
+    names : list of str, optional
+        The column names a model was fitted on, when it was fitted on named
+        columns. A DataFrame with named columns (see :attr:`Rows.named`)
+        is then read by name: its columns are put in this order, and
+        refused unless they are exactly these. Other inputs are read by
+        position.
 
     Returns
     -------
@@ -213,43 +383,44 @@ def as_rows(data, name="X", *, missing=False, lone_name="x0"):
     Raises
     ------
     TypeError
-        For non-numeric input, dates and durations included.
+        For values that are not real numbers: dates, durations, text and
+        complex numbers included (see :func:`as_numbers`).
     ValueError
         For empty input, more than two dimensions, NaN, infinite or masked
         values, or values beyond :data:`MAX_ABS_VALUE` in magnitude (unless
-        ``missing``).
+        ``missing``); for a DataFrame with duplicate column names, or
+        whose named columns are not ``names``.
     """
     index = None
+    named = False
     pd = loaded_pandas()
     if pd is not None and isinstance(data, pd.DataFrame):
+        repeated = _duplicates(data.columns)
+        if repeated:
+            raise ValueError(
+                f"{name} has duplicate column names {repeated}; each column needs its own name "
+                "(rename them, or drop the repeats)"
+            )
+        named = all(isinstance(c, str) for c in data.columns)
+        if named and names is not None and list(data.columns) != list(names):
+            mismatch = name_mismatch(list(data.columns), list(names))
+            if mismatch:
+                raise ValueError(
+                    f"{name} has columns {list(data.columns)} but the model was fitted on {list(names)}: {mismatch}; "
+                    "pass a DataFrame with those columns (in any order), or an array with them in that order"
+                )
+            data = data[list(names)]
         index = data.index
         columns = [str(c) for c in data.columns]
-        values = _numeric_frame(data)
+        values = _numeric_frame(data, name)
     elif pd is not None and isinstance(data, pd.Series):
         index = data.index
         columns = [str(data.name) if data.name is not None else lone_name]
-        values = _numeric_frame(data.to_frame())
+        values = _numeric_frame(data.to_frame(), name)
     else:
-        if isinstance(data, (str, bytes, dict)) or data is None:
-            raise TypeError(f"{name} must be an array, a list or a pandas object, got {type(data).__name__}")
         if isinstance(data, np.ma.MaskedArray):
             data = _unmasked(data, name, missing)
-        array = np.asarray(data)
-        if array.dtype.kind == "c":
-            raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
-        if array.dtype.kind in "mM":
-            raise TypeError(
-                f"{name} holds dates or durations (dtype {array.dtype}), not numbers; "
-                "pass the values and keep the times as a pandas index"
-            )
-        if array.dtype.kind not in "biuf":
-            try:
-                array = array.astype(np.float64)
-            except (TypeError, ValueError):
-                raise TypeError(
-                    f"{name} must hold numbers, got values of dtype {array.dtype}; convert them to float first"
-                ) from None
-        values = array.astype(np.float64)
+        values = as_numbers(data, name)
         columns = None
     if values.ndim == 0:
         values = values.reshape(1, 1)
@@ -275,8 +446,8 @@ def as_rows(data, name="X", *, missing=False, lone_name="x0"):
             )
             raise ValueError(f"{name} holds {value} at row {label!r}, column {col}; {fix}")
     if columns is None:
-        columns = [lone_name] if values.shape[1] == 1 else [f"x{i}" for i in range(values.shape[1])]
-    return Rows(np.ascontiguousarray(without_negative_zeros(values)), index, columns)
+        columns = positional_names(values.shape[1], lone_name)
+    return Rows(np.ascontiguousarray(without_negative_zeros(values)), index, columns, named)
 
 
 def without_negative_zeros(values):

@@ -62,6 +62,11 @@ class ForestParts(NamedTuple):
     tail : ndarray of float64, shape (rows, len(columns)), or None
         The last ``shingle_size - 1`` input rows (fewer at the start), from
         which a stream makes its next shingle.
+    named : bool or None
+        Whether DataFrames are read by the ``columns``' names (the forest
+        was fitted on a DataFrame with named columns); None when not known
+        (a file written before the field existed), to be inferred from the
+        names.
     """
 
     params: dict
@@ -69,6 +74,7 @@ class ForestParts(NamedTuple):
     points_seen: int = 0
     trees: TreeArrays = None
     tail: np.ndarray = None
+    named: bool = None
 
 
 def to_arrays(parts):
@@ -92,6 +98,7 @@ def to_arrays(parts):
             "n_features": None if parts.columns is None else len(parts.columns),
             "points_seen": parts.points_seen,
             "columns": parts.columns,
+            "named": parts.named,
         }
     )
     arrays = {}
@@ -132,6 +139,11 @@ def from_arrays(params, arrays, version):
             raise TypeError(f"columns must be a list of names, got {columns!r:.80}")
         if len(columns) != n_features:
             raise ValueError(f"{len(columns)} column names for {n_features} features")
+        if len(set(columns)) != n_features:
+            raise ValueError("a column name occurs twice")
+        named = params.get("named")  # files written before columns were matched by name lack it
+        if named is not None and not isinstance(named, bool):
+            raise TypeError(f"named must be true, false or null, got {named!r:.40}")
         points_seen = check_int(params["points_seen"], "points_seen", 0)
         checked = parts.params
         check_model_size(checked["num_trees"], checked["sample_size"], checked["shingle_size"] * n_features)
@@ -143,7 +155,7 @@ def from_arrays(params, arrays, version):
             raise ValueError(f"the stream tail holds NaN, infinite or values beyond {MAX_ABS_VALUE:g}")
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"inconsistent forest: {error}") from None
-    return parts._replace(columns=columns, points_seen=points_seen, trees=trees, tail=tail)
+    return parts._replace(columns=columns, points_seen=points_seen, trees=trees, tail=tail, named=named)
 
 
 def _checked_params(params):

@@ -11,6 +11,7 @@ from rcforest._core import (
     check_int,
     check_model_size,
     check_time_decay,
+    positional_names,
     shingle,
     shingle_names,
 )
@@ -51,6 +52,16 @@ def _threads(n_jobs, num_rows):
     return threads(1 if num_rows < _SERIAL_ROWS else n_jobs)
 
 
+def _names_are_given(columns):
+    """Whether a forest's column names, saved without saying, came from a DataFrame: they are not ``x0``, ``x1``, ...
+
+    Model files and pickles from before columns were matched by name do not
+    say whether their names came from a DataFrame; names other than the
+    ones given to an array are taken as a DataFrame's.
+    """
+    return columns is not None and list(columns) != positional_names(len(columns))
+
+
 class Forest:
     """Random Cut Forest for anomaly detection on batches and streams.
 
@@ -81,7 +92,12 @@ class Forest:
         Number of input columns (before shingling).
     feature_names_in_ : list of str
         Names of the input columns: a DataFrame's or Series' names, else
-        ``x0``, ``x1``, ...
+        ``x0``, ``x1``, ... When the forest was fitted (or first fed) on a
+        DataFrame whose column names are all strings, later DataFrames are
+        read by these names: their columns are put in this order, and a
+        DataFrame without exactly these columns is refused with a
+        ``ValueError`` naming the missing and unexpected ones. Arrays, and
+        DataFrames after a fit on an array, are read by position.
     dimensions_ : int
         Dimension of the points in the trees, ``shingle_size * n_features_``.
     points_seen_ : int
@@ -127,6 +143,7 @@ class Forest:
         self._trees = None
         self._tail = None
         self.feature_names_in_ = None
+        self._named = None  # whether feature_names_in_ names the columns of DataFrames (see as_rows)
         self.n_features_ = None
         self.points_seen_ = 0
 
@@ -143,6 +160,12 @@ class Forest:
             self._trees = pack(self._trees)
         return self.__dict__
 
+    def __setstate__(self, state):
+        """Unpickle; a forest pickled before columns were matched by name gets the rule of :meth:`_from_parts`."""
+        self.__dict__.update(state)
+        if "_named" not in state:
+            self._named = _names_are_given(self.feature_names_in_)
+
     @property
     def dimensions_(self):
         if self.n_features_ is None:
@@ -157,8 +180,8 @@ class Forest:
         return allocate_trees(self.num_trees, self.sample_size, self.shingle_size * num_features, seeds)
 
     def _rows(self, data):
-        """Convert ``data`` and check its feature count against the forest's."""
-        rows = as_rows(self._one_row(data))
+        """Convert ``data`` (a DataFrame by its column names, see ``feature_names_in_``) and check its feature count."""
+        rows = as_rows(self._one_row(data), names=self.feature_names_in_ if self._named else None)
         if self.n_features_ is not None and rows.values.shape[1] != self.n_features_:
             raise ValueError(
                 f"X has {rows.values.shape[1]} features but the forest was built on "
@@ -231,6 +254,7 @@ class Forest:
         self._trees = trees
         self.n_features_ = rows.values.shape[1]
         self.feature_names_in_ = rows.columns
+        self._named = rows.named
         self._tail = self._last_rows(rows.values)
         self.points_seen_ = points.shape[0]
         return self
@@ -367,6 +391,7 @@ class Forest:
         self.n_features_ = rows.values.shape[1]
         if self.feature_names_in_ is None:
             self.feature_names_in_ = rows.columns
+            self._named = rows.named
         self._tail = self._last_rows(series)
         self.points_seen_ += points.shape[0]
         return rows, self._aligned(rows.values.shape[0], scores)
@@ -432,7 +457,9 @@ class Forest:
         if self._trees is not None:
             self._trees = pack(self._trees)
         params = {name: getattr(self, name) for name in _state.PARAMS}
-        return _state.ForestParts(params, self.feature_names_in_, self.points_seen_, self._trees, self._tail)
+        return _state.ForestParts(
+            params, self.feature_names_in_, self.points_seen_, self._trees, self._tail, self._named
+        )
 
     @classmethod
     def _from_parts(cls, parts, n_jobs=None):
@@ -458,6 +485,7 @@ class Forest:
             forest._tail = parts.tail
             forest.n_features_ = len(parts.columns)
             forest.feature_names_in_ = list(parts.columns)
+            forest._named = _names_are_given(parts.columns) if parts.named is None else bool(parts.named)
             forest.points_seen_ = parts.points_seen
         return forest
 

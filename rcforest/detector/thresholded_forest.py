@@ -60,7 +60,15 @@ import os
 import numpy as np
 
 from rcforest import _format, _state
-from rcforest._core import as_rows, check_float, check_int, check_time_decay, loaded_pandas
+from rcforest._core import (
+    as_numbers,
+    as_rows,
+    check_float,
+    check_int,
+    check_time_decay,
+    loaded_pandas,
+    positional_names,
+)
 from rcforest.detector.alerts import AlertPolicy
 from rcforest.detector.explanation import explain
 from rcforest.detector.output import COLUMNS, empty_columns, to_frame
@@ -225,6 +233,7 @@ class ThresholdedForest:
         self.forest_ = None
         self.rows_seen_ = 0
         self.columns_ = None
+        self._named = None  # whether columns_ names the columns of DataFrames (see rcforest._core.as_rows)
         self._history = None
         self._preprocessor = Preprocessor(self.transform)
         self._thresholder = Thresholder(self.z_factor, self.min_threshold, self.threshold_horizon)
@@ -364,16 +373,23 @@ class ThresholdedForest:
                 self._checkpoint()
         return out
 
-    def _check_columns(self, values, columns):
+    def _check_columns(self, rows):
         """Record the column names on the first call with rows; check the column count afterwards."""
+        values = rows.values
         if self.columns_ is None:
             if values.shape[0]:
-                self.columns_ = list(columns)
+                self.columns_ = list(rows.columns)
+                self._named = rows.named
         elif values.shape[1] != len(self.columns_):
             raise ValueError(
                 f"got {values.shape[1]} columns but the detector was started on {len(self.columns_)} "
                 f"({self.columns_}); pass rows with the same columns"
             )
+
+    def _as_rows(self, data, name):
+        """Convert input rows; a DataFrame is read by the names of the first columns seen, if they were named."""
+        names = self.columns_ if self._named else None
+        return as_rows(data, name, missing=True, lone_name="value", names=names)
 
     def run(self, data):
         """Process rows in order and report on each one.
@@ -384,7 +400,9 @@ class ThresholdedForest:
             The next rows of the stream, oldest first. NaN, None and
             infinite values count as missing and are imputed; finite values
             beyond 1e20 in magnitude count as 1e20
-            (:data:`~rcforest.detector.preprocess.MAX_READING`).
+            (:data:`~rcforest.detector.preprocess.MAX_READING`). Once the
+            detector has seen a DataFrame (or a dict) with named columns,
+            DataFrames are read by those names, in any column order.
 
         Returns
         -------
@@ -393,8 +411,9 @@ class ThresholdedForest:
             the stream positions) with the columns described in the class
             Notes.
         """
-        values, index, columns = as_rows(data, "data", missing=True, lone_name="value")
-        self._check_columns(values, columns)
+        rows = self._as_rows(data, "data")
+        self._check_columns(rows)
+        values, index = rows.values, rows.index
         first = self.rows_seen_
         out = self._run_values(values)
         if index is None:
@@ -411,7 +430,10 @@ class ThresholdedForest:
         row : float, sequence of floats, dict or pandas.Series
             One value per column (a scalar for a single series); a dict or
             Series is read in the detector's column order (its keys set the
-            order on the first row). NaN is imputed, as in :meth:`run`.
+            order on the first row). NaN and None are imputed, as in
+            :meth:`run`; booleans count as 0 and 1. Dates, durations, text
+            and complex numbers are refused with a ``TypeError``, and the
+            detector is left as it was.
 
         Returns
         -------
@@ -427,15 +449,16 @@ class ThresholdedForest:
             missing = [c for c in columns if c not in mapping]
             if missing:
                 raise ValueError(f"the row lacks columns {missing}; pass a value (or NaN) for each of {columns}")
-            row = [[np.nan if mapping[c] is None else mapping[c] for c in columns]]
-        try:
-            values = np.array(row, dtype=float).reshape(1, -1)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"the row must hold numbers (or NaN for a missing value): {error}") from None
+            row = [mapping[c] for c in columns]
+            if any(np.ndim(value) for value in row):
+                raise ValueError(f"the row must hold one number per column of {columns}, got {row!r:.80}")
+        values = as_numbers([None] if row is None else row, "the row").reshape(1, -1)
         if columns is not None and values.shape[1] != len(columns):
             raise ValueError(f"the row must hold one number per column of {columns}, got {values.shape[1]} numbers")
         rows = as_rows(values, "row", missing=True, lone_name="value")
-        self._check_columns(rows.values, columns if columns is not None else rows.columns)
+        if columns is not None:
+            rows = rows._replace(columns=columns, named=True)  # a mapping names its values
+        self._check_columns(rows)
         out = self._run_values(rows.values)
         return {name: (out[name][0].item() if hasattr(out[name][0], "item") else out[name][0]) for name in COLUMNS}
 
@@ -479,6 +502,7 @@ class ThresholdedForest:
             "shingle_size_": preprocessor.shingle_size,
             "rows_seen_": self.rows_seen_,
             "columns_": self.columns_,
+            "named_": self._named,
             "stats": self._thresholder.state(),
             "anomaly": self._alerts.state(),
         }
@@ -504,6 +528,14 @@ class ThresholdedForest:
         self.rows_seen_ = check_int(state["rows_seen_"], "rows_seen_", 0)
         columns = state["columns_"]
         self.columns_ = None if columns is None else [str(c) for c in columns]
+        if self.columns_ is not None and len(set(self.columns_)) != len(self.columns_):
+            raise ValueError("a column name occurs twice")
+        named = state.get("named_")  # states saved before columns were matched by name lack it: named unless x0, ...
+        if named is not None and not isinstance(named, bool):
+            raise TypeError(f"named_ must be true, false or null, got {named!r:.40}")
+        if named is None and self.columns_ is not None:
+            named = self.columns_ != positional_names(len(self.columns_), "value")
+        self._named = named
         self._thresholder.restore(state["stats"])
         self._alerts.restore(state["anomaly"])
         width = len(self.columns_) if self.columns_ is not None else None
