@@ -225,20 +225,20 @@ def _numeric_frame(frame, name):
     """A DataFrame's values as float64, refusing columns that do not hold real numbers."""
     import pandas as pd
 
-    kinds = {str(c): frame[c].dtype for c in frame.columns}
-    dates = [c for c, dtype in kinds.items() if dtype.kind in "mM" or isinstance(dtype, pd.DatetimeTZDtype)]
+    dtypes = {str(label): frame.dtypes.iloc[i] for i, label in enumerate(frame.columns)}
+    dates = [c for c, dtype in dtypes.items() if dtype.kind in "mM" or isinstance(dtype, pd.DatetimeTZDtype)]
     if dates:
         raise TypeError(
             f"{name} columns {dates} hold dates or durations, not numbers; "
             "drop them (keep the times as the index) or convert them to numbers first"
         )
-    complex_ = [c for c, dtype in kinds.items() if dtype.kind == "c"]
+    complex_ = [c for c, dtype in dtypes.items() if dtype.kind == "c"]
     if complex_:
         raise TypeError(
             f"{name} columns {complex_} hold complex numbers; pass their real and imaginary parts "
             "as separate columns (for example df[c].to_numpy().real and .imag)"
         )
-    bad = [c for c in kinds if not pd.api.types.is_numeric_dtype(frame[c])]
+    bad = [c for c, dtype in dtypes.items() if not pd.api.types.is_numeric_dtype(dtype)]
     if bad:
         raise TypeError(
             f"columns {bad} are not numeric; select the numeric columns "
@@ -327,8 +327,8 @@ def as_numbers(data, name="X"):
     """
     if isinstance(data, (str, bytes)):
         raise TypeError(
-            f"{name} must be an array, a list or a pandas object of numbers, got the text {data!r:.40}; "
-            "convert it with float() or pd.to_numeric first"
+            f"{name} must hold numbers, not the text {data!r:.40}; pass an array, a list or a pandas object "
+            "of numbers (convert text with float() or pd.to_numeric)"
         )
     if isinstance(data, dict) or data is None:
         raise TypeError(f"{name} must be an array, a list or a pandas object, got {type(data).__name__}")
