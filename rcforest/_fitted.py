@@ -30,12 +30,13 @@ def load_fitted(path):
     FileNotFoundError
         If there is no file at ``path``.
     ValueError
-        If the file is not an rcforest model, or its forest holds no data.
+        If ``path`` is not a regular file (a folder, a pipe, a device) or
+        not an rcforest model, or its forest holds no data.
     """
     from rcforest.forest import Forest
 
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise FileNotFoundError(f"model file {path} does not exist")
     forest = Forest.load(path)
     if forest.n_features_ is None:

@@ -6,14 +6,17 @@ Forests (kind ``rcforest-model``) and streaming detectors
 (``rcforest-thresholded``) use it. Writing is atomic: a failed save keeps
 the previous file.
 
-Reading is defensive: it accepts only plain numeric ``.npy`` members, so a
-file cannot run code; it decompresses a member only when asked for it and
-only after checking its declared dtype, shape and size, within a total
+Reading is defensive: it opens only a regular file no larger than its
+decompression budget allows (never a pipe, a device or a folder, which
+could block or never end); it accepts only plain numeric ``.npy`` members,
+so a file cannot run code; it decompresses a member only when asked for it
+and only after checking its declared dtype, shape and size, within a total
 budget, so a small file cannot exhaust memory. A file that is not a zip,
 lacks the header, has another kind or version, or holds a damaged member
 is refused with a ``ValueError``.
 """
 
+import contextlib
 import json
 import math
 import zipfile
@@ -23,7 +26,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from rcforest._core import memory_bytes
-from rcforest._files import atomic_write
+from rcforest._files import atomic_write, open_regular
 from rcforest._version import __version__
 
 __all__ = []
@@ -32,6 +35,36 @@ FORMAT_NAME = "rcforest-model"
 _HEADER = "rcforest.json"
 MAX_HEADER_BYTES = 1 << 24
 """Largest JSON header read (16 MiB)."""
+MAX_MEMBERS = 4096
+"""Most members a file may hold: a model holds about twenty."""
+
+
+def max_file_bytes(budget):
+    """The largest file whose arrays can decompress within ``budget`` bytes.
+
+    Arrays are stored deflated or as they are; deflate adds at most 5
+    bytes per 16 KiB block to data it cannot compress, and each member
+    adds a few hundred bytes of zip headers: a file beyond this size holds
+    more than a reader of that budget could load, and is refused before
+    it is read.
+
+    Parameters
+    ----------
+    budget : int
+        Most bytes of array data to decompress.
+
+    Returns
+    -------
+    int
+    """
+    return budget + budget // 1024 + MAX_HEADER_BYTES + MAX_MEMBERS * 1024
+
+
+@contextlib.contextmanager
+def _archive(path, limit):
+    """The zip archive at ``path``, once it is known to be a regular file of at most ``limit`` bytes."""
+    with open_regular(path, limit, "rcforest file") as stream, zipfile.ZipFile(stream) as archive:
+        yield archive
 
 
 def _label(kind):
@@ -127,6 +160,7 @@ class Arrays(Mapping):
         self._path = path
         self._names = list(names)
         self._budget = budget
+        self._limit = max_file_bytes(budget)
 
     def __iter__(self):
         return iter(self._names)
@@ -172,7 +206,7 @@ class Arrays(Mapping):
         shape : tuple of int
         """
         try:
-            with zipfile.ZipFile(self._path) as archive:
+            with _archive(self._path, self._limit) as archive:
                 stream, dtype, shape = self._header(archive, name)
                 stream.close()
         except _DAMAGED as error:
@@ -181,7 +215,7 @@ class Arrays(Mapping):
 
     def __getitem__(self, name):
         try:
-            with zipfile.ZipFile(self._path) as archive:
+            with _archive(self._path, self._limit) as archive:
                 stream, dtype, shape = self._header(archive, name)
                 with stream:
                     size = math.prod(shape) * dtype.itemsize
@@ -263,36 +297,41 @@ def read(path, versions, kind=FORMAT_NAME, budget=None):
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is not of the expected kind and version.
+        If ``path`` is not a regular file (a folder, a pipe, a device), is
+        larger than :func:`max_file_bytes` allows, or is not a file of the
+        expected kind and version.
     """
     if budget is None:
         budget = memory_bytes() // 2
-    try:
-        with zipfile.ZipFile(path) as archive:
-            info = archive.getinfo(_HEADER)
-            if info.file_size > MAX_HEADER_BYTES:
-                raise ValueError(f"its header takes {info.file_size} bytes, more than {MAX_HEADER_BYTES}")
-            header = json.loads(archive.read(info))
-            names = [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
-        if not isinstance(header, dict) or header.get("format") != kind:
-            found = header.get("format") if isinstance(header, dict) else None
-            raise ValueError(f"it holds {found!r}, not {kind!r}")
-        found = header.get("version")
-        if isinstance(found, bool) or found not in versions:
+    with open_regular(path, max_file_bytes(budget), f"rcforest {_label(kind)} file") as stream:
+        try:
+            with zipfile.ZipFile(stream) as archive:
+                if len(archive.infolist()) > MAX_MEMBERS:
+                    raise ValueError(f"it holds {len(archive.infolist())} members, more than {MAX_MEMBERS}")
+                info = archive.getinfo(_HEADER)
+                if info.file_size > MAX_HEADER_BYTES:
+                    raise ValueError(f"its header takes {info.file_size} bytes, more than {MAX_HEADER_BYTES}")
+                header = json.loads(archive.read(info))
+                names = [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
+            if not isinstance(header, dict) or header.get("format") != kind:
+                found = header.get("format") if isinstance(header, dict) else None
+                raise ValueError(f"it holds {found!r}, not {kind!r}")
+            found = header.get("version")
+            if isinstance(found, bool) or found not in versions:
+                raise ValueError(
+                    f"it uses {kind} format version {found!r}, written by rcforest "
+                    f"{header.get('rcforest')!r}; this rcforest reads version {' or '.join(map(str, versions))}: "
+                    "install the matching rcforest or refit the model"
+                )
+            if len(set(names)) != len(names):
+                raise ValueError("it holds a member twice")
+            params = header["params"]
+            if not isinstance(params, dict):
+                raise ValueError("its header has no parameters")
+        except (*_DAMAGED, KeyError, RecursionError) as error:
             raise ValueError(
-                f"it uses {kind} format version {found!r}, written by rcforest "
-                f"{header.get('rcforest')!r}; this rcforest reads version {' or '.join(map(str, versions))}: "
-                "install the matching rcforest or refit the model"
-            )
-        if len(set(names)) != len(names):
-            raise ValueError("it holds a member twice")
-        params = header["params"]
-        if not isinstance(params, dict):
-            raise ValueError("its header has no parameters")
-    except FileNotFoundError:
-        raise
-    except (*_DAMAGED, KeyError, RecursionError) as error:
-        raise ValueError(f"{path} is not an rcforest {_label(kind)} file ({type(error).__name__}: {error})") from None
-    except ValueError as error:
-        raise ValueError(f"{path} is not a readable rcforest {_label(kind)} file: {error}") from None
+                f"{path} is not an rcforest {_label(kind)} file ({type(error).__name__}: {error})"
+            ) from None
+        except ValueError as error:
+            raise ValueError(f"{path} is not a readable rcforest {_label(kind)} file: {error}") from None
     return params, Arrays(path, names, budget), found

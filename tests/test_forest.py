@@ -2,7 +2,9 @@
 
 import copy
 import io
+import os
 import pickle
+import stat
 import zipfile
 from pathlib import Path
 
@@ -574,3 +576,74 @@ def test_parallel_stream_driver_matches_the_single_tree_kernels():
     np.testing.assert_allclose(got, expected.mean(axis=0), rtol=1e-15)
     for name, value in ref._asdict().items():
         np.testing.assert_array_equal(getattr(forest._trees, name), value, err_msg=name)
+
+
+# ----------------------------------------------- loading only regular files
+
+
+def _load_soon(load, path, seconds=20):
+    """Run ``load(path)`` in a thread; return what it raised, failing if it has not ended in ``seconds``."""
+    import threading
+
+    outcome = []
+
+    def run():
+        try:
+            load(path)
+            outcome.append(None)
+        except Exception as error:  # noqa: BLE001 - handed to the test
+            outcome.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive() and os.path.exists(path) and stat.S_ISFIFO(os.stat(path).st_mode):
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # let the blocked reader see the end
+    assert not thread.is_alive(), f"loading {path} did not end within {seconds} s"
+    return outcome[0]
+
+
+def _not_regular(kind, tmp_path):
+    if kind == "fifo":
+        path = tmp_path / "model.rcf"
+        os.mkfifo(path)
+        return path, "a pipe"
+    if kind == "folder":
+        path = tmp_path / "model.rcf"
+        path.mkdir()
+        return path, "a folder"
+    return Path("/dev/zero"), "a device"
+
+
+def _loaders():
+    from rcforest._fitted import load_fitted
+    from rcforest.thresholded import ThresholdedForest
+
+    return {"Forest.load": Forest.load, "ThresholdedForest.load": ThresholdedForest.load, "load_fitted": load_fitted}
+
+
+@pytest.mark.parametrize("loader", ["Forest.load", "ThresholdedForest.load", "load_fitted"])
+@pytest.mark.parametrize("kind", ["fifo", "folder", "device"])
+def test_loading_refuses_what_is_not_a_regular_file(tmp_path, loader, kind):
+    path, what = _not_regular(kind, tmp_path)
+    error = _load_soon(_loaders()[loader], str(path))
+    assert isinstance(error, ValueError) and f"{path} is {what}, not a regular file" in str(error), error
+
+
+@pytest.mark.parametrize("loader", ["Forest.load", "ThresholdedForest.load"])
+def test_loading_refuses_a_file_larger_than_any_model(tmp_path, loader):
+    from rcforest._core import memory_bytes
+    from rcforest._format import max_file_bytes
+
+    path = tmp_path / "huge.rcf"
+    with open(path, "wb") as file:
+        file.truncate(max_file_bytes(memory_bytes() // 2) + 1)  # sparse: takes no disk space
+    error = _load_soon(_loaders()[loader], str(path))
+    assert isinstance(error, ValueError) and "bytes such a file may take" in str(error), error
+
+
+def test_a_model_behind_a_link_still_loads(data, tmp_path):
+    forest = Forest(num_trees=5, sample_size=16, random_state=0).fit(data)
+    forest.save(tmp_path / "model.rcf")
+    (tmp_path / "link.rcf").symlink_to(tmp_path / "model.rcf")
+    np.testing.assert_array_equal(Forest.load(tmp_path / "link.rcf").score(data[:10]), forest.score(data[:10]))

@@ -110,7 +110,7 @@ def _load_model(path):
     """Load a model file; refuse a missing file or a forest that holds no data."""
     from rcforest._fitted import load_fitted
 
-    if not Path(path).is_file():
+    if not Path(path).exists():
         raise UsageError(f"model file {path} does not exist; write one with 'rcforest fit data.csv -o {path}'")
     return load_fitted(path)
 
