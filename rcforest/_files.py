@@ -22,7 +22,7 @@ def atomic_write(path):
     The stream is a temporary file in ``path``'s folder. When the block ends
     without an error the file is flushed, synced to disk and renamed over
     ``path``; when it raises, the temporary file is removed and ``path`` is
-    left as it was.
+    left as it was. A symbolic link at ``path`` is replaced, never followed.
 
     Parameters
     ----------
@@ -35,10 +35,14 @@ def atomic_write(path):
     """
     path = os.fspath(path)
     folder, name = os.path.split(os.path.abspath(path))
-    if os.path.isdir(path):
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and stat.S_ISDIR(mode):
         raise IsADirectoryError(f"{path} is a folder; give a file name")
-    if os.path.exists(path) and not os.path.isfile(path):
-        raise ValueError(f"{path} is not a regular file (a device or a pipe); give a file name")
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise ValueError(f"{path} is {_kind(mode)}, not a regular file; give a file name")
     handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(handle, "wb") as stream:
@@ -70,6 +74,8 @@ def _sync_folder(folder):
 
 def _kind(mode):
     """What a file that is not regular is, in words."""
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
     if stat.S_ISDIR(mode):
         return "a folder"
     if stat.S_ISFIFO(mode):
@@ -78,7 +84,7 @@ def _kind(mode):
         return "a device"
     if stat.S_ISSOCK(mode):
         return "a socket"
-    return "not a regular file"
+    return "a special file"
 
 
 def _check_regular(path, status, limit, what):
@@ -153,3 +159,34 @@ def read_regular(path, limit, what="file"):
     if len(data) > limit:
         raise ValueError(f"{what} {os.fspath(path)} holds more than {limit} bytes")
     return data
+
+
+def real_folder(path, what="folder"):
+    """Make the folder ``path`` if needed and return it; refuse it if it is a symbolic link or not a folder.
+
+    For writing where a link could send the files elsewhere: the check
+    uses ``os.lstat``, which does not follow a link. Only the last
+    component is checked; the folders above it are the caller's.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    what : str
+        What the folder is, for messages.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is a symbolic link or something other than a folder.
+    """
+    path = os.fspath(path)
+    if not os.path.lexists(path):
+        os.makedirs(path, exist_ok=True)
+    mode = os.lstat(path).st_mode
+    if not stat.S_ISDIR(mode):
+        raise ValueError(f"{what} {path} is {_kind(mode)}, not a folder; rcforest writes only into a real folder")
+    return path

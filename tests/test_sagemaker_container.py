@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import re
 import socket
 import subprocess
@@ -262,3 +263,82 @@ def test_dockerfile_runs_the_train_and_serve_commands():
     dockerfile = (REPO / "Dockerfile").read_text()
     assert "rcforest.cli train" in dockerfile and "rcforest.cli serve" in dockerfile
     assert "serve /opt/ml/model --host 0.0.0.0 --port 8080" in dockerfile and "EXPOSE 8080" in dockerfile
+
+
+# ---------------------------------------- special files and symbolic links
+
+
+def _train_program(root):
+    """Run ``rcforest train`` as a program (a hang fails the test, after a bound)."""
+    return subprocess.run(
+        [sys.executable, "-m", "rcforest", "train", "--ml-root", str(root)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("name", ["hyperparameters.json", "inputdataconfig.json"])
+def test_a_pipe_for_a_config_file_is_refused_without_blocking(tmp_path, name):
+    root = _layout(
+        tmp_path / "ml",
+        HYPERPARAMETERS,
+        {"train": {"train.csv": _csv(_train_and_test()[0])}},
+        {"train": {"ContentType": "text/csv"}},
+    )
+    config = root / "input" / "config" / name
+    config.unlink()
+    os.mkfifo(config)
+    done = _train_program(root)
+    assert done.returncode == 2
+    reason = f"{name} {config} is a pipe, not a regular file"
+    assert reason in done.stderr and "Traceback" not in done.stderr
+    assert reason in (root / "output" / "failure").read_text()
+    assert not (root / "model").exists()
+
+
+def test_a_linked_model_folder_is_refused(tmp_path, capsys):
+    root = _layout(tmp_path / "ml", HYPERPARAMETERS, {"train": {"train.csv": _csv(_train_and_test()[0])}})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (root / "model").symlink_to(elsewhere)
+    assert main(["train", "--ml-root", str(root)]) == 2
+    assert list(elsewhere.iterdir()) == []
+    assert "model is a symbolic link, not a folder" in (root / "output" / "failure").read_text()
+    assert "reason written to" in capsys.readouterr().err
+
+
+def test_a_linked_model_file_is_replaced_not_followed(tmp_path):
+    root = _layout(tmp_path / "ml", HYPERPARAMETERS, {"train": {"train.csv": _csv(_train_and_test()[0])}})
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    (root / "model").mkdir()
+    (root / "model" / "model.rcf").symlink_to(victim)
+    assert main(["train", "--ml-root", str(root)]) == 0
+    assert victim.read_text() == "keep me\n"
+    assert not (root / "model" / "model.rcf").is_symlink()
+    assert Forest.load(root / "model" / "model.rcf").n_features_ == 2
+
+
+def test_a_linked_failure_file_is_replaced_not_followed(tmp_path, capsys):
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    (tmp_path / "ml" / "output").mkdir(parents=True)
+    (tmp_path / "ml" / "output" / "failure").symlink_to(victim)
+    assert main(["train", "--ml-root", str(tmp_path / "ml")]) == 2
+    assert victim.read_text() == "keep me\n"
+    failure = tmp_path / "ml" / "output" / "failure"
+    assert not failure.is_symlink() and "hyperparameters.json not found" in failure.read_text()
+    assert f"reason written to {failure}" in capsys.readouterr().err
+
+
+def test_a_linked_output_folder_is_refused(tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "ml").mkdir()
+    (tmp_path / "ml" / "output").symlink_to(elsewhere)
+    assert main(["train", "--ml-root", str(tmp_path / "ml")]) == 2
+    assert list(elsewhere.iterdir()) == []
+    err = capsys.readouterr().err
+    assert "hyperparameters.json not found" in err and "could not be written to output/failure" in err

@@ -19,6 +19,7 @@ import sys
 import numpy as np
 
 from rcforest._core import memory_bytes
+from rcforest._files import atomic_write, read_regular, real_folder
 from rcforest.sagemaker.hyperparameters import check_hyperparameters
 from rcforest.sagemaker.metrics import evaluate, log_metrics, log_to, logger
 from rcforest.sagemaker.model import MODEL_FILE
@@ -27,14 +28,22 @@ __all__ = ["CHANNELS", "MODEL_FILE", "run_training", "train"]
 
 CHANNELS = ("train", "test")
 
+MAX_CONFIG_BYTES = 1 << 20
+"""Largest configuration file read (1 MiB). SageMaker allows 100 hyperparameters of
+256-character names and 2,500-character values: about 280 kB."""
+
 
 def _read_json(path, what):
-    """Read a JSON object from ``path``, raising ``ValueError`` naming ``what``."""
+    """Read a JSON object from ``path``, a regular file of at most :data:`MAX_CONFIG_BYTES`.
+
+    A pipe, a device or a folder is refused before it is opened (so
+    training never blocks on it), with a ``ValueError`` naming ``what``.
+    """
     if not os.path.exists(path):
         raise ValueError(f"{what} not found at {path}")
+    data = read_regular(path, MAX_CONFIG_BYTES, what)
     try:
-        with open(path, encoding="utf-8") as file:
-            document = json.load(file)
+        document = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError) as error:
         raise ValueError(f"{what} at {path} is not valid JSON: {error}") from None
     if not isinstance(document, dict):
@@ -96,8 +105,7 @@ def _read_channel(directory, name, content_type, links_out, n_features):
     parts, labels = [], []
     budget = memory_bytes() // 2 // 8
     for path in files:
-        with open(path, "rb") as file:
-            data = file.read()
+        data = read_regular(path, memory_bytes() // 2, f"channel {name} file")
         try:
             features, label = formats.read_channel_file(data, name, content_type, n_features, budget)
         except formats.PayloadTooLarge:
@@ -170,18 +178,35 @@ def train(ml_root="/opt/ml", *, links_out=False):
     ValueError
         For bad hyperparameters, configuration or data; the message is also
         written to ``output/failure``.
+
+    Notes
+    -----
+    Configuration and data files are read only when they are regular
+    files (a pipe would block training). ``model/`` and ``output/`` must be
+    real folders, not symbolic links; ``model/model.rcf`` and
+    ``output/failure`` are written to a temporary file renamed into place,
+    which replaces a symbolic link there instead of writing where it
+    points.
     """
     root = os.fspath(ml_root)
     try:
         return _train(root, links_out)
     except Exception as error:
-        try:
-            os.makedirs(os.path.join(root, "output"), exist_ok=True)
-            with open(os.path.join(root, "output", "failure"), "w", encoding="utf-8") as file:
-                file.write(f"{error}\n")
-        except OSError as unwritable:
-            logger.error("could not write the failure reason to output/failure: %s", unwritable)
+        _write_failure(root, error)
         raise
+
+
+def _write_failure(root, error):
+    """Write ``error`` to ``output/failure``; return the file's path, or None (logged) if it cannot be written."""
+    try:
+        output = real_folder(os.path.join(root, "output"), "the output folder")
+        path = os.path.join(output, "failure")
+        with atomic_write(path) as file:
+            file.write(f"{error}\n".encode())
+    except (OSError, ValueError) as unwritable:
+        logger.error("could not write the failure reason to output/failure: %s", unwritable)
+        return None
+    return path
 
 
 def _train(root, links_out):
@@ -212,8 +237,7 @@ def _train(root, links_out):
             raise ValueError(f"the test data has {test.shape[1]} features but feature_dim is {params['feature_dim']}")
         metrics = evaluate(forest.score(test), labels, params["eval_metrics"])
         log_metrics(metrics, logger)
-    model_dir = os.path.join(root, "model")
-    os.makedirs(model_dir, exist_ok=True)
+    model_dir = real_folder(os.path.join(root, "model"), "the model folder")
     forest.save(os.path.join(model_dir, MODEL_FILE))
     logger.info("model written to %s", os.path.join(model_dir, MODEL_FILE))
     return metrics
@@ -229,12 +253,17 @@ def run_training(ml_root="/opt/ml"):
     Raises
     ------
     ValueError
-        For any failure, with the path of ``output/failure``; the command
-        line reports it in one line with exit code 2.
+        For any failure, with the path of ``output/failure`` (or saying
+        that it could not be written); the command line reports it in one
+        line with exit code 2.
     """
+    root = os.fspath(ml_root)
     with log_to(sys.stdout):
         try:
-            train(ml_root)
-        except (ValueError, TypeError, OSError) as error:
-            failure = os.path.join(ml_root, "output", "failure")
-            raise ValueError(f"{error} (reason written to {failure})") from None
+            _train(root, links_out=False)
+        except Exception as error:
+            failure = _write_failure(root, error)
+            if not isinstance(error, (ValueError, TypeError, OSError)):
+                raise
+            where = f"reason written to {failure}" if failure else "the reason could not be written to output/failure"
+            raise ValueError(f"{error} ({where})") from None
