@@ -1,6 +1,7 @@
 """Rules about fitted forests that the adapters (CLI, SageMaker, scikit-learn) share.
 
 - :func:`load_fitted`: read a model file and refuse one that cannot score;
+- :func:`named_columns`: the column names a forest reads DataFrames by;
 - :func:`cutoff`: the anomaly cut-off of SageMaker's Random Cut Forest, the
   mean of the scores plus three standard deviations.
 """
@@ -9,7 +10,7 @@ import os
 
 import numpy as np
 
-__all__ = ["CUTOFF_DEVIATIONS", "cutoff", "load_fitted"]
+__all__ = ["CUTOFF_DEVIATIONS", "cutoff", "load_fitted", "named_columns"]
 
 CUTOFF_DEVIATIONS = 3.0
 
@@ -42,6 +43,25 @@ def load_fitted(path):
     if forest.n_features_ is None:
         raise ValueError(f"model {path} holds no data; fit it on some rows first")
     return forest
+
+
+def named_columns(forest):
+    """The names a fitted forest matches DataFrame columns by, or an empty list when it reads them by position.
+
+    A forest fitted (or first fed) on a DataFrame whose column names are
+    all strings reads later DataFrames by those names (see
+    ``Forest.feature_names_in_``); one fitted on an array reads by
+    position.
+
+    Parameters
+    ----------
+    forest : rcforest.Forest
+
+    Returns
+    -------
+    list of str
+    """
+    return list(forest.feature_names_in_) if forest._named else []
 
 
 def cutoff(scores, deviations=CUTOFF_DEVIATIONS):

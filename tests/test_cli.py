@@ -441,3 +441,107 @@ def test_python_dash_m_runs_the_program(module):
         [sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=300, check=True
     )
     assert done.stdout.strip() == f"rcforest {rcforest.__version__}"
+
+
+# ------------------------------------------------ outputs that are inputs
+
+
+def _same_bytes_after(path, action):
+    before = path.read_bytes()
+    action()
+    return path.read_bytes() == before
+
+
+@pytest.mark.parametrize("how", ["same path", "through a link", "hard link", "relative"])
+@pytest.mark.parametrize("command", ["score", "fit"])
+def test_an_output_onto_the_input_is_refused_and_the_input_kept(csv, tmp_path, capsys, monkeypatch, how, command):
+    source = csv
+    if how == "through a link":
+        source = tmp_path / "link.csv"
+        source.symlink_to(csv)
+    elif how == "hard link":
+        source = tmp_path / "hard.csv"
+        source.hardlink_to(csv)
+    output = csv
+    if how == "relative":
+        monkeypatch.chdir(tmp_path)
+        output = Path(".") / csv.name
+    argv = [command, source, *SMALL, "-o", output]
+    assert _same_bytes_after(csv, lambda: _fail(argv, capsys, f"-o {output} is the input file", "another file name"))
+
+
+def test_an_output_onto_the_model_or_the_plot_is_refused(model, csv, tmp_path, capsys):
+    assert _same_bytes_after(
+        model, lambda: _fail(["score", "--model", model, csv, "-o", model], capsys, "is the model file")
+    )
+    assert _same_bytes_after(
+        csv, lambda: _fail(["score", csv, *SMALL, "--plot", csv, "-o", tmp_path / "o.csv"], capsys, "input file")
+    )
+    out = tmp_path / "out.csv"
+    _fail(["score", csv, *SMALL, "-o", out, "--plot", out], capsys, "-o and --plot name the same file")
+    assert not out.exists()
+
+
+def test_a_failed_write_leaves_the_previous_output_whole(tmp_path):
+    class Unprintable:
+        def __str__(self):
+            raise ValueError("cannot print this cell")
+
+    out = tmp_path / "out.csv"
+    out.write_text("previous,output\n1,2\n")
+    frame = pd.DataFrame({"value": np.arange(50000.0), "cell": [0] * 49999 + [Unprintable()]})
+    with pytest.raises(ValueError, match="cannot print"):
+        report.write_csv(frame, str(out))
+    assert out.read_text() == "previous,output\n1,2\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]  # no temporary file left behind
+    report.write_csv(frame.iloc[:3, :1], str(out))
+    assert out.read_text() == "value\n0.0\n1.0\n2.0\n"
+
+
+def test_an_output_device_is_written_as_given(csv, tmp_path):
+    done = subprocess.run(
+        [*_program(), "score", str(csv), *SMALL, "-q", "-o", "/dev/stdout"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "timestamp,value,score" and len(done.stdout.splitlines()) == 3001
+
+
+# --------------------------------------------- a model's columns by name
+
+
+@pytest.fixture
+def two_column_model(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"small": rng.normal(0, 1, 500), "large": rng.normal(1000, 100, 500)})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    model = tmp_path / "model.rcf"
+    assert main(["fit", str(tmp_path / "train.csv"), *SMALL, "-o", str(model), "-q"]) == 0
+    capsys.readouterr()
+    return model, frame
+
+
+def test_score_with_a_model_reads_columns_by_name(two_column_model, tmp_path, capsys):
+    model, frame = two_column_model
+    swapped = tmp_path / "swapped.csv"
+    frame[["large", "small"]].to_csv(swapped, index=False)
+    out = tmp_path / "out.csv"
+    code, _, err = _run(["score", "--model", model, swapped, "-o", out, "-q"], capsys)
+    assert code == 0, err
+    expected = Forest.load(model).score(frame[["large", "small"]])  # the library reads the frame by name too
+    np.testing.assert_allclose(pd.read_csv(out)["score"], expected, rtol=1e-12)
+
+
+def test_score_with_a_model_refuses_other_names_unless_chosen(two_column_model, tmp_path, capsys):
+    model, frame = two_column_model
+    other = tmp_path / "other.csv"
+    frame.set_axis(["small", "other"], axis=1).to_csv(other, index=False)
+    _fail(["score", "--model", model, other], capsys, "missing ['large']", "unexpected ['other']", "--column")
+    out = tmp_path / "out.csv"
+    code, _, err = _run(["score", "--model", model, other, "--column", "small", "--column", "other", "-o", out], capsys)
+    assert code == 0, err  # chosen with --column: by position, as asked
+    np.testing.assert_allclose(pd.read_csv(out)["score"], Forest.load(model).score(frame.to_numpy()), rtol=1e-12)
+    headerless = tmp_path / "headerless.csv"
+    frame.to_csv(headerless, index=False, header=False)
+    code, _, err = _run(["score", "--model", model, headerless, "-o", out], capsys)
+    assert code == 0 and "without a header row" in err  # no names to match: by position
+    np.testing.assert_allclose(pd.read_csv(out)["score"], Forest.load(model).score(frame.to_numpy()), rtol=1e-12)

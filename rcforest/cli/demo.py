@@ -6,7 +6,7 @@ soon, and its false positives.
 """
 
 from rcforest.cli.options import add_quiet, check_parameters
-from rcforest.cli.report import draw, say, write_csv
+from rcforest.cli.report import check_outputs, draw, say, write_csv
 from rcforest.cli.score import stream
 
 __all__ = ["add_commands"]
@@ -63,6 +63,7 @@ def _run_demo(args):
     from rcforest.thresholded import ThresholdedForest
 
     check_parameters({k: getattr(args, k) for k in _DEMO_DEFAULTS})
+    check_outputs({"data": args.data}, {"-o": args.output, "--plot": args.plot})
     series, anomalies, windows = load_nyc_taxi(args.data)
     detector = ThresholdedForest(
         num_trees=args.num_trees,

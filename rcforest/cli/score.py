@@ -17,7 +17,7 @@ from rcforest.cli.options import (
     check_parameters,
     forest_parameters,
 )
-from rcforest.cli.report import check_output_folder, draw, progress, say, write_csv
+from rcforest.cli.report import check_output_folder, check_outputs, draw, progress, say, write_csv
 from rcforest.cli.table import read_table
 from rcforest.errors import UsageError
 
@@ -119,8 +119,10 @@ def _run_score(args):
     """``rcforest score``: write the input with its scores; return the exit code."""
     import numpy as np
 
-    from rcforest._fitted import cutoff
+    from rcforest._core import name_mismatch
+    from rcforest._fitted import cutoff, named_columns
 
+    check_outputs({"input": args.input, "model": args.model}, {"-o": args.output, "--plot": args.plot})
     if args.model is not None:
         given = [f"--{name.replace('_', '-')}" for name in FOREST_DEFAULTS if getattr(args, name) is not None]
         if args.stream:
@@ -137,6 +139,15 @@ def _run_score(args):
             raise UsageError(
                 f"model {args.model} was fitted on {forest.n_features_} column(s){trained}, but "
                 f"{len(selected)} were selected from {args.input} ({', '.join(selected)}); choose them with --column"
+            )
+        # Columns are matched by name as the library matches a DataFrame's, unless chosen with
+        # --column or the file has no header row (its columns are then positions, not names).
+        names = named_columns(forest) if table.header and not args.column else []
+        mismatch = name_mismatch(selected, names) if names else ""
+        if mismatch:
+            raise UsageError(
+                f"model {args.model} was fitted on columns {model_columns}, but {args.input} has {selected}: "
+                f"{mismatch}; choose the columns to score, in the model's order, with --column"
             )
         scores = _batch_scores(forest, table.features.to_numpy(), args)
         output = {"score": scores}
@@ -225,6 +236,7 @@ def stream(detector, data, args):
 
 def _run_fit(args):
     """``rcforest fit``: fit a forest on the input and save it; return the exit code."""
+    check_outputs({"input": args.input}, {"-o": args.output})
     params = forest_parameters(args)
     check_parameters(params)
     table = read_table(args.input, args.column, args.time_column, header=args.header)

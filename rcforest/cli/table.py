@@ -28,13 +28,17 @@ class Table:
         The time column, when there is one.
     reading : str
         How the first row was read, for the user: as names or as data.
+    header : bool
+        Whether the first row held the column names (else they are ``0``,
+        ``1``, ..., positions rather than names).
     """
 
-    def __init__(self, frame, features, time, reading):
+    def __init__(self, frame, features, time, reading, header=True):
         self.frame = frame
         self.features = features
         self.time = time
         self.reading = reading
+        self.header = header
 
     @property
     def series(self):
@@ -158,7 +162,7 @@ def read_table(path, columns=None, time_column=None, model_columns=None, allow_e
             line = row + 1 + header
             raise UsageError(f"column {name!r} of {path} has {what} on data row {row + 1} (line {line}); {hint}")
         features[name] = values
-    return Table(frame, pd.DataFrame(features), time, reading)
+    return Table(frame, pd.DataFrame(features), time, reading, bool(header))
 
 
 def _is_number(cell):
