@@ -184,6 +184,27 @@ def positional_names(count, lone_name="x0"):
     return [lone_name] if count == 1 else [f"x{i}" for i in range(count)]
 
 
+def names_are_given(columns, lone_name="x0"):
+    """Whether saved column names, kept without saying where they came from, came from a DataFrame.
+
+    Model files, detector states and pickles from before columns were
+    matched by name do not say whether their names came from a DataFrame;
+    names other than the ones an array gets (:func:`positional_names`)
+    are taken as a DataFrame's.
+
+    Parameters
+    ----------
+    columns : list of str or None
+    lone_name : str
+        The name a single unnamed column gets.
+
+    Returns
+    -------
+    bool
+    """
+    return columns is not None and list(columns) != positional_names(len(columns), lone_name)
+
+
 def name_mismatch(columns, names):
     """What ``columns`` lack of ``names`` and hold beyond them, in words; empty when they are the same set.
 

@@ -11,7 +11,7 @@ from rcforest._core import (
     check_int,
     check_model_size,
     check_time_decay,
-    positional_names,
+    names_are_given,
     shingle,
     shingle_names,
 )
@@ -50,16 +50,6 @@ _SERIAL_ROWS = 8
 def _threads(n_jobs, num_rows):
     """Run a call's parallel kernels on ``n_jobs`` threads (all when None), one for a few rows."""
     return threads(1 if num_rows < _SERIAL_ROWS else n_jobs)
-
-
-def _names_are_given(columns):
-    """Whether a forest's column names, saved without saying, came from a DataFrame: they are not ``x0``, ``x1``, ...
-
-    Model files and pickles from before columns were matched by name do not
-    say whether their names came from a DataFrame; names other than the
-    ones given to an array are taken as a DataFrame's.
-    """
-    return columns is not None and list(columns) != positional_names(len(columns))
 
 
 class Forest:
@@ -164,7 +154,7 @@ class Forest:
         """Unpickle; a forest pickled before columns were matched by name gets the rule of :meth:`_from_parts`."""
         self.__dict__.update(state)
         if "_named" not in state:
-            self._named = _names_are_given(self.feature_names_in_)
+            self._named = names_are_given(self.feature_names_in_)
 
     @property
     def dimensions_(self):
@@ -485,7 +475,7 @@ class Forest:
             forest._tail = parts.tail
             forest.n_features_ = len(parts.columns)
             forest.feature_names_in_ = list(parts.columns)
-            forest._named = _names_are_given(parts.columns) if parts.named is None else bool(parts.named)
+            forest._named = names_are_given(parts.columns) if parts.named is None else bool(parts.named)
             forest.points_seen_ = parts.points_seen
         return forest
 

@@ -177,7 +177,7 @@ def test_files_without_the_field_still_load(frame, tmp_path):
     detector.run(pd.DataFrame({"other": [1.0, 2.0]}))  # a lone unnamed column: by position
 
 
-def test_a_pickle_from_before_names_were_matched_loads(frame):
+def test_pickles_from_before_names_were_matched_load(frame):
     forest = Forest(**SMALL).fit(frame)
     state = forest.__getstate__().copy()
     del state["_named"]
@@ -185,6 +185,19 @@ def test_a_pickle_from_before_names_were_matched_loads(frame):
     old.__setstate__(state)
     swapped = frame.iloc[:20][["large", "small"]]
     np.testing.assert_array_equal(_scores(old, swapped), _scores(forest, frame.iloc[:20]))
+    detector, reference = (
+        ThresholdedForest(num_trees=10, sample_size=32),
+        ThresholdedForest(num_trees=10, sample_size=32),
+    )
+    detector.run(frame.iloc[:200])
+    reference.run(frame.iloc[:200])
+    state = detector.__dict__.copy()
+    del state["_named"]
+    old_detector = ThresholdedForest.__new__(ThresholdedForest)
+    old_detector.__setstate__(pickle.loads(pickle.dumps(state)))
+    pd.testing.assert_frame_equal(
+        old_detector.run(frame.iloc[200:260][["large", "small"]]), reference.run(frame.iloc[200:260])
+    )
 
 
 def test_a_detector_reads_a_dataframe_by_its_column_names(tmp_path):

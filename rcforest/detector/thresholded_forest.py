@@ -67,7 +67,7 @@ from rcforest._core import (
     check_int,
     check_time_decay,
     loaded_pandas,
-    positional_names,
+    names_are_given,
 )
 from rcforest.detector.alerts import AlertPolicy
 from rcforest.detector.explanation import explain
@@ -151,6 +151,11 @@ class ThresholdedForest:
         The shingle size in use.
     rows_seen_ : int
         Rows processed so far.
+    columns_ : list of str or None
+        Names of the input columns, set by the first rows: a DataFrame's
+        column names or a dict's keys (later DataFrames are then read by
+        these names, in any order), else ``value`` or ``x0``, ``x1``, ...
+        (later input is read by position).
 
     Notes
     -----
@@ -238,6 +243,12 @@ class ThresholdedForest:
         self._preprocessor = Preprocessor(self.transform)
         self._thresholder = Thresholder(self.z_factor, self.min_threshold, self.threshold_horizon)
         self._alerts = AlertPolicy(self.min_deviation, self.ignore_relative)
+
+    def __setstate__(self, state):
+        """Unpickle; a detector pickled before columns were matched by name gets the rule of :meth:`load`."""
+        self.__dict__.update(state)
+        if "_named" not in state:
+            self._named = names_are_given(self.columns_, "value")
 
     def __repr__(self):
         return (
@@ -530,12 +541,10 @@ class ThresholdedForest:
         self.columns_ = None if columns is None else [str(c) for c in columns]
         if self.columns_ is not None and len(set(self.columns_)) != len(self.columns_):
             raise ValueError("a column name occurs twice")
-        named = state.get("named_")  # states saved before columns were matched by name lack it: named unless x0, ...
+        named = state.get("named_")  # states saved before columns were matched by name lack it
         if named is not None and not isinstance(named, bool):
             raise TypeError(f"named_ must be true, false or null, got {named!r:.40}")
-        if named is None and self.columns_ is not None:
-            named = self.columns_ != positional_names(len(self.columns_), "value")
-        self._named = named
+        self._named = names_are_given(self.columns_, "value") if named is None else named
         self._thresholder.restore(state["stats"])
         self._alerts.restore(state["anomaly"])
         width = len(self.columns_) if self.columns_ is not None else None
