@@ -249,7 +249,7 @@ def error_response(protocol, status, code, message, close=False):
     elif protocol == "query":
         kind = "Receiver" if status >= 500 else "Sender"
         body = (
-            f'<ErrorResponse xmlns="https://rcforest.invalid/doc/"><Error><Type>{kind}</Type><Code>{escape(code)}</Code>'
+            f"<ErrorResponse><Error><Type>{kind}</Type><Code>{escape(code)}</Code>"
             f"<Message>{escape(message)}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
         ).encode()
         headers.append((b"content-type", b"text/xml"))

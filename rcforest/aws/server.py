@@ -136,7 +136,20 @@ def create_app(api, fallback, region, policy=None, max_body_bytes=DEFAULT_MAX_BO
             what = f"X-Amz-Target {target}" if target else f"{scope['method']} {scope['path']}"
             message = f"rcforest aws does not serve {clip(what)}: SageMaker's actions are SageMaker.<Action> targets"
             return (lambda receive, exchange: exchange.error(400, "UnknownOperationException", message)), None
+        if "content-length" not in headers and "transfer-encoding" in headers:
+            # moto reads no body without a Content-Length (S3 would store an empty object): S3's answer.
+            message = "You must provide the Content-Length HTTP header."
+            return (lambda receive, exchange: refuse(receive, exchange, 411, "MissingContentLength", message)), None
         return (lambda receive, exchange: fallback(scope, receive, exchange.send)), max_body_bytes
+
+    async def refuse(receive, exchange, status, code, message, rest=DRAIN_BYTES, waiting=False):
+        """Answer an error while the body is not read (``rest`` bytes of it at most, 0 when read).
+
+        A body of at most DRAIN_BYTES is read and discarded first, so that the
+        client reads the answer; otherwise the connection is closed after it.
+        """
+        read = rest == 0 or (not waiting and rest <= DRAIN_BYTES and await drain(receive, DRAIN_BYTES))
+        await exchange.error(status, code, message, close=not read)
 
     async def app(scope, receive, send):
         if scope["type"] != "http":
@@ -160,13 +173,12 @@ def create_app(api, fallback, region, policy=None, max_body_bytes=DEFAULT_MAX_BO
             await answer(bounded_receive(receive, limit, failures), exchange)
         except BodyTooLarge as failure:
             if not exchange.started:
-                # A client waiting for "100 Continue" reads the answer without sending its body.
-                waiting = headers.get("expect", "").lower() == "100-continue" and size is not None
-                rest = DRAIN_BYTES if size is None else size - failure.limit
-                read = failure.ended or (not waiting and rest <= DRAIN_BYTES and await drain(receive, DRAIN_BYTES))
                 status, code = (400, "EntityTooLarge") if exchange.protocol == "xml" else (413, "RequestEntityTooLarge")
                 message = f"the request body is over {failure.limit} bytes, the limit of this service here"
-                await exchange.error(status, code, message, close=not read)
+                # A client waiting for "100 Continue" reads the answer without sending its body.
+                waiting = headers.get("expect", "").lower() == "100-continue" and size is not None
+                rest = 0 if failure.ended else DRAIN_BYTES if size is None else size
+                await refuse(receive, exchange, status, code, message, rest, waiting)
         except Exception as failure:
             if any(failure is raised for raised in failures):
                 raise  # the body's timeout or the client's disconnect, for RequestGuard
