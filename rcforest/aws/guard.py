@@ -72,6 +72,8 @@ def clip(text, limit=_QUOTED_CHARS):
 def _host_name(value):
     """The lower-case name of a ``Host`` header, without its port or brackets; None when malformed."""
     value = value.strip().lower()
+    if value.count(":") > 1 and not value.startswith("["):
+        return value  # an IPv6 address without brackets or port, as --host and --allow-host take it
     if value.startswith("["):
         name, bracket, rest = value[1:].partition("]")
         if not bracket or (rest and not re.fullmatch(r":\d{1,5}", rest)):

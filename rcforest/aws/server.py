@@ -14,6 +14,11 @@ A second port is an HTTPS proxy (:mod:`rcforest.aws.proxy`) for the calls
 the SageMaker SDK sends to a fixed ``https://sts.<region>.amazonaws.com``.
 At start the server makes an IAM role for SageMaker and assumes it: the
 printed credentials make ``sagemaker.get_execution_role()`` return the role.
+
+Before any of them, a request passes :mod:`rcforest.aws.guard`: a ``Host``
+that is not loopback's or the bound address, an ``Origin`` that is not the
+server's own, and bodies over their bound are refused; every error is
+shaped as the request's AWS protocol expects it.
 """
 
 import functools
