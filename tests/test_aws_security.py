@@ -414,12 +414,21 @@ def test_proxy_tunnels_to_sts_only(server):
         with sock:
             assert status.startswith(b"HTTP/1.1 403"), authority
             assert sock.recv(4096) in (b"", b"this proxy tunnels to STS's addresses (port 443) only\n")
+    # A tunnel's requests carry the AWS name as Host, and are served; the same Host sent directly is not.
+    name = "sts.eu-west-3.amazonaws.com"
+    call = b"Action=GetCallerIdentity&Version=2011-06-15"
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **_signature("sts")}
+    request = f"POST / HTTP/1.1\r\nHost: {name}\r\nContent-Length: {len(call)}\r\n"
+    request += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
     context = ssl.create_default_context(cafile=server.environment["AWS_CA_BUNDLE"])
-    sock, status = _connect(server, "sts.eu-west-3.amazonaws.com:443")
+    sock, status = _connect(server, f"{name}:443")
     assert status == b"HTTP/1.1 200 Connection Established"
-    with context.wrap_socket(sock, server_hostname="sts.eu-west-3.amazonaws.com") as secure:
-        secure.sendall(b"GET / HTTP/1.1\r\nHost: sts.eu-west-3.amazonaws.com\r\nContent-Length: 0\r\n\r\n")
-        assert secure.recv(4096).startswith(b"HTTP/1.1 ")  # the tunnel's Host (an AWS name) is served
+    with context.wrap_socket(sock, server_hostname=name) as secure:
+        secure.sendall(request.encode() + call)
+        status, _, body = _read_answer(secure)
+    assert status == 200 and b"<Account>123456789012</Account>" in body
+    status, headers, body = _request(server, "POST", "/", call, headers, host=name)
+    assert (status, _error_code(headers, body)) == (403, "AccessDenied")
 
 
 def test_proxy_caps_connections_and_closes_idle_ones(server):
