@@ -35,6 +35,11 @@ MAX_BODY_MB = 8
 SAGEMAKER = {"X-Amz-Target": "SageMaker.ListModels", "Content-Type": "application/x-amz-json-1.1"}
 
 
+def _client(service, **options):
+    """A boto3 client of a fresh session: boto3's default session keeps the first credentials it reads."""
+    return boto3.session.Session().client(service, **options)
+
+
 def _signature(service):
     """An Authorization header naming ``service`` in its scope (the server checks no signature)."""
     scope = f"AKIDEXAMPLE/20260101/us-east-1/{service}/aws4_request"
@@ -108,7 +113,7 @@ def _peak_memory_kb(pid):
 @pytest.fixture(scope="module")
 def bucket(server):
     """A bucket holding one object, with a CORS rule granting every origin (which must not reach browsers)."""
-    s3 = boto3.client("s3")
+    s3 = _client("s3")
     s3.create_bucket(Bucket="rcforest-victim")
     s3.put_object(Bucket="rcforest-victim", Key="secret.csv", Body=b"1,2,3\n")
     rule = {"AllowedOrigins": ["*"], "AllowedMethods": ["GET", "PUT", "POST", "DELETE"], "AllowedHeaders": ["*"]}
@@ -160,7 +165,7 @@ def test_cross_site_requests_without_origin_are_refused(server, bucket):
 
 def test_moto_grants_are_stripped(server, bucket):
     """moto grants every origin (flask-cors) and S3 what the bucket's CORS rule says: none of it reaches a client."""
-    s3 = boto3.client("s3")
+    s3 = _client("s3")
     assert s3.get_bucket_cors(Bucket=bucket)["CORSRules"][0]["AllowedOrigins"] == ["*"]
     for method, path, body, headers in ROUTES[:3]:
         status, answer_headers, _ = _request(server, method, path, body, headers)
@@ -211,10 +216,10 @@ def test_loopback_hosts_are_served(server, host):
 def test_boto3_through_localhost(server, bucket):
     """boto3 sent to http://localhost:PORT works, and so does S3's virtual-host addressing (bucket.localhost)."""
     port = _address(server)[1]
-    s3 = boto3.client("s3", endpoint_url=f"http://localhost:{port}")
+    s3 = _client("s3", endpoint_url=f"http://localhost:{port}")
     s3.put_object(Bucket=bucket, Key="through-localhost", Body=b"data")
     assert s3.get_object(Bucket=bucket, Key="through-localhost")["Body"].read() == b"data"
-    sagemaker = boto3.client("sagemaker", endpoint_url=f"http://localhost:{port}")
+    sagemaker = _client("sagemaker", endpoint_url=f"http://localhost:{port}")
     assert "Models" in sagemaker.list_models()
     # *.localhost names need not resolve here: send the virtual-host request to 127.0.0.1 by hand.
     status, _, body = _request(server, "GET", "/", None, {}, host=f"{bucket}.localhost:{port}")
@@ -251,7 +256,7 @@ def _read_answer(sock):
 
 @pytest.fixture(scope="module")
 def big_bucket(server):
-    boto3.client("s3").create_bucket(Bucket="rcforest-big")
+    _client("s3").create_bucket(Bucket="rcforest-big")
     return "rcforest-big"
 
 
@@ -286,17 +291,17 @@ def test_chunked_bodies_are_counted_or_refused(server, big_bucket, path, status,
         answer_status, answer_headers, body = _read_answer(sock)
     assert (answer_status, _error_code(answer_headers, body)) == (status, code)
     with pytest.raises(ClientError, match="404"):
-        boto3.client("s3").head_object(Bucket=big_bucket, Key="chunked")  # moto stored an empty object before
+        _client("s3").head_object(Bucket=big_bucket, Key="chunked")  # moto stored an empty object before
 
 
 def test_boto3_reads_the_size_errors(server, big_bucket):
     """Bodies a little over the bounds: boto3 gets AWS's error, and S3 stores nothing."""
-    sagemaker = boto3.client("sagemaker", config=Config(parameter_validation=False, retries={"max_attempts": 1}))
+    sagemaker = _client("sagemaker", config=Config(parameter_validation=False, retries={"max_attempts": 1}))
     with pytest.raises(ClientError) as failure:
         sagemaker.list_models(NameContains="a" * (6 * 1024 * 1024))
     assert failure.value.response["Error"]["Code"] == "RequestEntityTooLarge"
     assert failure.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
-    s3 = boto3.client("s3", config=Config(retries={"max_attempts": 1}))
+    s3 = _client("s3", config=Config(retries={"max_attempts": 1}))
     s3.put_object(Bucket="rcforest-big", Key="fits", Body=b"x" * ((MAX_BODY_MB - 1) << 20))
     with pytest.raises(ClientError) as failure:
         s3.put_object(Bucket="rcforest-big", Key="over", Body=b"x" * ((MAX_BODY_MB << 20) + 1))
@@ -366,9 +371,9 @@ def test_errors_do_not_echo_huge_strings(server):
 def test_moto_actions_it_does_not_implement_get_parseable_errors(server):
     """JSON (CloudWatch Logs), CBOR (CloudWatch) and query XML (STS): botocore reads each error."""
     calls = [
-        (boto3.client("logs"), "get_log_anomaly_detector", {"anomalyDetectorArn": "arn:aws:logs:us-east-1:1:x:y"}),
-        (boto3.client("cloudwatch"), "describe_anomaly_detectors", {}),
-        (boto3.client("sts"), "get_delegated_access_token", {"TradeInToken": "x" * 40}),
+        (_client("logs"), "get_log_anomaly_detector", {"anomalyDetectorArn": "arn:aws:logs:us-east-1:1:x:y"}),
+        (_client("cloudwatch"), "describe_anomaly_detectors", {}),
+        (_client("sts"), "get_delegated_access_token", {"TradeInToken": "x" * 40}),
     ]
     for client, operation, parameters in calls:
         with pytest.raises(ClientError) as failure:
@@ -379,7 +384,7 @@ def test_moto_actions_it_does_not_implement_get_parseable_errors(server):
     form = {"Content-Type": "application/x-www-form-urlencoded", **_signature("sts")}
     status, headers, body = _request(server, "POST", "/", b"Action=NoSuchAction&Version=2011-06-15", form)
     assert (status, _error_code(headers, body)) == (400, "InvalidAction")
-    assert boto3.client("sts").get_caller_identity()["Account"] == "123456789012"
+    assert _client("sts").get_caller_identity()["Account"] == "123456789012"
 
 
 # ------------------------------------------------------------ the HTTPS proxy
@@ -434,7 +439,7 @@ def test_proxy_tunnels_to_sts_only(server):
 def test_proxy_caps_connections_and_closes_idle_ones(server):
     """300 idle connections make at most 64 threads; the others are closed at once, all after the header timeout."""
     pid = server.process.pid
-    sts = boto3.client("sts", endpoint_url="https://sts.us-east-1.amazonaws.com")
+    sts = _client("sts", endpoint_url="https://sts.us-east-1.amazonaws.com")
     assert sts.get_caller_identity()["Account"] == "123456789012"  # through the proxy
     before = _threads(pid)
     idle = [socket.create_connection(_proxy_address(server), timeout=10) for _ in range(300)]
@@ -530,7 +535,7 @@ def test_server_starts_on_a_truncated_ca(tmp_path, aws_env, monkeypatch):
             monkeypatch.delenv(name, raising=False)
         for name, value in running.environment.items():
             monkeypatch.setenv(name, value)
-        sts = boto3.client("sts", endpoint_url="https://sts.us-east-1.amazonaws.com")
+        sts = _client("sts", endpoint_url="https://sts.us-east-1.amazonaws.com")
         assert sts.get_caller_identity()["Account"] == "123456789012"  # through the proxy, with the new authority
     finally:
         running.stop()
