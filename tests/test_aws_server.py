@@ -459,7 +459,7 @@ def test_slow_bodies_get_a_408_on_every_route(server):
     ]:
         with socket.create_connection((host, int(port)), timeout=20) as slow:
             started = time.monotonic()
-            slow.sendall(head + b"Host: x\r\nContent-Length: 100\r\n\r\n{")
+            slow.sendall(head + f"Host: {host}:{port}\r\nContent-Length: 100\r\n\r\n{{".encode())
             answer = b""
             while chunk := slow.recv(4096):
                 answer += chunk

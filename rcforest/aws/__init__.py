@@ -5,9 +5,11 @@ environment it prints is exported. Modules: :mod:`~rcforest.aws.server`
 (the server), :mod:`~rcforest.aws.sagemaker_api` (the SageMaker API, with
 :mod:`~rcforest.aws.tuning` and :mod:`~rcforest.aws.resources`),
 :mod:`~rcforest.aws.jobs` (what the Random Cut Forest image does with S3,
-CloudWatch Logs and metrics) and :mod:`~rcforest.aws.proxy` (the HTTPS proxy
-for fixed AWS addresses); the command is :mod:`rcforest.cli.aws`. S3, STS, IAM and CloudWatch are
-moto's server mode (the ``aws`` extra).
+CloudWatch Logs and metrics), :mod:`~rcforest.aws.guard` (the Host, Origin
+and size checks of every request, and AWS-shaped errors) and
+:mod:`~rcforest.aws.proxy` (the HTTPS proxy for fixed AWS addresses); the
+command is :mod:`rcforest.cli.aws`. S3, STS, IAM and CloudWatch are moto's
+server mode (the ``aws`` extra).
 """
 
 __all__ = []

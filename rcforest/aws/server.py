@@ -14,30 +14,57 @@ A second port is an HTTPS proxy (:mod:`rcforest.aws.proxy`) for the calls
 the SageMaker SDK sends to a fixed ``https://sts.<region>.amazonaws.com``.
 At start the server makes an IAM role for SageMaker and assumes it: the
 printed credentials make ``sagemaker.get_execution_role()`` return the role.
+
+Before any of them, a request passes :mod:`rcforest.aws.guard`: a ``Host``
+that is not loopback's or the bound address, an ``Origin`` that is not the
+server's own, and bodies over their bound are refused; every error is
+shaped as the request's AWS protocol expects it.
 """
 
 import functools
 import json
+import logging
 import os
 import re
 import time
 import types
 
-__all__ = ["DEFAULT_PORT", "ROLE_NAME", "AwsServer", "create_app", "serve"]
+__all__ = [
+    "DEFAULT_MAX_BODY_MB",
+    "DEFAULT_PORT",
+    "ROLE_NAME",
+    "SAGEMAKER_MAX_BODY_BYTES",
+    "AwsServer",
+    "create_app",
+    "serve",
+]
 
 DEFAULT_PORT = 4566
 ROLE_NAME = "AmazonSageMaker-ExecutionRole-rcforest"
 ACCOUNT = "123456789012"  # moto's default account
+# The SageMaker API's requests are small (a CreateTrainingJob is a few kB).
+SAGEMAKER_MAX_BODY_BYTES = 5 * 1024 * 1024
+# Bound of other services' request bodies, in MiB: an S3 PUT holds its body in memory once.
+DEFAULT_MAX_BODY_MB = 512
 _INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
-_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/")
+logger = logging.getLogger("uvicorn.error")
 _TRUST = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
 }
 
 
-def create_app(api, fallback, region):
+def create_app(api, fallback, region, policy=None, max_body_bytes=DEFAULT_MAX_BODY_MB << 20):
     """Build the ASGI application routing SageMaker, the runtime and the other services.
+
+    Every request first passes :meth:`rcforest.aws.guard.AccessPolicy.check`
+    (its ``Host`` and ``Origin``); then bodies are bounded while they are read:
+    :data:`SAGEMAKER_MAX_BODY_BYTES` for the SageMaker API, SageMaker's 6 MB
+    for InvokeEndpoint (by the endpoint's application), ``max_body_bytes`` for
+    the other services. Every error is AWS-shaped: an exception of the
+    SageMaker API is a 500 ``InternalFailure``, an action moto does not
+    implement a 501 ``NotImplemented``.
 
     Parameters
     ----------
@@ -46,57 +73,131 @@ def create_app(api, fallback, region):
         Answers every other request (moto).
     region : str
         The region of requests that carry none.
+    policy : rcforest.aws.guard.AccessPolicy, optional
+        Loopback hosts and no origin when None.
+    max_body_bytes : int, default 512 MiB
+        Bound of a request body to the other services (an S3 PUT).
 
     Returns
     -------
     ASGI application
     """
+    from botocore.model import OperationNotFoundError
     from starlette.concurrency import run_in_threadpool
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
 
+    from rcforest.aws.guard import (
+        DRAIN_BYTES,
+        AccessPolicy,
+        BodyTooLarge,
+        Exchange,
+        announced_size,
+        bounded_receive,
+        clip,
+        drain,
+        preflight,
+        protocol_of,
+        read_body,
+    )
     from rcforest.aws.sagemaker_api import ApiError
 
-    def error(status, code, message, runtime=False):
-        body = {"error": code, "message": message} if runtime else {"__type": code, "message": message}
-        return JSONResponse(
-            body,
-            status_code=status,
-            headers={"x-amzn-ErrorType": code},
-            media_type=None if runtime else "application/x-amz-json-1.1",
-        )
+    policy = policy or AccessPolicy()
 
-    async def sagemaker(scope, receive, send, target):
-        request = Request(scope, receive)
-        action = target.split(".", 1)[1]
-        match = _SCOPE.search(request.headers.get("authorization", ""))
+    async def sagemaker(receive, exchange, action, region):
         try:
+            raw = await read_body(receive)
             try:
-                body = json.loads(await request.body() or b"{}")
+                body = json.loads(raw or b"{}")
             except ValueError:
                 raise ApiError("SerializationException", "the request body is not valid JSON") from None
-            answer = await run_in_threadpool(api.handle, action, body, match.group(1) if match else region)
-            response = Response(json.dumps(answer), media_type="application/x-amz-json-1.1")
+            except RecursionError:
+                raise ApiError("SerializationException", "the request body's JSON is nested too deeply") from None
+            answer = await run_in_threadpool(api.handle, action, body, region)
+            content = json.dumps(answer).encode()
         except ApiError as failure:
-            response = error(failure.status, failure.code, str(failure))
-        await response(scope, receive, send)
+            return await exchange.error(failure.status, failure.code, str(failure))
+        headers = [(b"content-type", b"application/x-amz-json-1.1"), (b"content-length", str(len(content)).encode())]
+        await exchange.send({"type": "http.response.start", "status": 200, "headers": headers})
+        await exchange.send({"type": "http.response.body", "body": content})
+
+    async def invocations(scope, receive, exchange, name):
+        endpoint = api.endpoint_app(name)
+        if endpoint is None:
+            message = f"Endpoint {clip(name)} of account {api.account} not found."
+            return await exchange.error(400, "ValidationError", message)
+        return await endpoint(scope, receive, exchange.send)
+
+    def route(scope, headers):
+        """The answering coroutine's maker and its body bound."""
+        target = headers.get("x-amz-target", "")
+        signed = _SCOPE.search(headers.get("authorization", ""))
+        if target.startswith("SageMaker."):
+            action = target.split(".", 1)[1]
+            where = signed.group(1) if signed else region
+            return (lambda receive, exchange: sagemaker(receive, exchange, action, where)), SAGEMAKER_MAX_BODY_BYTES
+        match = _INVOCATIONS.match(scope["path"])
+        if match and scope["method"] == "POST":
+            return (lambda receive, exchange: invocations(scope, receive, exchange, match.group(1))), None
+        if signed and signed.group(2) == "sagemaker":
+            what = f"X-Amz-Target {target}" if target else f"{scope['method']} {scope['path']}"
+            message = f"rcforest aws does not serve {clip(what)}: SageMaker's actions are SageMaker.<Action> targets"
+            return (lambda receive, exchange: exchange.error(400, "UnknownOperationException", message)), None
+        if "content-length" not in headers and "transfer-encoding" in headers:
+            # moto reads no body without a Content-Length (S3 would store an empty object): S3's answer.
+            message = "You must provide the Content-Length HTTP header."
+            return (lambda receive, exchange: refuse(receive, exchange, 411, "MissingContentLength", message)), None
+        return (lambda receive, exchange: fallback(scope, receive, exchange.send)), max_body_bytes
+
+    async def refuse(receive, exchange, status, code, message, rest=DRAIN_BYTES, waiting=False):
+        """Answer an error while the body is not read (``rest`` bytes of it at most, 0 when read).
+
+        A body of at most DRAIN_BYTES is read and discarded first, so that the
+        client reads the answer; otherwise the connection is closed after it.
+        """
+        read = rest == 0 or (not waiting and rest <= DRAIN_BYTES and await drain(receive, DRAIN_BYTES))
+        await exchange.error(status, code, message, close=not read)
 
     async def app(scope, receive, send):
         if scope["type"] != "http":
             return await fallback(scope, receive, send)
-        headers = dict(scope["headers"])
-        target = headers.get(b"x-amz-target", b"").decode("latin-1")
-        if target.startswith("SageMaker."):
-            return await sagemaker(scope, receive, send, target)
-        match = _INVOCATIONS.match(scope["path"])
-        if match and scope["method"] == "POST":
-            endpoint = api.endpoint_app(match.group(1))
-            if endpoint is None:
-                message = f"Endpoint {match.group(1)} of account {api.account} not found."
-                response = error(400, "ValidationError", message, runtime=True)
-                return await response(scope, receive, send)
-            return await endpoint(scope, receive, send)
-        return await fallback(scope, receive, send)
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        exchange = Exchange(send, protocol_of(headers, scope["path"]))
+        refusal, exchange.grant = policy.check(scope, headers)
+        if refusal is not None:
+            status, code, message = refusal
+            code = f"{code}Exception" if exchange.protocol in ("json", "cbor") else code
+            return await exchange.error(status, code, message, close=True)
+        if scope["method"] == "OPTIONS":
+            await send({"type": "http.response.start", "status": 200, "headers": preflight(exchange.grant, headers)})
+            return await send({"type": "http.response.body", "body": b""})
+        answer, limit = route(scope, headers)
+        failures = []
+        size = announced_size(headers)
+        try:
+            if limit is not None and size is not None and size > limit:
+                raise BodyTooLarge(limit)
+            await answer(bounded_receive(receive, limit, failures), exchange)
+        except BodyTooLarge as failure:
+            if not exchange.started:
+                status, code = (400, "EntityTooLarge") if exchange.protocol == "xml" else (413, "RequestEntityTooLarge")
+                message = f"the request body is over {failure.limit} bytes, the limit of this service here"
+                # A client waiting for "100 Continue" reads the answer without sending its body.
+                waiting = headers.get("expect", "").lower() == "100-continue" and size is not None
+                rest = 0 if failure.ended else DRAIN_BYTES if size is None else size
+                await refuse(receive, exchange, status, code, message, rest, waiting)
+        except Exception as failure:
+            if any(failure is raised for raised in failures):
+                raise  # the body's timeout or the client's disconnect, for RequestGuard
+            if isinstance(failure, OperationNotFoundError):
+                status, message = 400, f"{clip(failure, 300)} is not an action of this service"
+                code = "UnknownOperationException" if exchange.protocol in ("json", "cbor") else "InvalidAction"
+            elif isinstance(failure, NotImplementedError):
+                logger.warning("not implemented: %s %s: %s", scope["method"], clip(scope["path"]), clip(failure, 300))
+                status, code, message = 501, "NotImplemented", f"moto does not implement this request: {failure}"
+            else:
+                logger.exception("error answering %s %s", scope["method"], clip(scope["path"]))
+                status, code, message = 500, "InternalFailure", "the server failed to answer this request"
+            if not exchange.started:
+                await exchange.error(status, code, message)
 
     return app
 
@@ -125,6 +226,13 @@ class AwsServer:
     limits : rcforest.sagemaker.connections.ServerLimits, optional
         Timeouts, connection cap and request bounds of the port and of
         every endpoint; the defaults when None.
+    allowed_hosts : iterable of str, default ()
+        Names accepted in requests' ``Host`` besides the loopback names and
+        the bound address (see :mod:`rcforest.aws.guard`).
+    cors_origins : iterable of str, default ()
+        Origins (``scheme://host[:port]``) granted CORS access; none by default.
+    max_body_mb : int, default 512
+        Bound, in MiB, of a request body to S3 and moto's other services.
 
     Attributes
     ----------
@@ -144,7 +252,17 @@ class AwsServer:
         s3_endpoint=None,
         job_wait=20.0,
         limits=None,
+        allowed_hosts=(),
+        cors_origins=(),
+        max_body_mb=DEFAULT_MAX_BODY_MB,
     ):
+        from rcforest.aws.guard import AccessPolicy
+
+        if isinstance(max_body_mb, bool) or not isinstance(max_body_mb, int) or max_body_mb < 1:
+            raise ValueError(f"max_body_mb must be a positive whole number of MiB, got {max_body_mb!r}")
+        bound = () if host in ("0.0.0.0", "::", "") else (host,)
+        self.policy = AccessPolicy(hosts=frozenset([*bound, *allowed_hosts]), origins=frozenset(cors_origins))
+        self.max_body_mb = max_body_mb
         self.host = host
         self.port = port
         self.proxy_port = proxy_port
@@ -221,14 +339,16 @@ class AwsServer:
             clients, os.path.join(self.data_dir, "work"), ACCOUNT, SCORING_LOCK, endpoint_app, self.job_wait
         )
         moto = WSGIMiddleware(DomainDispatcherApplication(create_backend_app), workers=8)
-        app = create_app(self.api, moto, self.region)
+        app = create_app(self.api, moto, self.region, self.policy, self.max_body_mb << 20)
         self._http = BackgroundServer(None, self.host, self.port, app=app, limits=self.limits)
         try:
             self._http.start(timeout, sock=sock)
         except RuntimeError:
             proxy_sock.close()
             raise
-        self._proxy = TunnelProxy((self.host, self.port), self.data_dir, self.host).start(proxy_sock)
+        self._proxy = TunnelProxy(
+            (self.host, self.port), self.data_dir, self.host, limits=self.limits, tunnels=self.policy.tunnels
+        ).start(proxy_sock)
         self.credentials = self._execution_role()
         return self
 
@@ -269,12 +389,15 @@ def serve(
     region="us-east-1",
     s3_endpoint=None,
     limits=None,
+    allowed_hosts=(),
+    cors_origins=(),
+    max_body_mb=DEFAULT_MAX_BODY_MB,
 ):
     """Start the server, print the environment to export and serve until interrupted: ``rcforest aws``.
 
     Parameters
     ----------
-    host, port, proxy_port, data_dir, region, s3_endpoint, limits
+    host, port, proxy_port, data_dir, region, s3_endpoint, limits, allowed_hosts, cors_origins, max_body_mb
         As for :class:`AwsServer`.
     """
     server = AwsServer(
@@ -285,6 +408,9 @@ def serve(
         region=region,
         s3_endpoint=s3_endpoint,
         limits=limits,
+        allowed_hosts=allowed_hosts,
+        cors_origins=cors_origins,
+        max_body_mb=max_body_mb,
     ).start()
     print(f"rcforest aws on {server.url} (SageMaker for Random Cut Forest; S3, STS, IAM, CloudWatch by moto)")
     print("Send boto3 and the SageMaker SDK here with:")

@@ -4,8 +4,8 @@ Its work is done by :func:`rcforest.aws.server.serve`; this module only
 reads the command line.
 """
 
-from rcforest.aws.server import DEFAULT_PORT
-from rcforest.cli.sagemaker import add_limit_options, limits_from
+from rcforest.aws.server import DEFAULT_MAX_BODY_MB, DEFAULT_PORT
+from rcforest.cli.sagemaker import _positive, add_limit_options, limits_from
 
 __all__ = ["add_commands"]
 
@@ -41,6 +41,31 @@ def add_commands(subparsers):
     )
     parser.add_argument("--region", default="us-east-1", help="region of requests that name none (default: us-east-1)")
     parser.add_argument("--s3-endpoint", default=None, metavar="URL", help="send S3 to this S3-compatible store")
+    security = parser.add_argument_group("browsers and sizes")
+    security.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests whose Host is NAME (by default only 127.0.0.1, localhost, [::1] and the bound "
+        "address, against DNS rebinding); repeatable",
+    )
+    security.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="grant CORS access to the web application at ORIGIN (scheme://host[:port]); no origin is granted "
+        "by default; repeatable",
+    )
+    security.add_argument(
+        "--max-body-mb",
+        type=_positive(int),
+        default=DEFAULT_MAX_BODY_MB,
+        metavar="MB",
+        help=f"MiB of a request body to S3 and the other moto services (default: {DEFAULT_MAX_BODY_MB}); "
+        "the SageMaker API takes 5 MiB, InvokeEndpoint 6 MB",
+    )
     add_limit_options(parser)
     parser.set_defaults(func=_run_aws)
 
@@ -49,5 +74,16 @@ def _run_aws(args):
     """``rcforest aws``: serve until interrupted; return the exit code."""
     from rcforest.aws.server import serve
 
-    serve(args.host, args.port, args.proxy_port, args.data_dir, args.region, args.s3_endpoint, limits_from(args))
+    serve(
+        args.host,
+        args.port,
+        args.proxy_port,
+        args.data_dir,
+        args.region,
+        args.s3_endpoint,
+        limits_from(args),
+        allowed_hosts=args.allow_host,
+        cors_origins=args.cors_origin,
+        max_body_mb=args.max_body_mb,
+    )
     return 0
