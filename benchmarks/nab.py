@@ -8,8 +8,8 @@ Usage::
 ``--data`` is a folder laid out like NAB (``data/<category>/<file>.csv``,
 ``labels/combined_windows.json``, ``labels/profiles.json`` and, for the
 comparison, ``reference/<detector>/<category>/<file>.csv[.gz]``); by default
-``../shared/data/nab-dev`` beside the repository (``$RCFOREST_DATA/nab-dev``
-when that variable is set). Every series runs through
+``shared/data/nab-dev`` beside the repository or beside one of its parent
+folders (``$RCFOREST_DATA/nab-dev`` when that variable is set). Every series runs through
 ``ThresholdedForest()`` with its defaults, one row at a time in stream
 order; a row's NAB anomaly score is ``0.5 + 0.5 * grade`` where the detector
 alerts (``grade > 0``) and ``0.49 * min(score / threshold, 1)`` elsewhere, so
@@ -51,7 +51,9 @@ from rcforest.evaluate.nab import NULL_SCORE, _cost_matrices, _File, _file_score
 
 __all__ = ["main", "nab_anomaly_score", "fold_scores"]
 
-DEFAULT_DATA = Path(os.environ.get("RCFOREST_DATA", ROOT.parent / "shared" / "data")) / "nab-dev"
+# ``shared/data`` beside the repository, or beside the folder that holds it (a clone in a work tree).
+_SHARED = next((p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()), None)
+DEFAULT_DATA = Path(os.environ.get("RCFOREST_DATA", _SHARED or ROOT.parent / "shared" / "data")) / "nab-dev"
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 SHORT = {"standard": "standard", "reward_low_FP_rate": "low FP", "reward_low_FN_rate": "low FN"}
 # NAB's official scores on the 31 files of the development half (nab-dev/README.md).
