@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +21,7 @@ from sagemaker.amazon.common import write_numpy_to_dense_tensor
 
 from rcforest import Forest
 from rcforest.cli import main
+from rcforest.sagemaker import model as sagemaker_model
 from rcforest.sagemaker.formats import read_recordio
 from rcforest.sagemaker.record import Record
 from tests import processes
@@ -342,3 +344,22 @@ def test_a_linked_output_folder_is_refused(tmp_path, capsys):
     assert list(elsewhere.iterdir()) == []
     err = capsys.readouterr().err
     assert "hyperparameters.json not found" in err and "could not be written to output/failure" in err
+
+
+def test_archive_paths_that_are_not_regular_files_are_refused(tmp_path):
+    fifo = tmp_path / "model.tar.gz"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file|pipe"):
+        sagemaker_model.load_model(fifo)
+
+
+def test_an_archive_member_larger_than_a_loadable_model_is_refused(tmp_path, monkeypatch):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        info = tarfile.TarInfo("model.rcf")
+        info.size = 4096
+        archive.addfile(info, io.BytesIO(b"\0" * 4096))
+    monkeypatch.setattr(sagemaker_model, "_max_model_bytes", lambda: 1024)
+    with pytest.raises(ValueError, match="more than the 1024"):
+        sagemaker_model.unpack_model(buffer.getvalue(), tmp_path)
+    assert not (tmp_path / "model.rcf").exists()

@@ -8,10 +8,14 @@ an endpoint or a transform job unpacks it before serving.
 
 import io
 import os
+import shutil
 import tarfile
 import tempfile
 
+from rcforest._core import memory_bytes
+from rcforest._files import read_regular
 from rcforest._fitted import load_fitted
+from rcforest._format import max_file_bytes
 
 __all__ = ["MODEL_ARCHIVE", "MODEL_FILE", "load_model", "pack_model", "unpack_model"]
 
@@ -46,14 +50,18 @@ def load_model(path):
             found = candidates or "none"
             raise FileNotFoundError(f"{path} must hold one .rcf model file ({MODEL_FILE}), found {found}")
         path = os.path.join(path, candidates[0])
-    elif path.endswith((".tar.gz", ".tgz")) and os.path.isfile(path):
-        with open(path, "rb") as file:
-            data = file.read()
+    elif path.endswith((".tar.gz", ".tgz")) and os.path.lexists(path):
+        data = read_regular(path, _max_model_bytes(), "model archive")
         with tempfile.TemporaryDirectory(prefix="rcforest-model-") as directory:
             return load_fitted(unpack_model(data, directory))
     if not os.path.exists(path):
         raise FileNotFoundError(f"no model at {path}")
     return load_fitted(path)
+
+
+def _max_model_bytes():
+    """The largest model file a reader of half this machine's memory could load (:func:`max_file_bytes`)."""
+    return max_file_bytes(memory_bytes() // 2)
 
 
 def pack_model(model_dir):
@@ -91,8 +99,10 @@ def unpack_model(data, directory):
     Raises
     ------
     ValueError
-        If ``data`` is not a gzipped tar archive holding one ``.rcf`` file.
+        If ``data`` is not a gzipped tar archive holding one ``.rcf`` file,
+        or that file is larger than a model this machine could load.
     """
+    limit = _max_model_bytes()
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as archive:
             members = [m for m in archive.getmembers() if m.isfile() and m.name.endswith(".rcf")]
@@ -101,10 +111,14 @@ def unpack_model(data, directory):
             if len(members) != 1:
                 names = [m.name for m in members]
                 raise ValueError(f"the model archive must hold one .rcf file ({MODEL_FILE}), found {names or 'none'}")
+            if members[0].size > limit:
+                raise ValueError(
+                    f"its model file takes {members[0].size} bytes, more than the {limit} a model may take"
+                )
             source = archive.extractfile(members[0])
             target = os.path.join(os.fspath(directory), MODEL_FILE)
             with open(target, "wb") as file:
-                file.write(source.read())
+                shutil.copyfileobj(source, file)
     except (tarfile.TarError, EOFError, OSError) as error:
         raise ValueError(f"the model artefact is not a model.tar.gz: {error}") from None
     return target
