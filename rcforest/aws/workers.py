@@ -105,19 +105,32 @@ class JobQueue:
                 logger.exception("a job task failed")
 
 
-def _limit_threads(count):
-    """Initialise a training process: its parallel kernels use ``count`` threads."""
+def _start_training_process(count):
+    """Initialise a training process: ``count`` threads for its parallel kernels; it ends when the server does.
+
+    A server stopped by a signal runs no clean-up, and the pool's queues
+    never tell its processes: a thread waits for the parent's end and exits.
+    """
     import numba
 
     numba.set_num_threads(max(1, min(count, numba.config.NUMBA_NUM_THREADS)))
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent):
+    parent.join()
+    os._exit(1)
 
 
 class TrainingProcesses:
     """Train in child processes: :func:`rcforest.aws.jobs.train_layout` away from the server's threads.
 
     The processes start with the first job (``spawn``: nothing of the
-    server's threads is copied) and stay for the next ones. A process that
-    dies (killed, out of memory) fails its job and is replaced.
+    server's threads is copied), stay for the next ones and end with the
+    server, however it ends. A process that dies (killed, out of memory)
+    fails its job and is replaced.
 
     Parameters
     ----------
@@ -138,7 +151,10 @@ class TrainingProcesses:
         with self._guard:
             if self._pool is None:
                 self._pool = concurrent.futures.ProcessPoolExecutor(
-                    self.processes, mp_context=self._context, initializer=_limit_threads, initargs=(self.threads,)
+                    self.processes,
+                    mp_context=self._context,
+                    initializer=_start_training_process,
+                    initargs=(self.threads,),
                 )
             return self._pool
 
