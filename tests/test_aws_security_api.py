@@ -527,6 +527,28 @@ def test_failure_reasons_show_no_server_path(server):
     assert description["TrainingJobStatus"] == "Failed"
     assert "CSV line 2" in description["FailureReason"]
     assert str(server.data_dir) not in description["FailureReason"] and "/tmp" not in description["FailureReason"]
+    # A model object that is no model: the endpoint and the transform job fail with reasons naming no local path.
+    garbage = _put(f"garbage/{name}/model.rcf", b"garbage" * 10)
+    client.create_model(ModelName=name, PrimaryContainer={"Image": IMAGE, "ModelDataUrl": garbage})
+    _config(name, name)
+    client.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    endpoint = client.describe_endpoint(EndpointName=name)
+    assert endpoint["EndpointStatus"] == "Failed" and "is not an rcforest model file" in endpoint["FailureReason"]
+    client.create_transform_job(
+        TransformJobName=name,
+        ModelName=name,
+        TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": garbage}}},
+        TransformOutput={"S3OutputPath": f"s3://{BUCKET}/transform"},
+        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    )
+    deadline = time.monotonic() + 60
+    while (transform := client.describe_transform_job(TransformJobName=name))["TransformJobStatus"] == "InProgress":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert transform["TransformJobStatus"] == "Failed" and "is not an rcforest model file" in transform["FailureReason"]
+    for reason in (endpoint["FailureReason"], transform["FailureReason"]):
+        assert str(server.data_dir) not in reason and "/tmp" not in reason, reason
+    client.delete_endpoint(EndpointName=name)
 
 
 # ------------------------------------------------------------ the queue
