@@ -34,7 +34,7 @@ def _clients(url, timeout):
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"max_attempts": 1}, proxies={}, read_timeout=timeout, max_pool_connections=16)
+    config = Config(retries={"total_max_attempts": 1}, proxies={}, read_timeout=timeout, max_pool_connections=16)
     session = boto3.session.Session(**CLIENT_KEYS)
     return session.client("sagemaker-runtime", endpoint_url=url, config=config), session.client(
         "sagemaker", endpoint_url=url, config=config
@@ -88,8 +88,8 @@ def _definition(train, test):
     }
 
 
-def flood(sagemaker, train, test, jobs, tuning):
-    """Send the Create calls, 10 at a time; return [(seconds, outcome)]."""
+def flood(sagemaker, train, test, jobs, tuning, answers):
+    """Send the Create calls, 10 at a time; append (seconds, outcome) of each to ``answers``."""
     definition = _definition(train, test)
     hyperparameters = {"feature_dim": "1", "num_samples_per_tree": "64", "num_trees": "50"}
 
@@ -117,12 +117,13 @@ def flood(sagemaker, train, test, jobs, tuning):
             outcome = "ok"
         except Exception as error:  # the refusal's code, or the client's timeout
             outcome = getattr(error, "response", {}).get("Error", {}).get("Code", type(error).__name__)
-        return time.perf_counter() - started, outcome
+        answers.append((time.perf_counter() - started, outcome))
 
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
-        calls = [pool.submit(timed, training, n) for n in range(jobs)]
-        calls += [pool.submit(timed, tune, n) for n in range(tuning)]
-        return [call.result() for call in calls]
+        for number in range(jobs):
+            pool.submit(timed, training, number)
+        for number in range(tuning):
+            pool.submit(timed, tune, number)
 
 
 def main(argv=None):
@@ -148,14 +149,16 @@ def main(argv=None):
             _latencies(runtime, name, 50)
             idle, idle_failures = _latencies(runtime, name, args.requests)
             answers = []
-            sender = threading.Thread(
-                target=lambda: answers.extend(flood(sagemaker, train, test, args.jobs, args.tuning))
-            )
+            sender = threading.Thread(target=flood, args=(sagemaker, train, test, args.jobs, args.tuning, answers))
             sender.start()
             deadline = time.monotonic() + args.seconds
             busy, busy_failures = _latencies(runtime, name, until=lambda: time.monotonic() > deadline)
-            sender.join(args.timeout * (args.jobs + args.tuning))
-            completed = sagemaker.list_training_jobs(MaxResults=100, StatusEquals="Completed")["TrainingJobSummaries"]
+            sender.join(args.timeout * (args.jobs + args.tuning) / 10 + 60)
+            try:
+                listed = sagemaker.list_training_jobs(MaxResults=100, StatusEquals="Completed")
+                completed = str(len(listed["TrainingJobSummaries"]))
+            except Exception as error:  # a starved API does not answer
+                completed = f"unknown (ListTrainingJobs: {type(error).__name__})"
         finally:
             _stop(aws)
     print(
@@ -170,9 +173,11 @@ def main(argv=None):
     seconds = np.array([s for s, _ in answers])
     outcomes = sorted({o for _, o in answers})
     counts = ", ".join(f"{o}: {sum(1 for _, x in answers if x == o)}" for o in outcomes)
+    unanswered = args.jobs + args.tuning - len(answers)
     print(
-        f"Create calls: {len(answers)} ({counts}); p50 {np.median(seconds) * 1000:.0f} ms, "
-        f"slowest {seconds.max() * 1000:.0f} ms; training jobs completed by the end: {len(completed)}"
+        f"Create calls: {len(answers)} answered ({counts}), {unanswered} unanswered at the end; "
+        f"p50 {np.median(seconds) * 1000:.0f} ms, "
+        f"slowest {seconds.max() * 1000:.0f} ms; training jobs completed by the end: {completed}"
     )
 
 

@@ -133,7 +133,7 @@ def server(tmp_path_factory, aws_env, outside):
 
 def sagemaker(validate=False):
     """A boto3 SageMaker client; without client-side validation, so the server's own is what answers."""
-    return boto3.client("sagemaker", config=Config(parameter_validation=validate, retries={"max_attempts": 1}))
+    return boto3.client("sagemaker", config=Config(parameter_validation=validate, retries={"total_max_attempts": 1}))
 
 
 def _error(failure):
@@ -659,7 +659,7 @@ def test_invoke_endpoint_keeps_its_latency_under_a_job_flood(tmp_path, aws_env):
     patch = _exported(running)
     try:
         client = sagemaker()
-        runtime = boto3.client("sagemaker-runtime", config=Config(retries={"max_attempts": 1}))
+        runtime = boto3.client("sagemaker-runtime", config=Config(retries={"total_max_attempts": 1}))
         name = f"latency-{time.time_ns()}"
         uri = _put(f"data/{name}/train.csv", _series_csv())
         test_uri = _put(f"data/{name}/test.csv", _labelled_csv())
