@@ -8,8 +8,9 @@ environment it prints is exported. Modules: :mod:`~rcforest.aws.server`
 service model), :mod:`~rcforest.aws.jobs` (what the Random Cut Forest image
 does with S3, CloudWatch Logs and metrics), :mod:`~rcforest.aws.workers`
 (the bounded job queue and the training processes) and
-:mod:`~rcforest.aws.proxy` (the HTTPS proxy for fixed AWS addresses); the command is :mod:`rcforest.cli.aws`. S3, STS, IAM and CloudWatch are
-moto's server mode (the ``aws`` extra).
+:mod:`~rcforest.aws.proxy` (the HTTPS proxy for fixed AWS addresses); the
+command is :mod:`rcforest.cli.aws`. S3, STS, IAM and CloudWatch are moto's
+server mode (the ``aws`` extra).
 """
 
 __all__ = []

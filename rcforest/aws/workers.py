@@ -22,6 +22,8 @@ from rcforest.aws.resources import ApiError
 __all__ = ["JobQueue", "TrainingProcesses"]
 
 logger = logging.getLogger(__name__)
+# How much lower the training processes' scheduling priority is than the server's.
+_NICENESS = 10
 
 
 class JobQueue:
@@ -106,7 +108,7 @@ class JobQueue:
 
 
 def _start_training_process(count):
-    """Initialise a training process: ``count`` threads for its parallel kernels; it ends when the server does.
+    """Initialise a training process: ``count`` threads for its kernels, a lower priority, and an end with the server.
 
     A server stopped by a signal runs no clean-up, and the pool's queues
     never tell its processes: a thread waits for the parent's end and exits.
@@ -114,6 +116,8 @@ def _start_training_process(count):
     import numba
 
     numba.set_num_threads(max(1, min(count, numba.config.NUMBA_NUM_THREADS)))
+    if hasattr(os, "nice"):
+        os.nice(_NICENESS)  # background work: the server's threads get the cores first
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
