@@ -718,9 +718,30 @@ def test_invoke_endpoint_keeps_its_latency_under_a_job_flood(tmp_path, aws_env):
         assert max(api_times) < 2.0
         assert len(jobs) >= done_before + 5  # jobs did run during the measurement
         assert busy_p99 <= max(2 * idle_p99, idle_p99 + 0.050)
+        training = _children(running.process.pid)
+        assert training  # the training process
     finally:
         patch.undo()
         running.stop()
+    # The training process ends with the server, even one stopped by a signal in the middle of a flood.
+    deadline = time.monotonic() + 30
+    while [pid for pid in training if Path(f"/proc/{pid}").exists()] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in training if Path(f"/proc/{pid}").exists()]
+
+
+def _children(parent):
+    """Process ids of ``parent``'s multiprocessing children (Linux's /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and b"spawn_main" in command:
+            found.append(int(stat.parent.name))
+    return found
 
 
 # ------------------------------------------------------------ local disk
