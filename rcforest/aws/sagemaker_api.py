@@ -119,8 +119,8 @@ class SageMakerApi(TuningActions):
             )
         if not isinstance(request, dict):
             raise ApiError("SerializationException", "the request body must be a JSON object")
-        check_request(action, request)
         try:
+            check_request(action, request)
             return getattr(self, method)(request, region)
         except ApiError:
             raise
@@ -175,8 +175,8 @@ class SageMakerApi(TuningActions):
         return summaries(found, request, kind)
 
     def _reason(self, error):
-        """A job's FailureReason: the error's own text for a job failure, never a path of the server."""
-        if not isinstance(error, jobs.JobFailed):
+        """A job's FailureReason: the error's own text for a job failure or a refusal, never a path of the server."""
+        if not isinstance(error, (jobs.JobFailed, ApiError)):
             logger.error("a job failed", exc_info=error)
             return f"InternalServerError: {type(error).__name__}"
         return str(error).replace(self.work_dir, "<server>")
