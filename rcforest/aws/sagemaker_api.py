@@ -171,7 +171,7 @@ class SageMakerApi(TuningActions):
 
     def _list(self, table, request, kind):
         with self._state:
-            found = [copy.deepcopy(getattr(item, "description", item)) for item in table.values()]
+            found = [dict(getattr(item, "description", item)) for item in table.values()]  # summaries keep scalars
         return summaries(found, request, kind)
 
     def _reason(self, error):
