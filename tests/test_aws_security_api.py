@@ -104,8 +104,9 @@ class Server:
 
 
 def _exported(running):
-    """A MonkeyPatch that exports the server's environment."""
+    """A MonkeyPatch that exports the server's environment (and drops boto3's default session, which keeps keys)."""
     patch = pytest.MonkeyPatch()
+    patch.setattr(boto3, "DEFAULT_SESSION", None)
     for name in _CLEARED:
         patch.delenv(name, raising=False)
     for name, value in running.environment.items():
