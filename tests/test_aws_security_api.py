@@ -580,10 +580,11 @@ def test_create_answers_at_once_and_the_queue_is_bounded(server, served):
             client.stop_training_job(TrainingJobName=name)
         except ClientError as error:  # it ended meanwhile
             assert "is in status" in error.response["Error"]["Message"]
-    for name in waiting[-20:]:
-        assert client.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "Stopped"
-    for name in names:
-        assert _wait(name, timeout=120)["TrainingJobStatus"] in ("Stopped", "Completed")
+    # A waiting job is Stopped at once; only the one running (one job thread) waits for its training to end.
+    statuses = [client.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] for name in names]
+    assert statuses.count("Stopping") <= 1 and "InProgress" not in statuses, statuses
+    ended = [_wait(name, timeout=120)["TrainingJobStatus"] for name in names]
+    assert set(ended) <= {"Stopped", "Completed"} and ended.count("Stopped") >= 90, ended
 
 
 @pytest.mark.parametrize(
