@@ -9,12 +9,15 @@ transform jobs load that artefact with :mod:`rcforest.sagemaker.model`.
 """
 
 import datetime
+import io
 import json
 import os
 import re
-import shutil
+import tempfile
 import time
 import warnings
+
+from rcforest.aws.resources import inside
 
 __all__ = [
     "IMAGE_PATTERN",
@@ -22,9 +25,11 @@ __all__ = [
     "JobFailed",
     "check_image",
     "load_artefact",
+    "local_name",
     "parse_s3_uri",
     "run_training",
     "run_transform",
+    "train_layout",
 ]
 
 # The Random Cut Forest image of any region, as image_uris.retrieve("randomcutforest", region) names it.
@@ -38,6 +43,8 @@ LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 METRIC_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 _HOST = "algo-1"
 _S3_URI = re.compile(r"^s3://([^/]+)/?(.*)$")
+# Characters of an S3 key kept in the name of its local copy.
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 class JobFailed(Exception):
@@ -65,6 +72,21 @@ def parse_s3_uri(uri):
 def _s3_error(error, uri):
     code = getattr(error, "response", {}).get("Error", {}).get("Code", type(error).__name__)
     return JobFailed(f"ClientError: cannot read {uri}: {code}")
+
+
+def _local_error(error, what):
+    """The failure of a write to the server's own disk (no space, no permission): never a path."""
+    reason = getattr(error, "strerror", None) or type(error).__name__
+    return JobFailed(f"InternalServerError: cannot write {what} on the server's disk: {reason}")
+
+
+def _transfer_error(error, uri, what):
+    """An S3 download's failure: S3's (botocore's errors) or the local disk's (any other OSError)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(error, OSError) and not isinstance(error, (BotoCoreError, ClientError)):
+        return _local_error(error, what)
+    return _s3_error(error, uri)
 
 
 def _list_keys(s3, bucket, prefix):
@@ -107,15 +129,30 @@ def _channel_objects(s3, channel):
     return objects
 
 
+def local_name(number, key):
+    """The file name of a channel's ``number``-th object: numbered, with the key's last part made safe.
+
+    Only letters, digits, ``.``, ``_`` and ``-`` of the key's last 64
+    characters after its last ``/`` are kept, behind ``part-<number>-``: the
+    name never holds a separator and never starts with a dot.
+    """
+    tail = _UNSAFE.sub("_", key.rsplit("/", 1)[-1][-64:])
+    return f"part-{number:05d}-{tail or 'object'}"
+
+
 def _download_channel(s3, channel, directory):
     """Copy a channel's objects into ``directory``, numbered in key order."""
-    os.makedirs(directory, exist_ok=True)
+    name = channel.get("ChannelName")
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise _local_error(error, f"channel {name}") from None
     for number, (bucket, key) in enumerate(_channel_objects(s3, channel)):
-        target = os.path.join(directory, f"part-{number:05d}-{os.path.basename(key) or 'object'}")
+        target = inside(directory, local_name(number, key))
         try:
             s3.download_file(bucket, key, target)
         except Exception as error:
-            raise _s3_error(error, f"s3://{bucket}/{key}") from None
+            raise _transfer_error(error, f"s3://{bucket}/{key}", f"channel {name}") from None
 
 
 class _CloudWatchStream:
@@ -165,7 +202,42 @@ def _publish_metrics(cloudwatch, job_name, metrics):
     cloudwatch.put_metric_data(Namespace=METRIC_NAMESPACE, MetricData=data)
 
 
-def run_training(job, clients, work_dir, lock):
+def train_layout(work_dir):
+    """Train in a training layout, as the image's entry point does; catch the log and the warnings.
+
+    Runs in the training process (:class:`rcforest.aws.workers.TrainingProcesses`).
+
+    Parameters
+    ----------
+    work_dir : str
+        The job's training layout.
+
+    Returns
+    -------
+    error : str or None
+        Why training failed (bad data or hyperparameters), or None.
+    metrics : dict of str to float
+        Test-channel metrics as :func:`rcforest.sagemaker.container.train` returns them.
+    log : str
+        The algorithm's log.
+    warnings : list of str
+        The warnings raised while training (such as the ``feature_size`` alias).
+    """
+    from rcforest.sagemaker import container
+    from rcforest.sagemaker.metrics import log_to
+
+    log = io.StringIO()
+    error, metrics = None, {}
+    with log_to(log), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            metrics = container.train(work_dir)
+        except (ValueError, TypeError, OSError) as failure:
+            error = str(failure).replace(os.path.join(work_dir, ""), "/opt/ml/")
+    return error, metrics, log.getvalue(), [str(warning.message) for warning in caught]
+
+
+def run_training(job, clients, work_dir, train=train_layout):
     """Run one training job of the Random Cut Forest image.
 
     Parameters
@@ -175,9 +247,11 @@ def run_training(job, clients, work_dir, lock):
     clients : object
         With ``s3``, ``logs`` and ``cloudwatch`` boto3 clients.
     work_dir : str
-        The job's local folder (the training layout).
-    lock : rcforest.sagemaker.server.FairLock
-        Held while the forest is trained (one numba call at a time per process).
+        The job's local folder (the training layout), made by the caller;
+        a folder the server named, never from the request.
+    train : callable, default train_layout
+        ``train(work_dir)`` answers as :func:`train_layout` does (the API
+        runs it in a training process).
 
     Returns
     -------
@@ -192,16 +266,13 @@ def run_training(job, clients, work_dir, lock):
         With the job's ``FailureReason``.
     """
     from rcforest.sagemaker import container
-    from rcforest.sagemaker.metrics import log_to
     from rcforest.sagemaker.model import MODEL_ARCHIVE, pack_model
 
     name = job["TrainingJobName"]
     check_image(job.get("AlgorithmSpecification", {}).get("TrainingImage"))
     output = job.get("OutputDataConfig", {}).get("S3OutputPath")
     out_bucket, out_prefix = parse_s3_uri(output)
-    shutil.rmtree(work_dir, ignore_errors=True)
     config_dir = os.path.join(work_dir, "input", "config")
-    os.makedirs(config_dir)
     channels = job.get("InputDataConfig") or []
     data_config = {}
     for channel in channels:
@@ -218,25 +289,24 @@ def run_training(job, clients, work_dir, lock):
             settings["ContentType"] = channel["ContentType"]
         data_config[channel_name] = settings
         _download_channel(clients.s3, channel, os.path.join(work_dir, "input", "data", channel_name))
-    with open(os.path.join(config_dir, "hyperparameters.json"), "w", encoding="utf-8") as file:
-        json.dump(job.get("HyperParameters") or {}, file)
-    with open(os.path.join(config_dir, "inputdataconfig.json"), "w", encoding="utf-8") as file:
-        json.dump(data_config, file)
+    try:
+        os.makedirs(config_dir, exist_ok=True)
+        with open(os.path.join(config_dir, "hyperparameters.json"), "w", encoding="utf-8") as file:
+            json.dump(job.get("HyperParameters") or {}, file)
+        with open(os.path.join(config_dir, "inputdataconfig.json"), "w", encoding="utf-8") as file:
+            json.dump(data_config, file)
+    except OSError as error:
+        raise _local_error(error, "the job's configuration") from None
 
     stream = _CloudWatchStream(clients.logs, LOG_GROUP, f"{name}/{_HOST}-{int(time.time())}")
     try:
-        with log_to(stream), warnings.catch_warnings(record=True) as caught:
-            # Warnings (such as the feature_size alias) belong in the job's log.
-            warnings.simplefilter("always")
-            try:
-                with lock:
-                    metrics = container.train(work_dir)
-            except (ValueError, TypeError, OSError) as error:
-                stream.write(f"ClientError: {error}\n")
-                raise JobFailed(f"ClientError: {error}") from None
-            finally:
-                for warning in caught:
-                    stream.write(f"WARNING: {warning.message}\n")
+        error, metrics, log, caught = train(work_dir)
+        stream.write(log)
+        for warning in caught:
+            stream.write(f"WARNING: {warning}\n")
+        if error is not None:
+            stream.write(f"ClientError: {error}\n")
+            raise JobFailed(f"ClientError: {error}")
         stream.write("===== Job Complete =====\n")
     finally:
         stream.flush()
@@ -244,21 +314,29 @@ def run_training(job, clients, work_dir, lock):
     _publish_metrics(clients.cloudwatch, name, metrics)
     key = "/".join(part for part in (out_prefix.rstrip("/"), name, "output", MODEL_ARCHIVE) if part)
     try:
-        clients.s3.put_object(Bucket=out_bucket, Key=key, Body=pack_model(os.path.join(work_dir, "model")))
+        body = pack_model(os.path.join(work_dir, "model"))
+    except OSError as error:
+        raise _local_error(error, "the model archive") from None
+    try:
+        clients.s3.put_object(Bucket=out_bucket, Key=key, Body=body)
     except Exception as error:
-        raise JobFailed(f"ClientError: cannot write the model to s3://{out_bucket}/{key}: {error}") from None
+        code = getattr(error, "response", {}).get("Error", {}).get("Code", type(error).__name__)
+        raise JobFailed(f"ClientError: cannot write the model to s3://{out_bucket}/{key}: {code}") from None
     return f"s3://{out_bucket}/{key}", metrics
 
 
-def load_artefact(s3, model_data_url, directory):
+def load_artefact(s3, model_data_url, scratch):
     """Download and load a ``model.tar.gz`` (or a ``.rcf`` object) from S3.
+
+    The model is unpacked in a folder of its own under ``scratch``, removed
+    once the forest is in memory: no copy stays on disk.
 
     Parameters
     ----------
     s3 : boto3 S3 client
     model_data_url : str
-    directory : str
-        Where the model is unpacked.
+    scratch : str
+        The server's folder for unpacking models.
 
     Returns
     -------
@@ -276,17 +354,28 @@ def load_artefact(s3, model_data_url, directory):
         data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except Exception as error:
         raise _s3_error(error, model_data_url) from None
-    os.makedirs(directory, exist_ok=True)
     try:
-        if key.endswith(".rcf"):
-            path = os.path.join(directory, "model.rcf")
-            with open(path, "wb") as file:
-                file.write(data)
-        else:
-            path = unpack_model(data, directory)
-        return load_model(path)
-    except (ValueError, OSError) as error:
-        raise JobFailed(f"ClientError: the model at {model_data_url} cannot be loaded: {error}") from None
+        os.makedirs(scratch, exist_ok=True)
+        directory = tempfile.TemporaryDirectory(dir=scratch, prefix="model-")
+    except OSError as error:
+        raise _local_error(error, "the model") from None
+    with directory as folder:
+        try:
+            if key.endswith(".rcf"):
+                path = os.path.join(folder, "model.rcf")
+                with open(path, "wb") as file:
+                    file.write(data)
+            else:
+                path = unpack_model(data, folder)
+        except OSError as error:
+            raise _local_error(error, "the model") from None
+        except ValueError as error:
+            raise JobFailed(f"ClientError: the model at {model_data_url} cannot be loaded: {error}") from None
+        try:
+            return load_model(path)
+        except (ValueError, OSError) as error:
+            reason = str(error).replace(os.path.join(folder, ""), "")
+            raise JobFailed(f"ClientError: the model at {model_data_url} cannot be loaded: {reason}") from None
 
 
 TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"

@@ -3,10 +3,11 @@
 Shared by :mod:`rcforest.aws.sagemaker_api` and :mod:`rcforest.aws.tuning`.
 """
 
+import os
 import threading
 import time
 
-__all__ = ["ApiError", "Job", "copy_description", "require", "summaries", "tags_of", "timestamp"]
+__all__ = ["ApiError", "Job", "copy_description", "inside", "summaries", "tags_of", "timestamp"]
 
 
 class ApiError(Exception):
@@ -26,16 +27,33 @@ class ApiError(Exception):
         self.status = status
 
 
+def inside(root, *parts):
+    """Join ``parts`` under ``root``; raise ``ValueError`` unless the resolved path stays inside ``root``.
+
+    The one check of every path the server builds: parts are server-chosen
+    names (ids, numbered file names), and this refuses anything that would
+    still leave the folder (``..``, an absolute part, a symbolic link out).
+
+    Parameters
+    ----------
+    root : str
+    *parts : str
+
+    Returns
+    -------
+    str
+        The joined path.
+    """
+    path = os.path.join(root, *parts)
+    real_root = os.path.realpath(root)
+    if os.path.commonpath([real_root, os.path.realpath(path)]) != real_root or os.path.realpath(path) == real_root:
+        raise ValueError(f"refusing a path outside the server's folder: {os.path.join(*parts)!r}")
+    return path
+
+
 def timestamp():
     """Now, in seconds since the epoch: how the JSON protocol carries times."""
     return time.time()
-
-
-def require(request, *names):
-    """Raise AWS's ValidationException for the first of ``names`` missing from ``request``."""
-    for name in names:
-        if request.get(name) in (None, ""):
-            raise ApiError("ValidationException", f"1 validation error detected: {name} must not be null")
 
 
 def tags_of(request):

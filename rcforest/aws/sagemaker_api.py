@@ -3,22 +3,39 @@
 :class:`SageMakerApi` keeps training jobs, models, endpoint configurations,
 endpoints, transform jobs, tuning jobs and their tags, and answers each
 action with the response shape of botocore's ``sagemaker`` service model, or
-raises :class:`ApiError` with AWS's error code and a message. Jobs run one at
-a time on a worker thread; a short job finishes before its Create call
-answers (the SDK then needs no polling), a longer one is followed with the
-Describe calls. Endpoints are ready when CreateEndpoint answers.
+raises :class:`ApiError` with AWS's error code and a message.
+
+Every request is first checked against the action's input shape
+(:mod:`rcforest.aws.validation`): names, types, lengths and ranges as AWS
+checks them; a request that fails changes nothing. Create calls for jobs
+answer at once, as AWS's do: the job waits in a bounded
+:class:`~rcforest.aws.workers.JobQueue` and is followed with the Describe
+calls. No path is built from a client's string: a job's folder is named by
+an id the server draws, under the server's own folder. Endpoints are ready
+when CreateEndpoint answers.
 """
 
-import concurrent.futures
+import copy
+import functools
+import logging
 import os
+import shutil
 import threading
-import time
+import uuid
 
 from rcforest.aws import jobs
-from rcforest.aws.resources import ApiError, Job, copy_description, require, summaries, tags_of, timestamp
+from rcforest.aws.resources import ApiError, Job, copy_description, inside, summaries, tags_of, timestamp
 from rcforest.aws.tuning import TuningActions
+from rcforest.aws.validation import check_request
+from rcforest.aws.workers import JobQueue, TrainingProcesses
 
-__all__ = ["ACTIONS", "ApiError", "SageMakerApi"]
+__all__ = ["ACTIONS", "MAX_RESOURCES", "ApiError", "SageMakerApi"]
+
+logger = logging.getLogger(__name__)
+# Models, endpoint configurations and endpoints one server keeps; beyond, Create answers ResourceLimitExceeded.
+# Jobs are kept up to the same count, the oldest ended job forgotten to make room.
+MAX_RESOURCES = 10_000
+_ENDED = ("Completed", "Failed", "Stopped")
 
 
 class SageMakerApi(TuningActions):
@@ -29,24 +46,27 @@ class SageMakerApi(TuningActions):
     clients : object
         ``s3``, ``logs`` and ``cloudwatch`` boto3 clients of the local services.
     work_dir : str
-        Jobs' and endpoints' local folders.
+        The server's folder for jobs' layouts and unpacked models.
     account : str
         The account in ARNs.
     lock : rcforest.sagemaker.server.FairLock
-        Held around every numba call (training and scoring).
+        Held around the numba calls of this process (endpoints' and transform jobs' scoring).
     create_app : callable
         ``create_app(forest)``: the ASGI scoring application of an endpoint.
-    job_wait : float, default 20
-        Seconds a Create call for a job waits for it to finish before answering.
+    job_wait : float, optional
+        Not used: Create calls answer at once, as AWS's do (kept for callers that pass it).
+    workers : int, default 1
+        Jobs running at once (each training in a child process).
+    backlog : int, default 100
+        Jobs that may wait; beyond, Create calls answer ``ResourceLimitExceeded``.
     """
 
-    def __init__(self, clients, work_dir, account, lock, create_app, job_wait=20.0):
+    def __init__(self, clients, work_dir, account, lock, create_app, job_wait=None, workers=1, backlog=100):
         self.clients = clients
-        self.work_dir = work_dir
+        self.work_dir = os.path.abspath(work_dir)
         self.account = account
         self.lock = lock
         self.create_app = create_app
-        self.job_wait = job_wait
         self._state = threading.RLock()
         self._training = {}
         self._transforms = {}
@@ -56,11 +76,15 @@ class SageMakerApi(TuningActions):
         self._endpoints = {}
         self._apps = {}
         self._tags = {}
-        self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="rcforest-aws-job")
+        os.makedirs(self.work_dir, exist_ok=True)
+        check_request("ListModels", {})  # reads the service model now, not in the first request
+        self._jobs = JobQueue(workers, backlog)
+        self._train = TrainingProcesses(workers)
 
     def close(self):
-        """Stop taking jobs; jobs already queued finish."""
-        self._worker.shutdown(wait=False, cancel_futures=True)
+        """Stop taking jobs: waiting jobs are dropped, running ones end."""
+        self._jobs.close()
+        self._train.close()
 
     # ------------------------------------------------------------------ dispatch
 
@@ -84,16 +108,25 @@ class SageMakerApi(TuningActions):
         Raises
         ------
         ApiError
+            AWS's error for a bad request; ``InternalFailure`` (500) for a fault of the server.
         """
         method = ACTIONS.get(action)
         if method is None:
+            shown = action if len(action) <= 64 else f"{action[:64]}..."
             raise ApiError(
                 "UnknownOperationException",
-                f"rcforest aws does not serve SageMaker.{action}; it serves {', '.join(sorted(ACTIONS))}",
+                f"rcforest aws does not serve SageMaker.{shown}; it serves {', '.join(sorted(ACTIONS))}",
             )
         if not isinstance(request, dict):
             raise ApiError("SerializationException", "the request body must be a JSON object")
-        return getattr(self, method)(request, region)
+        try:
+            check_request(action, request)
+            return getattr(self, method)(request, region)
+        except ApiError:
+            raise
+        except Exception:  # a fault of the server: logged, answered in AWS's shape
+            logger.exception("SageMaker.%s failed", action)
+            raise ApiError("InternalFailure", f"rcforest aws failed to answer SageMaker.{action}", 500) from None
 
     def endpoint_app(self, name):
         """Return the scoring application of endpoint ``name``, or None."""
@@ -109,37 +142,57 @@ class SageMakerApi(TuningActions):
             raise ApiError("ValidationException", f'Could not find {what} "{name}".')
         return item
 
-    def _unique(self, table, name, what):
-        if name in table:
-            raise ApiError("ValidationException", f'Cannot create already existing {what} "{name}".')
-
     def _register(self, table, name, what, item, arn, request):
-        """Add a new resource and its tags; refuse an existing name."""
+        """Add a new resource and its tags; refuse an existing name and a full table."""
         with self._state:
-            self._unique(table, name, what)
+            if name in table:
+                raise ApiError("ValidationException", f'Cannot create already existing {what} "{name}".')
+            if len(table) >= MAX_RESOURCES:
+                ended = [key for key, value in table.items() if isinstance(value, Job) and value.done.is_set()]
+                if not ended:
+                    raise ApiError(
+                        "ResourceLimitExceeded", f"this server keeps at most {MAX_RESOURCES} of each resource"
+                    )
+                self._tags.pop(_arn_of(table.pop(ended[0])), None)
             table[name] = item
             self._tags[arn] = tags_of(request)
 
     def _describe(self, table, request, key, what):
-        require(request, key)
-        return copy_description(self._get(table, request[key], what))
+        item = self._get(table, request[key], what)
+        with self._state:
+            return copy_description(copy.deepcopy(getattr(item, "description", item)))
 
     def _delete(self, table, request, key, what):
-        require(request, key)
-        self._get(table, request[key], what)
         with self._state:
+            item = self._get(table, request[key], what)
             table.pop(request[key], None)
+            self._tags.pop(_arn_of(item), None)
         return {}
 
     def _list(self, table, request, kind):
         with self._state:
-            found = [getattr(item, "description", item) for item in table.values()]
+            found = [dict(getattr(item, "description", item)) for item in table.values()]  # summaries keep scalars
         return summaries(found, request, kind)
+
+    def _reason(self, error):
+        """A job's FailureReason: the error's own text for a job failure or a refusal, never a path of the server."""
+        if not isinstance(error, (jobs.JobFailed, ApiError)):
+            logger.error("a job failed", exc_info=error)
+            return f"InternalServerError: {type(error).__name__}"
+        return str(error).replace(self.work_dir, "<server>")
 
     # ------------------------------------------------------------ training jobs
 
     def create_training_job(self, request, region):
-        require(request, "TrainingJobName", "RoleArn", "OutputDataConfig", "AlgorithmSpecification")
+        job = self._training_job(request, region)
+        with self._state:
+            self._jobs.room()
+            self._register(self._training, job.description["TrainingJobName"], "training job", job, job.arn, request)
+            self._jobs.submit(functools.partial(self._run_training, job))
+        return {"TrainingJobArn": job.arn}
+
+    def _training_job(self, request, region, tuning_arn=None):
+        """A new training job (not registered yet) for a CreateTrainingJob request."""
         name = request["TrainingJobName"]
         now = timestamp()
         description = {
@@ -170,13 +223,13 @@ class SageMakerApi(TuningActions):
             "SecondaryStatusTransitions": [{"Status": "Starting", "StartTime": now, "StatusMessage": "Starting"}],
             "EnableNetworkIsolation": request.get("EnableNetworkIsolation", False),
         }
-        if "TuningJobArn" in request:
-            description["TuningJobArn"] = request["TuningJobArn"]
+        if tuning_arn is not None:
+            description["TuningJobArn"] = tuning_arn
         job = Job(description)
-        self._register(self._training, name, "training job", job, description["TrainingJobArn"], request)
-        self._worker.submit(self._run_training, job, request)
-        job.done.wait(self.job_wait)
-        return {"TrainingJobArn": description["TrainingJobArn"]}
+        job.arn = description["TrainingJobArn"]
+        job.request = request
+        job.started = False
+        return job
 
     def _transition(self, description, status, message):
         now = timestamp()
@@ -187,77 +240,106 @@ class SageMakerApi(TuningActions):
         description["SecondaryStatus"] = status
         description["LastModifiedTime"] = now
 
-    def _run_training(self, job, request):
+    def _end_training(self, job):
+        """Set a training job's end times (under the state lock) and wake who waits for it."""
         description = job.description
-        try:
+        now = timestamp()
+        description["TrainingEndTime"] = now
+        description.setdefault("TrainingStartTime", now)
+        description["TrainingTimeInSeconds"] = int(now - description["TrainingStartTime"])
+        description["BillableTimeInSeconds"] = description["TrainingTimeInSeconds"]
+        description["SecondaryStatusTransitions"][-1].setdefault("EndTime", now)
+        job.done.set()
+
+    def _run_training(self, job):
+        """Run a training job in this job thread (its training in a child process); never raises."""
+        description = job.description
+        with self._state:
             if description["TrainingJobStatus"] != "InProgress":
-                return
+                return  # stopped while it waited
+            job.started = True
             description["TrainingStartTime"] = timestamp()
             self._transition(description, "Training", "Training the Random Cut Forest")
-            work_dir = os.path.join(self.work_dir, "training-jobs", description["TrainingJobName"])
-            model_uri, metrics = jobs.run_training(request, self.clients, work_dir, self.lock)
-            if description["TrainingJobStatus"] == "Stopping":
-                description["TrainingJobStatus"] = "Stopped"
-                self._transition(description, "Stopped", "The job was stopped")
-                return
-            now = timestamp()
-            description["ModelArtifacts"] = {"S3ModelArtifacts": model_uri}
-            description["FinalMetricDataList"] = [
-                {"MetricName": key, "Value": float(value), "Timestamp": now} for key, value in metrics.items()
-            ]
-            description["TrainingJobStatus"] = "Completed"
-            self._transition(description, "Completed", "Training job completed")
+        job_dir = inside(self.work_dir, "training-jobs", uuid.uuid4().hex)
+        try:
+            try:
+                os.makedirs(job_dir)
+            except OSError as error:
+                raise jobs.JobFailed(f"InternalServerError: cannot make the job's folder: {error.strerror}") from None
+            model_uri, metrics = jobs.run_training(job.request, self.clients, job_dir, self._train)
+            with self._state:
+                if description["TrainingJobStatus"] == "Stopping":
+                    description["TrainingJobStatus"] = "Stopped"
+                    self._transition(description, "Stopped", "The job was stopped")
+                    return
+                now = timestamp()
+                description["ModelArtifacts"] = {"S3ModelArtifacts": model_uri}
+                description["FinalMetricDataList"] = [
+                    {"MetricName": key, "Value": float(value), "Timestamp": now} for key, value in metrics.items()
+                ]
+                description["TrainingJobStatus"] = "Completed"
+                self._transition(description, "Completed", "Training job completed")
         except Exception as error:  # every failure ends the job with its reason
-            reason = str(error) if isinstance(error, jobs.JobFailed) else f"InternalServerError: {error!r}"
-            description["TrainingJobStatus"] = "Failed"
-            description["FailureReason"] = reason
-            self._transition(description, "Failed", reason)
+            reason = self._reason(error)
+            with self._state:
+                description["TrainingJobStatus"] = "Failed"
+                description["FailureReason"] = reason
+                self._transition(description, "Failed", reason)
         finally:
-            now = timestamp()
-            description["TrainingEndTime"] = now
-            description.setdefault("TrainingStartTime", now)
-            description["TrainingTimeInSeconds"] = int(now - description["TrainingStartTime"])
-            description["BillableTimeInSeconds"] = description["TrainingTimeInSeconds"]
-            description["SecondaryStatusTransitions"][-1].setdefault("EndTime", now)
-            job.done.set()
+            shutil.rmtree(job_dir, ignore_errors=True)
+            with self._state:
+                self._end_training(job)
 
     def describe_training_job(self, request, region):
-        require(request, "TrainingJobName")
         with self._state:
             job = self._training.get(request["TrainingJobName"])
-        if job is None:
-            raise ApiError("ValidationException", "Requested resource not found.")
-        return copy_description(job.description)
+            if job is None:
+                raise ApiError("ValidationException", "Requested resource not found.")
+            return copy_description(copy.deepcopy(job.description))
 
     def list_training_jobs(self, request, region):
         return {"TrainingJobSummaries": self._list(self._training, request, "TrainingJob")}
 
     def stop_training_job(self, request, region):
-        require(request, "TrainingJobName")
         with self._state:
             job = self._training.get(request["TrainingJobName"])
-        if job is None:
-            raise ApiError("ValidationException", "Requested resource not found.")
-        if job.description["TrainingJobStatus"] == "InProgress":
-            job.description["TrainingJobStatus"] = "Stopping"
-            self._transition(job.description, "Stopping", "Stopping the job")
+            if job is None:
+                raise ApiError("ValidationException", "Requested resource not found.")
+            self._stop_training(job)
         return {}
+
+    def _stop_training(self, job):
+        """Stop a training job (under the state lock): a waiting one at once, a running one when its training ends."""
+        description = job.description
+        status = description["TrainingJobStatus"]
+        if status != "InProgress":
+            raise ApiError(
+                "ValidationException",
+                f"The request was rejected because the training job is in status {status}.",
+            )
+        if job.started:
+            description["TrainingJobStatus"] = "Stopping"
+            self._transition(description, "Stopping", "Stopping the job")
+        else:
+            description["TrainingJobStatus"] = "Stopped"
+            self._transition(description, "Stopped", "The job was stopped before it started")
+            self._end_training(job)
 
     # ------------------------------------------------------------------- models
 
     def create_model(self, request, region):
-        require(request, "ModelName")
         name = request["ModelName"]
         containers = request.get("Containers") or []
         container = request.get("PrimaryContainer") or (containers[0] if containers else None)
         if not container or not container.get("Image"):
             raise ApiError("ValidationException", "CreateModel needs PrimaryContainer with Image and ModelDataUrl")
-        try:
-            jobs.check_image(container["Image"])
-        except jobs.JobFailed as error:
-            raise ApiError("ValidationException", str(error).removeprefix("ClientError: ")) from None
         if not container.get("ModelDataUrl"):
             raise ApiError("ValidationException", "PrimaryContainer.ModelDataUrl is required for Random Cut Forest")
+        try:
+            jobs.check_image(container["Image"])
+            jobs.parse_s3_uri(container["ModelDataUrl"])
+        except jobs.JobFailed as error:
+            raise ApiError("ValidationException", str(error).removeprefix("ClientError: ")) from None
         description = {
             "ModelName": name,
             "ModelArn": self._arn(region, "model", name),
@@ -281,12 +363,12 @@ class SageMakerApi(TuningActions):
     # ------------------------------------------------------- endpoint configs
 
     def create_endpoint_config(self, request, region):
-        require(request, "EndpointConfigName", "ProductionVariants")
         name = request["EndpointConfigName"]
         variants = request["ProductionVariants"]
         for variant in variants:
             if not variant.get("ModelName"):
                 raise ApiError("ValidationException", "each ProductionVariant needs a ModelName")
+            self._get(self._models, variant["ModelName"], "model")
         description = {
             "EndpointConfigName": name,
             "EndpointConfigArn": self._arn(region, "endpoint-config", name),
@@ -311,29 +393,33 @@ class SageMakerApi(TuningActions):
 
     # ---------------------------------------------------------------- endpoints
 
-    def _load_config(self, config_name, endpoint_name):
-        """Load the model of a config's first variant; return (app, variants description)."""
+    def _serving_model(self, config_name):
+        """The first variant of a configuration and its model; ValidationException if either is gone."""
         config = self._get(self._configs, config_name, "endpoint configuration")
         variant = config["ProductionVariants"][0]
-        model = self._get(self._models, variant["ModelName"], "model")
-        directory = os.path.join(self.work_dir, "endpoints", endpoint_name, f"{config_name}-{time.time_ns()}")
-        forest = jobs.load_artefact(self.clients.s3, model["PrimaryContainer"]["ModelDataUrl"], directory)
+        return variant, self._get(self._models, variant["ModelName"], "model")
+
+    def _load(self, variant, model):
+        """Load a variant's model; return (app, variants description). Raises JobFailed."""
+        scratch = inside(self.work_dir, "endpoints")
+        forest = jobs.load_artefact(self.clients.s3, model["PrimaryContainer"]["ModelDataUrl"], scratch)
+        weight = float(variant.get("InitialVariantWeight", 1.0))
+        count = int(variant.get("InitialInstanceCount", 1))
         variants = [
             {
                 "VariantName": variant.get("VariantName", "AllTraffic"),
-                "CurrentWeight": float(variant.get("InitialVariantWeight", 1.0)),
-                "DesiredWeight": float(variant.get("InitialVariantWeight", 1.0)),
-                "CurrentInstanceCount": int(variant.get("InitialInstanceCount", 1)),
-                "DesiredInstanceCount": int(variant.get("InitialInstanceCount", 1)),
+                "CurrentWeight": weight,
+                "DesiredWeight": weight,
+                "CurrentInstanceCount": count,
+                "DesiredInstanceCount": count,
                 "DeployedImages": [{"SpecifiedImage": model["PrimaryContainer"]["Image"]}],
             }
         ]
         return self.create_app(forest), variants
 
     def create_endpoint(self, request, region):
-        require(request, "EndpointName", "EndpointConfigName")
         name, config_name = request["EndpointName"], request["EndpointConfigName"]
-        self._get(self._configs, config_name, "endpoint configuration")
+        variant, model = self._serving_model(config_name)
         now = timestamp()
         description = {
             "EndpointName": name,
@@ -345,12 +431,14 @@ class SageMakerApi(TuningActions):
         }
         self._register(self._endpoints, name, "endpoint", description, description["EndpointArn"], request)
         try:
-            app, variants = self._load_config(config_name, name)
-        except (jobs.JobFailed, ApiError) as error:
-            description.update(EndpointStatus="Failed", FailureReason=str(error), LastModifiedTime=timestamp())
+            app, variants = self._load(variant, model)
+        except Exception as error:  # the endpoint fails with the reason, as AWS's does
+            reason = self._reason(error)
+            with self._state:
+                description.update(EndpointStatus="Failed", FailureReason=reason, LastModifiedTime=timestamp())
         else:
             with self._state:
-                if name in self._endpoints:
+                if self._endpoints.get(name) is description:
                     self._apps[name] = app
                     description.update(
                         EndpointStatus="InService", ProductionVariants=variants, LastModifiedTime=timestamp()
@@ -359,30 +447,34 @@ class SageMakerApi(TuningActions):
 
     def update_endpoint(self, request, region):
         """Load the new configuration's model, then swap it in; requests in flight finish on the old one."""
-        require(request, "EndpointName", "EndpointConfigName")
         name, config_name = request["EndpointName"], request["EndpointConfigName"]
-        description = self._get(self._endpoints, name, "endpoint")
-        if description["EndpointStatus"] not in ("InService", "Failed"):
-            raise ApiError(
-                "ValidationException", f'Cannot update endpoint "{name}" while it is {description["EndpointStatus"]}.'
-            )
-        self._get(self._configs, config_name, "endpoint configuration")
-        description.update(EndpointStatus="Updating", LastModifiedTime=timestamp())
+        with self._state:
+            description = self._get(self._endpoints, name, "endpoint")
+            if description["EndpointStatus"] not in ("InService", "Failed"):
+                raise ApiError(
+                    "ValidationException",
+                    f'Cannot update endpoint "{name}" while it is {description["EndpointStatus"]}.',
+                )
+            variant, model = self._serving_model(config_name)
+            previous = description["EndpointStatus"]
+            description.update(EndpointStatus="Updating", LastModifiedTime=timestamp())
         try:
-            app, variants = self._load_config(config_name, name)
-        except (jobs.JobFailed, ApiError) as error:
-            status = "InService" if name in self._apps else "Failed"
-            description.update(EndpointStatus=status, FailureReason=str(error), LastModifiedTime=timestamp())
+            app, variants = self._load(variant, model)
+        except Exception as error:  # the endpoint goes back to what it was, with the reason
+            reason = self._reason(error)
+            with self._state:
+                description.update(EndpointStatus=previous, FailureReason=reason, LastModifiedTime=timestamp())
             return {"EndpointArn": description["EndpointArn"]}
         with self._state:
-            self._apps[name] = app
-            description.pop("FailureReason", None)
-            description.update(
-                EndpointStatus="InService",
-                EndpointConfigName=config_name,
-                ProductionVariants=variants,
-                LastModifiedTime=timestamp(),
-            )
+            if self._endpoints.get(name) is description:
+                self._apps[name] = app
+                description.pop("FailureReason", None)
+                description.update(
+                    EndpointStatus="InService",
+                    EndpointConfigName=config_name,
+                    ProductionVariants=variants,
+                    LastModifiedTime=timestamp(),
+                )
         return {"EndpointArn": description["EndpointArn"]}
 
     def describe_endpoint(self, request, region):
@@ -401,7 +493,6 @@ class SageMakerApi(TuningActions):
     # ------------------------------------------------------------ transform jobs
 
     def create_transform_job(self, request, region):
-        require(request, "TransformJobName", "ModelName", "TransformInput", "TransformOutput", "TransformResources")
         name = request["TransformJobName"]
         model = self._get(self._models, request["ModelName"], "model")
         now = timestamp()
@@ -418,35 +509,41 @@ class SageMakerApi(TuningActions):
             "CreationTime": now,
         }
         job = Job(description)
-        self._register(self._transforms, name, "transform job", job, description["TransformJobArn"], request)
-        self._worker.submit(self._run_transform, job, request, model)
-        job.done.wait(self.job_wait)
-        return {"TransformJobArn": description["TransformJobArn"]}
+        arn = description["TransformJobArn"]
+        with self._state:
+            self._jobs.room()
+            self._register(self._transforms, name, "transform job", job, arn, request)
+            self._jobs.submit(functools.partial(self._run_transform, job, request, model))
+        return {"TransformJobArn": arn}
 
     def _run_transform(self, job, request, model):
+        """Run a transform job in this job thread, scoring in turns with the endpoints; never raises."""
         description = job.description
-        description["TransformStartTime"] = timestamp()
+        with self._state:
+            description["TransformStartTime"] = timestamp()
         try:
-            directory = os.path.join(self.work_dir, "transform-jobs", description["TransformJobName"])
-            forest = jobs.load_artefact(self.clients.s3, model["PrimaryContainer"]["ModelDataUrl"], directory)
+            scratch = inside(self.work_dir, "transform-jobs")
+            forest = jobs.load_artefact(self.clients.s3, model["PrimaryContainer"]["ModelDataUrl"], scratch)
             jobs.run_transform(request, forest, self.clients, self.lock)
-            description["TransformJobStatus"] = "Completed"
+            with self._state:
+                description["TransformJobStatus"] = "Completed"
         except Exception as error:  # every failure ends the job with its reason
-            reason = str(error) if isinstance(error, jobs.JobFailed) else f"InternalServerError: {error!r}"
-            description.update(TransformJobStatus="Failed", FailureReason=reason)
+            reason = self._reason(error)
+            with self._state:
+                description.update(TransformJobStatus="Failed", FailureReason=reason)
         finally:
-            description["TransformEndTime"] = timestamp()
+            with self._state:
+                description["TransformEndTime"] = timestamp()
             job.done.set()
 
     def describe_transform_job(self, request, region):
-        require(request, "TransformJobName")
         with self._state:
             job = self._transforms.get(request["TransformJobName"])
-        if job is None:
-            raise ApiError(
-                "ValidationException", f"Could not find job to update with name {request['TransformJobName']}"
-            )
-        return copy_description(job.description)
+            if job is None:
+                raise ApiError(
+                    "ValidationException", f"Could not find job to update with name {request['TransformJobName']}"
+                )
+            return copy_description(copy.deepcopy(job.description))
 
     def list_transform_jobs(self, request, region):
         return {"TransformJobSummaries": self._list(self._transforms, request, "TransformJob")}
@@ -454,25 +551,42 @@ class SageMakerApi(TuningActions):
     # --------------------------------------------------------------------- tags
 
     def add_tags(self, request, region):
-        require(request, "ResourceArn")
         with self._state:
-            tags = self._tags.setdefault(request["ResourceArn"], [])
-            for tag in request.get("Tags") or []:
-                tags[:] = [t for t in tags if t.get("Key") != tag.get("Key")] + [dict(tag)]
+            tags = self._tagged(request["ResourceArn"])
+            added = {tag["Key"]: tag for tag in request.get("Tags") or []}
+            kept = [t for t in tags if t["Key"] not in added] + [dict(tag) for tag in added.values()]
+            if len(kept) > _MAX_TAGS:
+                raise ApiError("ValidationException", f"a resource has at most {_MAX_TAGS} tags, not {len(kept)}")
+            tags[:] = kept
             return {"Tags": list(tags)}
 
     def list_tags(self, request, region):
-        require(request, "ResourceArn")
         with self._state:
-            return {"Tags": list(self._tags.get(request["ResourceArn"], []))}
+            return {"Tags": list(self._tagged(request["ResourceArn"]))[: request.get("MaxResults", 50)]}
 
     def delete_tags(self, request, region):
-        require(request, "ResourceArn")
         keys = set(request.get("TagKeys") or [])
         with self._state:
-            tags = self._tags.get(request["ResourceArn"], [])
-            tags[:] = [t for t in tags if t.get("Key") not in keys]
+            tags = self._tagged(request["ResourceArn"])
+            tags[:] = [t for t in tags if t["Key"] not in keys]
         return {}
+
+    def _tagged(self, arn):
+        """The tags of a resource of this server; ValidationException for any other ARN."""
+        tags = self._tags.get(arn)
+        if tags is None:
+            shown = arn if len(arn) <= 128 else f"{arn[:128]}..."
+            raise ApiError("ValidationException", f"Resource {shown} does not exist or is not served here.")
+        return tags
+
+
+def _arn_of(item):
+    """The ARN of a resource: the ``<Kind>Arn`` beside its ``<Kind>Name``."""
+    description = getattr(item, "description", item)
+    return next((v for k, v in description.items() if k.endswith("Arn") and f"{k[:-3]}Name" in description), None)
+
+
+_MAX_TAGS = 50  # tags of one resource, as AWS allows
 
 
 # Each action and the method that answers it.
@@ -502,6 +616,7 @@ ACTIONS = {
         "create_hyper_parameter_tuning_job",
         "describe_hyper_parameter_tuning_job",
         "list_training_jobs_for_hyper_parameter_tuning_job",
+        "stop_hyper_parameter_tuning_job",
         "add_tags",
         "list_tags",
         "delete_tags",

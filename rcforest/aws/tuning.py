@@ -1,15 +1,21 @@
 """Hyperparameter tuning jobs of ``rcforest aws``: random search over Random Cut Forest's tunable ranges.
 
-The training jobs of a tuning job run one after another through the API's
-own CreateTrainingJob; the best is the one with the best final value of the
-objective metric (``test:f1`` and the other ``test:`` metrics).
+A tuning job never has a thread of its own. CreateHyperParameterTuningJob
+puts as many turns in the job queue as the job may run training jobs at
+once (``MaxParallelTrainingJobs``, at most the queue's job threads); a turn
+starts the next training job, runs it, scores the tuning job and puts a turn
+back at the end of the queue while training jobs remain, so tuning jobs and
+other jobs take turns. The best training job is the one with the best final
+value of the objective metric (``test:f1`` and the other ``test:`` metrics).
 """
 
-import threading
+import copy
+import functools
+import random
 import zlib
 
 from rcforest.aws import jobs
-from rcforest.aws.resources import ApiError, Job, copy_description, require, timestamp
+from rcforest.aws.resources import ApiError, Job, copy_description, timestamp
 
 __all__ = ["TuningActions"]
 
@@ -18,7 +24,6 @@ class TuningActions:
     """The tuning actions of :class:`rcforest.aws.sagemaker_api.SageMakerApi`."""
 
     def create_hyper_parameter_tuning_job(self, request, region):
-        require(request, "HyperParameterTuningJobName", "HyperParameterTuningJobConfig", "TrainingJobDefinition")
         name = request["HyperParameterTuningJobName"]
         config = request["HyperParameterTuningJobConfig"]
         definition = request["TrainingJobDefinition"]
@@ -30,11 +35,12 @@ class TuningActions:
                 f"the objective metric {objective.get('MetricName')!r} is not one Random Cut Forest emits: "
                 f"{', '.join(known)}",
             )
-        if config.get("Strategy", "Bayesian") not in ("Bayesian", "Random"):
+        if config["Strategy"] not in ("Bayesian", "Random"):
             raise ApiError("ValidationException", "rcforest aws tunes with the Random or Bayesian strategy")
         ranges = _parameter_ranges(config.get("ParameterRanges") or {})
-        limits = config.get("ResourceLimits") or {}
-        total = int(limits.get("MaxNumberOfTrainingJobs", 1))
+        limits = config["ResourceLimits"]
+        total = limits.get("MaxNumberOfTrainingJobs", 1)
+        turns = min(limits["MaxParallelTrainingJobs"], total, self._jobs.workers)
         now = timestamp()
         description = {
             "HyperParameterTuningJobName": name,
@@ -49,52 +55,91 @@ class TuningActions:
         }
         job = Job(description)
         job.training = []
+        job.total, job.turns, job.region, job.ranges, job.objective = total, turns, region, ranges, objective
+        job.sampler = random.Random(zlib.crc32(name.encode()))  # a tuning job's samples follow from its name
         arn = description["HyperParameterTuningJobArn"]
-        self._register(self._tuning, name, "tuning job", job, arn, request)
-        seed = zlib.crc32(name.encode())  # a tuning job's samples follow from its name
-        thread = threading.Thread(
-            target=self._run_tuning, args=(job, region, ranges, total, objective, seed), daemon=True
-        )
-        thread.start()
-        job.done.wait(self.job_wait * max(1, total))
-        return {"HyperParameterTuningJobArn": description["HyperParameterTuningJobArn"]}
+        with self._state:
+            self._jobs.room(turns)
+            self._register(self._tuning, name, "tuning job", job, arn, request)
+            for _ in range(turns):
+                self._jobs.submit(functools.partial(self._tuning_turn, job), force=True)
+        return {"HyperParameterTuningJobArn": arn}
 
-    def _run_tuning(self, job, region, ranges, total, objective, seed):
-        """Run the tuning job's training jobs one after another, sampling the ranges at random."""
-        import random
+    def _tuning_turn(self, job):
+        """Start, run and score the tuning job's next training job; queue the next turn. Never raises."""
+        description = job.description
+        with self._state:
+            if description["HyperParameterTuningJobStatus"] != "InProgress" or len(job.training) >= job.total:
+                return self._end_turn(job)
+            try:
+                training, tuned = self._next_training(job)
+            except Exception as error:  # the tuning job fails with the reason
+                description.update(HyperParameterTuningJobStatus="Failed", FailureReason=self._reason(error))
+                return self._end_turn(job)
+        self._run_training(training)
+        with self._state:
+            self._score_tuning(job, job.objective)
+            if description["HyperParameterTuningJobStatus"] == "InProgress" and len(job.training) < job.total:
+                self._jobs.submit(functools.partial(self._tuning_turn, job), force=True)
+            else:
+                self._end_turn(job)
 
+    def _next_training(self, job):
+        """Register the tuning job's next training job (under the state lock); return it and its sample."""
         description = job.description
         definition = description["TrainingJobDefinition"]
-        sampler = random.Random(seed)
-        name = description["HyperParameterTuningJobName"]
-        try:
-            for number in range(1, total + 1):
-                tuned = {key: sample(sampler) for key, sample in ranges.items()}
-                job_name = f"{name[:23]}-{number:03d}-{sampler.getrandbits(32):08x}"
-                hyperparameters = {**(definition.get("StaticHyperParameters") or {}), **tuned}
-                request = {
-                    "TrainingJobName": job_name,
-                    "AlgorithmSpecification": definition.get("AlgorithmSpecification", {}),
-                    "RoleArn": definition.get("RoleArn", ""),
-                    "InputDataConfig": definition.get("InputDataConfig", []),
-                    "OutputDataConfig": definition.get("OutputDataConfig", {}),
-                    "ResourceConfig": definition.get("ResourceConfig", {}),
-                    "StoppingCondition": definition.get("StoppingCondition", {}),
-                    "HyperParameters": {k: v for k, v in hyperparameters.items() if not k.startswith("_")},
-                    "TuningJobArn": description["HyperParameterTuningJobArn"],
-                }
-                self.create_training_job(request, region)
-                with self._state:
-                    training = self._training[job_name]
-                training.done.wait()
-                job.training.append((training, tuned))
-                self._score_tuning(job, objective)
-            description["HyperParameterTuningJobStatus"] = "Completed"
-        except Exception as error:  # the tuning job fails with the reason
-            description.update(HyperParameterTuningJobStatus="Failed", FailureReason=str(error))
-        finally:
-            description["HyperParameterTuningEndTime"] = description["LastModifiedTime"] = timestamp()
-            job.done.set()
+        number = len(job.training) + 1
+        tuned = {key: sample(job.sampler) for key, sample in job.ranges.items()}
+        job_name = f"{description['HyperParameterTuningJobName'][:23]}-{number:03d}-{job.sampler.getrandbits(32):08x}"
+        hyperparameters = {**(definition.get("StaticHyperParameters") or {}), **tuned}
+        request = {
+            "TrainingJobName": job_name,
+            "AlgorithmSpecification": definition.get("AlgorithmSpecification", {}),
+            "RoleArn": definition.get("RoleArn", ""),
+            "InputDataConfig": definition.get("InputDataConfig", []),
+            "OutputDataConfig": definition.get("OutputDataConfig", {}),
+            "ResourceConfig": definition.get("ResourceConfig", {}),
+            "StoppingCondition": definition.get("StoppingCondition", {}),
+            "HyperParameters": {k: v for k, v in hyperparameters.items() if not k.startswith("_")},
+        }
+        training = self._training_job(request, job.region, tuning_arn=description["HyperParameterTuningJobArn"])
+        self._register(self._training, job_name, "training job", training, training.arn, request)
+        job.training.append((training, tuned))
+        return training, tuned
+
+    def _end_turn(self, job):
+        """A turn of the tuning job is over (under the state lock); the last one ends the job."""
+        job.turns -= 1
+        if job.turns > 0 or job.done.is_set():
+            return
+        description = job.description
+        status = description["HyperParameterTuningJobStatus"]
+        if status in ("InProgress", "Stopping"):
+            description["HyperParameterTuningJobStatus"] = "Completed" if status == "InProgress" else "Stopped"
+        description["HyperParameterTuningEndTime"] = description["LastModifiedTime"] = timestamp()
+        job.done.set()
+
+    def stop_hyper_parameter_tuning_job(self, request, region):
+        """Stop a tuning job: no training job starts, the running ones are stopped."""
+        with self._state:
+            job = self._tuning.get(request["HyperParameterTuningJobName"])
+            if job is None:
+                raise _no_tuning_job(request["HyperParameterTuningJobName"])
+            description = job.description
+            status = description["HyperParameterTuningJobStatus"]
+            if status != "InProgress":
+                raise ApiError(
+                    "ValidationException", f"The hyperparameter tuning job is in status {status} and cannot be stopped."
+                )
+            description.update(HyperParameterTuningJobStatus="Stopping", LastModifiedTime=timestamp())
+            running = [t for t, _ in job.training if t.description["TrainingJobStatus"] == "InProgress"]
+            for training in running:
+                self._stop_training(training)
+            if not running:  # nothing to wait for: the turns still queued end without starting a job
+                description["HyperParameterTuningJobStatus"] = "Stopped"
+                description["HyperParameterTuningEndTime"] = description["LastModifiedTime"] = timestamp()
+                job.done.set()
+        return {}
 
     def _score_tuning(self, job, objective):
         """Update the counters and the best training job of a tuning job."""
@@ -138,21 +183,18 @@ class TuningActions:
         return copy_description(summary)
 
     def describe_hyper_parameter_tuning_job(self, request, region):
-        require(request, "HyperParameterTuningJobName")
         with self._state:
             job = self._tuning.get(request["HyperParameterTuningJobName"])
-        if job is None:
-            raise _no_tuning_job(request["HyperParameterTuningJobName"])
-        return copy_description(job.description)
+            if job is None:
+                raise _no_tuning_job(request["HyperParameterTuningJobName"])
+            return copy_description(copy.deepcopy(job.description))
 
     def list_training_jobs_for_hyper_parameter_tuning_job(self, request, region):
-        require(request, "HyperParameterTuningJobName")
         with self._state:
             job = self._tuning.get(request["HyperParameterTuningJobName"])
-        if job is None:
-            raise _no_tuning_job(request["HyperParameterTuningJobName"])
-        objective = job.description["HyperParameterTuningJobConfig"].get("HyperParameterTuningJobObjective", {})
-        summaries = [self._tuning_summary(training, tuned, objective) for training, tuned in job.training]
+            if job is None:
+                raise _no_tuning_job(request["HyperParameterTuningJobName"])
+            summaries = [self._tuning_summary(training, tuned, job.objective) for training, tuned in job.training]
         if request.get("StatusEquals"):
             summaries = [s for s in summaries if s["TrainingJobStatus"] == request["StatusEquals"]]
         return {"TrainingJobSummaries": summaries[: int(request.get("MaxResults") or 100)]}
