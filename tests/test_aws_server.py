@@ -10,13 +10,11 @@ before the first DescribeEndpoint), so the module takes a few minutes.
 import io
 import json
 import os
-import queue
 import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,66 +25,16 @@ boto3 = pytest.importorskip("boto3")
 sagemaker = pytest.importorskip("sagemaker")
 from botocore.exceptions import ClientError  # noqa: E402
 
-from tests import processes  # noqa: E402
+from tests.aws_server import REPO, Server, exported  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(600)
-# Settings the server's environment must not take from the caller's.
-_CLEARED = ("AWS_ENDPOINT_URL", "HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy", "AWS_CA_BUNDLE")
-
-
-class Server:
-    """A ``python -m rcforest aws`` child process and the environment it printed."""
-
-    def __init__(self, data_dir, *options, timeout=120.0):
-        env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        command = [sys.executable, "-m", "rcforest", "aws", "--port", "0", "--data-dir", str(data_dir), *options]
-        self.process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self.output = []
-        lines = queue.Queue()
-        threading.Thread(target=self._read, args=(lines,), daemon=True).start()
-        self.environment = {}
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                self.stop()
-                raise RuntimeError("rcforest aws did not start:\n" + "".join(self.output)) from None
-            if line is None:
-                raise RuntimeError("rcforest aws exited:\n" + "".join(self.output))
-            if line.startswith("export "):
-                name, _, value = line[len("export ") :].strip().partition("=")
-                self.environment[name] = value
-            if line.strip() == "ready":
-                break
-
-    def _read(self, lines):
-        for line in self.process.stdout:
-            self.output.append(line)
-            lines.put(line)
-        lines.put(None)
-
-    @property
-    def url(self):
-        return self.environment["AWS_ENDPOINT_URL"]
-
-    def stop(self):
-        processes.stop(self.process)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, aws_env):
     """``rcforest aws`` on a free port, its environment exported for the module."""
     running = Server(tmp_path_factory.mktemp("aws-data"), "--header-timeout", "2", "--body-timeout", "5")
-    with pytest.MonkeyPatch.context() as patch:
-        for name in _CLEARED:
-            patch.delenv(name, raising=False)
-        for name, value in running.environment.items():
-            patch.setenv(name, value)
+    with exported(running):
         yield running
     running.stop()
 
@@ -681,7 +629,7 @@ def test_update_endpoint_keeps_answering_requests_in_flight(server):
     client.delete_endpoint(EndpointName=name)
 
 
-def test_s3_endpoint_sends_s3_to_another_store(aws_env, tmp_path, monkeypatch):
+def test_s3_endpoint_sends_s3_to_another_store(aws_env, tmp_path):
     """--s3-endpoint: jobs read data and write models in another S3-compatible store (here a second moto server)."""
     from moto.server import ThreadedMotoServer
 
@@ -693,19 +641,34 @@ def test_s3_endpoint_sends_s3_to_another_store(aws_env, tmp_path, monkeypatch):
     try:
         running = Server(tmp_path / "aws-data", "--s3-endpoint", store_url)
         assert running.environment["AWS_ENDPOINT_URL_S3"] == store_url
-        for name in _CLEARED:
-            monkeypatch.delenv(name, raising=False)
-        for name, value in running.environment.items():
-            monkeypatch.setenv(name, value)
-        uri = _put("rcforest-test-data", "store/train.csv", _series_csv())
-        description = _training_job(f"store-{time.time_ns()}", uri)
-        assert description["TrainingJobStatus"] == "Completed", description.get("FailureReason")
-        bucket, key = description["ModelArtifacts"]["S3ModelArtifacts"][len("s3://") :].split("/", 1)
-        direct = boto3.client("s3", endpoint_url=store_url)
-        assert direct.head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
-        embedded = boto3.client("s3", endpoint_url=running.url)
-        assert embedded.list_buckets()["Buckets"] == []  # nothing went to the embedded store
+        with exported(running):
+            uri = _put("rcforest-test-data", "store/train.csv", _series_csv())
+            description = _training_job(f"store-{time.time_ns()}", uri)
+            assert description["TrainingJobStatus"] == "Completed", description.get("FailureReason")
+            bucket, key = description["ModelArtifacts"]["S3ModelArtifacts"][len("s3://") :].split("/", 1)
+            direct = boto3.client("s3", endpoint_url=store_url)
+            assert direct.head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
+            embedded = boto3.client("s3", endpoint_url=running.url)
+            assert embedded.list_buckets()["Buckets"] == []  # nothing went to the embedded store
     finally:
         if running is not None:
             running.stop()
         store.stop()
+
+
+def test_a_taken_proxy_port_is_named(tmp_path):
+    """The proxy's default port is PORT+1: when it is taken, the error names it and --proxy-port."""
+    for _ in range(20):
+        taken = socket.create_server(("127.0.0.1", 0))
+        port = taken.getsockname()[1] - 1
+        try:
+            socket.create_server(("127.0.0.1", port)).close()
+            break
+        except OSError:
+            taken.close()
+    with taken:
+        command = [sys.executable, "-m", "rcforest", "aws", "--port", str(port), "--data-dir", str(tmp_path)]
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert f"127.0.0.1:{port + 1}" in done.stderr and "--proxy-port" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -53,15 +53,13 @@ class SageMakerApi(TuningActions):
         Held around the numba calls of this process (endpoints' and transform jobs' scoring).
     create_app : callable
         ``create_app(forest)``: the ASGI scoring application of an endpoint.
-    job_wait : float, optional
-        Not used: Create calls answer at once, as AWS's do (kept for callers that pass it).
     workers : int, default 1
         Jobs running at once (each training in a child process).
     backlog : int, default 100
         Jobs that may wait; beyond, Create calls answer ``ResourceLimitExceeded``.
     """
 
-    def __init__(self, clients, work_dir, account, lock, create_app, job_wait=None, workers=1, backlog=100):
+    def __init__(self, clients, work_dir, account, lock, create_app, workers=1, backlog=100):
         self.clients = clients
         self.work_dir = os.path.abspath(work_dir)
         self.account = account

@@ -211,7 +211,8 @@ class AwsServer:
     port : int, default 4566
         0 picks a free port.
     proxy_port : int, optional
-        The HTTPS proxy's port; ``port + 1`` by default (a free port when ``port`` is 0).
+        The HTTPS proxy's port; ``port + 1`` by default, a free port when
+        ``port`` is 0 (0 picks a free port too).
     data_dir : str, optional
         Jobs' folders and the proxy's certificate authority; a folder in the
         user's cache by default.
@@ -221,8 +222,6 @@ class AwsServer:
         endpoints reach it with the credentials of this process's
         environment, and :meth:`environment` sends clients there with
         ``AWS_ENDPOINT_URL_S3``.
-    job_wait : float, default 20
-        Seconds a Create call for a job waits for the job to finish.
     limits : rcforest.sagemaker.connections.ServerLimits, optional
         Timeouts, connection cap and request bounds of the port and of
         every endpoint; the defaults when None.
@@ -250,7 +249,6 @@ class AwsServer:
         data_dir=None,
         region="us-east-1",
         s3_endpoint=None,
-        job_wait=20.0,
         limits=None,
         allowed_hosts=(),
         cors_origins=(),
@@ -269,7 +267,6 @@ class AwsServer:
         self.data_dir = os.path.abspath(data_dir or os.path.join(os.path.expanduser("~"), ".cache", "rcforest", "aws"))
         self.region = region
         self.s3_endpoint = s3_endpoint
-        self.job_wait = job_wait
         self.limits = limits
         self.url = None
         self.credentials = None
@@ -324,9 +321,17 @@ class AwsServer:
         from rcforest.sagemaker.server import create_app as scoring_app
 
         sock = listen(self.host, self.port)
-        self.port = sock.getsockname()[1]
         proxy_port = self.proxy_port if self.proxy_port is not None else (self.port + 1 if self.port else 0)
-        proxy_sock = listen(self.host, proxy_port)
+        self.port = sock.getsockname()[1]
+        try:
+            proxy_sock = listen(self.host, proxy_port)
+        except ValueError as error:
+            sock.close()
+            if self.proxy_port is not None:
+                raise
+            raise ValueError(
+                f"{error} (the HTTPS proxy's port, PORT+1 by default): choose another with --proxy-port"
+            ) from None
         proxy_sock.listen(128)
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"http://{host}:{self.port}"
@@ -335,9 +340,7 @@ class AwsServer:
             s3=self._client("s3", self.s3_endpoint), logs=self._client("logs"), cloudwatch=self._client("cloudwatch")
         )
         endpoint_app = functools.partial(scoring_app, limits=self.limits)
-        self.api = SageMakerApi(
-            clients, os.path.join(self.data_dir, "work"), ACCOUNT, SCORING_LOCK, endpoint_app, self.job_wait
-        )
+        self.api = SageMakerApi(clients, os.path.join(self.data_dir, "work"), ACCOUNT, SCORING_LOCK, endpoint_app)
         moto = WSGIMiddleware(DomainDispatcherApplication(create_backend_app), workers=8)
         app = create_app(self.api, moto, self.region, self.policy, self.max_body_mb << 20)
         self._http = BackgroundServer(None, self.host, self.port, app=app, limits=self.limits)

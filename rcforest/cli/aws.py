@@ -32,7 +32,7 @@ def add_commands(subparsers):
         "--proxy-port",
         type=int,
         default=None,
-        help="port of the HTTPS proxy for the SDK's fixed STS address (default: PORT+1)",
+        help="port of the HTTPS proxy for the SDK's fixed STS address (default: PORT+1; a free port when PORT is 0)",
     )
     parser.add_argument(
         "--data-dir",
