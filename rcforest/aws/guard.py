@@ -370,24 +370,40 @@ class Exchange:
         self.protocol = protocol
         self.grant = grant
         self.started = False
-        self._replaced = False
+        self._replaced = None
 
     async def send(self, message):
-        """An ASGI ``send``: strips others' CORS headers and turns a plain-text or HTML 5xx into an AWS error."""
+        """An ASGI ``send``: strips others' CORS headers and turns a plain-text or HTML error into an AWS error."""
         if message["type"] == "http.response.start":
             headers = [(name, value) for name, value in message.get("headers", []) if not _is_cors(name)]
             content_type = dict((name.lower(), value) for name, value in headers).get(b"content-type", b"").lower()
-            if message["status"] >= 500 and content_type.startswith((b"text/plain", b"text/html")):
-                self._replaced = True
-                return
+            if content_type.startswith((b"text/plain", b"text/html")):
+                self._replaced = self._replacement(message["status"])
+                if self._replaced:
+                    return
             message = {**message, "headers": headers + self._grant_headers()}
             self.started = True
         elif message["type"] == "http.response.body" and self._replaced:
             if not message.get("more_body", False):
-                self._replaced = False
-                await self.error(500, "InternalFailure", "the server failed to answer this request")
+                replacement, self._replaced = self._replaced, None
+                await self.error(*replacement)
             return
         await self._send(message)
+
+    def _replacement(self, status):
+        """The AWS error that replaces a plain-text or HTML answer of ``status``, or None to keep it.
+
+        A 5xx is a failure of the server. A 404 or 405 to a request of a
+        JSON, CBOR or query protocol names no action the server knows (moto
+        answers an unknown action so); S3's answers, a HEAD's empty 404
+        among them, are kept.
+        """
+        if status >= 500:
+            return 500, "InternalFailure", "the server failed to answer this request"
+        if status in (404, 405) and self.protocol != "xml":
+            code = "UnknownOperationException" if self.protocol in ("json", "cbor") else "InvalidAction"
+            return 400, code, "this request names no action of this service"
+        return None
 
     def _grant_headers(self):
         if self.grant is None:
