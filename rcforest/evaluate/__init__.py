@@ -3,11 +3,14 @@
 - :mod:`~rcforest.evaluate.events`: point metrics (precision, recall, F1),
   window (event) metrics in NAB's sense, alert events, top-ranked days;
 - :mod:`~rcforest.evaluate.nab`: :func:`nab_score`, the Numenta Anomaly
-  Benchmark's normalised score, computed as NAB computes it.
+  Benchmark's normalised score, computed as NAB computes it;
+- :mod:`~rcforest.evaluate.synthetic`: generated series with labelled
+  anomalies, one family per property of real data (:func:`stress_suite`).
 """
 
 from rcforest.evaluate.events import alert_events, point_metrics, precision_at_k, top_days, window_mask, window_metrics
 from rcforest.evaluate.nab import nab_score
+from rcforest.evaluate.synthetic import make_series, stress_suite
 
 __all__ = [
     "point_metrics",
@@ -17,4 +20,6 @@ __all__ = [
     "precision_at_k",
     "top_days",
     "nab_score",
+    "make_series",
+    "stress_suite",
 ]
