@@ -2,14 +2,14 @@
 
 Usage::
 
-    python benchmarks/nab.py [--data DIR] [--jobs N] [--explain] [--save DIR]
+    python benchmarks/nab.py [--data DIR] [--jobs N] [--explain] [--save DIR] [--folds]
     python benchmarks/nab.py --check-scorer
 
 ``--data`` is a folder laid out like NAB (``data/<category>/<file>.csv``,
 ``labels/combined_windows.json``, ``labels/profiles.json`` and, for the
 comparison, ``reference/<detector>/<category>/<file>.csv[.gz]``); by default
-``../shared/data/nab-dev`` beside the repository (``$RCFOREST_DATA/nab-dev``
-when that variable is set). Every series runs through
+``shared/data/nab-dev`` beside the repository or beside one of its parent
+folders (``$RCFOREST_DATA/nab-dev`` when that variable is set). Every series runs through
 ``ThresholdedForest()`` with its defaults, one row at a time in stream
 order; a row's NAB anomaly score is ``0.5 + 0.5 * grade`` where the detector
 alerts (``grade > 0``) and ``0.49 * min(score / threshold, 1)`` elsewhere, so
@@ -21,7 +21,12 @@ category (the corpus threshold, each category normalised by its own null
 and perfect scores), the stored published detectors scored the same way,
 and the detector's seconds per 1,000 rows. ``--explain`` lists, per file,
 the windows the detector's alerts missed and the alerts outside windows
-after probation. ``--check-scorer`` scores the stored ``null``,
+after probation. ``--folds`` adds leave-one-category-out folds: for each category, its score
+when NAB's corpus threshold (the one constant NAB chooses per detector) is
+optimised on the other categories only, next to its in-sample score (the
+threshold chosen on all categories, as in the table) and the score at the
+threshold best for that category alone; then the folds' mean, minimum and
+standard deviation. ``--check-scorer`` scores the stored ``null``,
 ``randomCutForest`` and ``numenta`` outputs and compares them with NAB's
 published figures for these files (to 0.01).
 """
@@ -42,11 +47,13 @@ sys.path.insert(0, str(ROOT))
 
 from rcforest import ThresholdedForest  # noqa: E402
 from rcforest.evaluate import nab_score  # noqa: E402
-from rcforest.evaluate.nab import probation_length  # noqa: E402
+from rcforest.evaluate.nab import NULL_SCORE, _cost_matrices, _File, _file_score, _raw_scores, probation_length  # noqa: E402
 
-__all__ = ["main", "nab_anomaly_score"]
+__all__ = ["main", "nab_anomaly_score", "fold_scores"]
 
-DEFAULT_DATA = Path(os.environ.get("RCFOREST_DATA", ROOT.parent / "shared" / "data")) / "nab-dev"
+# ``shared/data`` beside the repository, or beside the folder that holds it (a clone in a work tree).
+_SHARED = next((p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()), None)
+DEFAULT_DATA = Path(os.environ.get("RCFOREST_DATA", _SHARED or ROOT.parent / "shared" / "data")) / "nab-dev"
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 SHORT = {"standard": "standard", "reward_low_FP_rate": "low FP", "reward_low_FN_rate": "low FN"}
 # NAB's official scores on the 31 files of the development half (nab-dev/README.md).
@@ -185,6 +192,117 @@ def _explain(outputs, windows):
             print("\n".join(lines))
 
 
+def _category(name):
+    return name.split("/")[0]
+
+
+def _score_at(files, costs, threshold):
+    """Raw NAB total of ``files`` (scored by the scorer's own rules) and their detections outside windows."""
+    total = fp = 0
+    for f in files:
+        sweep, window = f.sweep(costs)
+        detail = _file_score(f.scores, sweep, window, len(f.windows), threshold, costs["fnWeight"])
+        total += detail["score"]
+        fp += detail["fp"]
+    return total, fp
+
+
+def _normalised(files, nulls, costs, threshold, null_threshold):
+    """A group of files' normalised score at ``threshold`` (the null at ``null_threshold``), and its false rows."""
+    raw, fp = _score_at(files, costs, threshold)
+    null, _ = _score_at(nulls, costs, null_threshold)
+    perfect = costs["tpWeight"] * sum(len(f.windows) for f in files)
+    return (100.0 * (raw - null) / (perfect - null) if perfect != null else float("nan")), fp, raw
+
+
+def fold_scores(scores, windows, profiles=None):
+    """Leave-one-category-out folds of NAB's score: each category scored at a threshold chosen without it.
+
+    Parameters
+    ----------
+    scores : dict
+        ``"<category>/<file>.csv"`` to a DataFrame with ``timestamp`` and ``anomaly_score``.
+    windows : dict
+        NAB's windows per file.
+    profiles : None, path or dict
+        Cost profiles, as :func:`rcforest.evaluate.nab_score` takes them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per profile and category: ``fold`` (the threshold optimised on the other categories),
+        ``in_sample`` (optimised on all categories, as :func:`nab_score` does), ``own`` (on the category
+        alone), the fold's raw (unnormalised) total, its threshold and the rows detected outside windows
+        after probation at it (``fold_fp_rows``). Each category is normalised by its own null and perfect
+        scores, the null's threshold chosen on the same files as the detector's; a category without
+        windows (``artificialNoAnomaly``) has null = perfect = 0 and no normalised score (NaN), only its
+        raw total, the penalty of its false detections.
+    """
+    costs_by_profile = _cost_matrices(profiles)
+    files, nulls = [], []
+    for name, frame in sorted(scores.items()):
+        times = pd.DatetimeIndex(pd.to_datetime(frame["timestamp"]))
+        values = frame["anomaly_score"].to_numpy(dtype=float)
+        files.append(_File(name, times, values, windows[name], 0.15))
+        nulls.append(_File(name, times, np.full(len(values), NULL_SCORE), windows[name], 0.15))
+    categories = sorted({_category(f.name) for f in files})
+    rows = []
+    for profile, costs in costs_by_profile.items():
+        everywhere = _raw_scores(files, costs)[0], _raw_scores(nulls, costs)[0]
+        for category in categories:
+            inside = [_category(f.name) == category for f in files]
+            test = [f for f, keep in zip(files, inside) if keep], [f for f, keep in zip(nulls, inside) if keep]
+            train = [f for f, keep in zip(files, inside) if not keep], [f for f, keep in zip(nulls, inside) if not keep]
+            fold = _raw_scores(train[0], costs)[0], _raw_scores(train[1], costs)[0]
+            own = _raw_scores(test[0], costs)[0], _raw_scores(test[1], costs)[0]
+            held, fp, raw = _normalised(*test, costs, *fold)
+            rows.append(
+                {
+                    "profile": profile,
+                    "category": category,
+                    "files": len(test[0]),
+                    "windows": sum(len(f.windows) for f in test[0]),
+                    "fold": held,
+                    "in_sample": _normalised(*test, costs, *everywhere)[0],
+                    "own": _normalised(*test, costs, *own)[0],
+                    "fold_raw": raw,
+                    "fold_threshold": fold[0],
+                    "fold_fp_rows": fp,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def print_folds(outputs, data):
+    """Print the leave-one-category-out folds of the detector's ``outputs``."""
+    windows = json.loads((data / "labels" / "combined_windows.json").read_text())
+    scores = {
+        name: pd.DataFrame({"timestamp": out["timestamp"], "anomaly_score": nab_anomaly_score(out)})
+        for name, out in outputs.items()
+    }
+    table = fold_scores(scores, windows, data / "labels" / "profiles.json")
+    false_alerts = pd.Series(_false_alerts(outputs, windows)).groupby(_category).sum()
+    standard = table[table["profile"] == "standard"].set_index("category")
+    columns = ["files", "windows", "in_sample", "fold", "own", "fold_raw", "fold_threshold", "fold_fp_rows"]
+    shown = standard[columns].copy()
+    for profile in PROFILES[1:]:
+        shown[f"fold {SHORT[profile]}"] = table[table["profile"] == profile].set_index("category")["fold"]
+    shown["false alerts"] = false_alerts
+    print("\nleave-one-category-out folds: each category at the threshold optimised on the other categories")
+    print("(standard profile unless named; in_sample: threshold on all categories; own: on the category alone)\n")
+    print(shown.to_string(float_format=lambda v: f"{v:.2f}", na_rep="-"))
+    print("\nover the folds with windows (std with ddof=0):")
+    for column in ["in_sample", "fold", "own", *(f"fold {SHORT[p]}" for p in PROFILES[1:])]:
+        values = shown[column].to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        print(
+            f"  {column:<14} mean {values.mean():6.2f}  min {values.min():6.2f}  std {values.std():5.2f}"
+            f"  ({values.size} folds)"
+        )
+    print(f"  false alerts: {int(false_alerts.sum())} rows after probation outside windows (the detector's alerts)")
+    return table
+
+
 def report(outputs, data, seconds, jobs=1, explain=False):
     """Print the tables for detector ``outputs`` (per file: the output of ``run`` with a timestamp column)."""
     windows = json.loads((data / "labels" / "combined_windows.json").read_text())
@@ -228,6 +346,7 @@ def main(argv=None):
     parser.add_argument("--explain", action="store_true", help="per file, the windows missed and the false alerts")
     parser.add_argument("--jobs", type=int, default=1, help="files run in parallel (default 1)")
     parser.add_argument("--save", type=Path, help="write the NAB anomaly scores here (<category>/<file>.csv)")
+    parser.add_argument("--folds", action="store_true", help="also leave-one-category-out folds of the score")
     args = parser.parse_args(argv)
     data = args.data or DEFAULT_DATA
     if not (data / "labels" / "combined_windows.json").is_file():
@@ -249,6 +368,8 @@ def main(argv=None):
             frame = pd.DataFrame({"timestamp": out["timestamp"], "anomaly_score": nab_anomaly_score(out)})
             frame.to_csv(target, index=False)
     report(outputs, data, seconds, args.jobs, args.explain)
+    if args.folds:
+        print_folds(outputs, data)
     return 0
 
 
