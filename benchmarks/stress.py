@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/stress.py [--quick] [--jobs N] [--detail] [--properties a,b] [--seeds N] [--clean-seeds N]
-                                [--no-affine]
+                                [--no-affine] [--csv FILE]
 
 ``--quick`` keeps, per property, the shortest of the series with anomalies
 and the shortest clean series of ``plain``, ``heteroscedastic`` and
@@ -288,6 +288,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, help="series with anomalies per property (default 3, quick 1)")
     parser.add_argument("--clean-seeds", type=int, help="clean series per background (default 2, quick 1)")
     parser.add_argument("--no-affine", action="store_true", help="skip the affine check")
+    parser.add_argument("--csv", type=Path, help="also write the table per property to this CSV file")
     args = parser.parse_args(argv)
     properties = PROPERTIES
     if args.properties:
@@ -305,7 +306,9 @@ def main(argv=None):
         results = dict(zip((s.name for s in suite), pool.map(_run, [s.values for s in suite])))
         outputs = {name: out for name, (out, _) in results.items()}
         seconds = sum(s for _, s in results.values())
-        report(suite, outputs, seconds, args.jobs, args.detail)
+        table = report(suite, outputs, seconds, args.jobs, args.detail)
+        if args.csv:
+            table.to_csv(args.csv)
         if not args.no_affine:
             values, windows = issue_series()
             cases = [("issue 22 example (dip)", values, windows)]
