@@ -11,7 +11,7 @@ import numpy as np
 
 from rcforest.detector.period import HISTORY, SEASONS
 
-__all__ = ["Preprocessor", "TRANSFORMS", "clip_readings", "shingle_size_for", "trim"]
+__all__ = ["Preprocessor", "TRANSFORMS", "clip_readings", "shingle_size_for", "spread_of", "trim"]
 
 TRANSFORMS = ("auto", "normalize", "difference", "normalize_difference", "none")
 
@@ -24,22 +24,42 @@ MAX_SHINGLE = 48
 RESIDUAL_FLOOR = 0.01
 """The typical residual is at least this fraction of the column's spread."""
 
-SCALE_FLOOR = 1e-9
-"""The normalising scale is at least this fraction of the column's magnitude (or 1)."""
+SCALE_FLOOR = 64 * np.finfo(np.float64).eps
+"""The normalising scale is at least this fraction of the column's magnitude (64 steps of float64 at that
+magnitude, about 1.4e-14): a smaller spread is rounding, not variation. Nothing else bounds it, so that the
+detector works in the series' own units whatever its scale and offset."""
 
-MAX_READING = 1e20
+MAX_READING = 1e29
 """Readings beyond this magnitude are taken as this magnitude: as anomalous, and
 small enough that the statistics (squares summed over the history) stay
 finite and the transformed values stay within the forest's input bound,
 :data:`rcforest._core.MAX_ABS_VALUE` (1e30). A value less its mean or its
-reference, or a change between rows, is at most ``2 * MAX_READING``; the
-normalising scale is at least ``SCALE_FLOOR`` (1e-9), so a transformed value
-is at most ``2 * MAX_READING / SCALE_FLOOR``, 2e29."""
+reference, or a change between rows, is at most ``2 * MAX_READING``, and
+every transformed value is clipped to :data:`MAX_FEATURE`."""
+
+MAX_FEATURE = 2 * MAX_READING
+"""Transformed values are clipped to this magnitude (reached only when a column's spread is a tiny fraction of
+a later reading: a flat history at its rounding floor, say)."""
 
 
 def clip_readings(values):
     """``values`` (no NaN) with readings beyond :data:`MAX_READING` in magnitude taken as that magnitude, in place."""
     return np.clip(values, -MAX_READING, MAX_READING, out=values)
+
+
+def spread_of(history):
+    """The normalising scale of each column of ``history``: its standard deviation, measured around its mean.
+
+    A spread below :data:`SCALE_FLOOR` times the column's mean magnitude is
+    rounding: that floor takes its place. An all-zero column, which has no
+    unit at all, gets 1.
+    """
+    # Measured on the columns scaled by a power of two (exactly) to at most 1, so that the squares neither
+    # overflow nor underflow whatever the magnitude; this changes no bit of the result otherwise.
+    exponent = np.frexp(np.abs(history).max(axis=0, initial=0.0))[1]
+    scaled = np.ldexp(history, -exponent)
+    spread = np.maximum(scaled.std(axis=0), SCALE_FLOOR * np.abs(scaled.mean(axis=0)))
+    return np.where(spread > 0, np.ldexp(spread, exponent), 1.0)
 
 
 def shingle_size_for(period):
@@ -79,26 +99,25 @@ class Preprocessor:
         self.period = period
         self.shingle_size = shingle_size
         self.mean = history.mean(axis=0)
-        spread = history.std(axis=0)
-        self.scale = np.maximum(spread, SCALE_FLOOR * np.maximum(np.abs(self.mean), 1.0))
+        self.scale = spread_of(history)
         self.residual = self.typical_residual(history)
 
     def check(self):
         """Raise ``ValueError`` unless the fitted statistics are what :meth:`fit` can give (for a loaded state).
 
         The mean is finite and within :data:`MAX_READING`, the scale is at
-        least its floor, the typical residual positive, all finite; the
-        transformed values then stay finite.
+        least its floor and positive, the typical residual positive, all
+        finite.
         """
         mean, scale, residual = self.mean, self.scale, self.residual
         if mean is None:
             return
         if scale is None or residual is None or not mean.shape == scale.shape == residual.shape:
             raise ValueError("the normalisation statistics are incomplete")
-        floor = SCALE_FLOOR * np.maximum(np.abs(mean), 1.0)
+        floor = SCALE_FLOOR * np.abs(mean)
         if not (np.abs(mean) <= MAX_READING).all():
             raise ValueError(f"the mean is not finite or beyond {MAX_READING:g}")
-        if not (np.isfinite(scale) & (scale >= floor)).all():
+        if not (np.isfinite(scale) & (scale >= floor) & (scale > 0)).all():
             raise ValueError("the scale is not finite or below its floor")
         if not (np.isfinite(residual) & (residual > 0)).all():
             raise ValueError("the typical residual is not finite and positive")
@@ -134,7 +153,15 @@ class Preprocessor:
         return np.maximum(typical, RESIDUAL_FLOOR * self.scale)
 
     def features(self, values, first):
-        """Transformed rows ``first ..`` of ``values`` (raw rows, no NaN), shape (rows, channels * columns)."""
+        """Transformed rows ``first ..`` of ``values`` (raw rows, no NaN), shape (rows, channels * columns).
+
+        Values are clipped to :data:`MAX_FEATURE` in magnitude.
+        """
+        with np.errstate(over="ignore"):
+            return np.clip(self._features(values, first), -MAX_FEATURE, MAX_FEATURE)
+
+    def _features(self, values, first):
+        """:meth:`features` before clipping (infinite where a division overflows)."""
         mean, scale = self.mean, self.scale
         if self.transform == "none":
             return values[first:].copy()

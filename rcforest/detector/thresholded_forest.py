@@ -410,7 +410,7 @@ class ThresholdedForest:
         data : array-like of shape (n_rows,) or (n_rows, n_columns), pandas Series or DataFrame
             The next rows of the stream, oldest first. NaN, None and
             infinite values count as missing and are imputed; finite values
-            beyond 1e20 in magnitude count as 1e20
+            beyond 1e29 in magnitude count as 1e29
             (:data:`~rcforest.detector.preprocess.MAX_READING`). Once the
             detector has seen a DataFrame (or a dict) with named columns,
             DataFrames are read by those names, in any column order.

@@ -1,0 +1,81 @@
+"""What the detector decides does not depend on the units of the series: the same alerts under ``a * x + b``."""
+
+import numpy as np
+import pytest
+
+from rcforest.detector.preprocess import MAX_READING, SCALE_FLOOR, Preprocessor, spread_of
+from rcforest.thresholded import ThresholdedForest
+
+
+def _seasonal(n=1200, noise=0.3, seed=0):
+    """``20 + 5 sin(2 pi t / 48)`` plus Gaussian noise, with a dip of 6 at row 700 (the issue's reproducer)."""
+    t = np.arange(n)
+    series = 20 + 5 * np.sin(2 * np.pi * t / 48) + noise * np.random.default_rng(seed).normal(size=n)
+    series[700] -= 6
+    return series
+
+
+def _alerts(series):
+    return np.flatnonzero(ThresholdedForest().run(series)["grade"].to_numpy() > 0).tolist()
+
+
+@pytest.fixture(scope="module")
+def reference_alerts():
+    alerts = _alerts(_seasonal())
+    assert alerts == [700]
+    return alerts
+
+
+# |a| from 1e-15 to 1e15, offsets up to 1e12, both signs. An offset keeps the signal only where float64 still
+# resolves it: a * noise must be many steps of float64 at b's magnitude (1e12 has steps of 1.2e-4).
+AFFINE = [
+    (1e-15, 0.0),
+    (-1e-15, 0.0),
+    (1e15, 0.0),
+    (-1e15, 0.0),
+    (1.0, 1e12),
+    (-1.0, 1e12),
+    (1e3, -1e12),
+    (-3.7e-6, 1e3),
+    (2.5e-10, -7.0),
+    (6e9, 4e11),
+]
+
+
+@pytest.mark.parametrize("a, b", AFFINE)
+def test_an_affine_map_of_the_series_gives_the_same_alerts(reference_alerts, a, b):
+    series = a * _seasonal() + b
+    assert np.abs(series).max() <= MAX_READING
+    # Every alert row and every quiet row is compared. A negative a mirrors the series (the dip becomes a spike):
+    # the forest's cuts, drawn uniformly across each box, and the deviation from the expected value, taken in
+    # magnitude, treat both sides alike. The forest is not bit-identical under the map (its inputs differ by
+    # rounding, up to 4e-4 of the noise at an offset of 1e12), so the dip is one that no rounding makes borderline.
+    assert _alerts(series) == reference_alerts
+
+
+@pytest.mark.parametrize("a, b", [(1e-15, 0.0), (1e19, 0.0), (1.0, 1e12)])
+def test_the_issue_reproducer_is_caught_at_any_scale(a, b):
+    # Before, the normalising scale was at least 1e-9 times max(|mean|, 1): 1e-15 and an offset of 1e12 buried the
+    # dip in that floor; readings were clipped at 1e20, and 1e19 * 20 is beyond.
+    assert _alerts(a * _seasonal(seed=1) + b) == [700]
+
+
+def test_the_normalising_scale_is_measured_from_the_series():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(200, 1))
+    # The spread itself, whatever the magnitude and offset.
+    for a, b in [(1.0, 0.0), (1e-300, 0.0), (1e20, 0.0), (1.0, 1e12)]:
+        assert spread_of(a * noise + b)[0] == pytest.approx(a * noise.std(), rel=1e-3)
+    # A flat column is rounding at its own magnitude; an all-zero column has no unit and gets 1.
+    assert spread_of(np.full((200, 1), 3e-200))[0] == SCALE_FLOOR * 3e-200
+    assert spread_of(np.full((200, 1), -4e12))[0] == SCALE_FLOOR * 4e12
+    assert spread_of(np.zeros((200, 1)))[0] == 1.0
+
+
+def test_transformed_values_stay_within_the_forest_bound_after_a_flat_history():
+    preprocessor = Preprocessor()
+    flat = np.full((200, 1), 1e-300)
+    preprocessor.fit(flat, 0, 8)
+    values = np.concatenate([flat, [[MAX_READING], [-MAX_READING]]])
+    points = preprocessor.points(values, 200)
+    assert np.isfinite(points).all() and np.abs(points).max() <= 2 * MAX_READING
