@@ -672,3 +672,35 @@ def test_a_taken_proxy_port_is_named(tmp_path):
     assert done.returncode != 0
     assert f"127.0.0.1:{port + 1}" in done.stderr and "--proxy-port" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_long_job_log_reaches_cloudwatch_whole_in_batches_within_its_limits(server):
+    """Lines past PutLogEvents' 10,000 events and 1 MiB a call arrive whole and in order, in a group made once."""
+    from rcforest.aws.jobs import _CloudWatchStream
+
+    logs = boto3.client("logs")
+    calls = []
+    logs.meta.events.register(
+        "provide-client-params.cloudwatch-logs.*", lambda params, model, **_: calls.append((model.name, params))
+    )
+    group = f"/rcforest/test-{time.time_ns()}"
+    lines = [f"line {number} " + "x" * (number % 300) for number in range(25_001)]
+    for name in ("first", "second"):
+        stream = _CloudWatchStream(logs, group, name)
+        stream.write("\n".join(lines[:-1]) + "\n" + lines[-1])
+        stream.flush()
+    for name in ("first", "second"):
+        received, token = [], None
+        while True:
+            page = logs.get_log_events(
+                logGroupName=group, logStreamName=name, startFromHead=True, **({"nextToken": token} if token else {})
+            )
+            if not page["events"]:
+                break
+            received.extend(event["message"] for event in page["events"])
+            token = page["nextForwardToken"]
+        assert received == lines
+    puts = [params["logEvents"] for name, params in calls if name == "PutLogEvents"]
+    assert sum(map(len, puts)) == 2 * len(lines) and all(len(events) <= 10_000 for events in puts)
+    assert all(sum(len(event["message"].encode()) + 26 for event in events) <= 1_048_576 for events in puts)
+    assert [name for name, _ in calls].count("CreateLogGroup") == 1

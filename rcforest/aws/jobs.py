@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 import warnings
@@ -42,6 +43,11 @@ METRIC_DEFINITIONS = [
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 METRIC_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 _HOST = "algo-1"
+_CHUNK_BYTES = 1 << 20
+"""Bytes copied at a time from an S3 object to a job's file."""
+_LOG_BATCH_EVENTS = 10_000
+_LOG_BATCH_BYTES = 1_048_576
+"""CloudWatch Logs' limits on one PutLogEvents call: events, and bytes (26 more an event)."""
 _S3_URI = re.compile(r"^s3://([^/]+)/?(.*)$")
 # Characters of an S3 key kept in the name of its local copy.
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -150,39 +156,57 @@ def _download_channel(s3, channel, directory):
     for number, (bucket, key) in enumerate(_channel_objects(s3, channel)):
         target = inside(directory, local_name(number, key))
         try:
-            s3.download_file(bucket, key, target)
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+            with open(target, "wb") as file:
+                shutil.copyfileobj(body, file, _CHUNK_BYTES)
         except Exception as error:
             raise _transfer_error(error, f"s3://{bucket}/{key}", f"channel {name}") from None
 
 
 class _CloudWatchStream:
-    """A text stream whose lines become events of one CloudWatch Logs stream."""
+    """A text stream whose lines become events of one CloudWatch Logs stream, sent when it is flushed.
+
+    A job's log is short and the job ends soon: one ``PutLogEvents`` call
+    at the end (in batches within CloudWatch's limits), and the log group
+    made only when it is missing, keep few the requests a job sends the
+    server, which answers them in the endpoints' process.
+    """
 
     def __init__(self, logs, group, stream):
         self.logs, self.group, self.stream = logs, group, stream
         self._partial = ""
+        self._lines = []
         try:
+            logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        except logs.exceptions.ResourceNotFoundException:
             logs.create_log_group(logGroupName=group)
-        except logs.exceptions.ResourceAlreadyExistsException:
-            pass
-        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+            logs.create_log_stream(logGroupName=group, logStreamName=stream)
 
     def write(self, text):
         lines = (self._partial + text).split("\n")
         self._partial = lines.pop()
-        self._put([line for line in lines if line])
+        self._lines.extend(line for line in lines if line)
         return len(text)
 
     def flush(self):
         if self._partial:
-            self._put([self._partial])
+            self._lines.append(self._partial)
             self._partial = ""
+        now = int(time.time() * 1000)
+        lines, self._lines = self._lines, []
+        batch, size = [], 0
+        for line in lines:
+            cost = len(line.encode("utf-8")) + 26  # CloudWatch counts 26 bytes an event
+            if batch and (len(batch) == _LOG_BATCH_EVENTS or size + cost > _LOG_BATCH_BYTES):
+                self._put(batch)
+                batch, size = [], 0
+            batch.append({"timestamp": now, "message": line})
+            size += cost
+        if batch:
+            self._put(batch)
 
-    def _put(self, lines):
-        if lines:
-            now = int(time.time() * 1000)
-            events = [{"timestamp": now, "message": line} for line in lines]
-            self.logs.put_log_events(logGroupName=self.group, logStreamName=self.stream, logEvents=events)
+    def _put(self, events):
+        self.logs.put_log_events(logGroupName=self.group, logStreamName=self.stream, logEvents=events)
 
 
 def _publish_metrics(cloudwatch, job_name, metrics):
