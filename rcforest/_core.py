@@ -205,6 +205,39 @@ def names_are_given(columns, lone_name="x0"):
     return columns is not None and list(columns) != positional_names(len(columns), lone_name)
 
 
+def saved_named(named, columns, lone_name="x0", what="named"):
+    """Whether saved column names are a DataFrame's: the flag saved with them, checked, or inferred when absent.
+
+    Model files, detector states and pickles from before columns were
+    matched by name hold no flag (None): the rule of
+    :func:`names_are_given` decides for them.
+
+    Parameters
+    ----------
+    named : bool or None
+        The flag as saved.
+    columns : list of str or None
+    lone_name : str
+        The name a single unnamed column gets.
+    what : str
+        The flag's name, for messages.
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    TypeError
+        If ``named`` is neither a boolean nor None.
+    """
+    if named is None:
+        return names_are_given(columns, lone_name)
+    if not isinstance(named, bool):
+        raise TypeError(f"{what} must be true, false or null, got {named!r:.40}")
+    return named
+
+
 def name_mismatch(columns, names):
     """What ``columns`` lack of ``names`` and hold beyond them, in words; empty when they are the same set.
 

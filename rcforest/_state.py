@@ -31,6 +31,7 @@ from rcforest._core import (
     check_int,
     check_model_size,
     check_time_decay,
+    saved_named,
     without_negative_zeros,
 )
 from rcforest._tree import TreeArrays, allocate_trees, internal_per_tree, leaves_per_tree, pack
@@ -141,9 +142,7 @@ def from_arrays(params, arrays, version):
             raise ValueError(f"{len(columns)} column names for {n_features} features")
         if len(set(columns)) != n_features:
             raise ValueError("a column name occurs twice")
-        named = params.get("named")  # files written before columns were matched by name lack it
-        if named is not None and not isinstance(named, bool):
-            raise TypeError(f"named must be true, false or null, got {named!r:.40}")
+        named = saved_named(params.get("named"), columns)  # files written before it lack the flag
         points_seen = check_int(params["points_seen"], "points_seen", 0)
         checked = parts.params
         check_model_size(checked["num_trees"], checked["sample_size"], checked["shingle_size"] * n_features)

@@ -12,6 +12,7 @@ from rcforest._core import (
     check_model_size,
     check_time_decay,
     names_are_given,
+    saved_named,
     shingle,
     shingle_names,
 )
@@ -475,7 +476,7 @@ class Forest:
             forest._tail = parts.tail
             forest.n_features_ = len(parts.columns)
             forest.feature_names_in_ = list(parts.columns)
-            forest._named = names_are_given(parts.columns) if parts.named is None else bool(parts.named)
+            forest._named = saved_named(parts.named, parts.columns)
             forest.points_seen_ = parts.points_seen
         return forest
 

@@ -68,6 +68,7 @@ from rcforest._core import (
     check_time_decay,
     loaded_pandas,
     names_are_given,
+    saved_named,
 )
 from rcforest.detector.alerts import AlertPolicy
 from rcforest.detector.explanation import explain
@@ -541,10 +542,7 @@ class ThresholdedForest:
         self.columns_ = None if columns is None else [str(c) for c in columns]
         if self.columns_ is not None and len(set(self.columns_)) != len(self.columns_):
             raise ValueError("a column name occurs twice")
-        named = state.get("named_")  # states saved before columns were matched by name lack it
-        if named is not None and not isinstance(named, bool):
-            raise TypeError(f"named_ must be true, false or null, got {named!r:.40}")
-        self._named = names_are_given(self.columns_, "value") if named is None else named
+        self._named = saved_named(state.get("named_"), self.columns_, "value", "named_")
         self._thresholder.restore(state["stats"])
         self._alerts.restore(state["anomaly"])
         width = len(self.columns_) if self.columns_ is not None else None
