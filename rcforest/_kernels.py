@@ -15,11 +15,13 @@ insertion stops that tree's stream there; :func:`build` leaves the leaf
 import numpy as np
 from numba import njit, prange
 
+from rcforest._box import child_bounds, range_of
 from rcforest._jit import INLINE, JIT
 from rcforest._rng import uniform
 from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top, rejection_cut, weight_of
 from rcforest._score import attribute_point, displacement_of, score_point
-from rcforest._tree import child_bounds, delete_leaf, insert_point, pack, range_of, relative
+from rcforest._store import pack, relative
+from rcforest._update import delete_leaf, insert_point
 
 __all__ = []
 
@@ -120,8 +122,8 @@ def build_from_rows(tr, points, heap_row):
 
     The rows kept by any tree go to the point store, each once and in
     order, relative to the origin they place (the first of them, see
-    :func:`rcforest._tree.relative`), the trees are built by :func:`build`, and the store is then
-    packed to the distinct points the leaves hold (:func:`rcforest._tree.pack`).
+    :func:`rcforest._store.relative`), the trees are built by :func:`build`, and the store is then
+    packed to the distinct points the leaves hold (:func:`rcforest._store.pack`).
 
     Parameters
     ----------
@@ -211,7 +213,7 @@ def stream(tr, points, first, sequence_start, time_decay, mode, out):
     tr : TreeArrays
     points : ndarray of float64, shape (num_rows, dim)
         The rows, already appended to the store by
-        :func:`rcforest._tree.store_rows`.
+        :func:`rcforest._store.store_rows`.
     first : int
         Store row of ``points[0]``.
     sequence_start : int

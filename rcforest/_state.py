@@ -12,7 +12,7 @@ back; reading checks every array, so a damaged file is refused with a
 The arrays' layout has a version, :data:`VERSION`:
 
 - version 3 adds the trees' origin, the point their points and cuts are
-  relative to (:func:`rcforest._tree.relative`); files of version 2 or 1
+  relative to (:func:`rcforest._store.relative`); files of version 2 or 1
   hold them as given, with a zero origin;
 - version 2 keeps the trees' structure and one table of their distinct
   points (:mod:`rcforest._stored`), and rebuilds the rest on load;
@@ -34,7 +34,8 @@ from rcforest._core import (
     saved_named,
     without_negative_zeros,
 )
-from rcforest._tree import TreeArrays, allocate_trees, internal_per_tree, leaves_per_tree, pack
+from rcforest._store import pack
+from rcforest._tree import TreeArrays, allocate_trees, internal_per_tree, leaves_per_tree
 
 __all__ = []
 

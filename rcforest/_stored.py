@@ -22,8 +22,10 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
+from rcforest._box import refit_box
 from rcforest._jit import JIT
-from rcforest._tree import allocate_trees, internal_per_tree, leaves_per_tree, pack, refit_box
+from rcforest._store import pack
+from rcforest._tree import allocate_trees, internal_per_tree, leaves_per_tree
 
 __all__ = []
 

@@ -18,7 +18,8 @@ from rcforest._core import (
 )
 from rcforest._jit import threads
 from rcforest._rng import tree_seeds
-from rcforest._tree import allocate_trees, pack, relative, store_rows
+from rcforest._store import pack, relative, store_rows
+from rcforest._tree import allocate_trees
 
 __all__ = ["Forest"]
 
@@ -146,7 +147,7 @@ class Forest:
         )
 
     def __getstate__(self):
-        """Pickle with the point store packed (:func:`rcforest._tree.pack`): forests in the same state pickle alike."""
+        """Pickle with the point store packed (:func:`rcforest._store.pack`): forests in the same state pickle alike."""
         if self._trees is not None:
             self._trees = pack(self._trees)
         return self.__dict__

@@ -290,7 +290,7 @@ def describe(node):
 
 def insert_values(trees, t, point, rng=None, k=0):
     """Append ``point`` to the store of a ``TreeArrays`` (made with room) and insert it into tree ``t``."""
-    from rcforest._tree import insert_point
+    from rcforest._update import insert_point
 
     index = int(trees.store_size[0])
     assert index < trees.store.shape[0], "no room left in the store"

@@ -301,11 +301,11 @@ def test_the_model_file_keeps_each_distinct_point_once_and_no_box(tmp_path):
 
 
 def test_points_whose_hashes_agree_are_kept_apart(tmp_path, monkeypatch):
-    from rcforest import _tree
+    from rcforest import _store
 
     forest = Forest(num_trees=12, sample_size=32, shingle_size=2, random_state=4).update(_repeating_rows(3))
     forest.save(tmp_path / "model.rcf")
-    monkeypatch.setattr(_tree, "_row_keys", lambda bits: np.zeros(bits.shape[0], np.uint64))  # every hash the same
+    monkeypatch.setattr(_store, "_row_keys", lambda bits: np.zeros(bits.shape[0], np.uint64))  # every hash the same
     forest.save(tmp_path / "collided.rcf")
     with zipfile.ZipFile(tmp_path / "model.rcf") as one, zipfile.ZipFile(tmp_path / "collided.rcf") as other:
         assert one.read("tree.points.npy") == other.read("tree.points.npy")
@@ -551,7 +551,8 @@ def test_parallel_stream_driver_matches_the_single_tree_kernels():
     that they do exactly what the single-tree kernels do, called one by one."""
     from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top
     from rcforest._score import displacement_of
-    from rcforest._tree import delete_leaf, insert_point, store_rows
+    from rcforest._store import store_rows
+    from rcforest._update import delete_leaf, insert_point
 
     rng = np.random.default_rng(8)
     data = rng.integers(0, 6, size=(300, 2)).astype(float)  # duplicates too

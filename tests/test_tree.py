@@ -6,9 +6,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rcforest import _kernels
+from rcforest._box import round_down, round_up
 from rcforest._sampler import heap_push
 from rcforest._score import attribute_point, displacement_of, score_point
-from rcforest._tree import allocate_trees, delete_leaf, insert_point, round_down, round_up
+from rcforest._tree import allocate_trees
+from rcforest._update import delete_leaf, insert_point
 from tests.naive import NaiveTree, check_invariants, describe_flat, displacement_at, insert_values
 
 

@@ -1,0 +1,298 @@
+"""Changing a tree: insertion and deletion of a point.
+
+Every walk through a tree takes at most as many steps as the tree has node
+slots: a walk that would take more (a corrupt tree, with a cycle in its
+links) stops and reports failure instead of spinning.
+
+Notes
+-----
+Insertion follows Guha, Mishra, Roy and Schrijvers, ICML 2016, section
+3.2, algorithm 2, drawn top-down; deletion section 3.1, algorithm 1.
+"""
+
+import numpy as np
+from numba import njit
+
+from rcforest._box import box_gap, cut_in_gap, range_of, refit_box, round_down, round_up, set_union
+from rcforest._jit import INLINE, JIT
+from rcforest._rng import uniform
+
+__all__ = ["delete_leaf", "find_place", "insert_point"]
+
+
+@njit(**INLINE)
+def _pop(stack, top, t):
+    """Pop a node off tree ``t``'s free stack, leaving ``-1`` in its place."""
+    last = top[t] - 1
+    top[t] = last
+    node = stack[t, last]
+    stack[t, last] = -1
+    return node
+
+
+@njit(**INLINE)
+def _push(stack, top, t, node):
+    """Push ``node`` on tree ``t``'s free stack."""
+    stack[t, top[t]] = node
+    top[t] += 1
+
+
+@njit(**INLINE)
+def _replace_child(parent_of, left, right, root, t, parent, old, new):
+    """Make ``new`` take ``old``'s place under ``parent`` (or as the root)."""
+    parent_of[t, new] = parent
+    if parent == -1:
+        root[t] = new
+    elif left[t, parent] == old:
+        left[t, parent] = new
+    else:
+        right[t, parent] = new
+
+
+@njit(**INLINE)
+def _grow_ancestors(parent, mass, box_min, box_max, range_sum, t, node, point, internal):
+    """Add one unit of mass and extend the boxes from ``node`` to the root.
+
+    ``node`` is a leaf already holding the point (a duplicate) or the
+    parent of a new split node (``-1`` at the root); ``box_min`` and
+    ``box_max`` are tree ``t``'s. Once a box already holds the point, so do
+    all the boxes above it: from there on only the masses change. Returns
+    False if the walk does not reach the root (a corrupt tree).
+    """
+    dim = point.shape[0]
+    grow = True
+    if node >= internal:  # a duplicate: the leaf's "box" is the point itself
+        mass[t, node] += 1
+        grow = False
+        node = parent[t, node]
+    for _ in range(parent.shape[1]):
+        if node == -1:
+            return True
+        mass[t, node] += 1
+        if grow:
+            grow = False
+            for i in range(dim):
+                if point[i] < box_min[node, i]:
+                    box_min[node, i] = round_down(point[i])
+                    grow = True
+                if point[i] > box_max[node, i]:
+                    box_max[node, i] = round_up(point[i])
+                    grow = True
+            if grow:
+                range_sum[t, node] = range_of(box_min, box_max, node)
+        node = parent[t, node]
+    return node == -1
+
+
+@njit(**INLINE)
+def find_place(tr, t, point, rng, k):
+    """Where :func:`insert_point` would put ``point``, without changing the tree.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    t : int
+        Tree index; the tree must not be empty.
+    point : ndarray of float64, shape (dim,)
+    rng : ndarray of uint64
+        Generator states; ``rng[k]`` is advanced once per cut drawn.
+    k : int
+
+    Returns
+    -------
+    node : int
+        The node the new leaf goes beside, or the leaf already holding
+        ``point``; ``-1`` if the walk does not end at a leaf (a corrupt
+        tree).
+    cut_dim : int
+        Dimension of the separating cut, ``-1`` for a duplicate point.
+    cut_value : float
+
+    Notes
+    -----
+    Guha et al. 2016, section 3.2: walking down from the root, a random cut
+    of the node's box extended by the point is drawn; if it separates the
+    point from the box, the point's leaf goes beside the node under that
+    cut, otherwise the walk follows the node's own cut. The cut separates
+    with probability ``gap / (range_sum + gap)``, and given that, it is
+    uniform over the gaps; so one uniform decides whether it separates and
+    a second, drawn only then, places it. Where the point is inside the box
+    (``gap == 0``) nothing is drawn. A leaf has no range, so there the cut
+    separates whatever the first uniform: the test could fail only by
+    rounding (a gap of a few subnormals), and a leaf has no cut to follow.
+    """
+    box_min = tr.box_min[t]
+    box_max = tr.box_max[t]
+    store = tr.store
+    leaf_point = tr.leaf_point
+    internal = tr.left.shape[1]
+    node = tr.root[t]
+    for _ in range(tr.parent.shape[1]):
+        leaf = node >= internal
+        if leaf:
+            row = leaf_point[t, node - internal]
+            gap = box_gap(store, store, row, point)
+        else:
+            gap = box_gap(box_min, box_max, node, point)
+        if gap > 0.0:
+            range_sum = 0.0 if leaf else tr.range_sum[t, node]
+            separates = uniform(rng, k) * (range_sum + gap) < gap
+            if separates or leaf:
+                r = uniform(rng, k) * gap
+                if leaf:
+                    cut_dim, cut_value = cut_in_gap(store, store, row, point, r)
+                else:
+                    cut_dim, cut_value = cut_in_gap(box_min, box_max, node, point, r)
+                return node, cut_dim, cut_value
+        elif leaf:
+            return node, -1, 0.0  # inside a leaf's box: the same point again
+        if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node]:
+            node = tr.left[t, node]
+        else:
+            node = tr.right[t, node]
+    return -1, -1, 0.0  # deeper than the tree has nodes: a cycle
+
+
+@njit(**JIT)
+def insert_point(tr, t, index, rng, k):
+    """Insert the store's row ``index`` into tree ``t``.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    t : int
+        Tree index.
+    index : int
+        Row of ``tr.store`` holding the point.
+    rng : ndarray of uint64
+        Generator states; ``rng[k]`` is used for the cuts.
+    k : int
+
+    Returns
+    -------
+    int
+        The leaf that holds the point (an existing leaf for a duplicate,
+        which keeps its own store row); ``-1`` for a corrupt tree.
+
+    Notes
+    -----
+    The place is found by :func:`find_place`; a new internal node with the
+    separating cut takes that node's place, with the new leaf beside it.
+    """
+    point = tr.store[index]
+    internal = tr.left.shape[1]
+    box_min = tr.box_min[t]
+    box_max = tr.box_max[t]
+    if tr.root[t] == -1:
+        leaf = _pop(tr.free_leaf, tr.free_leaf_top, t)
+        tr.mass[t, leaf] = 1
+        tr.leaf_point[t, leaf - internal] = index
+        tr.root[t] = leaf
+        return leaf
+    node, cut_dim, cut_value = find_place(tr, t, point, rng, k)
+    if node == -1:
+        return -1
+    if cut_dim == -1:
+        grown = _grow_ancestors(tr.parent, tr.mass, box_min, box_max, tr.range_sum, t, node, point, internal)
+        return node if grown else -1
+    leaf = _pop(tr.free_leaf, tr.free_leaf_top, t)
+    tr.mass[t, leaf] = 1
+    tr.leaf_point[t, leaf - internal] = index
+    split = _pop(tr.free_internal, tr.free_internal_top, t)
+    tr.cut_dim[t, split] = cut_dim
+    tr.cut_value[t, split] = cut_value
+    if point[cut_dim] <= cut_value:
+        tr.left[t, split] = leaf
+        tr.right[t, split] = node
+    else:
+        tr.left[t, split] = node
+        tr.right[t, split] = leaf
+    _replace_child(tr.parent, tr.left, tr.right, tr.root, t, tr.parent[t, node], node, split)
+    tr.parent[t, node] = split
+    tr.parent[t, leaf] = split
+    tr.mass[t, split] = tr.mass[t, node] + 1
+    if node >= internal:
+        row = tr.leaf_point[t, node - internal]
+        set_union(box_min, box_max, split, tr.store, tr.store, row, tr.store, tr.store, index)
+    else:
+        set_union(box_min, box_max, split, box_min, box_max, np.int64(node), tr.store, tr.store, index)
+    tr.range_sum[t, split] = range_of(box_min, box_max, split)
+    grown = _grow_ancestors(tr.parent, tr.mass, box_min, box_max, tr.range_sum, t, tr.parent[t, split], point, internal)
+    return leaf if grown else -1
+
+
+@njit(**JIT)
+def delete_leaf(tr, t, leaf):
+    """Remove one copy of the point held by ``leaf`` from tree ``t``.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    t : int
+        Tree index.
+    leaf : int
+        A leaf of tree ``t``.
+
+    Returns
+    -------
+    bool
+        False if a walk up the tree did not reach the root (a corrupt tree).
+
+    Notes
+    -----
+    Guha et al. 2016, section 3.1, algorithm 1: the leaf's sibling takes
+    the parent's place, then masses drop and boxes shrink up the path. Box
+    updates stop at the first ancestor whose box does not change. The leaf
+    and its parent go back on their free stacks, so insert-then-delete is
+    exact.
+    """
+    steps = tr.parent.shape[1]
+    tr.mass[t, leaf] -= 1
+    if tr.mass[t, leaf] > 0:
+        node = tr.parent[t, leaf]
+        for _ in range(steps):
+            if node == -1:
+                return True
+            tr.mass[t, node] -= 1
+            node = tr.parent[t, node]
+        return False
+    box_min = tr.box_min[t]
+    box_max = tr.box_max[t]
+    store = tr.store
+    internal = tr.left.shape[1]
+    parent = tr.parent[t, leaf]
+    # The leaf goes back to its free stack, reset.
+    tr.parent[t, leaf] = -1
+    tr.leaf_point[t, leaf - internal] = -1
+    _push(tr.free_leaf, tr.free_leaf_top, t, leaf)
+    if parent == -1:
+        tr.root[t] = -1
+        return True
+    sibling = tr.left[t, parent]
+    if sibling == leaf:
+        sibling = tr.right[t, parent]
+    grandparent = tr.parent[t, parent]
+    _replace_child(tr.parent, tr.left, tr.right, tr.root, t, grandparent, parent, sibling)
+    # So does its parent.
+    tr.parent[t, parent] = -1
+    tr.mass[t, parent] = 0
+    tr.left[t, parent] = -1
+    tr.right[t, parent] = -1
+    tr.cut_dim[t, parent] = -1
+    tr.cut_value[t, parent] = 0.0
+    tr.range_sum[t, parent] = 0.0
+    for i in range(box_min.shape[1]):
+        box_min[parent, i] = 0.0
+        box_max[parent, i] = 0.0
+    _push(tr.free_internal, tr.free_internal_top, t, parent)
+    node = grandparent
+    refit = True
+    for _ in range(steps):
+        if node == -1:
+            return True
+        tr.mass[t, node] -= 1
+        if refit:
+            # Boxes above change only if this one did.
+            refit = refit_box(tr.left, tr.right, tr.leaf_point, store, box_min, box_max, tr.range_sum, t, node)
+        node = tr.parent[t, node]
+    return False
