@@ -278,9 +278,7 @@ class Forest:
                     trees.rng, trees.heap_weight, rows_kept, trees.heap_size, points.shape[0], 0, self.time_decay
                 )
             else:
-                _kernels.select_blocks(
-                    trees.rng, trees.heap_weight, rows_kept, trees.heap_size, block, self.time_decay
-                )
+                _kernels.select_blocks(trees.rng, trees.heap_weight, rows_kept, trees.heap_size, block, self.time_decay)
             trees = _kernels.build_from_rows(trees, points, rows_kept)
         self._trees = trees
         self.n_features_ = rows.values.shape[1]
@@ -295,7 +293,7 @@ class Forest:
         return _layout.mass_offset(self.sampling)
 
     def _per_tree(self, kernel, points, outputs=1, *args):
-        """Run a per-tree read-only kernel over ``points`` in chunks (``args`` after the outputs); average over trees."""
+        """Run a per-tree read-only kernel over ``points`` in chunks, ``args`` after its outputs; average over trees."""
         results = [np.empty(points.shape[0]) for _ in range(outputs)]
         with _threads(self.n_jobs, points.shape[0]):
             for start in range(0, points.shape[0], _CHUNK):
