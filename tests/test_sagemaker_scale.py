@@ -3,14 +3,13 @@
 The layout is checked against slow references (which rows each tree holds;
 each tree's score scaled by ``log2`` of its own mass, :func:`naive.forest_score`),
 and the SageMaker training path against what the built-in algorithm returned
-in two public notebooks (``data/sagemaker_outputs/stored_outputs.json`` names
+in two public notebooks (:mod:`tests.stored_outputs` names
 them). The fixtures are single runs of a randomised algorithm, and so is each
 training here: the statistics compared are those whose spread from one
 training to the next is well inside the tolerance.
 """
 
 import collections
-import json
 import pickle
 import re
 from pathlib import Path
@@ -26,9 +25,9 @@ from rcforest.sagemaker import RandomCutForest
 from rcforest.sagemaker.deserializers import JSONDeserializer
 from rcforest.sagemaker.serializers import CSVSerializer
 from tests import naive
+from tests.stored_outputs import FOLDER, STORED, clickstream
 
 DATA = Path(__file__).parent / "data"
-STORED = json.loads((DATA / "sagemaker_outputs" / "stored_outputs.json").read_text())
 
 
 def _tree_points(forest, t):
@@ -148,14 +147,6 @@ def test_files_and_pickles_from_before_the_option_are_reservoir_forests():
 # ------------------------------------------------- the built-in's stored outputs
 
 
-def _clickstream():
-    frame = pd.read_csv(DATA / "sagemaker_outputs" / "clickstream_clicks_10T.csv", parse_dates=["timestamp"])
-    frame["residual"] = frame["click"] - frame["user"]
-    features = frame[["user", "click", "residual"]].to_numpy(np.float64)
-    stored = STORED["clickstream"]
-    return frame, features[: stored["train_rows"]], features[stored["train_rows"] :]
-
-
 def _estimator(tmp_path, num_samples_per_tree, num_trees):
     return RandomCutForest(
         role=None,
@@ -174,7 +165,7 @@ def _predict(predictor, rows):
 
 def test_clickstream_scores_like_the_built_in_through_the_local_estimator(tmp_path, capsys):
     stored = STORED["clickstream"]
-    frame, train, test = _clickstream()
+    frame, train, test = clickstream()
     assert (train.shape, test.shape) == ((stored["train_rows"], 3), (stored["test_rows"], 3))
     rcf = _estimator(tmp_path, stored["num_samples_per_tree"], stored["num_trees"])
     rcf.fit(rcf.record_set(train))
@@ -198,7 +189,7 @@ def test_clickstream_scores_like_the_built_in_through_the_local_estimator(tmp_pa
     fault = [times.index(time) for time in stored["flagged"]]
     np.testing.assert_allclose(test_scores[fault], list(stored["flagged"].values()), rtol=0.03)
     # The whole test day scores as the built-in scored it (read off its plot, to about 0.02).
-    aws = pd.read_csv(DATA / "sagemaker_outputs" / "clickstream_aws_test_scores.csv")
+    aws = pd.read_csv(FOLDER / "clickstream_aws_test_scores.csv")
     assert aws["time"].tolist() == times
     aws_scores = aws["score_digitized"].to_numpy()
     assert np.mean(np.abs(test_scores / aws_scores - 1)) < 0.03
@@ -213,7 +204,7 @@ def test_clickstream_scores_like_the_built_in_through_the_local_estimator(tmp_pa
 def test_clickstream_with_the_reservoir_scores_below_the_built_in():
     """Before: ``Forest``'s own sampling puts the clickstream on another scale, and flags nothing."""
     stored = STORED["clickstream"]
-    _, train, test = _clickstream()
+    _, train, test = clickstream()
     forest = Forest(num_trees=stored["num_trees"], sample_size=stored["num_samples_per_tree"], random_state=0)
     scores = forest.fit(train).score(train)
     assert scores.mean() + 3 * scores.std() < 0.5 * stored["train_cutoff_mean_plus_3_std"]
