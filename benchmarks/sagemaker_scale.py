@@ -73,6 +73,8 @@ def _table(name, stats, seeds):
             if isinstance(got[0], str):
                 common = max(set(got), key=got.count)
                 cells.append(f"{common} ({got.count(common)}/{seeds})")
+            elif isinstance(got[0], (int, np.integer)):
+                cells.append(f"{min(got)}-{max(got)} ({np.mean(got):.1f})")
             else:
                 cells.append(f"{min(got):.3f}-{max(got):.3f} ({np.mean(got):.3f})")
         aws = aws if isinstance(aws, str) else f"{aws:.4g}"
