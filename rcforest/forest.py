@@ -323,7 +323,8 @@ class Forest:
         -------
         ndarray of shape (n_rows,), or pandas.Series for pandas input
             About 1 for rows like the data, higher for anomalies (at most
-            about ``log2(sample_size)``). With shingling, the first
+            about ``log2`` of the trees' size: ``sample_size``, or fewer
+            points with ``sampling="sagemaker"``). With shingling, the first
             ``shingle_size - 1`` rows have no shingle and score NaN.
         """
         rows, points = self._batch_points(X)
