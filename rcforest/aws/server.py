@@ -21,25 +21,34 @@ server's own, and bodies over their bound are refused; every error is
 shaped as the request's AWS protocol expects it.
 """
 
+import contextlib
 import functools
 import json
 import logging
 import os
 import re
+import tempfile
 import time
 import types
+import urllib.parse
+import uuid
+from xml.sax.saxutils import escape
 
 __all__ = [
     "DEFAULT_MAX_BODY_MB",
     "DEFAULT_PORT",
+    "ENVIRONMENT_FILE",
     "ROLE_NAME",
     "SAGEMAKER_MAX_BODY_BYTES",
     "AwsServer",
     "create_app",
+    "read_environment",
     "serve",
 ]
 
 DEFAULT_PORT = 4566
+# The file in the data folder where a running server keeps its environment for ``rcforest aws env``.
+ENVIRONMENT_FILE = "environment.json"
 ROLE_NAME = "AmazonSageMaker-ExecutionRole-rcforest"
 ACCOUNT = "123456789012"  # moto's default account
 # The SageMaker API's requests are small (a CreateTrainingJob is a few kB).
@@ -55,7 +64,7 @@ _TRUST = {
 }
 
 
-def create_app(api, fallback, region, policy=None, max_body_bytes=DEFAULT_MAX_BODY_MB << 20):
+def create_app(api, fallback, region, policy=None, max_body_bytes=DEFAULT_MAX_BODY_MB << 20, identity=None):
     """Build the ASGI application routing SageMaker, the runtime and the other services.
 
     Every request first passes :meth:`rcforest.aws.guard.AccessPolicy.check`
@@ -77,6 +86,10 @@ def create_app(api, fallback, region, policy=None, max_body_bytes=DEFAULT_MAX_BO
         Loopback hosts and no origin when None.
     max_body_bytes : int, default 512 MiB
         Bound of a request body to the other services (an S3 PUT).
+    identity : callable, optional
+        ``identity()`` returns the ``(Arn, UserId, Account)`` that STS
+        GetCallerIdentity answers for any keys (``--any-keys-are-role``), or
+        None to let moto answer; moto answers every call when None.
 
     Returns
     -------
@@ -98,6 +111,7 @@ def create_app(api, fallback, region, policy=None, max_body_bytes=DEFAULT_MAX_BO
         protocol_of,
         read_body,
     )
+    from rcforest.aws.runtime import ModelErrors
     from rcforest.aws.sagemaker_api import ApiError
 
     policy = policy or AccessPolicy()
@@ -119,24 +133,53 @@ def create_app(api, fallback, region, policy=None, max_body_bytes=DEFAULT_MAX_BO
         await exchange.send({"type": "http.response.start", "status": 200, "headers": headers})
         await exchange.send({"type": "http.response.body", "body": content})
 
-    async def invocations(scope, receive, exchange, name):
+    async def invocations(scope, receive, exchange, name, where):
         endpoint = api.endpoint_app(name)
         if endpoint is None:
             message = f"Endpoint {clip(name)} of account {api.account} not found."
             return await exchange.error(400, "ValidationError", message)
-        return await endpoint(scope, receive, exchange.send)
+        # The container's 4xx and 5xx reach the caller as the runtime's ModelError.
+        return await endpoint(scope, receive, ModelErrors(exchange.send, name, where, api.account).send)
+
+    async def caller_identity(scope, receive, exchange):
+        """STS GetCallerIdentity answered with ``identity()``; any other STS action passed to moto unchanged."""
+        raw = await read_body(receive)
+        fields = urllib.parse.parse_qs(raw.decode("latin-1")) | urllib.parse.parse_qs(scope["query_string"].decode())
+        answer = identity() if fields.get("Action") == ["GetCallerIdentity"] else None
+        if answer is None:
+            delivered = False
+
+            async def replay():
+                nonlocal delivered
+                if delivered:
+                    return await receive()
+                delivered = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+
+            return await fallback(scope, replay, exchange.send)
+        arn, user_id, account = (escape(value) for value in answer)
+        content = (
+            '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>'
+            f"<Arn>{arn}</Arn><UserId>{user_id}</UserId><Account>{account}</Account></GetCallerIdentityResult>"
+            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+        ).encode()
+        headers = [(b"content-type", b"text/xml"), (b"content-length", str(len(content)).encode())]
+        await exchange.send({"type": "http.response.start", "status": 200, "headers": headers})
+        await exchange.send({"type": "http.response.body", "body": content})
 
     def route(scope, headers):
         """The answering coroutine's maker and its body bound."""
         target = headers.get("x-amz-target", "")
         signed = _SCOPE.search(headers.get("authorization", ""))
+        where = signed.group(1) if signed else region
         if target.startswith("SageMaker."):
             action = target.split(".", 1)[1]
-            where = signed.group(1) if signed else region
             return (lambda receive, exchange: sagemaker(receive, exchange, action, where)), SAGEMAKER_MAX_BODY_BYTES
         match = _INVOCATIONS.match(scope["path"])
         if match and scope["method"] == "POST":
-            return (lambda receive, exchange: invocations(scope, receive, exchange, match.group(1))), None
+            return (lambda receive, exchange: invocations(scope, receive, exchange, match.group(1), where)), None
+        if identity is not None and signed and signed.group(2) == "sts":
+            return (lambda receive, exchange: caller_identity(scope, receive, exchange)), SAGEMAKER_MAX_BODY_BYTES
         if signed and signed.group(2) == "sagemaker":
             what = f"X-Amz-Target {target}" if target else f"{scope['method']} {scope['path']}"
             message = f"rcforest aws does not serve {clip(what)}: SageMaker's actions are SageMaker.<Action> targets"
@@ -232,6 +275,11 @@ class AwsServer:
         Origins (``scheme://host[:port]``) granted CORS access; none by default.
     max_body_mb : int, default 512
         Bound, in MiB, of a request body to S3 and moto's other services.
+    any_keys_are_role : bool, default False
+        Whether STS GetCallerIdentity answers the execution role's session
+        for any access keys (the user's own among them), so that
+        ``sagemaker.get_execution_role()`` returns the role as it does in a
+        SageMaker notebook; by default, only the printed keys are the role's.
 
     Attributes
     ----------
@@ -239,6 +287,8 @@ class AwsServer:
         The AWS endpoint, for ``AWS_ENDPOINT_URL``.
     credentials : dict
         Keys of the assumed SageMaker execution role.
+    role_arn : str
+        The execution role's ARN.
     """
 
     def __init__(
@@ -253,6 +303,7 @@ class AwsServer:
         allowed_hosts=(),
         cors_origins=(),
         max_body_mb=DEFAULT_MAX_BODY_MB,
+        any_keys_are_role=False,
     ):
         from rcforest.aws.guard import AccessPolicy
 
@@ -264,11 +315,14 @@ class AwsServer:
         self.host = host
         self.port = port
         self.proxy_port = proxy_port
-        self.data_dir = os.path.abspath(data_dir or os.path.join(os.path.expanduser("~"), ".cache", "rcforest", "aws"))
+        self.data_dir = os.path.abspath(data_dir or _default_data_dir())
         self.region = region
         self.s3_endpoint = s3_endpoint
         self.limits = limits
+        self.any_keys_are_role = bool(any_keys_are_role)
+        self._identity = None
         self.url = None
+        self.role_arn = None
         self.credentials = None
         self.api = None
         self._http = None
@@ -315,6 +369,9 @@ class AwsServer:
         except ImportError as error:
             raise ValueError(f"rcforest aws needs the aws extra: pip install 'rcforest[aws]' ({error})") from None
 
+        # AWS's managed policies (AmazonSageMakerFullAccess, ...) exist in IAM, as on AWS: about 1,500 of them,
+        # 0.2 s and 30 MiB when an account's IAM is first used. MOTO_IAM_LOAD_MANAGED_POLICIES=false leaves them out.
+        os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
         from rcforest.aws.proxy import TunnelProxy
         from rcforest.aws.sagemaker_api import SageMakerApi
         from rcforest.sagemaker.server import SCORING_LOCK, BackgroundServer, listen
@@ -337,12 +394,16 @@ class AwsServer:
         self.url = f"http://{host}:{self.port}"
         os.makedirs(self.data_dir, exist_ok=True)
         clients = types.SimpleNamespace(
-            s3=self._client("s3", self.s3_endpoint), logs=self._client("logs"), cloudwatch=self._client("cloudwatch")
+            s3=self._client("s3", self.s3_endpoint),
+            logs=self._client("logs"),
+            cloudwatch=self._client("cloudwatch"),
+            iam=self._client("iam"),
         )
         endpoint_app = functools.partial(scoring_app, limits=self.limits)
         self.api = SageMakerApi(clients, os.path.join(self.data_dir, "work"), ACCOUNT, SCORING_LOCK, endpoint_app)
         moto = WSGIMiddleware(DomainDispatcherApplication(create_backend_app), workers=8)
-        app = create_app(self.api, moto, self.region, self.policy, self.max_body_mb << 20)
+        identity = (lambda: self._identity) if self.any_keys_are_role else None
+        app = create_app(self.api, moto, self.region, self.policy, self.max_body_mb << 20, identity)
         self._http = BackgroundServer(None, self.host, self.port, app=app, limits=self.limits)
         try:
             self._http.start(timeout, sock=sock)
@@ -352,11 +413,42 @@ class AwsServer:
         self._proxy = TunnelProxy(
             (self.host, self.port), self.data_dir, self.host, limits=self.limits, tunnels=self.policy.tunnels
         ).start(proxy_sock)
-        self.credentials = self._execution_role()
+        session = self._execution_role()
+        self.role_arn = f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}"
+        self.credentials = session["Credentials"]
+        user = session["AssumedRoleUser"]
+        self._identity = (user["Arn"], user["AssumedRoleId"], ACCOUNT)
+        self._write_environment()
         return self
 
+    @property
+    def environment_file(self):
+        """str: where the running server keeps :meth:`environment` for ``rcforest aws env`` (mode 0600)."""
+        return os.path.join(self.data_dir, ENVIRONMENT_FILE)
+
+    def _write_environment(self):
+        """Write the environment whole (a temporary file renamed over it), readable by this user only."""
+        record = {"pid": os.getpid(), "url": self.url, "environment": self.environment()}
+        fd, temporary = tempfile.mkstemp(dir=self.data_dir, prefix=".environment-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                json.dump(record, file)
+            os.replace(temporary, self.environment_file)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+    def _remove_environment(self):
+        """Remove the environment file if it is this server's (another may have started on the same folder)."""
+        with contextlib.suppress(OSError, ValueError):
+            with open(self.environment_file, encoding="utf-8") as file:
+                record = json.load(file)
+            if record.get("pid") == os.getpid() and record.get("url") == self.url:
+                os.unlink(self.environment_file)
+
     def _execution_role(self):
-        """Make the SageMaker execution role (once) and return credentials of a session in it."""
+        """Make the SageMaker execution role (once) and return AssumeRole's answer: a session in it."""
         iam = self._client("iam")
         try:
             role = iam.get_role(RoleName=ROLE_NAME)["Role"]
@@ -367,7 +459,7 @@ class AwsServer:
                 Description="The execution role of SageMaker jobs and endpoints on rcforest aws",
             )["Role"]
         sts = self._client("sts")
-        return sts.assume_role(RoleArn=role["Arn"], RoleSessionName="rcforest", DurationSeconds=43200)["Credentials"]
+        return sts.assume_role(RoleArn=role["Arn"], RoleSessionName="rcforest", DurationSeconds=43200)
 
     @property
     def running(self):
@@ -376,6 +468,8 @@ class AwsServer:
 
     def stop(self, timeout=10.0):
         """Stop serving and wait for the thread to end."""
+        if self.url is not None:
+            self._remove_environment()
         if self._proxy is not None:
             self._proxy.stop()
         if self._http is not None:
@@ -395,12 +489,15 @@ def serve(
     allowed_hosts=(),
     cors_origins=(),
     max_body_mb=DEFAULT_MAX_BODY_MB,
+    any_keys_are_role=False,
 ):
     """Start the server, print the environment to export and serve until interrupted: ``rcforest aws``.
 
     Parameters
     ----------
     host, port, proxy_port, data_dir, region, s3_endpoint, limits, allowed_hosts, cors_origins, max_body_mb
+        As for :class:`AwsServer`.
+    any_keys_are_role : bool, default False
         As for :class:`AwsServer`.
     """
     server = AwsServer(
@@ -414,9 +511,12 @@ def serve(
         allowed_hosts=allowed_hosts,
         cors_origins=cors_origins,
         max_body_mb=max_body_mb,
+        any_keys_are_role=any_keys_are_role,
     ).start()
     print(f"rcforest aws on {server.url} (SageMaker for Random Cut Forest; S3, STS, IAM, CloudWatch by moto)")
-    print("Send boto3 and the SageMaker SDK here with:")
+    if server.any_keys_are_role:
+        print(f"Any access keys are a session of the execution role {server.role_arn}.")
+    print('Send boto3 and the SageMaker SDK here with these lines, or eval "$(rcforest aws env)":')
     for name, value in server.environment().items():
         print(f"export {name}={value}")
     print("ready", flush=True)
@@ -427,3 +527,56 @@ def serve(
         pass
     finally:
         server.stop()
+
+
+def read_environment(data_dir=None):
+    """The environment of the server running on ``data_dir``, as :meth:`AwsServer.environment` gives it.
+
+    Parameters
+    ----------
+    data_dir : str, optional
+        The server's ``--data-dir``; the default folder when None.
+
+    Returns
+    -------
+    dict of str to str
+
+    Raises
+    ------
+    ValueError
+        When no server is running on that folder.
+    """
+    folder = os.path.abspath(data_dir or _default_data_dir())
+    path = os.path.join(folder, ENVIRONMENT_FILE)
+    advice = "start one with: rcforest aws" + (f" --data-dir {folder}" if data_dir else "")
+    try:
+        with open(path, encoding="utf-8") as file:
+            record = json.load(file)
+        pid, url, environment = record["pid"], record["url"], record["environment"]
+    except FileNotFoundError:
+        raise ValueError(f"no rcforest aws is running on the data folder {folder}; {advice}") from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"cannot read {path}: {error}; {advice}") from None
+    if not _answers(pid, url):
+        raise ValueError(f"the rcforest aws that ran on the data folder {folder} ({url}) has stopped; {advice}")
+    return {str(name): str(value) for name, value in environment.items()}
+
+
+def _default_data_dir():
+    return os.path.join(os.path.expanduser("~"), ".cache", "rcforest", "aws")
+
+
+def _answers(pid, url):
+    """Whether process ``pid`` lives and something accepts connections at ``url``."""
+    import socket
+
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError, TypeError):
+        return False
+    address = urllib.parse.urlsplit(url)
+    try:
+        with socket.create_connection((address.hostname, address.port), timeout=2):
+            return True
+    except (OSError, ValueError):
+        return False
