@@ -390,3 +390,43 @@ def test_status_lines_are_awss_and_another_image_fails_while_starting(server):
     assert steps == ["Starting", "Failed"]
     assert "Random Cut Forest" not in description["SecondaryStatusTransitions"][0]["StatusMessage"]
     assert description["SecondaryStatusTransitions"][-1]["StatusMessage"] == description["FailureReason"]
+    # The log names the image's folders, never the server's.
+    logs = boto3.client("logs")
+    group = "/aws/sagemaker/TrainingJobs"
+    streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=f"{good['TrainingJobName']}/")
+    (stream,) = streams["logStreams"]
+    lines = [
+        e["message"] for e in logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"])["events"]
+    ]
+    assert any(line.endswith("model written to /opt/ml/model/model.rcf") for line in lines)
+    assert not any(str(server.data_dir) in line for line in lines)
+
+
+# ------------------------------------------------------------------ item: SDK v1 names
+
+
+def test_sdk_v1_names_are_renamed_with_a_warning_and_train(server, caplog):
+    """SDK v2 takes ``train_instance_count``, ``train_instance_type`` and ``get_image_uri`` with a warning."""
+    import logging
+
+    from sagemaker.amazon.amazon_estimator import get_image_uri
+    from sagemaker.estimator import Estimator
+    from sagemaker.inputs import TrainingInput
+
+    caplog.set_level(logging.WARNING, logger="sagemaker.deprecations")
+    uri = _train_request("unused")["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
+    estimator = Estimator(
+        image_uri=get_image_uri("us-east-1", "randomcutforest"),
+        role=sagemaker.get_execution_role(),
+        train_instance_count=1,
+        train_instance_type="ml.m5.large",
+        output_path="s3://rcforest-compat/v1-names",
+    )
+    estimator.set_hyperparameters(feature_dim=2, num_samples_per_tree=64, num_trees=50)
+    estimator.fit({"train": TrainingInput(uri, content_type="text/csv")}, logs=False)
+    renamed = {"train_instance_count", "train_instance_type", "The method get_image_uri"}
+    assert {name for name in renamed if f"{name} has been renamed" in caplog.text} == renamed
+    description = estimator.latest_training_job.describe()
+    assert description["TrainingJobStatus"] == "Completed"
+    assert description["ResourceConfig"]["InstanceCount"] == 1
+    assert description["ResourceConfig"]["InstanceType"] == "ml.m5.large"

@@ -335,7 +335,7 @@ def run_training(job, clients, work_dir, train=train_layout, status=_no_status):
     status("Training", "Training image download completed. Training in progress.")
     try:
         error, metrics, log, caught = train(work_dir)
-        stream.write(log)
+        stream.write(log.replace(os.path.join(work_dir, ""), "/opt/ml/"))  # the image's paths, not the server's
         for warning in caught:
             stream.write(f"WARNING: {warning}\n")
         if error is not None:

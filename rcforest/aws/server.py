@@ -51,6 +51,7 @@ DEFAULT_PORT = 4566
 ENVIRONMENT_FILE = "environment.json"
 ROLE_NAME = "AmazonSageMaker-ExecutionRole-rcforest"
 ACCOUNT = "123456789012"  # moto's default account
+SAGEMAKER_POLICY = "arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"
 # The SageMaker API's requests are small (a CreateTrainingJob is a few kB).
 SAGEMAKER_MAX_BODY_BYTES = 5 * 1024 * 1024
 # Bound of other services' request bodies, in MiB: an S3 PUT holds its body in memory once.
@@ -64,7 +65,9 @@ _TRUST = {
 }
 
 
-def create_app(api, fallback, region, policy=None, max_body_bytes=DEFAULT_MAX_BODY_MB << 20, identity=None):
+def create_app(
+    api, fallback, region, policy=None, max_body_bytes=DEFAULT_MAX_BODY_MB << 20, identity=None, simulator=None
+):
     """Build the ASGI application routing SageMaker, the runtime and the other services.
 
     Every request first passes :meth:`rcforest.aws.guard.AccessPolicy.check`
@@ -90,6 +93,8 @@ def create_app(api, fallback, region, policy=None, max_body_bytes=DEFAULT_MAX_BO
         ``identity()`` returns the ``(Arn, UserId, Account)`` that STS
         GetCallerIdentity answers for any keys (``--any-keys-are-role``), or
         None to let moto answer; moto answers every call when None.
+    simulator : rcforest.aws.simulation.PolicySimulator, optional
+        Answers IAM SimulatePrincipalPolicy, which moto does not implement.
 
     Returns
     -------
@@ -141,11 +146,19 @@ def create_app(api, fallback, region, policy=None, max_body_bytes=DEFAULT_MAX_BO
         # The container's 4xx and 5xx reach the caller as the runtime's ModelError.
         return await endpoint(scope, receive, ModelErrors(exchange.send, name, where, api.account).send)
 
-    async def caller_identity(scope, receive, exchange):
-        """STS GetCallerIdentity answered with ``identity()``; any other STS action passed to moto unchanged."""
+    async def answered_here(scope, receive, exchange, service):
+        """STS GetCallerIdentity (with ``identity``) and IAM SimulatePrincipalPolicy; other actions go to moto."""
         raw = await read_body(receive)
-        fields = urllib.parse.parse_qs(raw.decode("latin-1")) | urllib.parse.parse_qs(scope["query_string"].decode())
-        answer = identity() if fields.get("Action") == ["GetCallerIdentity"] else None
+        query = scope["query_string"].decode("latin-1")
+        fields = urllib.parse.parse_qs(raw.decode("latin-1")) | urllib.parse.parse_qs(query)
+        action = (fields.get("Action") or [""])[0]
+        answer = identity() if service == "sts" and action == "GetCallerIdentity" and identity else None
+        if service == "iam" and action == "SimulatePrincipalPolicy" and simulator is not None:
+            try:
+                content = await run_in_threadpool(simulator.answer, fields)
+            except ApiError as failure:
+                return await exchange.error(failure.status, failure.code, str(failure))
+            return await xml_answer(exchange, content)
         if answer is None:
             delivered = False
 
@@ -163,6 +176,9 @@ def create_app(api, fallback, region, policy=None, max_body_bytes=DEFAULT_MAX_BO
             f"<Arn>{arn}</Arn><UserId>{user_id}</UserId><Account>{account}</Account></GetCallerIdentityResult>"
             f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
         ).encode()
+        await xml_answer(exchange, content)
+
+    async def xml_answer(exchange, content):
         headers = [(b"content-type", b"text/xml"), (b"content-length", str(len(content)).encode())]
         await exchange.send({"type": "http.response.start", "status": 200, "headers": headers})
         await exchange.send({"type": "http.response.body", "body": content})
@@ -178,8 +194,10 @@ def create_app(api, fallback, region, policy=None, max_body_bytes=DEFAULT_MAX_BO
         match = _INVOCATIONS.match(scope["path"])
         if match and scope["method"] == "POST":
             return (lambda receive, exchange: invocations(scope, receive, exchange, match.group(1), where)), None
-        if identity is not None and signed and signed.group(2) == "sts":
-            return (lambda receive, exchange: caller_identity(scope, receive, exchange)), SAGEMAKER_MAX_BODY_BYTES
+        service = signed.group(2) if signed else None
+        if (service == "sts" and identity is not None) or (service == "iam" and simulator is not None):
+            answer = lambda receive, exchange: answered_here(scope, receive, exchange, service)  # noqa: E731
+            return answer, SAGEMAKER_MAX_BODY_BYTES
         if signed and signed.group(2) == "sagemaker":
             what = f"X-Amz-Target {target}" if target else f"{scope['method']} {scope['path']}"
             message = f"rcforest aws does not serve {clip(what)}: SageMaker's actions are SageMaker.<Action> targets"
@@ -374,6 +392,7 @@ class AwsServer:
         os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
         from rcforest.aws.proxy import TunnelProxy
         from rcforest.aws.sagemaker_api import SageMakerApi
+        from rcforest.aws.simulation import PolicySimulator
         from rcforest.sagemaker.server import SCORING_LOCK, BackgroundServer, listen
         from rcforest.sagemaker.server import create_app as scoring_app
 
@@ -403,7 +422,8 @@ class AwsServer:
         self.api = SageMakerApi(clients, os.path.join(self.data_dir, "work"), ACCOUNT, SCORING_LOCK, endpoint_app)
         moto = WSGIMiddleware(DomainDispatcherApplication(create_backend_app), workers=8)
         identity = (lambda: self._identity) if self.any_keys_are_role else None
-        app = create_app(self.api, moto, self.region, self.policy, self.max_body_mb << 20, identity)
+        simulator = PolicySimulator(clients.iam)
+        app = create_app(self.api, moto, self.region, self.policy, self.max_body_mb << 20, identity, simulator)
         self._http = BackgroundServer(None, self.host, self.port, app=app, limits=self.limits)
         try:
             self._http.start(timeout, sock=sock)
@@ -458,6 +478,11 @@ class AwsServer:
                 AssumeRolePolicyDocument=json.dumps(_TRUST),
                 Description="The execution role of SageMaker jobs and endpoints on rcforest aws",
             )["Role"]
+            # As the role SageMaker's console makes: AmazonSageMakerFullAccess, when AWS's managed policies are loaded.
+            try:
+                iam.attach_role_policy(RoleName=ROLE_NAME, PolicyArn=SAGEMAKER_POLICY)
+            except iam.exceptions.NoSuchEntityException:
+                logger.warning("%s is not loaded (MOTO_IAM_LOAD_MANAGED_POLICIES): the role has none", SAGEMAKER_POLICY)
         sts = self._client("sts")
         return sts.assume_role(RoleArn=role["Arn"], RoleSessionName="rcforest", DurationSeconds=43200)
 
