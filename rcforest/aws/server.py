@@ -6,14 +6,22 @@ One port answers:
   :class:`rcforest.aws.sagemaker_api.SageMakerApi` for the Random Cut Forest image;
 - ``sagemaker-runtime`` InvokeEndpoint (``POST /endpoints/<name>/invocations``),
   answered by the endpoint's scoring application
-  (:func:`rcforest.sagemaker.server.create_app`);
-- everything else (S3, STS, IAM, CloudWatch Logs and metrics) by moto's
-  server mode, mounted as a WSGI application.
+  (:func:`rcforest.sagemaker.server.create_app`), whose errors reach the
+  caller as the runtime's ``ModelError`` (:mod:`rcforest.aws.runtime`);
+- IAM ``SimulatePrincipalPolicy`` (:mod:`rcforest.aws.simulation`) and, with
+  ``--any-keys-are-role``, STS ``GetCallerIdentity``;
+- everything else (S3, STS, IAM, CloudWatch Logs and metrics, the services
+  supported; and every other service moto implements, unsupported) by
+  moto's server mode, mounted as a WSGI application, with AWS's managed IAM
+  policies loaded.
 
 A second port is an HTTPS proxy (:mod:`rcforest.aws.proxy`) for the calls
 the SageMaker SDK sends to a fixed ``https://sts.<region>.amazonaws.com``.
-At start the server makes an IAM role for SageMaker and assumes it: the
-printed credentials make ``sagemaker.get_execution_role()`` return the role.
+At start the server makes an IAM role for SageMaker (with
+``AmazonSageMakerFullAccess`` attached) and assumes it: the printed
+credentials make ``sagemaker.get_execution_role()`` return the role. It
+keeps them in ``<data_dir>/environment.json`` while it runs, for
+``rcforest aws env`` (:func:`read_environment`).
 
 Before any of them, a request passes :mod:`rcforest.aws.guard`: a ``Host``
 that is not loopback's or the bound address, an ``Origin`` that is not the
