@@ -395,8 +395,9 @@ class AwsServer:
         except ImportError as error:
             raise ValueError(f"rcforest aws needs the aws extra: pip install 'rcforest[aws]' ({error})") from None
 
-        # AWS's managed policies (AmazonSageMakerFullAccess, ...) exist in IAM, as on AWS: about 1,500 of them,
-        # 0.2 s and 30 MiB when an account's IAM is first used. MOTO_IAM_LOAD_MANAGED_POLICIES=false leaves them out.
+        # AWS's managed policies (AmazonSageMakerFullAccess, ...) exist in IAM, as on AWS: about 1,500 of them, read
+        # into each of the account's 6 partitions when its IAM is first used (at start): 1.5-2 s and 30 MiB more.
+        # MOTO_IAM_LOAD_MANAGED_POLICIES=false leaves them out.
         os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
         from rcforest.aws.proxy import TunnelProxy
         from rcforest.aws.sagemaker_api import SageMakerApi
