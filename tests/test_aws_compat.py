@@ -175,6 +175,45 @@ def test_rcforest_serve_keeps_the_container_codes(tmp_path):
         served.stop()
 
 
+def test_a_container_5xx_is_a_server_model_error():
+    """An endpoint application's 500 is wrapped as "Received server error (500)", parsed by botocore as ModelError."""
+    import asyncio
+
+    import botocore.session
+    from botocore.parsers import create_parser
+
+    from rcforest.aws.runtime import ModelErrors
+
+    async def failing(scope, receive, send):  # an application that fails, as a crashed container does
+        await send({"type": "http.response.start", "status": 500, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"Internal ", "more_body": True})
+        await send({"type": "http.response.body", "body": b"Server Error"})
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(failing({}, None, ModelErrors(send, "scorer", "eu-west-1", ACCOUNT).send))
+    start, body = sent
+    assert start["status"] == 424
+    model = botocore.session.get_session().get_service_model("sagemaker-runtime")
+    response = {
+        "status_code": start["status"],
+        "headers": {name.decode(): value.decode() for name, value in start["headers"]},
+        "body": body["body"],
+    }
+    parser = create_parser("rest-json")
+    error = parser.parse(response, model.operation_model("InvokeEndpoint").output_shape)["Error"]
+    assert error["Code"] == "ModelError"
+    assert error["Message"].startswith('Received server error (500) from primary with message "Internal Server Error"')
+    assert "logEventViewer:group=/aws/sagemaker/Endpoints/scorer in account 123456789012" in error["Message"]
+    fields = parser.parse(response, model.shape_for("ModelError"))
+    assert fields["OriginalStatusCode"] == 500 and fields["OriginalMessage"] == "Internal Server Error"
+    assert fields["LogStreamArn"] == f"arn:aws:logs:eu-west-1:{ACCOUNT}:log-group:/aws/sagemaker/Endpoints/scorer"
+    assert json.loads(body["body"])["ErrorCode"] == "INTERNAL_FAILURE_FROM_MODEL"
+
+
 # ------------------------------------------------------------------ item: managed policies
 
 
@@ -220,6 +259,13 @@ def test_aws_env_prints_the_exports_of_the_running_server(server, tmp_path):
     assert shell.returncode == 0, shell.stderr
     seen = dict(line.split("=", 1) for line in shell.stdout.splitlines() if "=" in line)
     assert {name: seen.get(name) for name in server.environment} == server.environment
+    # A stopped server's file is gone, and so is a server's whose process is gone.
+    stopped = Server(tmp_path / "stopped")
+    stopped.stop()
+    assert stopped.process.returncode == 0
+    assert not (tmp_path / "stopped" / "environment.json").exists()
+    done = _run("aws", "env", "--data-dir", str(tmp_path / "stopped"))
+    assert done.returncode == 2 and "no rcforest aws is running" in done.stderr
     # No server on a folder: one line that says how to start one.
     missing = _run("aws", "env", "--data-dir", str(tmp_path))
     assert missing.returncode == 2

@@ -35,7 +35,9 @@ import json
 import logging
 import os
 import re
+import signal
 import tempfile
+import threading
 import time
 import types
 import urllib.parse
@@ -553,14 +555,20 @@ def serve(
     print('Send boto3 and the SageMaker SDK here with these lines, or eval "$(rcforest aws env)":')
     for name, value in server.environment().items():
         print(f"export {name}={value}")
-    print("ready", flush=True)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # a terminated server stops as an interrupted one: its file goes
     try:
+        print("ready", flush=True)
         while server.running:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def read_environment(data_dir=None):
