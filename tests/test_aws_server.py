@@ -392,13 +392,13 @@ def test_invoke_endpoint_with_boto3_and_errors(server):
     scores = json.loads(answer["Body"].read())["scores"]
     assert len(scores) == 2 and scores[1]["score"] > scores[0]["score"]
     assert answer["ContentType"] == "application/json"
-    # Bad requests get the runtime's errors, and the endpoint keeps serving.
-    with pytest.raises(ClientError) as failure:
+    # Bad requests get the container's errors wrapped in the runtime's ModelError, and the endpoint keeps serving.
+    with pytest.raises(runtime.exceptions.ModelError) as failure:
         runtime.invoke_endpoint(EndpointName=name, Body=b"1,2\n", ContentType="text/csv")
-    assert failure.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    with pytest.raises(ClientError) as failure:
+    assert failure.value.response["OriginalStatusCode"] == 400
+    with pytest.raises(runtime.exceptions.ModelError) as failure:
         runtime.invoke_endpoint(EndpointName=name, Body=b"1\n", ContentType="image/png")
-    assert failure.value.response["ResponseMetadata"]["HTTPStatusCode"] == 415
+    assert failure.value.response["OriginalStatusCode"] == 415
     with pytest.raises(ClientError) as failure:
         runtime.invoke_endpoint(EndpointName=name, Body=b"1\n" * (3 * 1024 * 1024 + 1), ContentType="text/csv")
     assert failure.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
@@ -410,9 +410,9 @@ def test_invoke_endpoint_with_boto3_and_errors(server):
         (b"[" * 100_000 + b"]" * 100_000, "application/json", "nested too deeply"),
         (b'{"instances": [[NaN]]}', "application/json", "NaN is not a JSON number"),
     ]:
-        with pytest.raises(ClientError, match=text) as failure:
+        with pytest.raises(runtime.exceptions.ModelError, match=text) as failure:
             runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType=content_type)
-        assert failure.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert failure.value.response["OriginalStatusCode"] == 400
     # Half a header is cut off after --header-timeout 2 while others are answered.
     host, port = server.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as slow:

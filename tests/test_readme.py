@@ -7,8 +7,13 @@ import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-# Blocks that need a cluster or a server started from the shell are run by the dask and endpoint tests.
-RUNNABLE = [block for block in BLOCKS if "endpoint_url=" not in block and "tcp://scheduler" not in block]
+# Blocks that need a cluster or a server started from the shell are run by the dask and endpoint tests;
+# the SageMaker SDK v3 block, by tests/test_sagemaker_v3.py in its own environment.
+RUNNABLE = [
+    block
+    for block in BLOCKS
+    if "endpoint_url=" not in block and "tcp://scheduler" not in block and "from sagemaker.train" not in block
+]
 
 
 def test_the_readme_has_examples():

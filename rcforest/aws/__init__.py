@@ -1,6 +1,6 @@
 """``rcforest aws``: an AWS-compatible endpoint for SageMaker's Random Cut Forest.
 
-Unmodified boto3 and SageMaker SDK v2 code runs against it once the
+Unmodified boto3 and SageMaker SDK (v2 and v3) code runs against it once the
 environment it prints is exported. Modules: :mod:`~rcforest.aws.server`
 (the server), :mod:`~rcforest.aws.sagemaker_api` (the SageMaker API, with
 :mod:`~rcforest.aws.tuning`, :mod:`~rcforest.aws.resources` and
@@ -8,9 +8,12 @@ environment it prints is exported. Modules: :mod:`~rcforest.aws.server`
 service model), :mod:`~rcforest.aws.jobs` (what the Random Cut Forest image
 does with S3, CloudWatch Logs and metrics), :mod:`~rcforest.aws.workers`
 (the bounded job queue and the training processes), :mod:`~rcforest.aws.guard`
-(the Host, Origin and size checks of every request, and AWS-shaped errors)
-and :mod:`~rcforest.aws.proxy` (the HTTPS proxy for fixed AWS addresses); the
-command is :mod:`rcforest.cli.aws`. S3, STS, IAM and CloudWatch are moto's
+(the Host, Origin and size checks of every request, and AWS-shaped errors),
+:mod:`~rcforest.aws.access` (the role and image checks SageMaker makes),
+:mod:`~rcforest.aws.runtime` (the runtime's ``ModelError`` around an
+endpoint's errors), :mod:`~rcforest.aws.simulation` (IAM
+``SimulatePrincipalPolicy``) and :mod:`~rcforest.aws.proxy` (the HTTPS proxy
+for fixed AWS addresses); the command is :mod:`rcforest.cli.aws`. S3, STS, IAM and CloudWatch are moto's
 server mode (the ``aws`` extra).
 """
 

@@ -261,7 +261,11 @@ def train_layout(work_dir):
     return error, metrics, log.getvalue(), [str(warning.message) for warning in caught]
 
 
-def run_training(job, clients, work_dir, train=train_layout):
+def _no_status(secondary, message):
+    """Where :func:`run_training` reports its steps when the caller follows none."""
+
+
+def run_training(job, clients, work_dir, train=train_layout, status=_no_status):
     """Run one training job of the Random Cut Forest image.
 
     Parameters
@@ -276,6 +280,10 @@ def run_training(job, clients, work_dir, train=train_layout):
     train : callable, default train_layout
         ``train(work_dir)`` answers as :func:`train_layout` does (the API
         runs it in a training process).
+    status : callable, optional
+        ``status(secondary_status, message)`` at each step, with AWS's
+        messages: ``Downloading`` (after the image is checked: a job of
+        another image fails while ``Starting``), ``Training`` and ``Uploading``.
 
     Returns
     -------
@@ -299,6 +307,7 @@ def run_training(job, clients, work_dir, train=train_layout):
     config_dir = os.path.join(work_dir, "input", "config")
     channels = job.get("InputDataConfig") or []
     data_config = {}
+    status("Downloading", "Downloading input data")
     for channel in channels:
         channel_name = channel.get("ChannelName")
         if channel_name not in container.CHANNELS:
@@ -323,9 +332,10 @@ def run_training(job, clients, work_dir, train=train_layout):
         raise _local_error(error, "the job's configuration") from None
 
     stream = _CloudWatchStream(clients.logs, LOG_GROUP, f"{name}/{_HOST}-{int(time.time())}")
+    status("Training", "Training image download completed. Training in progress.")
     try:
         error, metrics, log, caught = train(work_dir)
-        stream.write(log)
+        stream.write(log.replace(os.path.join(work_dir, ""), "/opt/ml/"))  # the image's paths, not the server's
         for warning in caught:
             stream.write(f"WARNING: {warning}\n")
         if error is not None:
@@ -336,6 +346,7 @@ def run_training(job, clients, work_dir, train=train_layout):
         stream.flush()
     metrics = {f"test:{key}": value for key, value in metrics.items()}
     _publish_metrics(clients.cloudwatch, name, metrics)
+    status("Uploading", "Uploading generated training model")
     key = "/".join(part for part in (out_prefix.rstrip("/"), name, "output", MODEL_ARCHIVE) if part)
     try:
         body = pack_model(os.path.join(work_dir, "model"))

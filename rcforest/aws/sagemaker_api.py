@@ -24,6 +24,7 @@ import threading
 import uuid
 
 from rcforest.aws import jobs
+from rcforest.aws.access import RoleCheck, check_image_location
 from rcforest.aws.resources import ApiError, Job, copy_description, inside, summaries, tags_of, timestamp
 from rcforest.aws.tuning import TuningActions
 from rcforest.aws.validation import check_request
@@ -44,7 +45,7 @@ class SageMakerApi(TuningActions):
     Parameters
     ----------
     clients : object
-        ``s3``, ``logs`` and ``cloudwatch`` boto3 clients of the local services.
+        ``s3``, ``logs``, ``cloudwatch`` and ``iam`` boto3 clients of the local services.
     work_dir : str
         The server's folder for jobs' layouts and unpacked models.
     account : str
@@ -65,6 +66,7 @@ class SageMakerApi(TuningActions):
         self.account = account
         self.lock = lock
         self.create_app = create_app
+        self.check_role = RoleCheck(clients.iam, account)
         self._state = threading.RLock()
         self._training = {}
         self._transforms = {}
@@ -182,12 +184,20 @@ class SageMakerApi(TuningActions):
     # ------------------------------------------------------------ training jobs
 
     def create_training_job(self, request, region):
+        self.check_training(request, region)
         job = self._training_job(request, region)
         with self._state:
             self._jobs.room()
             self._register(self._training, job.description["TrainingJobName"], "training job", job, job.arn, request)
             self._jobs.submit(functools.partial(self._run_training, job))
         return {"TrainingJobArn": job.arn}
+
+    def check_training(self, definition, region):
+        """Refuse, as AWS does, a training job (or definition) whose image or role SageMaker cannot use."""
+        role = definition["RoleArn"]
+        image = (definition.get("AlgorithmSpecification") or {}).get("TrainingImage") or ""
+        check_image_location(image, region, role)
+        self.check_role(role)
 
     def _training_job(self, request, region, tuning_arn=None):
         """A new training job (not registered yet) for a CreateTrainingJob request."""
@@ -218,7 +228,9 @@ class SageMakerApi(TuningActions):
             "ModelArtifacts": {"S3ModelArtifacts": ""},
             "CreationTime": now,
             "LastModifiedTime": now,
-            "SecondaryStatusTransitions": [{"Status": "Starting", "StartTime": now, "StatusMessage": "Starting"}],
+            "SecondaryStatusTransitions": [
+                {"Status": "Starting", "StartTime": now, "StatusMessage": "Starting the training job"}
+            ],
             "EnableNetworkIsolation": request.get("EnableNetworkIsolation", False),
         }
         if tuning_arn is not None:
@@ -257,14 +269,19 @@ class SageMakerApi(TuningActions):
                 return  # stopped while it waited
             job.started = True
             description["TrainingStartTime"] = timestamp()
-            self._transition(description, "Training", "Training the Random Cut Forest")
+
+        def status(secondary, message):  # the job's steps, with AWS's status messages
+            with self._state:
+                if description["TrainingJobStatus"] == "InProgress":
+                    self._transition(description, secondary, message)
+
         job_dir = inside(self.work_dir, "training-jobs", uuid.uuid4().hex)
         try:
             try:
                 os.makedirs(job_dir)
             except OSError as error:
                 raise jobs.JobFailed(f"InternalServerError: cannot make the job's folder: {error.strerror}") from None
-            model_uri, metrics = jobs.run_training(job.request, self.clients, job_dir, self._train)
+            model_uri, metrics = jobs.run_training(job.request, self.clients, job_dir, self._train, status)
             with self._state:
                 if description["TrainingJobStatus"] == "Stopping":
                     description["TrainingJobStatus"] = "Stopped"
@@ -333,6 +350,10 @@ class SageMakerApi(TuningActions):
             raise ApiError("ValidationException", "CreateModel needs PrimaryContainer with Image and ModelDataUrl")
         if not container.get("ModelDataUrl"):
             raise ApiError("ValidationException", "PrimaryContainer.ModelDataUrl is required for Random Cut Forest")
+        role = request.get("ExecutionRoleArn")
+        check_image_location(container["Image"], region, role or "", training=False)
+        if role:
+            self.check_role(role)
         try:
             jobs.check_image(container["Image"])
             jobs.parse_s3_uri(container["ModelDataUrl"])

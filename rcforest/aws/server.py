@@ -6,14 +6,22 @@ One port answers:
   :class:`rcforest.aws.sagemaker_api.SageMakerApi` for the Random Cut Forest image;
 - ``sagemaker-runtime`` InvokeEndpoint (``POST /endpoints/<name>/invocations``),
   answered by the endpoint's scoring application
-  (:func:`rcforest.sagemaker.server.create_app`);
-- everything else (S3, STS, IAM, CloudWatch Logs and metrics) by moto's
-  server mode, mounted as a WSGI application.
+  (:func:`rcforest.sagemaker.server.create_app`), whose errors reach the
+  caller as the runtime's ``ModelError`` (:mod:`rcforest.aws.runtime`);
+- IAM ``SimulatePrincipalPolicy`` (:mod:`rcforest.aws.simulation`) and, with
+  ``--any-keys-are-role``, STS ``GetCallerIdentity``;
+- everything else (S3, STS, IAM, CloudWatch Logs and metrics, the services
+  supported; and every other service moto implements, unsupported) by
+  moto's server mode, mounted as a WSGI application, with AWS's managed IAM
+  policies loaded.
 
 A second port is an HTTPS proxy (:mod:`rcforest.aws.proxy`) for the calls
 the SageMaker SDK sends to a fixed ``https://sts.<region>.amazonaws.com``.
-At start the server makes an IAM role for SageMaker and assumes it: the
-printed credentials make ``sagemaker.get_execution_role()`` return the role.
+At start the server makes an IAM role for SageMaker (with
+``AmazonSageMakerFullAccess`` attached) and assumes it: the printed
+credentials make ``sagemaker.get_execution_role()`` return the role. It
+keeps them in ``<data_dir>/environment.json`` while it runs, for
+``rcforest aws env`` (:func:`read_environment`).
 
 Before any of them, a request passes :mod:`rcforest.aws.guard`: a ``Host``
 that is not loopback's or the bound address, an ``Origin`` that is not the
@@ -21,27 +29,39 @@ server's own, and bodies over their bound are refused; every error is
 shaped as the request's AWS protocol expects it.
 """
 
+import contextlib
 import functools
 import json
 import logging
 import os
 import re
+import signal
+import tempfile
+import threading
 import time
 import types
+import urllib.parse
+import uuid
+from xml.sax.saxutils import escape
 
 __all__ = [
     "DEFAULT_MAX_BODY_MB",
     "DEFAULT_PORT",
+    "ENVIRONMENT_FILE",
     "ROLE_NAME",
     "SAGEMAKER_MAX_BODY_BYTES",
     "AwsServer",
     "create_app",
+    "read_environment",
     "serve",
 ]
 
 DEFAULT_PORT = 4566
+# The file in the data folder where a running server keeps its environment for ``rcforest aws env``.
+ENVIRONMENT_FILE = "environment.json"
 ROLE_NAME = "AmazonSageMaker-ExecutionRole-rcforest"
 ACCOUNT = "123456789012"  # moto's default account
+SAGEMAKER_POLICY = "arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"
 # The SageMaker API's requests are small (a CreateTrainingJob is a few kB).
 SAGEMAKER_MAX_BODY_BYTES = 5 * 1024 * 1024
 # Bound of other services' request bodies, in MiB: an S3 PUT holds its body in memory once.
@@ -55,7 +75,9 @@ _TRUST = {
 }
 
 
-def create_app(api, fallback, region, policy=None, max_body_bytes=DEFAULT_MAX_BODY_MB << 20):
+def create_app(
+    api, fallback, region, policy=None, max_body_bytes=DEFAULT_MAX_BODY_MB << 20, identity=None, simulator=None
+):
     """Build the ASGI application routing SageMaker, the runtime and the other services.
 
     Every request first passes :meth:`rcforest.aws.guard.AccessPolicy.check`
@@ -77,6 +99,12 @@ def create_app(api, fallback, region, policy=None, max_body_bytes=DEFAULT_MAX_BO
         Loopback hosts and no origin when None.
     max_body_bytes : int, default 512 MiB
         Bound of a request body to the other services (an S3 PUT).
+    identity : callable, optional
+        ``identity()`` returns the ``(Arn, UserId, Account)`` that STS
+        GetCallerIdentity answers for any keys (``--any-keys-are-role``), or
+        None to let moto answer; moto answers every call when None.
+    simulator : rcforest.aws.simulation.PolicySimulator, optional
+        Answers IAM SimulatePrincipalPolicy, which moto does not implement.
 
     Returns
     -------
@@ -98,6 +126,7 @@ def create_app(api, fallback, region, policy=None, max_body_bytes=DEFAULT_MAX_BO
         protocol_of,
         read_body,
     )
+    from rcforest.aws.runtime import ModelErrors
     from rcforest.aws.sagemaker_api import ApiError
 
     policy = policy or AccessPolicy()
@@ -119,24 +148,66 @@ def create_app(api, fallback, region, policy=None, max_body_bytes=DEFAULT_MAX_BO
         await exchange.send({"type": "http.response.start", "status": 200, "headers": headers})
         await exchange.send({"type": "http.response.body", "body": content})
 
-    async def invocations(scope, receive, exchange, name):
+    async def invocations(scope, receive, exchange, name, where):
         endpoint = api.endpoint_app(name)
         if endpoint is None:
             message = f"Endpoint {clip(name)} of account {api.account} not found."
             return await exchange.error(400, "ValidationError", message)
-        return await endpoint(scope, receive, exchange.send)
+        # The container's 4xx and 5xx reach the caller as the runtime's ModelError.
+        return await endpoint(scope, receive, ModelErrors(exchange.send, name, where, api.account).send)
+
+    async def answered_here(scope, receive, exchange, service):
+        """STS GetCallerIdentity (with ``identity``) and IAM SimulatePrincipalPolicy; other actions go to moto."""
+        raw = await read_body(receive)
+        query = scope["query_string"].decode("latin-1")
+        fields = urllib.parse.parse_qs(raw.decode("latin-1")) | urllib.parse.parse_qs(query)
+        action = (fields.get("Action") or [""])[0]
+        answer = identity() if service == "sts" and action == "GetCallerIdentity" and identity else None
+        if service == "iam" and action == "SimulatePrincipalPolicy" and simulator is not None:
+            try:
+                content = await run_in_threadpool(simulator.answer, fields)
+            except ApiError as failure:
+                return await exchange.error(failure.status, failure.code, str(failure))
+            return await xml_answer(exchange, content)
+        if answer is None:
+            delivered = False
+
+            async def replay():
+                nonlocal delivered
+                if delivered:
+                    return await receive()
+                delivered = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+
+            return await fallback(scope, replay, exchange.send)
+        arn, user_id, account = (escape(value) for value in answer)
+        content = (
+            '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>'
+            f"<Arn>{arn}</Arn><UserId>{user_id}</UserId><Account>{account}</Account></GetCallerIdentityResult>"
+            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+        ).encode()
+        await xml_answer(exchange, content)
+
+    async def xml_answer(exchange, content):
+        headers = [(b"content-type", b"text/xml"), (b"content-length", str(len(content)).encode())]
+        await exchange.send({"type": "http.response.start", "status": 200, "headers": headers})
+        await exchange.send({"type": "http.response.body", "body": content})
 
     def route(scope, headers):
         """The answering coroutine's maker and its body bound."""
         target = headers.get("x-amz-target", "")
         signed = _SCOPE.search(headers.get("authorization", ""))
+        where = signed.group(1) if signed else region
         if target.startswith("SageMaker."):
             action = target.split(".", 1)[1]
-            where = signed.group(1) if signed else region
             return (lambda receive, exchange: sagemaker(receive, exchange, action, where)), SAGEMAKER_MAX_BODY_BYTES
         match = _INVOCATIONS.match(scope["path"])
         if match and scope["method"] == "POST":
-            return (lambda receive, exchange: invocations(scope, receive, exchange, match.group(1))), None
+            return (lambda receive, exchange: invocations(scope, receive, exchange, match.group(1), where)), None
+        service = signed.group(2) if signed else None
+        if (service == "sts" and identity is not None) or (service == "iam" and simulator is not None):
+            answer = lambda receive, exchange: answered_here(scope, receive, exchange, service)  # noqa: E731
+            return answer, SAGEMAKER_MAX_BODY_BYTES
         if signed and signed.group(2) == "sagemaker":
             what = f"X-Amz-Target {target}" if target else f"{scope['method']} {scope['path']}"
             message = f"rcforest aws does not serve {clip(what)}: SageMaker's actions are SageMaker.<Action> targets"
@@ -232,6 +303,11 @@ class AwsServer:
         Origins (``scheme://host[:port]``) granted CORS access; none by default.
     max_body_mb : int, default 512
         Bound, in MiB, of a request body to S3 and moto's other services.
+    any_keys_are_role : bool, default False
+        Whether STS GetCallerIdentity answers the execution role's session
+        for any access keys (the user's own among them), so that
+        ``sagemaker.get_execution_role()`` returns the role as it does in a
+        SageMaker notebook; by default, only the printed keys are the role's.
 
     Attributes
     ----------
@@ -239,6 +315,8 @@ class AwsServer:
         The AWS endpoint, for ``AWS_ENDPOINT_URL``.
     credentials : dict
         Keys of the assumed SageMaker execution role.
+    role_arn : str
+        The execution role's ARN.
     """
 
     def __init__(
@@ -253,6 +331,7 @@ class AwsServer:
         allowed_hosts=(),
         cors_origins=(),
         max_body_mb=DEFAULT_MAX_BODY_MB,
+        any_keys_are_role=False,
     ):
         from rcforest.aws.guard import AccessPolicy
 
@@ -264,11 +343,14 @@ class AwsServer:
         self.host = host
         self.port = port
         self.proxy_port = proxy_port
-        self.data_dir = os.path.abspath(data_dir or os.path.join(os.path.expanduser("~"), ".cache", "rcforest", "aws"))
+        self.data_dir = os.path.abspath(data_dir or _default_data_dir())
         self.region = region
         self.s3_endpoint = s3_endpoint
         self.limits = limits
+        self.any_keys_are_role = bool(any_keys_are_role)
+        self._identity = None
         self.url = None
+        self.role_arn = None
         self.credentials = None
         self.api = None
         self._http = None
@@ -315,8 +397,13 @@ class AwsServer:
         except ImportError as error:
             raise ValueError(f"rcforest aws needs the aws extra: pip install 'rcforest[aws]' ({error})") from None
 
+        # AWS's managed policies (AmazonSageMakerFullAccess, ...) exist in IAM, as on AWS: about 1,500 of them, read
+        # into each of the account's 6 partitions when its IAM is first used (at start): 1.5-2 s and 30 MiB more.
+        # MOTO_IAM_LOAD_MANAGED_POLICIES=false leaves them out.
+        os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
         from rcforest.aws.proxy import TunnelProxy
         from rcforest.aws.sagemaker_api import SageMakerApi
+        from rcforest.aws.simulation import PolicySimulator
         from rcforest.sagemaker.server import SCORING_LOCK, BackgroundServer, listen
         from rcforest.sagemaker.server import create_app as scoring_app
 
@@ -337,12 +424,17 @@ class AwsServer:
         self.url = f"http://{host}:{self.port}"
         os.makedirs(self.data_dir, exist_ok=True)
         clients = types.SimpleNamespace(
-            s3=self._client("s3", self.s3_endpoint), logs=self._client("logs"), cloudwatch=self._client("cloudwatch")
+            s3=self._client("s3", self.s3_endpoint),
+            logs=self._client("logs"),
+            cloudwatch=self._client("cloudwatch"),
+            iam=self._client("iam"),
         )
         endpoint_app = functools.partial(scoring_app, limits=self.limits)
         self.api = SageMakerApi(clients, os.path.join(self.data_dir, "work"), ACCOUNT, SCORING_LOCK, endpoint_app)
         moto = WSGIMiddleware(DomainDispatcherApplication(create_backend_app), workers=8)
-        app = create_app(self.api, moto, self.region, self.policy, self.max_body_mb << 20)
+        identity = (lambda: self._identity) if self.any_keys_are_role else None
+        simulator = PolicySimulator(clients.iam)
+        app = create_app(self.api, moto, self.region, self.policy, self.max_body_mb << 20, identity, simulator)
         self._http = BackgroundServer(None, self.host, self.port, app=app, limits=self.limits)
         try:
             self._http.start(timeout, sock=sock)
@@ -352,11 +444,42 @@ class AwsServer:
         self._proxy = TunnelProxy(
             (self.host, self.port), self.data_dir, self.host, limits=self.limits, tunnels=self.policy.tunnels
         ).start(proxy_sock)
-        self.credentials = self._execution_role()
+        session = self._execution_role()
+        self.role_arn = f"arn:aws:iam::{ACCOUNT}:role/{ROLE_NAME}"
+        self.credentials = session["Credentials"]
+        user = session["AssumedRoleUser"]
+        self._identity = (user["Arn"], user["AssumedRoleId"], ACCOUNT)
+        self._write_environment()
         return self
 
+    @property
+    def environment_file(self):
+        """str: where the running server keeps :meth:`environment` for ``rcforest aws env`` (mode 0600)."""
+        return os.path.join(self.data_dir, ENVIRONMENT_FILE)
+
+    def _write_environment(self):
+        """Write the environment whole (a temporary file renamed over it), readable by this user only."""
+        record = {"pid": os.getpid(), "url": self.url, "environment": self.environment()}
+        fd, temporary = tempfile.mkstemp(dir=self.data_dir, prefix=".environment-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                json.dump(record, file)
+            os.replace(temporary, self.environment_file)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+    def _remove_environment(self):
+        """Remove the environment file if it is this server's (another may have started on the same folder)."""
+        with contextlib.suppress(OSError, ValueError):
+            with open(self.environment_file, encoding="utf-8") as file:
+                record = json.load(file)
+            if record.get("pid") == os.getpid() and record.get("url") == self.url:
+                os.unlink(self.environment_file)
+
     def _execution_role(self):
-        """Make the SageMaker execution role (once) and return credentials of a session in it."""
+        """Make the SageMaker execution role (once) and return AssumeRole's answer: a session in it."""
         iam = self._client("iam")
         try:
             role = iam.get_role(RoleName=ROLE_NAME)["Role"]
@@ -366,8 +489,13 @@ class AwsServer:
                 AssumeRolePolicyDocument=json.dumps(_TRUST),
                 Description="The execution role of SageMaker jobs and endpoints on rcforest aws",
             )["Role"]
+            # As the role SageMaker's console makes: AmazonSageMakerFullAccess, when AWS's managed policies are loaded.
+            try:
+                iam.attach_role_policy(RoleName=ROLE_NAME, PolicyArn=SAGEMAKER_POLICY)
+            except iam.exceptions.NoSuchEntityException:
+                logger.warning("%s is not loaded (MOTO_IAM_LOAD_MANAGED_POLICIES): the role has none", SAGEMAKER_POLICY)
         sts = self._client("sts")
-        return sts.assume_role(RoleArn=role["Arn"], RoleSessionName="rcforest", DurationSeconds=43200)["Credentials"]
+        return sts.assume_role(RoleArn=role["Arn"], RoleSessionName="rcforest", DurationSeconds=43200)
 
     @property
     def running(self):
@@ -376,6 +504,8 @@ class AwsServer:
 
     def stop(self, timeout=10.0):
         """Stop serving and wait for the thread to end."""
+        if self.url is not None:
+            self._remove_environment()
         if self._proxy is not None:
             self._proxy.stop()
         if self._http is not None:
@@ -395,12 +525,15 @@ def serve(
     allowed_hosts=(),
     cors_origins=(),
     max_body_mb=DEFAULT_MAX_BODY_MB,
+    any_keys_are_role=False,
 ):
     """Start the server, print the environment to export and serve until interrupted: ``rcforest aws``.
 
     Parameters
     ----------
     host, port, proxy_port, data_dir, region, s3_endpoint, limits, allowed_hosts, cors_origins, max_body_mb
+        As for :class:`AwsServer`.
+    any_keys_are_role : bool, default False
         As for :class:`AwsServer`.
     """
     server = AwsServer(
@@ -414,16 +547,78 @@ def serve(
         allowed_hosts=allowed_hosts,
         cors_origins=cors_origins,
         max_body_mb=max_body_mb,
+        any_keys_are_role=any_keys_are_role,
     ).start()
     print(f"rcforest aws on {server.url} (SageMaker for Random Cut Forest; S3, STS, IAM, CloudWatch by moto)")
-    print("Send boto3 and the SageMaker SDK here with:")
+    if server.any_keys_are_role:
+        print(f"Any access keys are a session of the execution role {server.role_arn}.")
+    print('Send boto3 and the SageMaker SDK here with these lines, or eval "$(rcforest aws env)":')
     for name, value in server.environment().items():
         print(f"export {name}={value}")
-    print("ready", flush=True)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # a terminated server stops as an interrupted one: its file goes
     try:
+        print("ready", flush=True)
         while server.running:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def read_environment(data_dir=None):
+    """The environment of the server running on ``data_dir``, as :meth:`AwsServer.environment` gives it.
+
+    Parameters
+    ----------
+    data_dir : str, optional
+        The server's ``--data-dir``; the default folder when None.
+
+    Returns
+    -------
+    dict of str to str
+
+    Raises
+    ------
+    ValueError
+        When no server is running on that folder.
+    """
+    folder = os.path.abspath(data_dir or _default_data_dir())
+    path = os.path.join(folder, ENVIRONMENT_FILE)
+    advice = "start one with: rcforest aws" + (f" --data-dir {folder}" if data_dir else "")
+    try:
+        with open(path, encoding="utf-8") as file:
+            record = json.load(file)
+        pid, url, environment = record["pid"], record["url"], record["environment"]
+    except FileNotFoundError:
+        raise ValueError(f"no rcforest aws is running on the data folder {folder}; {advice}") from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"cannot read {path}: {error}; {advice}") from None
+    if not _answers(pid, url):
+        raise ValueError(f"the rcforest aws that ran on the data folder {folder} ({url}) has stopped; {advice}")
+    return {str(name): str(value) for name, value in environment.items()}
+
+
+def _default_data_dir():
+    return os.path.join(os.path.expanduser("~"), ".cache", "rcforest", "aws")
+
+
+def _answers(pid, url):
+    """Whether process ``pid`` lives and something accepts connections at ``url``."""
+    import socket
+
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError, TypeError):
+        return False
+    address = urllib.parse.urlsplit(url)
+    try:
+        with socket.create_connection((address.hostname, address.port), timeout=2):
+            return True
+    except (OSError, ValueError):
+        return False

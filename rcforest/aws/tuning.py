@@ -27,6 +27,7 @@ class TuningActions:
         name = request["HyperParameterTuningJobName"]
         config = request["HyperParameterTuningJobConfig"]
         definition = request["TrainingJobDefinition"]
+        self.check_training(definition, region)
         objective = config.get("HyperParameterTuningJobObjective") or {}
         known = [d["Name"] for d in jobs.METRIC_DEFINITIONS]
         if objective.get("MetricName") not in known:

@@ -1,8 +1,12 @@
 """The ``aws`` subcommand: a local AWS-compatible endpoint for SageMaker's Random Cut Forest.
 
-Its work is done by :func:`rcforest.aws.server.serve`; this module only
-reads the command line.
+``rcforest aws`` serves (:func:`rcforest.aws.server.serve`); ``rcforest aws
+env`` prints the ``export`` lines of the server running on a data folder
+(:func:`rcforest.aws.server.read_environment`), for
+``eval "$(rcforest aws env)"``. This module only reads the command line.
 """
+
+import shlex
 
 from rcforest.aws.server import DEFAULT_MAX_BODY_MB, DEFAULT_PORT
 from rcforest.cli.sagemaker import _positive, add_limit_options, limits_from
@@ -66,8 +70,30 @@ def add_commands(subparsers):
         help=f"MiB of a request body to S3 and the other moto services (default: {DEFAULT_MAX_BODY_MB}); "
         "the SageMaker API takes 5 MiB, InvokeEndpoint 6 MB",
     )
+    parser.add_argument(
+        "--any-keys-are-role",
+        action="store_true",
+        help="answer STS GetCallerIdentity with the execution role for any access keys, your own among them, so "
+        "that sagemaker.get_execution_role() works as in a SageMaker notebook (default: only the printed keys are "
+        "the role's)",
+    )
     add_limit_options(parser)
     parser.set_defaults(func=_run_aws)
+    commands = parser.add_subparsers(dest="aws_command", metavar="{env}")
+    env = commands.add_parser(
+        "env",
+        help='print the export lines of a running server: eval "$(rcforest aws env)"',
+        description="Print the environment variables (AWS_ENDPOINT_URL, the region, the execution role's keys, "
+        "the HTTPS proxy and its CA bundle) that send boto3 and the SageMaker SDK to the rcforest aws running on "
+        'the data folder, as shell export lines: eval "$(rcforest aws env)".',
+    )
+    env.add_argument(
+        "--data-dir",
+        dest="env_data_dir",
+        default=None,
+        help="the running server's --data-dir (default: ~/.cache/rcforest/aws)",
+    )
+    env.set_defaults(func=_run_env)
 
 
 def _run_aws(args):
@@ -85,5 +111,16 @@ def _run_aws(args):
         allowed_hosts=args.allow_host,
         cors_origins=args.cors_origin,
         max_body_mb=args.max_body_mb,
+        any_keys_are_role=args.any_keys_are_role,
     )
+    return 0
+
+
+def _run_env(args):
+    """``rcforest aws env``: print the running server's export lines; return the exit code."""
+    from rcforest.aws.server import read_environment
+
+    environment = read_environment(args.env_data_dir or args.data_dir)
+    for name, value in environment.items():
+        print(f"export {name}={shlex.quote(value)}")
     return 0
