@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -251,6 +252,8 @@ def test_aws_env_prints_the_exports_of_the_running_server(server, tmp_path):
     assert done.returncode == 0, done.stderr
     exports = [line for line in done.stdout.splitlines() if line]
     assert all(line.startswith("export ") for line in exports)
+    # The file holds the role's keys: this user's alone.
+    assert (Path(server.data_dir) / "environment.json").stat().st_mode & 0o777 == 0o600
     # The shell reads them back as the server printed them at start.
     script = f'eval "$({sys.executable} -m rcforest aws env --data-dir {server.data_dir})"; env'
     environment = {k: v for k, v in os.environ.items() if k not in CLEARED}
