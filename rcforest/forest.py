@@ -4,8 +4,9 @@ import os
 
 import numpy as np
 
-from rcforest import _format, _kernels, _state
+from rcforest import _format, _kernels, _reading, _state
 from rcforest._core import (
+    MAX_ABS_VALUE,
     MAX_SAMPLE_SIZE,
     as_rows,
     check_int,
@@ -47,6 +48,35 @@ _COMPACT_ROWS = 1024
 # Below this many rows a call runs on one thread: waking the others costs
 # more than the work (the per-point path of a live stream).
 _SERIAL_ROWS = 8
+
+
+def _plain_row(X, width):
+    """``X`` as ``width`` numbers when it is one row of plain, valid numbers, else None.
+
+    A live stream's reading, checked in plain Python: a float or int (for
+    one column), or a list, tuple or float64 array (1-D, or one row) of
+    ``width`` of them, each within :data:`~rcforest._core.MAX_ABS_VALUE`
+    (NaN is not). Anything else (pandas, booleans, other dtypes, NaN, more
+    rows) gives None and goes the general way, through
+    :func:`~rcforest._core.as_rows`, which accepts or refuses it with its
+    messages.
+    """
+    if isinstance(X, np.ndarray):
+        if X.dtype != np.float64 or X.size != width or X.ndim > 2 or X.shape[-1] != width:
+            return None
+        values = X.ravel().tolist()
+    elif isinstance(X, (list, tuple)):
+        if len(X) != width:
+            return None
+        values = X
+    elif width == 1 and (isinstance(X, float) or type(X) is int):
+        values = (X,)
+    else:
+        return None
+    for value in values:
+        if not ((isinstance(value, float) or type(value) is int) and -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE):
+            return None
+    return values
 
 
 def _threads(n_jobs, num_rows):
@@ -138,6 +168,7 @@ class Forest:
         self._named = None  # whether feature_names_in_ names the columns of DataFrames (see as_rows)
         self.n_features_ = None
         self.points_seen_ = 0
+        self._reader = None  # (trees, tail, row, Reader) of the single-row kernel, see _read_one
 
     def __repr__(self):
         return (
@@ -150,10 +181,11 @@ class Forest:
         """Pickle with the point store packed (:func:`rcforest._store.pack`): forests in the same state pickle alike."""
         if self._trees is not None:
             self._trees = pack(self._trees)
-        return self.__dict__
+        return {name: value for name, value in self.__dict__.items() if name != "_reader"}
 
     def __setstate__(self, state):
         """Unpickle; a forest pickled before columns were matched by name gets the rule of :meth:`_from_parts`."""
+        self._reader = None
         self.__dict__.update(state)
         if "_named" not in state:
             self._named = names_are_given(self.feature_names_in_)
@@ -285,6 +317,10 @@ class Forest:
             about ``log2(sample_size)``). With shingling, the first
             ``shingle_size - 1`` rows have no shingle and score NaN.
         """
+        if self.shingle_size == 1 and self.points_seen_:
+            score = self._read_one(X, _reading.SCORE)
+            if score is not None:
+                return np.array([score])
         rows, points = self._batch_points(X)
         (scores,) = self._per_tree(_kernels.score_batch, points)
         return self._wrap(rows, self._aligned(rows.values.shape[0], scores), "score")
@@ -402,7 +438,8 @@ class Forest:
         Forest
             ``self``.
         """
-        self._stream(X, _kernels.MODE_NONE)
+        if self._read_one(X, _reading.FEED) is None:
+            self._stream(X, _kernels.MODE_NONE)
         return self
 
     def score_update(self, X, kind="score"):
@@ -424,8 +461,65 @@ class Forest:
         """
         if kind not in _MODES:
             raise ValueError(f"kind must be one of {sorted(_MODES)}, got {kind!r}")
+        if kind == "score":
+            score = self._read_one(X, _reading.SCORE_FEED)
+            if score is not None:
+                return np.array([score])
         rows, scores = self._stream(X, _MODES[kind])
         return self._wrap(rows, scores, kind)
+
+    def _read_one(self, X, mode):
+        """Score and/or feed one plain row in one serial kernel call (:func:`rcforest._reading.read`).
+
+        Parameters
+        ----------
+        X : object
+            The call's input, taken here only if :func:`_plain_row` reads it as one row.
+        mode : int
+            :data:`rcforest._reading.SCORE`, ``FEED`` or ``SCORE_FEED``.
+
+        Returns
+        -------
+        float or None
+            The row's score; None when the general path must take the call:
+            no trees yet, a stream's first shingle not full, the point store
+            full, or input that is not one plain row (the general path
+            accepts or refuses it).
+        """
+        trees = self._trees
+        if trees is None:
+            return None
+        values = _plain_row(X, self.n_features_)
+        if values is None:
+            return None
+        reader = self._reader
+        if reader is None or reader[0] is not trees or reader[1] is not self._tail:
+            if self._tail.shape[0] != self.shingle_size - 1:
+                return None
+            reader = self._new_reader()
+        row = reader[2]
+        if len(values) == 1:
+            row[0] = values[0]
+        else:
+            row[:] = values
+        status, score = _reading.read(reader[3], self.points_seen_, self.time_decay, mode)
+        if status == _reading.FULL:
+            return None
+        if status == _reading.CORRUPT:
+            _kernels.raise_if_corrupt(np.array([np.nan]))
+        if mode != _reading.SCORE:
+            self.points_seen_ += 1
+        return score
+
+    def _new_reader(self):
+        """Make the handle of :meth:`_read_one` for the current trees and tail (a writable C-ordered tail)."""
+        tail = self._tail
+        if not (tail.dtype == np.float64 and tail.flags.c_contiguous and tail.flags.writeable):
+            self._tail = tail = np.array(tail, np.float64)
+        row = np.zeros(self.n_features_)
+        point = np.zeros(self.dimensions_)
+        self._reader = (self._trees, tail, row, _reading.new_reader(self._trees, tail, row, point))
+        return self._reader
 
     def _one_row(self, X):
         """Read a flat vector of ``n_features`` values as one row, not a column."""

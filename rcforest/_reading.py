@@ -1,0 +1,148 @@
+"""One reading per call: a serial kernel for live streams, and the handle it reaches the trees through.
+
+Through the batch drivers a call with one row spends most of its time
+outside the trees: typing and unboxing the 22 arrays of
+:class:`~rcforest._tree.TreeArrays` (about 10 µs), shingling, the thread
+pool and per-tree buffers. Here a :class:`Reader` (a numba StructRef,
+unboxed as one pointer) holds the trees, the rows a shingle still needs
+and a buffer for the new row, so that a reading is one jitted call with
+the handle and three scalars, on one thread, allocating nothing.
+
+Each tree does what :func:`rcforest._kernels.stream` and
+:func:`rcforest._kernels.score_batch` do for that row, in the same order,
+and the score is their mean summed tree after tree, as
+:func:`rcforest._kernels.tree_mean` sums it: the results are
+bit-identical to the batch path's.
+"""
+
+import numpy as np
+from numba import njit
+from numba.core import types
+from numba.experimental import structref
+
+from rcforest._jit import JIT
+from rcforest._kernels import _offer
+from rcforest._sampler import draw_weight
+from rcforest._score import score_point
+
+__all__ = ["FEED", "FULL", "CORRUPT", "Reader", "SCORE", "SCORE_FEED", "new_reader", "read"]
+
+SCORE = 0
+"""Mode of :func:`read`: score the row, read-only (for forests without shingling)."""
+FEED = 1
+"""Mode of :func:`read`: offer the row's point to every tree's reservoir."""
+SCORE_FEED = 2
+"""Mode of :func:`read`: score the point in each tree, then offer it to that tree."""
+
+FULL = 1
+"""Status of :func:`read`: the store has no room (or no origin yet); nothing was changed."""
+CORRUPT = 2
+"""Status of :func:`read`: a tree's walk did not end (see :func:`rcforest._kernels.raise_if_corrupt`)."""
+
+
+@structref.register
+class _ReaderType(types.StructRef):
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(kind)) for name, kind in fields)
+
+
+class Reader(structref.StructRefProxy):
+    """The arrays one reading needs, held for the jitted :func:`read`; made by :func:`new_reader`.
+
+    Fields (read in jitted code): ``trees`` (:class:`~rcforest._tree.TreeArrays`),
+    ``tail`` (the last ``shingle_size - 1`` rows, oldest first, changed in
+    place as rows are fed), ``row`` (the new row, written by the caller)
+    and ``point`` (room for the shingled point).
+    """
+
+
+structref.define_proxy(Reader, _ReaderType, ["trees", "tail", "row", "point"])
+
+
+@njit(**JIT)
+def new_reader(trees, tail, row, point):
+    """A :class:`Reader` holding these arrays (not copies).
+
+    Parameters
+    ----------
+    trees : TreeArrays
+    tail : ndarray of float64, shape (shingle_size - 1, num_features)
+    row : ndarray of float64, shape (num_features,)
+    point : ndarray of float64, shape (shingle_size * num_features,)
+
+    Returns
+    -------
+    Reader
+    """
+    return Reader(trees, tail, row, point)
+
+
+@njit(**JIT)
+def read(reader, sequence, time_decay, mode):
+    """Score and/or feed the row in ``reader.row`` to every tree, one tree after another.
+
+    Parameters
+    ----------
+    reader : Reader
+        Its ``row`` holds the new row; with a mode that feeds, its ``tail``
+        (the rows before it) makes the shingle and then moves on by the row.
+    sequence : int
+        Sequence number of the row's point in the stream.
+    time_decay : float
+    mode : int
+        :data:`SCORE`, :data:`FEED` or :data:`SCORE_FEED`.
+
+    Returns
+    -------
+    status : int
+        0, :data:`FULL` or :data:`CORRUPT`.
+    score : float
+        The mean score over trees before the point joined them (0 unless scored).
+
+    Notes
+    -----
+    The point is the shingle made of the tail and the row, with ``-0.0``
+    read as ``0.0`` (:func:`rcforest._core.without_negative_zeros`),
+    relative to the trees' origin (:func:`rcforest._store.relative`), and
+    goes to the store's next row, as :func:`rcforest._store.store_rows`
+    puts it; with :data:`FULL` the caller makes room and comes back.
+    """
+    tr = reader.trees
+    tail = reader.tail
+    row = reader.row
+    point = reader.point
+    width = row.shape[0]
+    lags = tail.shape[0] if mode != SCORE else 0
+    for lag in range(lags):
+        for c in range(width):
+            point[lag * width + c] = tail[lag, c] - tr.origin[lag * width + c]
+    for c in range(width):
+        point[lags * width + c] = (row[c] + 0.0) - tr.origin[lags * width + c]
+    num_trees = tr.root.shape[0]
+    total = 0.0
+    if mode == SCORE:
+        for t in range(num_trees):
+            total += score_point(tr, t, point)
+        mean = total / num_trees
+        return (CORRUPT if np.isnan(mean) else 0), mean
+    index = tr.store_size[0]
+    if index == 0 or index >= tr.store.shape[0]:
+        return FULL, 0.0
+    tr.store[index, :] = point
+    tr.store_size[0] = index + 1
+    corrupt = False
+    for t in range(num_trees):
+        if mode == SCORE_FEED:
+            total += score_point(tr, t, point)
+        w = draw_weight(tr.rng, t, sequence, time_decay)
+        if not _offer(tr, t, index, w):
+            corrupt = True
+    mean = total / num_trees
+    if corrupt or np.isnan(mean):
+        return CORRUPT, mean
+    for lag in range(lags - 1):
+        tail[lag, :] = tail[lag + 1, :]
+    if lags:
+        for c in range(width):
+            tail[lags - 1, c] = row[c] + 0.0
+    return 0, mean
