@@ -25,7 +25,7 @@ from rcforest._kernels import _offer
 from rcforest._sampler import draw_weight
 from rcforest._score import score_point
 
-__all__ = ["FEED", "FULL", "CORRUPT", "Reader", "SCORE", "SCORE_FEED", "new_reader", "read"]
+__all__ = ["CORRUPT", "FEED", "FEED_SCORE", "FULL", "Reader", "SCORE", "SCORE_FEED", "new_reader", "read"]
 
 SCORE = 0
 """Mode of :func:`read`: score the row, read-only (for forests without shingling)."""
@@ -33,6 +33,8 @@ FEED = 1
 """Mode of :func:`read`: offer the row's point to every tree's reservoir."""
 SCORE_FEED = 2
 """Mode of :func:`read`: score the point in each tree, then offer it to that tree."""
+FEED_SCORE = 3
+"""Mode of :func:`read`: offer the row's point to each tree, then score ``query`` in that tree."""
 
 FULL = 1
 """Status of :func:`read`: the store has no room (or no origin yet); nothing was changed."""
@@ -51,16 +53,18 @@ class Reader(structref.StructRefProxy):
 
     Fields (read in jitted code): ``trees`` (:class:`~rcforest._tree.TreeArrays`),
     ``tail`` (the last ``shingle_size - 1`` rows, oldest first, changed in
-    place as rows are fed), ``row`` (the new row, written by the caller)
-    and ``point`` (room for the shingled point).
+    place as rows are fed), ``row`` (the new row, written by the caller),
+    ``point`` (room for the shingled point) and ``query`` (a point to
+    score after the row is fed, written by the caller, made relative in
+    place).
     """
 
 
-structref.define_proxy(Reader, _ReaderType, ["trees", "tail", "row", "point"])
+structref.define_proxy(Reader, _ReaderType, ["trees", "tail", "row", "point", "query"])
 
 
 @njit(**JIT)
-def new_reader(trees, tail, row, point):
+def new_reader(trees, tail, row, point, query):
     """A :class:`Reader` holding these arrays (not copies).
 
     Parameters
@@ -68,13 +72,13 @@ def new_reader(trees, tail, row, point):
     trees : TreeArrays
     tail : ndarray of float64, shape (shingle_size - 1, num_features)
     row : ndarray of float64, shape (num_features,)
-    point : ndarray of float64, shape (shingle_size * num_features,)
+    point, query : ndarray of float64, shape (shingle_size * num_features,)
 
     Returns
     -------
     Reader
     """
-    return Reader(trees, tail, row, point)
+    return Reader(trees, tail, row, point, query)
 
 
 @njit(**JIT)
@@ -90,14 +94,15 @@ def read(reader, sequence, time_decay, mode):
         Sequence number of the row's point in the stream.
     time_decay : float
     mode : int
-        :data:`SCORE`, :data:`FEED` or :data:`SCORE_FEED`.
+        :data:`SCORE`, :data:`FEED`, :data:`SCORE_FEED` or :data:`FEED_SCORE`.
 
     Returns
     -------
     status : int
         0, :data:`FULL` or :data:`CORRUPT`.
     score : float
-        The mean score over trees before the point joined them (0 unless scored).
+        The mean score over trees of the row's point before it joined them,
+        or of ``query`` after it did (:data:`FEED_SCORE`); 0 unless scored.
 
     Notes
     -----
@@ -106,6 +111,10 @@ def read(reader, sequence, time_decay, mode):
     relative to the trees' origin (:func:`rcforest._store.relative`), and
     goes to the store's next row, as :func:`rcforest._store.store_rows`
     puts it; with :data:`FULL` the caller makes room and comes back.
+    :data:`FEED_SCORE` is a live detector's reading: the previous reading
+    joins each tree and the new one is scored there, the same operations
+    in the same order as :data:`FEED` followed by :data:`SCORE`, in one
+    pass over the trees.
     """
     tr = reader.trees
     tail = reader.tail
@@ -130,6 +139,10 @@ def read(reader, sequence, time_decay, mode):
         return FULL, 0.0
     tr.store[index, :] = point
     tr.store_size[0] = index + 1
+    query = reader.query
+    if mode == FEED_SCORE:
+        for i in range(query.shape[0]):
+            query[i] = (query[i] + 0.0) - tr.origin[i]
     corrupt = False
     for t in range(num_trees):
         if mode == SCORE_FEED:
@@ -137,6 +150,8 @@ def read(reader, sequence, time_decay, mode):
         w = draw_weight(tr.rng, t, sequence, time_decay)
         if not _offer(tr, t, index, w):
             corrupt = True
+        elif mode == FEED_SCORE:
+            total += score_point(tr, t, query)
     mean = total / num_trees
     if corrupt or np.isnan(mean):
         return CORRUPT, mean

@@ -54,18 +54,18 @@ def _plain_row(X, width):
     """``X`` as ``width`` numbers when it is one row of plain, valid numbers, else None.
 
     A live stream's reading, checked in plain Python: a float or int (for
-    one column), or a list, tuple or float64 array (1-D, or one row) of
-    ``width`` of them, each within :data:`~rcforest._core.MAX_ABS_VALUE`
-    (NaN is not). Anything else (pandas, booleans, other dtypes, NaN, more
-    rows) gives None and goes the general way, through
-    :func:`~rcforest._core.as_rows`, which accepts or refuses it with its
-    messages.
+    one column), a list or tuple of ``width`` of them, or a float64 array
+    (1-D, or one row) of ``width`` values, each within
+    :data:`~rcforest._core.MAX_ABS_VALUE` (NaN is not). Anything else
+    (pandas, masked arrays, booleans, other dtypes, NaN, more rows) gives
+    None and goes the general way, through :func:`~rcforest._core.as_rows`,
+    which accepts or refuses it with its messages.
     """
-    if isinstance(X, np.ndarray):
+    if type(X) is np.ndarray:
         if X.dtype != np.float64 or X.size != width or X.ndim > 2 or X.shape[-1] != width:
             return None
-        values = X.ravel().tolist()
-    elif isinstance(X, (list, tuple)):
+        return X.ravel() if np.abs(X).max() <= MAX_ABS_VALUE else None
+    if isinstance(X, (list, tuple)):
         if len(X) != width:
             return None
         values = X
@@ -168,7 +168,7 @@ class Forest:
         self._named = None  # whether feature_names_in_ names the columns of DataFrames (see as_rows)
         self.n_features_ = None
         self.points_seen_ = 0
-        self._reader = None  # (trees, tail, row, Reader) of the single-row kernel, see _read_one
+        self._reader = None  # (trees, tail, row, query, Reader) of the single-row kernel, see _read_one
 
     def __repr__(self):
         return (
@@ -486,14 +486,15 @@ class Forest:
             full, or input that is not one plain row (the general path
             accepts or refuses it).
         """
-        trees = self._trees
-        if trees is None:
+        if self._trees is None:
             return None
         values = _plain_row(X, self.n_features_)
-        if values is None:
-            return None
+        return None if values is None else self._read_values(values, mode)
+
+    def _read_values(self, values, mode, query=None):
+        """:meth:`_read_one` for ``n_features_`` checked values (and, with ``FEED_SCORE``, the point ``query``)."""
         reader = self._reader
-        if reader is None or reader[0] is not trees or reader[1] is not self._tail:
+        if reader is None or reader[0] is not self._trees or reader[1] is not self._tail:
             if self._tail.shape[0] != self.shingle_size - 1:
                 return None
             reader = self._new_reader()
@@ -502,7 +503,9 @@ class Forest:
             row[0] = values[0]
         else:
             row[:] = values
-        status, score = _reading.read(reader[3], self.points_seen_, self.time_decay, mode)
+        if query is not None:
+            reader[3][:] = query
+        status, score = _reading.read(reader[4], self.points_seen_, self.time_decay, mode)
         if status == _reading.FULL:
             return None
         if status == _reading.CORRUPT:
@@ -517,9 +520,34 @@ class Forest:
         if not (tail.dtype == np.float64 and tail.flags.c_contiguous and tail.flags.writeable):
             self._tail = tail = np.array(tail, np.float64)
         row = np.zeros(self.n_features_)
-        point = np.zeros(self.dimensions_)
-        self._reader = (self._trees, tail, row, _reading.new_reader(self._trees, tail, row, point))
+        query = np.zeros(self.dimensions_)
+        handle = _reading.new_reader(self._trees, tail, row, np.zeros(self.dimensions_), query)
+        self._reader = (self._trees, tail, row, query, handle)
         return self._reader
+
+    def _feed_then_score(self, row, point):
+        """Feed ``row``, then score the point ``point``, in one pass over the trees: a live detector's reading.
+
+        The same as ``update(row)`` followed by ``score(point)``, bit for
+        bit, for a forest without shingling that holds data: each tree is
+        offered the row and then scores the point
+        (:data:`rcforest._reading.FEED_SCORE`).
+
+        Parameters
+        ----------
+        row, point : ndarray of float64, shape (n_features_,)
+            Checked by the caller: finite, within
+            :data:`~rcforest._core.MAX_ABS_VALUE`.
+
+        Returns
+        -------
+        float
+        """
+        score = self._read_values(row, _reading.FEED_SCORE, point)
+        if score is not None:
+            return score
+        self.update(row[None, :])
+        return float(self.score(point[None, :])[0])
 
     def _one_row(self, X):
         """Read a flat vector of ``n_features`` values as one row, not a column."""

@@ -96,6 +96,7 @@ BAD_READINGS = [
     (None, TypeError, "array"),
     (1 + 2j, TypeError, "real"),
     (np.datetime64("2020-01-01"), TypeError, "dates"),
+    (np.ma.masked_array([1.0], mask=[True]), ValueError, "masked"),
 ]
 
 
