@@ -59,6 +59,7 @@ def warmup():
     for kind in ("score", "codisp", "displacement"):
         forest.score_update(values[:12], kind=kind)
     forest.update(values[:12])
+    forest.score_update(values[12])  # one reading: the single-reading kernel (rcforest._reading)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.rcf")
         forest.save(path)
