@@ -225,7 +225,7 @@ def _reading_rows(repeat):
             peer = min(us["rcf3"], us["krcf"])
             rows.append(
                 (
-                    f"9 {call}, one reading per call, {width}-D, 1 thread (us/point/tree)",
+                    f"9 {call}, one reading per call, {width}-D, 1 thread (CPU us/point/tree)",
                     f"{us['rcforest']:.3f}",
                     f"rcf3 {us['rcf3']:.3f}, krcf {us['krcf']:.3f}",
                     f"{us['rcforest'] / peer:.2f}x the faster",
@@ -244,7 +244,7 @@ def _process_rows(repeat):
         ms = seconds / info["points"] * 1e3
         rows.append(
             (
-                f"10 process, {series} (shingle {info['shingle_size']}), 1 thread (ms/reading)",
+                f"10 process, {series} (shingle {info['shingle_size']}), 1 thread (CPU ms/reading)",
                 f"{ms:.3f}",
                 "",
                 "",

@@ -50,6 +50,10 @@ _COMPACT_ROWS = 1024
 _SERIAL_ROWS = 8
 
 
+# Up to this many values, a reading's array is checked as Python floats (faster than numpy's calls).
+_PLAIN_WIDTH = 64
+
+
 def _plain_row(X, width):
     """``X`` as ``width`` numbers when it is one row of plain, valid numbers, else None.
 
@@ -64,8 +68,10 @@ def _plain_row(X, width):
     if type(X) is np.ndarray:
         if X.dtype != np.float64 or X.size != width or X.ndim > 2 or X.shape[-1] != width:
             return None
-        return X.ravel() if np.abs(X).max() <= MAX_ABS_VALUE else None
-    if isinstance(X, (list, tuple)):
+        if width > _PLAIN_WIDTH:
+            return X.ravel() if np.abs(X).max() <= MAX_ABS_VALUE else None
+        values = X.ravel().tolist()
+    elif isinstance(X, (list, tuple)):
         if len(X) != width:
             return None
         values = X

@@ -34,7 +34,7 @@ def _as_reading(value, kind):
 
 @pytest.mark.parametrize("kind", ["float", "numpy", "row"])
 @pytest.mark.parametrize(
-    ("shingle_size", "width", "time_decay"), [(1, 1, 0.0), (4, 1, 0.01), (3, 2, 0.05), (1, 3, 1.0)]
+    ("shingle_size", "width", "time_decay"), [(1, 1, 0.0), (4, 1, 0.01), (3, 2, 0.05), (1, 3, 1.0), (1, 70, 0.01)]
 )
 def test_a_stream_fed_one_reading_at_a_time_equals_the_bulk_call(shingle_size, width, time_decay, kind):
     series = _series(width=width)
