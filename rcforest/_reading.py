@@ -54,13 +54,13 @@ class Reader(structref.StructRefProxy):
     Fields (read in jitted code): ``trees`` (:class:`~rcforest._tree.TreeArrays`),
     ``tail`` (the last ``shingle_size - 1`` rows, oldest first, changed in
     place as rows are fed), ``row`` (the new row, written by the caller),
-    ``point`` (room for the shingled point) and ``query`` (a point to
-    score after the row is fed, written by the caller, made relative in
-    place).
+    ``point`` (room for the shingled point), ``query`` (a point to score
+    after the row is fed, written by the caller, made relative in place)
+    and ``scores`` (room for each tree's score).
     """
 
 
-structref.define_proxy(Reader, _ReaderType, ["trees", "tail", "row", "point", "query"])
+structref.define_proxy(Reader, _ReaderType, ["trees", "tail", "row", "point", "query", "scores"])
 
 
 @njit(**JIT)
@@ -78,7 +78,7 @@ def new_reader(trees, tail, row, point, query):
     -------
     Reader
     """
-    return Reader(trees, tail, row, point, query)
+    return Reader(trees, tail, row, point, query, np.zeros(trees.root.shape[0]))
 
 
 @njit(**JIT)
@@ -127,33 +127,24 @@ def read(reader, sequence, time_decay, mode):
             point[lag * width + c] = tail[lag, c] - tr.origin[lag * width + c]
     for c in range(width):
         point[lags * width + c] = (row[c] + 0.0) - tr.origin[lags * width + c]
-    num_trees = tr.root.shape[0]
+    index = -1
+    if mode != SCORE:
+        index = tr.store_size[0]
+        if index == 0 or index >= tr.store.shape[0]:
+            return FULL, 0.0
+        tr.store[index, :] = point
+        tr.store_size[0] = index + 1
+        if mode == FEED_SCORE:
+            query = reader.query
+            for i in range(query.shape[0]):
+                query[i] = (query[i] + 0.0) - tr.origin[i]
+    scores = reader.scores
+    _each_tree(tr, point, reader.query, index, sequence, time_decay, mode, scores)
     total = 0.0
-    if mode == SCORE:
-        for t in range(num_trees):
-            total += score_point(tr, t, point)
-        mean = total / num_trees
-        return (CORRUPT if np.isnan(mean) else 0), mean
-    index = tr.store_size[0]
-    if index == 0 or index >= tr.store.shape[0]:
-        return FULL, 0.0
-    tr.store[index, :] = point
-    tr.store_size[0] = index + 1
-    query = reader.query
-    if mode == FEED_SCORE:
-        for i in range(query.shape[0]):
-            query[i] = (query[i] + 0.0) - tr.origin[i]
-    corrupt = False
-    for t in range(num_trees):
-        if mode == SCORE_FEED:
-            total += score_point(tr, t, point)
-        w = draw_weight(tr.rng, t, sequence, time_decay)
-        if not _offer(tr, t, index, w):
-            corrupt = True
-        elif mode == FEED_SCORE:
-            total += score_point(tr, t, query)
-    mean = total / num_trees
-    if corrupt or np.isnan(mean):
+    for t in range(scores.shape[0]):
+        total += scores[t]  # in tree order, as rcforest._kernels.tree_mean adds
+    mean = total / scores.shape[0]
+    if np.isnan(mean):
         return CORRUPT, mean
     for lag in range(lags - 1):
         tail[lag, :] = tail[lag + 1, :]
@@ -161,3 +152,24 @@ def read(reader, sequence, time_decay, mode):
         for c in range(width):
             tail[lags - 1, c] = row[c] + 0.0
     return 0, mean
+
+
+@njit(**JIT, _nrt=False)
+def _each_tree(tr, point, query, index, sequence, time_decay, mode, scores):
+    """The work of :func:`read` in each tree, its score (or NaN for a corrupt tree, 0 unscored) to ``scores``.
+
+    Compiled without numba's reference counts: this loop takes every
+    array from the NamedTuple again and again, and counting those
+    references took more than half of a reading's time.
+    """
+    for t in range(tr.root.shape[0]):
+        value = 0.0
+        if mode == SCORE or mode == SCORE_FEED:
+            value = score_point(tr, t, point)
+        if mode != SCORE:
+            w = draw_weight(tr.rng, t, sequence, time_decay)
+            if not _offer(tr, t, index, w):
+                value = np.nan
+            elif mode == FEED_SCORE:
+                value = score_point(tr, t, query)
+        scores[t] = value
