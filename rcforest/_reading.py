@@ -15,15 +15,17 @@ and the score is their mean summed tree after tree, as
 bit-identical to the batch path's.
 """
 
+import types as pytypes
+
 import numpy as np
 from numba import njit
 from numba.core import types
 from numba.experimental import structref
 
 from rcforest._jit import JIT
-from rcforest._kernels import _offer
-from rcforest._sampler import draw_weight
+from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top
 from rcforest._score import score_point
+from rcforest._update import delete_leaf, insert_point
 
 __all__ = ["CORRUPT", "FEED", "FEED_SCORE", "FULL", "Reader", "SCORE", "SCORE_FEED", "new_reader", "read"]
 
@@ -152,6 +154,44 @@ def read(reader, sequence, time_decay, mode):
         for c in range(width):
             tail[lags - 1, c] = row[c] + 0.0
     return 0, mean
+
+
+def _uncounted(kernel):
+    """The jitted ``kernel`` compiled again without numba's reference counts, and cached apart from it.
+
+    The kernels that change a tree take its arrays from the NamedTuple
+    again and again; counting those references took half of an insertion's
+    time. Without them the code is the same: these kernels allocate nothing.
+    """
+    function = kernel.py_func
+    copy = pytypes.FunctionType(function.__code__, function.__globals__, function.__name__, function.__defaults__)
+    copy.__qualname__ = f"{function.__qualname__}_uncounted"  # names its cache files
+    copy.__doc__ = function.__doc__
+    return njit(**JIT, _nrt=False)(copy)
+
+
+_delete_leaf = _uncounted(delete_leaf)
+_insert_point = _uncounted(insert_point)
+_heap_push = _uncounted(heap_push)
+_heap_replace_top = _uncounted(heap_replace_top)
+
+
+@njit(**JIT, _nrt=False, inline="always")
+def _offer(tr, t, index, w):
+    """:func:`rcforest._kernels._offer`, calling the kernels above: the same steps, without reference counts."""
+    verdict = admits(tr.heap_weight, tr.heap_size, t, w)
+    if verdict == 0:
+        return True
+    if verdict == 2 and not _delete_leaf(tr, t, tr.heap_leaf[t, 0]):
+        return False
+    leaf = _insert_point(tr, t, index, tr.rng, t)
+    if leaf == -1:
+        return False
+    if verdict == 1:
+        _heap_push(tr.heap_weight, tr.heap_leaf, tr.heap_size, t, w, leaf)
+    else:
+        _heap_replace_top(tr.heap_weight, tr.heap_leaf, tr.heap_size, t, w, leaf)
+    return True
 
 
 @njit(**JIT, _nrt=False)
