@@ -212,6 +212,71 @@ def _cold_start_rows(repeat):
     return rows
 
 
+def _reading_rows(repeat):
+    """Workload 9: one call per reading, against the faster of rcf3 and krcf at the same call."""
+    rows = []
+    for width in (4, 48):
+        for call in workloads.READING_CALLS:
+            workload = f"reading-{call}-{width}"
+            us = {}
+            for library in ("rcforest", "rcf3", "krcf"):
+                seconds, info = _run(library, workload, 1, repeat)
+                us[library] = _per_point_tree(seconds, info)
+            peer = min(us["rcf3"], us["krcf"])
+            rows.append(
+                (
+                    f"9 {call}, one reading per call, {width}-D, 1 thread (CPU us/point/tree)",
+                    f"{us['rcforest']:.3f}",
+                    f"rcf3 {us['rcf3']:.3f}, krcf {us['krcf']:.3f}",
+                    f"{us['rcforest'] / peer:.2f}x the faster",
+                    "<= 0.35x",
+                    us["rcforest"] <= 0.35 * peer,
+                )
+            )
+    return rows
+
+
+def _process_rows(repeat):
+    """Workload 10: ThresholdedForest.process per reading; then detectors per core and memory (detectors.py)."""
+    rows = []
+    for period, series in ((48, "noisy cycle of 48 rows"), (0, "random walk")):
+        seconds, info = _run("rcforest", f"process-{period}", 1, repeat)
+        ms = seconds / info["points"] * 1e3
+        rows.append(
+            (
+                f"10 process, {series} (shingle {info['shingle_size']}), 1 thread (CPU ms/reading)",
+                f"{ms:.3f}",
+                "",
+                "",
+                "<= 0.15 ms",
+                ms <= 0.15,
+            )
+        )
+    _, line = _in_fresh_process("import detectors, json; print(json.dumps(detectors.measure()))")
+    found = json.loads(line)
+    rows.append(
+        (
+            f"10 detectors per core at 1 reading/s ({found['detectors']} detectors, shingle {found['shingle_size']})",
+            f"{found['per_core']:,.0f}",
+            "",
+            f"{found['ms_per_reading']:.3f} ms CPU per reading",
+            "report",
+            None,
+        )
+    )
+    rows.append(
+        (
+            "10 memory per detector (MB)",
+            f"{found['mb']:.1f}",
+            "",
+            f"saved: {found['file_mb']:.2f} MB",
+            "report",
+            None,
+        )
+    )
+    return rows
+
+
 def versions():
     """Version of each library the table measures, and where rcforest is imported from."""
     from importlib import metadata
@@ -219,7 +284,7 @@ def versions():
     import rcforest
 
     found = {"rcforest": f"{rcforest.__version__} ({Path(rcforest.__file__).parent})"}
-    for name in ("krcf", "rrcf", "scikit-learn", "numba", "numpy"):
+    for name in ("krcf", "rcf3", "rrcf", "scikit-learn", "numba", "numpy"):
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -240,6 +305,7 @@ def thread_settings():
         f"threading layer {numba.config.THREADING_LAYER!r}), set per call",
         "IsolationForest: n_jobs (joblib) for fit and score_samples",
         "krcf: parallel_execution_enabled on the rows with 2 threads, else one thread",
+        "rcf3: one thread (it starts none)",
         "rrcf: pure Python, one thread",
     ]
 
@@ -252,6 +318,8 @@ WORKLOADS = {
     6: _memory_rows,
     7: _cold_start_rows,
     8: _endpoint_rows,
+    9: _reading_rows,
+    10: _process_rows,
 }
 
 
@@ -282,7 +350,7 @@ def main(argv=None):
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument(
         "--workloads",
-        default="1,2,3,4,5,6,7,8",
+        default="1,2,3,4,5,6,7,8,9,10",
         help="comma-separated workload numbers to run (default: all)",
     )
     parser.add_argument(

@@ -6,6 +6,7 @@ returns a dict of measurements (seconds unless the key says otherwise).
 same runners for pytest-benchmark.
 """
 
+import functools
 import gzip
 import importlib.util
 import os
@@ -81,6 +82,16 @@ def peak_rss_mb():
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_timed(fn):
+    """CPU seconds of this thread in ``fn`` (not the time it waited for a core), and its result.
+
+    For the one-reading-per-call workloads, all single-threaded, on a shared machine.
+    """
+    start = time.thread_time()
+    result = fn()
+    return time.thread_time() - start, result
 
 
 def _timed(fn):
@@ -312,6 +323,103 @@ def sklearn_endpoint(n_jobs=1):
     return {"seconds": seconds, "rows": len(data)}
 
 
+# ------------------------------------------------------- one reading per call (workloads 9 and 10)
+
+READINGS_WARMUP = 1000  # readings fed before the timing
+READINGS = 3000  # readings timed, one call each
+READING_CALLS = ("score_update", "update", "score")
+
+
+def _reading_series(width):
+    """Workload 9's stream at ``width`` dimensions: the noisy sine (4-D) or NYC taxi (48-D), shingled by the library."""
+    series = noisy_sine() if width == 4 else taxi_series()
+    return series[: READINGS_WARMUP + READINGS]
+
+
+def rcforest_readings(width, call):
+    """rcforest called once per reading: ``score_update`` or ``update`` of one value, or ``score`` of one point.
+
+    A reading's read-only score needs its shingle: ``score`` runs on a
+    forest without shingling fed the shingled points, and scores one
+    ``width``-value point per call (the peers shingle internally).
+    """
+    from rcforest import Forest
+
+    series = _reading_series(width)
+    if call == "score":
+        points = np.lib.stride_tricks.sliding_window_view(series, width)
+        forest = Forest(NUM_TREES, SAMPLE_SIZE, 1, TIME_DECAY, random_state=0, n_jobs=1)
+        forest.update(points[:READINGS_WARMUP])
+        readings = list(np.ascontiguousarray(points[READINGS_WARMUP:]))
+        method = forest.score
+    else:
+        forest = Forest(NUM_TREES, SAMPLE_SIZE, width, TIME_DECAY, random_state=0, n_jobs=1)
+        forest.update(series[:READINGS_WARMUP])
+        readings = series[READINGS_WARMUP:].tolist()
+        method = getattr(forest, call)
+    Forest(4, 8, width, TIME_DECAY, random_state=0).update(series[:20]).score_update(0.0)  # compile
+    seconds, _ = _cpu_timed(lambda: [method(reading) for reading in readings])
+    return {"seconds": seconds, "points": len(readings)}
+
+
+def _peer_readings(forest, width, call):
+    """A peer's loop, one call per reading (score then update for ``score_update``), internal shingling."""
+    series = _reading_series(width)
+    for value in series[:READINGS_WARMUP]:
+        forest.update([value])
+    readings = [[value] for value in series[READINGS_WARMUP:].tolist()]
+
+    def run():
+        if call == "score_update":
+            for point in readings:
+                forest.score(point)
+                forest.update(point)
+        else:
+            method = getattr(forest, call)
+            for point in readings:
+                method(point)
+
+    seconds, _ = _cpu_timed(run)
+    return {"seconds": seconds, "points": len(readings)}
+
+
+def krcf_readings(width, call):
+    return _peer_readings(_krcf_forest(width, False), width, call)
+
+
+def rcf3_readings(width, call):
+    import rcf3
+
+    forest = rcf3.Forest(
+        1, shingle_size=width, num_trees=NUM_TREES, capacity=SAMPLE_SIZE, time_decay=TIME_DECAY, output_after=1, seed=0
+    )
+    return _peer_readings(forest, width, call)
+
+
+def _one_reading(runner, width, call, n_jobs=1):
+    return runner(width, call)
+
+
+def rcforest_process(n_jobs=1, period=48, warmup=4500, readings=2000):
+    """``ThresholdedForest.process`` per reading (defaults, 1-D), after ``run`` on ``warmup`` rows.
+
+    The series is a noisy cycle of ``period`` rows (shingle 48 for 48), or a
+    random walk for ``period=0`` (no period: shingle 8). The timed readings
+    pass a checkpoint (at 6,144 rows), as a live stream does every 2,048.
+    """
+    from rcforest import ThresholdedForest
+
+    t = np.arange(warmup + readings)
+    series = 10 * np.sin(2 * np.pi * t / period) + np.random.default_rng(0).normal(size=t.size) if period else None
+    if series is None:
+        series = np.random.default_rng(0).normal(size=t.size).cumsum()
+    detector = ThresholdedForest(n_jobs=n_jobs)
+    detector.run(series[:warmup])
+    values = series[warmup:].tolist()
+    seconds, _ = _cpu_timed(lambda: [detector.process(value) for value in values])
+    return {"seconds": seconds, "points": len(values), "shingle_size": detector.shingle_size_}
+
+
 RUNNERS = {
     ("rcforest", "stream"): rcforest_stream,
     ("krcf", "stream"): krcf_stream,
@@ -325,3 +433,10 @@ RUNNERS = {
     ("krcf", "endpoint"): krcf_endpoint,
     ("sklearn", "endpoint"): sklearn_endpoint,
 }
+
+for _width in (4, 48):
+    for _call in READING_CALLS:
+        for _library, _runner in (("rcforest", rcforest_readings), ("krcf", krcf_readings), ("rcf3", rcf3_readings)):
+            RUNNERS[(_library, f"reading-{_call}-{_width}")] = functools.partial(_one_reading, _runner, _width, _call)
+RUNNERS[("rcforest", "process-48")] = functools.partial(rcforest_process, period=48)
+RUNNERS[("rcforest", "process-0")] = functools.partial(rcforest_process, period=0)

@@ -4,8 +4,9 @@ import os
 
 import numpy as np
 
-from rcforest import _format, _kernels, _layout, _state
+from rcforest import _format, _kernels, _layout, _reading, _state
 from rcforest._core import (
+    MAX_ABS_VALUE,
     MAX_SAMPLE_SIZE,
     as_rows,
     check_int,
@@ -47,6 +48,41 @@ _COMPACT_ROWS = 1024
 # Below this many rows a call runs on one thread: waking the others costs
 # more than the work (the per-point path of a live stream).
 _SERIAL_ROWS = 8
+
+
+# Up to this many values, a reading's array is checked as Python floats (faster than numpy's calls).
+_PLAIN_WIDTH = 64
+
+
+def _plain_row(X, width):
+    """``X`` as ``width`` numbers when it is one row of plain, valid numbers, else None.
+
+    A live stream's reading, checked in plain Python: a float or int (for
+    one column), a list or tuple of ``width`` of them, or a float64 array
+    (1-D, or one row) of ``width`` values, each within
+    :data:`~rcforest._core.MAX_ABS_VALUE` (NaN is not). Anything else
+    (pandas, masked arrays, booleans, other dtypes, NaN, more rows) gives
+    None and goes the general way, through :func:`~rcforest._core.as_rows`,
+    which accepts or refuses it with its messages.
+    """
+    if type(X) is np.ndarray:
+        if X.dtype != np.float64 or X.size != width or X.ndim > 2 or X.shape[-1] != width:
+            return None
+        if width > _PLAIN_WIDTH:
+            return X.ravel() if np.abs(X).max() <= MAX_ABS_VALUE else None
+        values = X.ravel().tolist()
+    elif isinstance(X, (list, tuple)):
+        if len(X) != width:
+            return None
+        values = X
+    elif width == 1 and (isinstance(X, float) or type(X) is int):
+        values = (X,)
+    else:
+        return None
+    for value in values:
+        if not ((isinstance(value, float) or type(value) is int) and -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE):
+            return None
+    return values
 
 
 def _threads(n_jobs, num_rows):
@@ -154,6 +190,7 @@ class Forest:
         self._named = None  # whether feature_names_in_ names the columns of DataFrames (see as_rows)
         self.n_features_ = None
         self.points_seen_ = 0
+        self._reader = None  # (trees, tail, row, query, Reader) of the single-row kernel, see _read_one
 
     def __repr__(self):
         return (
@@ -168,13 +205,14 @@ class Forest:
         """Pickle with the point store packed (:func:`rcforest._store.pack`): forests in the same state pickle alike."""
         if self._trees is not None:
             self._trees = pack(self._trees)
-        return self.__dict__
+        return {name: value for name, value in self.__dict__.items() if name != "_reader"}
 
     def __setstate__(self, state):
         """Unpickle; a forest pickled before columns were matched by name gets the rule of :meth:`_from_parts`.
 
         A forest pickled before ``sampling`` existed used the reservoir.
         """
+        self._reader = None
         self.__dict__.update(state)
         self.__dict__.setdefault("sampling", "reservoir")
         if "_named" not in state:
@@ -328,6 +366,10 @@ class Forest:
             points with ``sampling="sagemaker"``). With shingling, the first
             ``shingle_size - 1`` rows have no shingle and score NaN.
         """
+        if self.shingle_size == 1 and self.points_seen_:
+            score = self._read_one(X, _reading.SCORE)
+            if score is not None:
+                return np.array([score])
         rows, points = self._batch_points(X)
         (scores,) = self._per_tree(_kernels.score_batch, points, 1, self._mass_offset())
         return self._wrap(rows, self._aligned(rows.values.shape[0], scores), "score")
@@ -447,7 +489,8 @@ class Forest:
         Forest
             ``self``.
         """
-        self._stream(X, _kernels.MODE_NONE)
+        if self._read_one(X, _reading.FEED) is None:
+            self._stream(X, _kernels.MODE_NONE)
         return self
 
     def score_update(self, X, kind="score"):
@@ -469,8 +512,93 @@ class Forest:
         """
         if kind not in _MODES:
             raise ValueError(f"kind must be one of {sorted(_MODES)}, got {kind!r}")
+        if kind == "score":
+            score = self._read_one(X, _reading.SCORE_FEED)
+            if score is not None:
+                return np.array([score])
         rows, scores = self._stream(X, _MODES[kind])
         return self._wrap(rows, scores, kind)
+
+    def _read_one(self, X, mode):
+        """Score and/or feed one plain row in one serial kernel call (:func:`rcforest._reading.read`).
+
+        Parameters
+        ----------
+        X : object
+            The call's input, taken here only if :func:`_plain_row` reads it as one row.
+        mode : int
+            :data:`rcforest._reading.SCORE`, ``FEED`` or ``SCORE_FEED``.
+
+        Returns
+        -------
+        float or None
+            The row's score; None when the general path must take the call:
+            no trees yet, a stream's first shingle not full, the point store
+            full, or input that is not one plain row (the general path
+            accepts or refuses it).
+        """
+        if self._trees is None:
+            return None
+        values = _plain_row(X, self.n_features_)
+        return None if values is None else self._read_values(values, mode)
+
+    def _read_values(self, values, mode, query=None):
+        """:meth:`_read_one` for ``n_features_`` checked values (and, with ``FEED_SCORE``, the point ``query``)."""
+        reader = self._reader
+        if reader is None or reader[0] is not self._trees or reader[1] is not self._tail:
+            if self._tail.shape[0] != self.shingle_size - 1:
+                return None
+            reader = self._new_reader()
+        row = reader[2]
+        if len(values) == 1:
+            row[0] = values[0]
+        else:
+            row[:] = values
+        if query is not None:
+            reader[3][:] = query
+        status, score = _reading.read(reader[4], self.points_seen_, self.time_decay, mode, self._mass_offset())
+        if status == _reading.FULL:
+            return None
+        if status == _reading.CORRUPT:
+            _kernels.raise_if_corrupt(np.array([np.nan]))
+        if mode != _reading.SCORE:
+            self.points_seen_ += 1
+        return score
+
+    def _new_reader(self):
+        """Make the handle of :meth:`_read_one` for the current trees and tail (a writable C-ordered tail)."""
+        tail = self._tail
+        if not (tail.dtype == np.float64 and tail.flags.c_contiguous and tail.flags.writeable):
+            self._tail = tail = np.array(tail, np.float64)
+        row = np.zeros(self.n_features_)
+        query = np.zeros(self.dimensions_)
+        handle = _reading.new_reader(self._trees, tail, row, np.zeros(self.dimensions_), query)
+        self._reader = (self._trees, tail, row, query, handle)
+        return self._reader
+
+    def _feed_then_score(self, row, point):
+        """Feed ``row``, then score the point ``point``, in one pass over the trees: a live detector's reading.
+
+        The same as ``update(row)`` followed by ``score(point)``, bit for
+        bit, for a forest without shingling that holds data: each tree is
+        offered the row and then scores the point
+        (:data:`rcforest._reading.FEED_SCORE`).
+
+        Parameters
+        ----------
+        row, point : ndarray of float64, shape (n_features_,)
+            Checked by the caller: finite, within
+            :data:`~rcforest._core.MAX_ABS_VALUE`.
+
+        Returns
+        -------
+        float
+        """
+        score = self._read_values(row, _reading.FEED_SCORE, point)
+        if score is not None:
+            return score
+        self.update(row[None, :])
+        return float(self.score(point[None, :])[0])
 
     def _one_row(self, X):
         """Read a flat vector of ``n_features`` values as one row, not a column."""

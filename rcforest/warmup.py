@@ -59,6 +59,7 @@ def warmup():
     for kind in ("score", "codisp", "displacement"):
         forest.score_update(values[:12], kind=kind)
     forest.update(values[:12])
+    forest.score_update(values[12])  # one reading: the single-reading kernel (rcforest._reading)
     Forest(num_trees=4, sample_size=16, random_state=0, sampling="sagemaker").fit(values).score(values[:12])
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.rcf")

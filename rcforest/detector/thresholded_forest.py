@@ -74,7 +74,14 @@ from rcforest.detector.alerts import AlertPolicy
 from rcforest.detector.explanation import explain
 from rcforest.detector.output import COLUMNS, empty_columns, to_frame
 from rcforest.detector.period import CHECKPOINTS, HISTORY, MAX_PERIOD, estimate_period_robust, next_checkpoint
-from rcforest.detector.preprocess import TRANSFORMS, Preprocessor, clip_readings, shingle_size_for, trim
+from rcforest.detector.preprocess import (
+    MAX_READING,
+    TRANSFORMS,
+    Preprocessor,
+    clip_readings,
+    shingle_size_for,
+    trim,
+)
 from rcforest.detector.thresholder import Thresholder
 from rcforest.forest import Forest
 
@@ -93,6 +100,11 @@ _FOREST_VERSIONS = {1: 1, 2: 1, 3: 2, 4: 2, 5: _state.VERSION}
 _FOREST_PREFIX = "forest/"
 BATCH_ROWS = 32
 """From this many rows per call, rows are scored on a copy of the forest in one streaming call; below, one by one."""
+
+
+def _first_row(out):
+    """The first row of output columns (see :func:`~rcforest.detector.output.empty_columns`) as Python values."""
+    return {name: (out[name][0].item() if hasattr(out[name][0], "item") else out[name][0]) for name in COLUMNS}
 
 
 class ThresholdedForest:
@@ -247,6 +259,10 @@ class ThresholdedForest:
 
     def __setstate__(self, state):
         """Unpickle; a detector pickled before columns were matched by name gets the rule of :meth:`load`."""
+        state = dict(state)
+        if "forest_" in state:  # pickled before a live reading's point could wait to join the forest
+            state["_forest"] = state.pop("forest_")
+        state.setdefault("_pending", None)
         self.__dict__.update(state)
         if "_named" not in state:
             self._named = names_are_given(self.columns_, "value")
@@ -269,13 +285,45 @@ class ThresholdedForest:
         return self._preprocessor.shingle_size
 
     @property
+    def forest_(self):
+        """The forest (None before the first checkpoint), holding every row processed so far."""
+        self._flush()
+        return self._forest
+
+    @forest_.setter
+    def forest_(self, forest):
+        self._forest = forest
+        self._pending = None
+
+    def _flush(self):
+        """Let the point of the last live reading join the forest (see :meth:`_learn_then_score`)."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._forest.update(pending[None, :])
+
+    def _learn_then_score(self, point):
+        """The forest's score of ``point`` after the last reading's point joined it, in one forest call.
+
+        A live reading's point joins the forest with the next reading
+        (:meth:`rcforest.forest.Forest._feed_then_score`: one pass over the
+        trees, as for a batch), or when the forest is next read
+        (:attr:`forest_`, :meth:`save`): a decision may still explain the
+        row with the forest that scored it, and the results are those of
+        scoring each row and then learning it.
+        """
+        pending, self._pending = self._pending, point
+        if pending is None:
+            return float(self._forest.score(point[None, :])[0])
+        return self._forest._feed_then_score(pending, point)
+
+    @property
     def _decay(self):
         """The forest's reservoir decay (AWS's default unless ``time_decay`` is set)."""
         return 1.0 / (10 * self.sample_size) if self.time_decay is None else self.time_decay
 
     def _confidence(self):
         """Fraction of the reservoir filled times the maturity of the score statistics."""
-        filled = min(1.0, self.forest_.points_seen_ / self.sample_size)
+        filled = min(1.0, (self._forest.points_seen_ + (self._pending is not None)) / self.sample_size)
         return filled * min(1.0, self._thresholder.count / self.sample_size)
 
     # ------------------------------------------------------------ checkpoint
@@ -319,11 +367,11 @@ class ThresholdedForest:
         a copy of the forest taken before it is advanced lazily to any row
         that needs explaining.
         """
-        forest = self.forest_
         preprocessor, thresholder, alerts = self._preprocessor, self._thresholder, self._alerts
         points = preprocessor.points(values, start)
         count = points.shape[0]
         batch = count >= BATCH_ROWS
+        forest = self.forest_ if batch else self._forest  # one by one, each row's point joins with the next
         if batch:
             before = copy.deepcopy(forest)
             scores = forest.score_update(points)
@@ -342,7 +390,7 @@ class ThresholdedForest:
             return run
 
         for i in range(count):
-            score = float(scores[i]) if batch else float(forest.score(points[i : i + 1])[0])
+            score = float(scores[i]) if batch else self._learn_then_score(points[i])
             threshold = thresholder.threshold()
             grade = likely = 0.0
             if not imputed[i]:
@@ -351,8 +399,6 @@ class ThresholdedForest:
             alert, explanation = alerts.decide(grade, strength, preprocessor.shingle_size, explainer(i), likely)
             if not imputed[i]:
                 thresholder.learn(score)
-            if not batch:
-                forest.update(points[i : i + 1])
             j = out_row + i
             out["score"][j] = score
             out["grade"][j] = alert
@@ -367,7 +413,7 @@ class ThresholdedForest:
         """Impute, append to the history and (once the forest exists) score ``rows``."""
         values, imputed = self._preprocessor.append(self._history, rows)
         out["imputed"][out_row : out_row + rows.shape[0]] = imputed
-        if self.forest_ is not None:
+        if self._forest is not None:
             self._decide(values, values.shape[0] - rows.shape[0], imputed, out, out_row)
         self._history = trim(values)
         self.rows_seen_ += rows.shape[0]
@@ -452,6 +498,9 @@ class ThresholdedForest:
         dict
             The same fields as a row of :meth:`run`'s output.
         """
+        values = self._plain_row(row)
+        if values is not None:
+            return _first_row(self._run_values(values))
         # Nothing changes until the row is checked: the first row's keys name the columns.
         columns = None
         pd = loaded_pandas()
@@ -471,8 +520,25 @@ class ThresholdedForest:
         if columns is not None:
             rows = rows._replace(columns=columns, named=True)  # a mapping names its values
         self._check_columns(rows)
-        out = self._run_values(rows.values)
-        return {name: (out[name][0].item() if hasattr(out[name][0], "item") else out[name][0]) for name in COLUMNS}
+        return _first_row(self._run_values(rows.values))
+
+    def _plain_row(self, row):
+        """``row`` as a (1, n_columns) array when it holds a float or int per known column, else None.
+
+        The common reading of a live stream, checked in plain Python: each
+        value within :data:`~rcforest.detector.preprocess.MAX_READING` (NaN
+        is not). Any other reading (the first, a mapping, NaN, other types)
+        takes the general way of :meth:`process`, which accepts or refuses it.
+        """
+        if self.columns_ is None:
+            return None
+        values = (row,) if len(self.columns_) == 1 else row
+        if not isinstance(values, (list, tuple)) or len(values) != len(self.columns_):
+            return None
+        for value in values:
+            if not ((isinstance(value, float) or type(value) is int) and -MAX_READING <= value <= MAX_READING):
+                return None
+        return np.array([values], np.float64) + 0.0
 
     # ------------------------------------------------------------------ I/O
 

@@ -1,0 +1,96 @@
+"""How many live detectors one core serves: ThresholdedForest.process round robin over many series.
+
+Usage::
+
+    python benchmarks/detectors.py [--detectors 8] [--period 48]
+
+Each detector (defaults, one thread, 1-D input) gets its own noisy cycle
+(``--period`` rows; 0 for random walks, which have none), starts with
+``run`` on 4,500 rows, and then the detectors take turns, one reading
+each, for 2,100 rounds: every detector passes a checkpoint (6,144 rows),
+as a live one does every 2,048 readings, and is cold in the caches when
+its turn comes, as among thousands. Prints the CPU time per reading, the
+detectors one core serves at one reading per second each, and the memory
+of a detector (Python's allocations, traced) and of its saved state.
+"""
+
+import argparse
+import gc
+import json
+import os
+import sys
+import tempfile
+import time
+import tracemalloc
+
+import numpy as np
+
+__all__ = ["measure"]
+
+WARMUP = 4500
+ROUNDS = 2100
+
+
+def _series(index, period, n):
+    rng = np.random.default_rng(index)
+    if not period:
+        return rng.normal(size=n).cumsum()
+    t = np.arange(n)
+    return 10 * np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi)) + 50 + rng.normal(size=n)
+
+
+def measure(detectors=8, period=48):
+    """Run the benchmark; return its figures as a dict (see the module's docstring)."""
+    from rcforest import ThresholdedForest
+
+    series = [_series(i, period, WARMUP + ROUNDS) for i in range(detectors)]
+    ThresholdedForest(num_trees=4, sample_size=16).run(series[0][:300])  # compile outside the figures
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    pool = [ThresholdedForest(n_jobs=1) for _ in range(detectors)]
+    for detector, values in zip(pool, series):
+        detector.run(values[:WARMUP])
+    gc.collect()
+    mb = (tracemalloc.get_traced_memory()[0] - before) / detectors / 2**20
+    tracemalloc.stop()
+    readings = [values[WARMUP:].tolist() for values in series]
+    start_cpu, start_wall = time.thread_time(), time.perf_counter()
+    for step in range(ROUNDS):
+        for detector, values in zip(pool, readings):
+            detector.process(values[step])
+    cpu, wall = time.thread_time() - start_cpu, time.perf_counter() - start_wall
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "detector.rcfd")
+        pool[0].save(path)
+        file_mb = os.path.getsize(path) / 2**20
+    ms = cpu / (ROUNDS * detectors) * 1e3
+    return {
+        "detectors": detectors,
+        "shingle_size": pool[0].shingle_size_,
+        "ms_per_reading": ms,
+        "wall_ms_per_reading": wall / (ROUNDS * detectors) * 1e3,
+        "per_core": 1e3 / ms,
+        "mb": mb,
+        "file_mb": file_mb,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--detectors", type=int, default=8, help="detectors taking turns")
+    parser.add_argument("--period", type=int, default=48, help="period of each series in rows (0: random walks)")
+    args = parser.parse_args(argv)
+    found = measure(args.detectors, args.period)
+    print(json.dumps(found))
+    print(
+        f"{found['detectors']} detectors (shingle {found['shingle_size']}): "
+        f"{found['ms_per_reading']:.3f} ms CPU per reading ({found['wall_ms_per_reading']:.3f} ms wall), "
+        f"{found['per_core']:,.0f} detectors per core at one reading per second, "
+        f"{found['mb']:.1f} MB each in memory, {found['file_mb']:.2f} MB saved"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

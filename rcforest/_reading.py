@@ -1,0 +1,218 @@
+"""One reading per call: a serial kernel for live streams, and the handle it reaches the trees through.
+
+Through the batch drivers a call with one row spends most of its time
+outside the trees: typing and unboxing the 22 arrays of
+:class:`~rcforest._tree.TreeArrays` (about 10 µs), shingling, the thread
+pool and per-tree buffers. Here a :class:`Reader` (a numba StructRef,
+unboxed as one pointer) holds the trees, the rows a shingle still needs
+and a buffer for the new row, so that a reading is one jitted call with
+the handle and three scalars, on one thread, allocating nothing.
+
+Each tree does what :func:`rcforest._kernels.stream` and
+:func:`rcforest._kernels.score_batch` do for that row, in the same order,
+and the score is their mean summed tree after tree, as
+:func:`rcforest._kernels.tree_mean` sums it: the results are
+bit-identical to the batch path's.
+"""
+
+import types as pytypes
+
+import numpy as np
+from numba import njit
+from numba.core import types
+from numba.experimental import structref
+
+from rcforest._jit import JIT
+from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top
+from rcforest._score import score_point
+from rcforest._update import delete_leaf, insert_point
+
+__all__ = ["CORRUPT", "FEED", "FEED_SCORE", "FULL", "Reader", "SCORE", "SCORE_FEED", "new_reader", "read"]
+
+SCORE = 0
+"""Mode of :func:`read`: score the row, read-only (for forests without shingling)."""
+FEED = 1
+"""Mode of :func:`read`: offer the row's point to every tree's reservoir."""
+SCORE_FEED = 2
+"""Mode of :func:`read`: score the point in each tree, then offer it to that tree."""
+FEED_SCORE = 3
+"""Mode of :func:`read`: offer the row's point to each tree, then score ``query`` in that tree."""
+
+FULL = 1
+"""Status of :func:`read`: the store has no room (or no origin yet); nothing was changed."""
+CORRUPT = 2
+"""Status of :func:`read`: a tree's walk did not end (see :func:`rcforest._kernels.raise_if_corrupt`)."""
+
+
+@structref.register
+class _ReaderType(types.StructRef):
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(kind)) for name, kind in fields)
+
+
+class Reader(structref.StructRefProxy):
+    """The arrays one reading needs, held for the jitted :func:`read`; made by :func:`new_reader`.
+
+    Fields (read in jitted code): ``trees`` (:class:`~rcforest._tree.TreeArrays`),
+    ``tail`` (the last ``shingle_size - 1`` rows, oldest first, changed in
+    place as rows are fed), ``row`` (the new row, written by the caller),
+    ``point`` (room for the shingled point), ``query`` (a point to score
+    after the row is fed, written by the caller, made relative in place)
+    and ``scores`` (room for each tree's score).
+    """
+
+
+structref.define_proxy(Reader, _ReaderType, ["trees", "tail", "row", "point", "query", "scores"])
+
+
+@njit(**JIT)
+def new_reader(trees, tail, row, point, query):
+    """A :class:`Reader` holding these arrays (not copies).
+
+    Parameters
+    ----------
+    trees : TreeArrays
+    tail : ndarray of float64, shape (shingle_size - 1, num_features)
+    row : ndarray of float64, shape (num_features,)
+    point, query : ndarray of float64, shape (shingle_size * num_features,)
+
+    Returns
+    -------
+    Reader
+    """
+    return Reader(trees, tail, row, point, query, np.zeros(trees.root.shape[0]))
+
+
+@njit(**JIT)
+def read(reader, sequence, time_decay, mode, mass_offset):
+    """Score and/or feed the row in ``reader.row`` to every tree, one tree after another.
+
+    Parameters
+    ----------
+    reader : Reader
+        Its ``row`` holds the new row; with a mode that feeds, its ``tail``
+        (the rows before it) makes the shingle and then moves on by the row.
+    sequence : int
+        Sequence number of the row's point in the stream.
+    time_decay : float
+    mode : int
+        :data:`SCORE`, :data:`FEED`, :data:`SCORE_FEED` or :data:`FEED_SCORE`.
+    mass_offset : float
+        Each tree's score is scaled by ``log2(M + mass_offset)``
+        (:func:`rcforest._score.score_point`).
+
+    Returns
+    -------
+    status : int
+        0, :data:`FULL` or :data:`CORRUPT`.
+    score : float
+        The mean score over trees of the row's point before it joined them,
+        or of ``query`` after it did (:data:`FEED_SCORE`); 0 unless scored.
+
+    Notes
+    -----
+    The point is the shingle made of the tail and the row, with ``-0.0``
+    read as ``0.0`` (:func:`rcforest._core.without_negative_zeros`),
+    relative to the trees' origin (:func:`rcforest._store.relative`), and
+    goes to the store's next row, as :func:`rcforest._store.store_rows`
+    puts it; with :data:`FULL` the caller makes room and comes back.
+    :data:`FEED_SCORE` is a live detector's reading: the previous reading
+    joins each tree and the new one is scored there, the same operations
+    in the same order as :data:`FEED` followed by :data:`SCORE`, in one
+    pass over the trees.
+    """
+    tr = reader.trees
+    tail = reader.tail
+    row = reader.row
+    point = reader.point
+    width = row.shape[0]
+    lags = tail.shape[0] if mode != SCORE else 0
+    for lag in range(lags):
+        for c in range(width):
+            point[lag * width + c] = tail[lag, c] - tr.origin[lag * width + c]
+    for c in range(width):
+        point[lags * width + c] = (row[c] + 0.0) - tr.origin[lags * width + c]
+    index = -1
+    if mode != SCORE:
+        index = tr.store_size[0]
+        if index == 0 or index >= tr.store.shape[0]:
+            return FULL, 0.0
+        tr.store[index, :] = point
+        tr.store_size[0] = index + 1
+        if mode == FEED_SCORE:
+            query = reader.query
+            for i in range(query.shape[0]):
+                query[i] = (query[i] + 0.0) - tr.origin[i]
+    scores = reader.scores
+    _each_tree(tr, point, reader.query, index, sequence, time_decay, mode, mass_offset, scores)
+    total = 0.0
+    for t in range(scores.shape[0]):
+        total += scores[t]  # in tree order, as rcforest._kernels.tree_mean adds
+    mean = total / scores.shape[0]
+    if np.isnan(mean):
+        return CORRUPT, mean
+    for lag in range(lags - 1):
+        tail[lag, :] = tail[lag + 1, :]
+    if lags:
+        for c in range(width):
+            tail[lags - 1, c] = row[c] + 0.0
+    return 0, mean
+
+
+def _uncounted(kernel):
+    """The jitted ``kernel`` compiled again without numba's reference counts, and cached apart from it.
+
+    The kernels that change a tree take its arrays from the NamedTuple
+    again and again; counting those references took half of an insertion's
+    time. Without them the code is the same: these kernels allocate nothing.
+    """
+    function = kernel.py_func
+    copy = pytypes.FunctionType(function.__code__, function.__globals__, function.__name__, function.__defaults__)
+    copy.__qualname__ = f"{function.__qualname__}_uncounted"  # names its cache files
+    copy.__doc__ = function.__doc__
+    return njit(**JIT, _nrt=False)(copy)
+
+
+_delete_leaf = _uncounted(delete_leaf)
+_insert_point = _uncounted(insert_point)
+_heap_push = _uncounted(heap_push)
+_heap_replace_top = _uncounted(heap_replace_top)
+
+
+@njit(**JIT, _nrt=False, inline="always")
+def _offer(tr, t, index, w):
+    """:func:`rcforest._kernels._offer`, calling the kernels above: the same steps, without reference counts."""
+    verdict = admits(tr.heap_weight, tr.heap_size, t, w)
+    if verdict == 0:
+        return True
+    if verdict == 2 and not _delete_leaf(tr, t, tr.heap_leaf[t, 0]):
+        return False
+    leaf = _insert_point(tr, t, index, tr.rng, t)
+    if leaf == -1:
+        return False
+    if verdict == 1:
+        _heap_push(tr.heap_weight, tr.heap_leaf, tr.heap_size, t, w, leaf)
+    else:
+        _heap_replace_top(tr.heap_weight, tr.heap_leaf, tr.heap_size, t, w, leaf)
+    return True
+
+
+@njit(**JIT, _nrt=False)
+def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset, scores):
+    """The work of :func:`read` in each tree, its score (or NaN for a corrupt tree, 0 unscored) to ``scores``.
+
+    Compiled without numba's reference counts: this loop takes every
+    array from the NamedTuple again and again, and counting those
+    references took more than half of a reading's time.
+    """
+    for t in range(tr.root.shape[0]):
+        value = 0.0
+        if mode == SCORE or mode == SCORE_FEED:
+            value = score_point(tr, t, point, mass_offset)
+        if mode != SCORE:
+            w = draw_weight(tr.rng, t, sequence, time_decay)
+            if not _offer(tr, t, index, w):
+                value = np.nan
+            elif mode == FEED_SCORE:
+                value = score_point(tr, t, query, mass_offset)
+        scores[t] = value
