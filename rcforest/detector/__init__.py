@@ -6,11 +6,13 @@
 - :mod:`~rcforest.detector.alerts`: which threshold crossings become alerts, and their grades;
 - :mod:`~rcforest.detector.explanation`: attribution, expected value and start of an anomaly;
 - :mod:`~rcforest.detector.output`: the output columns and their dtypes;
-- :mod:`~rcforest.detector.thresholded_forest`: the detector that runs them over a stream.
+- :mod:`~rcforest.detector.thresholded_forest`: the detector that runs them over a stream;
+- :mod:`~rcforest.detector.forecaster`: forecasts with intervals calibrated on past errors.
 """
 
+from rcforest.detector.forecaster import Forecaster
 from rcforest.detector.output import COLUMNS
 from rcforest.detector.period import estimate_period
 from rcforest.detector.thresholded_forest import ThresholdedForest
 
-__all__ = ["COLUMNS", "ThresholdedForest", "estimate_period"]
+__all__ = ["COLUMNS", "Forecaster", "ThresholdedForest", "estimate_period"]
