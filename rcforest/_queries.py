@@ -114,7 +114,7 @@ class ForestQueries:
     # ------------------------------------------------------------ input
 
     def _query_point(self, point, name="point", missing=False):
-        """One point of the trees' dimension (a shingle, oldest row first), relative to the origin."""
+        """One point of the trees' dimension (a shingle, oldest row first), as given."""
         self._require_data()
         values = as_numbers(point, name).reshape(-1)
         if values.size != self.dimensions_:
@@ -132,7 +132,7 @@ class ForestQueries:
                 raise ValueError(
                     f"{name} holds {values[where]} at position {where}; pass finite values up to {MAX_ABS_VALUE:g}"
                 )
-        return values - self._trees.origin
+        return values
 
     def _missing_rows(self, X):
         """Rows that may hold NaN for missing values (infinite values count as missing)."""
@@ -183,7 +183,7 @@ class ForestQueries:
         path reaches; here each tree is searched exactly, so the list holds
         the true nearest points of the sample (see :mod:`rcforest._neighbors`).
         """
-        query = self._query_point(point)
+        query = self._query_point(point) - self._trees.origin
         k = check_int(k, "k", 1, 1 << 20)
         limit2 = np.inf
         if max_distance is not None:
@@ -353,7 +353,8 @@ class ForestQueries:
         and those beyond a threshold set by ``centrality`` left out before
         clustering.
         """
-        query = self._query_point(point, missing=True)
+        given = self._query_point(point, missing=True)
+        query = given - self._trees.origin
         centrality = check_float(centrality, "centrality")
         if centrality > 1.0:
             raise ValueError(f"centrality must be between 0 and 1, got {centrality}")
@@ -372,11 +373,12 @@ class ForestQueries:
         ordered = np.sort(completed, axis=0)
         pick = np.vectorize(lambda fraction, i: _conditional.pick_quantile(ordered[:, i], fraction))
         columns = np.arange(query.size)
+        origin = self._trees.origin
         summary = {
-            "median": self._absolute(pick(0.5, columns)),
-            "lower": self._absolute(pick(_conditional.LOWER, columns)),
-            "upper": self._absolute(pick(_conditional.UPPER, columns)),
-            "mean": self._absolute(completed.mean(axis=0)),
+            "median": np.where(missing, pick(0.5, columns) + origin, given),
+            "lower": np.where(missing, pick(_conditional.LOWER, columns) + origin, given),
+            "upper": np.where(missing, pick(_conditional.UPPER, columns) + origin, given),
+            "mean": np.where(missing, completed.mean(axis=0) + origin, given),
         }
         unique, first, weights = np.unique(samples, axis=0, return_index=True, return_counts=True)
         dist = distances[first, 0]
@@ -385,9 +387,9 @@ class ForestQueries:
         keep = _typical(dist, weights, centrality)
         max_clusters = min(query.size * _MAX_TYPICAL_PER_DIMENSION, _MAX_TYPICAL, keep)
         centres, shares = summarize_samples(unique[:keep][:, missing], weights[:keep], max_clusters)
-        points = np.repeat(query[None, :], len(centres), axis=0)
-        points[:, missing] = centres
-        summary["points"] = self._absolute(points)
+        points = np.repeat(given[None, :], len(centres), axis=0)
+        points[:, missing] = centres + origin[missing]
+        summary["points"] = points
         summary["weights"] = shares
         return summary
 
