@@ -230,8 +230,9 @@ class ForestQueries:
             without a shingle.
         high, low : ndarray of shape (n_rows, dimensions_), or DataFrames
             Only with ``directional=True``: the part of the density due to
-            sample points above (``high``) or below (``low``) the row in
-            each dimension, as AWS's ``getDirectionalDensity``;
+            sample points below the row (``high``: the row lies above
+            them, as in :meth:`attribution`) or above it (``low``) in each
+            dimension, as AWS's ``getDirectionalDensity``;
             ``high.sum(1) + low.sum(1)`` equals ``density``.
 
         Notes
