@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import workloads  # noqa: E402
+from queries import query_rows  # noqa: E402
 
 __all__ = ["main"]
 
@@ -219,7 +220,7 @@ def versions():
     import rcforest
 
     found = {"rcforest": f"{rcforest.__version__} ({Path(rcforest.__file__).parent})"}
-    for name in ("krcf", "rrcf", "scikit-learn", "numba", "numpy"):
+    for name in ("krcf", "rcf3", "rrcf", "scikit-learn", "numba", "numpy"):
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -252,6 +253,7 @@ WORKLOADS = {
     6: _memory_rows,
     7: _cold_start_rows,
     8: _endpoint_rows,
+    9: query_rows,  # near neighbours, density, imputation, forecasts: benchmarks/queries.py
 }
 
 
@@ -282,7 +284,7 @@ def main(argv=None):
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument(
         "--workloads",
-        default="1,2,3,4,5,6,7,8",
+        default="1,2,3,4,5,6,7,8,9",
         help="comma-separated workload numbers to run (default: all)",
     )
     parser.add_argument(

@@ -28,7 +28,7 @@ block at a time).
 import numpy as np
 from numba import njit, prange
 
-from rcforest._jit import JIT
+from rcforest._jit import INLINE, JIT
 
 __all__ = ["LOWER", "UPPER", "conditional_batch", "extrapolate_steps", "impute_batch", "pick_quantile"]
 
@@ -38,7 +38,7 @@ UPPER = 0.9
 """Quantile reported as the upper bound (AWS's ``SampleSummary.DEFAULT_PERCENTILE``)."""
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, leaves):
     """The leaf of tree ``t`` that best completes ``point``'s missing entries.
 

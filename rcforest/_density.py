@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 from rcforest._box import child_bounds
-from rcforest._jit import JIT
+from rcforest._jit import INLINE, JIT
 
 __all__ = ["DENSITY_FLOOR", "density_from_measure", "interpolation_batch"]
 
@@ -38,8 +38,8 @@ DENSITY_FLOOR = 0.001
 MEASURE_HIGH, MEASURE_LOW, DISTANCE_HIGH, DISTANCE_LOW, MASS_HIGH, MASS_LOW = range(6)
 
 
-@njit(**JIT)
-def interpolate_tree(tr, t, point, out, inside, shadow_lo, shadow_hi, up, down, far_up, far_down):
+@njit(**INLINE)
+def interpolate_tree(tr, t, point, out, work):
     """Add tree ``t``'s interpolation measure of ``point`` to ``out``.
 
     Parameters
@@ -52,7 +52,7 @@ def interpolate_tree(tr, t, point, out, inside, shadow_lo, shadow_hi, up, down, 
         The measure's high and low sides, the distances' and the
         probability masses' (``MEASURE_HIGH`` ...): the tree's values are
         added to it.
-    inside, shadow_lo, shadow_hi, up, down, far_up, far_down : ndarray, shape (dim,)
+    work : ndarray of float64, shape (13, dim)
         Work space.
 
     Returns
@@ -77,12 +77,24 @@ def interpolate_tree(tr, t, point, out, inside, shadow_lo, shadow_hi, up, down, 
             node = tr.right[t, node]
     leaf = node
     row = tr.leaf_point[t, leaf - internal]
-    measure_high = np.zeros(dim)
-    measure_low = np.zeros(dim)
-    distance_high = np.zeros(dim)
-    distance_low = np.zeros(dim)
-    mass_high = np.zeros(dim)
-    mass_low = np.zeros(dim)
+    measure_high, measure_low, distance_high, distance_low, mass_high, mass_low = (
+        work[0],
+        work[1],
+        work[2],
+        work[3],
+        work[4],
+        work[5],
+    )
+    inside, shadow_lo, shadow_hi, up, down, far_up, far_down = (
+        work[6],
+        work[7],
+        work[8],
+        work[9],
+        work[10],
+        work[11],
+        work[12],
+    )
+    work[:6] = 0.0
     spread = 0.0
     for i in range(dim):
         spread += abs(point[i] - tr.store[row, i])
@@ -205,12 +217,10 @@ def interpolation_batch(tr, points, out):
     num_trees = tr.root.shape[0]
     dim = points.shape[1]
     for r in prange(points.shape[0]):
-        work = np.empty((7, dim))
+        work = np.empty((13, dim))
         out[r, :, :] = 0.0
         for t in range(num_trees):
-            if not interpolate_tree(
-                tr, t, points[r], out[r], work[0], work[1], work[2], work[3], work[4], work[5], work[6]
-            ):
+            if not interpolate_tree(tr, t, points[r], out[r], work):
                 out[r, :, :] = np.nan
                 break
         for j in range(6):

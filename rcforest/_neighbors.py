@@ -82,7 +82,7 @@ def _offer(best_d2, best_row, count, d2, row):
     return count
 
 
-@njit(**JIT)
+@njit(**INLINE)
 def nearest_in_tree(tr, t, point, limit2, best_d2, best_row, stack, stack_d2):
     """The ``k`` points of tree ``t`` nearest to ``point``, within squared distance ``limit2``.
 
