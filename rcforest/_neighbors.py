@@ -205,3 +205,78 @@ def neighbors_batch(tr, points, limit2, rows, distances):
                 rows[t, q, 0] = -2
             for j in range(distances.shape[2]):
                 distances[t, q, j] = np.sqrt(distances[t, q, j])
+
+
+@njit(**INLINE)
+def _before(store, a, b):
+    """Whether store row ``a`` comes before row ``b`` in the order of their values."""
+    for i in range(store.shape[1]):
+        if store[a, i] != store[b, i]:
+            return store[a, i] < store[b, i]
+    return False
+
+
+@njit(**INLINE)
+def _same(store, a, b):
+    for i in range(store.shape[1]):
+        if store[a, i] != store[b, i]:
+            return False
+    return True
+
+
+@njit(**JIT)
+def merge_neighbors(rows, distances, store, k, out_rows, out_distances, out_trees):
+    """Merge the trees' lists of one query into the ``k`` nearest distinct points.
+
+    Parameters
+    ----------
+    rows : ndarray of int64, shape (num_trees, k_tree)
+    distances : ndarray of float64, shape (num_trees, k_tree)
+        From :func:`neighbors_batch` for one query.
+    store : ndarray of float64, shape (capacity, dim)
+    k : int
+    out_rows, out_distances, out_trees : ndarray, shape (k,)
+        A store row of each point, its distance and the number of trees
+        that report it (trees hold a point at most once).
+
+    Returns
+    -------
+    int
+        Number of points written. Points are distinct by value (two store
+        rows may hold the same point); equal distances are ordered by the
+        points' values, so the result does not depend on the store's layout.
+    """
+    flat_rows = rows.ravel()
+    flat_distances = distances.ravel()
+    order = np.argsort(flat_distances)
+    count = 0
+    group = 0  # first output of the current run of equal distances
+    for j in range(order.shape[0]):
+        row = flat_rows[order[j]]
+        if row < 0:
+            continue
+        distance = flat_distances[order[j]]
+        if count and distance != out_distances[count - 1]:
+            if count >= k:
+                break
+            group = count
+        merged = False
+        for m in range(group, count):
+            if _same(store, out_rows[m], row):
+                out_trees[m] += 1
+                merged = True
+                break
+        if merged:
+            continue
+        if count == out_rows.shape[0]:
+            continue  # a point tied at the last distance kept: only its count would change
+        out_rows[count] = row
+        out_distances[count] = distance
+        out_trees[count] = 1
+        m = count
+        while m > group and _before(store, out_rows[m], out_rows[m - 1]):  # equal distances by value
+            out_rows[m], out_rows[m - 1] = out_rows[m - 1], out_rows[m]
+            out_trees[m], out_trees[m - 1] = out_trees[m - 1], out_trees[m]
+            m -= 1
+        count += 1
+    return min(count, k)

@@ -198,18 +198,15 @@ class ForestQueries:
 
     def _merge_neighbors(self, rows, distances, k):
         """The trees' lists as one: distinct points by value, closest first, with the number of trees."""
-        found = rows >= 0
-        points = self._trees.store[rows[found]]
-        dist = distances[found]
-        if points.shape[0] == 0:
-            empty = np.empty((0, self.dimensions_))
-            return {"points": empty, "distances": np.empty(0), "trees": np.empty(0, np.int64)}
-        unique, first, counts = np.unique(points, axis=0, return_index=True, return_counts=True)
-        order = np.lexsort(tuple(unique[:, i] for i in range(unique.shape[1] - 1, -1, -1)) + (dist[first],))[:k]
+        size = min(k, rows.size)
+        out_rows = np.empty(size, np.int64)
+        out_distances = np.empty(size)
+        out_trees = np.empty(size, np.int64)
+        count = _neighbors.merge_neighbors(rows, distances, self._trees.store, k, out_rows, out_distances, out_trees)
         return {
-            "points": self._absolute(unique[order]),
-            "distances": dist[first][order],
-            "trees": counts[order].astype(np.int64),
+            "points": self._absolute(self._trees.store[out_rows[:count]]),
+            "distances": out_distances[:count],
+            "trees": out_trees[:count],
         }
 
     # ------------------------------------------------------------ density
