@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/queries.py [--repeat 3]
+    python benchmarks/queries.py --quality   # the figures of AWS's tests instead
 
 Every (library, call) pair runs in a fresh process on one thread
 (``NUMBA_NUM_THREADS=1`` and ``n_jobs=1`` for rcforest; krcf without its
@@ -208,11 +209,95 @@ def query_rows(repeat):
     return rows
 
 
+# ---------------------------------------------------------------- quality
+
+
+def _fan(seed=72345, per_blade=1000, blades=3):
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(per_blade * blades, 2)) * [0.05, 0.2]
+    theta = 2 * np.pi * rng.integers(1, blades + 1, size=len(base)) / blades
+    c, s = np.cos(theta), np.sin(theta)
+    return np.column_stack([c * base[:, 0] + s * base[:, 1] + 0.6 * s, -s * base[:, 0] + c * base[:, 1] + 0.6 * c])
+
+
+def _rotate(points, degree):
+    theta = 2 * np.pi * degree / 360
+    c, s = np.cos(theta), np.sin(theta)
+    return np.column_stack([c * points[:, 0] + s * points[:, 1], -s * points[:, 0] + c * points[:, 1]])
+
+
+def quality():
+    """The figures of AWS's tests (tests/test_density.py, test_impute.py, test_forecast.py), printed."""
+    from rcforest import Forecaster, Forest
+
+    data = _fan()
+    density = {}
+    for degree in range(0, 360, 10):
+        forest = Forest(num_trees=50, sample_size=256, random_state=17).fit(_rotate(data, degree))
+        density[degree] = float(forest.density([[0.7, 0.0]])[0])
+    on, off = [90, 210, 330], [30, 150, 270]
+    print("fan: density at (0.7, 0) with a blade over it (90, 210, 330 deg):", [round(density[d], 2) for d in on])
+    print("     between blades (30, 150, 270 deg):", [round(density[d], 3) for d in off])
+    print(f"     ratio min(on) / max(between) = {min(density[d] for d in on) / max(density[d] for d in off):.0f}")
+
+    rng = np.random.default_rng(101)
+    clusters = 0.01 * rng.normal(size=(2000, 30))
+    clusters[:, 0] += np.where(rng.random(2000) < 0.5, 5.0, -5.0)
+    forest = Forest(num_trees=100, sample_size=256, random_state=101).update(clusters)
+    query = np.zeros(30)
+    query[0] = np.nan
+    summary = forest.conditional_summary(query)
+    error = np.abs(np.abs(summary["points"][:, 0]) - 5.0)
+    print(f"two clusters: representatives {np.round(summary['points'][:, 0], 4)}, weights {summary['weights']},")
+    print(f"     largest distance from +-5: {error.max():.4f}")
+
+    rng = np.random.default_rng(1)
+    t = np.arange(1800)
+    series = 50 * np.sin(2 * np.pi * t / 50 + rng.uniform(0, 2 * np.pi)) + 5.0 * rng.normal(size=t.size)
+    forest = Forest(num_trees=50, sample_size=256, shingle_size=20, time_decay=1 / 2560, random_state=1)
+    squared, count, ordered = np.zeros(5), np.zeros(5), True
+    for j, value in enumerate(series):
+        forest.update([value])
+        if j >= 300:
+            forecast = forest.extrapolate(5)
+            ordered &= bool(
+                (forecast["lower"] <= forecast["value"]).all() and (forecast["value"] <= forecast["upper"]).all()
+            )
+            ahead = series[j + 1 : j + 6]
+            squared[: len(ahead)] += (ahead - forecast["value"][: len(ahead), 0]) ** 2
+            count[: len(ahead)] += 1
+    print(
+        f"noisy sine (noise 5): RMSE per step {np.round(np.sqrt(squared / count), 2)} = "
+        f"{np.round(np.sqrt(squared / count) / 5.0, 2)} x noise; lower <= value <= upper: {ordered}"
+    )
+
+    for seed, period, amplitude, noise in [(101, 24, 10.0, 1.0), (202, 60, 100.0, 15.0), (303, 36, 3.0, 0.5)]:
+        rng = np.random.default_rng(seed)
+        t = np.arange(2500)
+        season = amplitude * (np.sin(2 * np.pi * t / period) + 0.3 * np.sin(4 * np.pi * t / period + rng.uniform(0, 6)))
+        series = season + 0.002 * amplitude * t + noise * rng.standard_t(8, size=t.size)
+        caster = Forecaster(horizon=6, shingle_size=period // 2, coverage=0.9, random_state=seed)
+        out = caster.process(series)
+        inside = []
+        for step in range(6):
+            rows = np.arange(800, len(series) - step - 1)
+            actual = series[rows + step + 1]
+            inside.append((out["lower"][rows, step, 0] <= actual) & (actual <= out["upper"][rows, step, 0]))
+        print(
+            f"forecaster, period {period}: 90% interval coverage {np.concatenate(inside).mean():.3f}, "
+            f"interval_precision_ {np.round(caster.interval_precision_.ravel(), 3)}"
+        )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="fresh processes per (library, call); median reported")
+    parser.add_argument("--quality", action="store_true", help="print the figures of AWS's tests instead")
     parser.add_argument("--worker", nargs=2, metavar=("LIBRARY", "CALL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.quality:
+        quality()
+        return 0
     if args.worker:
         print(json.dumps(RUNNERS[args.worker[0]](args.worker[1])))
         return 0
