@@ -276,7 +276,7 @@ def quality():
         t = np.arange(2500)
         season = amplitude * (np.sin(2 * np.pi * t / period) + 0.3 * np.sin(4 * np.pi * t / period + rng.uniform(0, 6)))
         series = season + 0.002 * amplitude * t + noise * rng.standard_t(8, size=t.size)
-        caster = Forecaster(horizon=6, shingle_size=period // 2, coverage=0.9, random_state=seed)
+        caster = Forecaster(horizon=6, coverage=0.9, random_state=seed)  # the defaults: shingles of 20
         out = caster.process(series)
         inside = []
         for step in range(6):
