@@ -69,10 +69,21 @@ def conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, le
         return -1
     internal = tr.left.shape[1]
     limit = stack.shape[0]
+    # Down the one path above the first node that cuts a missing dimension:
+    # no choice is made there, so no rank is needed.
+    node = root
+    depth = 0
+    while node < internal and not missing[tr.cut_dim[t, node]]:
+        if depth == tr.parent.shape[1]:
+            return -2
+        node = tr.left[t, node] if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node] else tr.right[t, node]
+        depth += 1
+    if node >= internal:
+        return tr.leaf_point[t, node - internal]
     top = 1
-    stack[0] = root
+    stack[0] = node
     phase[0] = 0
-    depth_of[0] = 0
+    depth_of[0] = depth
     results = 0
     steps = 0
     while top > 0:
