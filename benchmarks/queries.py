@@ -158,6 +158,8 @@ def rcf3_run(call):
     }
     if call not in runs:
         return None
+    if call == "near_neighbors" and not any(forest.near_neighbors(q, top_k=10) for q in queries[:100]):
+        return None  # rcf3 0.5.2 returns no neighbours here: nothing to compare with
     return _timed(runs[call]) / QUERIES
 
 
