@@ -168,25 +168,29 @@ class Forecaster:
 
     def _record(self, row):
         """Compare ``row`` with every earlier forecast of it."""
-        for step in range(self.horizon):
-            value, lower, upper = self._recent[:, step, step]
-            if np.isnan(value).any():
-                continue
-            slot = int(self._filled[step] % self.error_horizon)
-            self._errors[step, slot] = row - value
-            self._inside[step, slot] = (lower <= row) & (row <= upper)
-            self._filled[step] += 1
+        steps = np.arange(self.horizon)
+        value, lower, upper = (self._recent[j, steps, steps] for j in range(3))  # made step + 1 rows ago
+        made = ~np.isnan(value).any(axis=1)
+        steps = steps[made]
+        slots = self._filled[steps] % self.error_horizon
+        self._errors[steps, slots] = row - value[made]
+        self._inside[steps, slots] = (lower[made] <= row) & (row <= upper[made])
+        self._filled[steps] += 1
 
     def _calibrated(self, raw):
         """Intervals from the past errors of each step (the trees' percentiles until enough are known)."""
         value, lower, upper = raw["value"], raw["lower"].copy(), raw["upper"].copy()
         tail = (1.0 - self.coverage) / 2.0
-        for step in range(self.horizon):
-            errors, _ = self._window(step)
-            if errors.shape[0] >= self.min_errors:
-                low, high = np.quantile(errors, [tail, 1.0 - tail], axis=0)
-                lower[step] = value[step] + low
-                upper[step] = value[step] + high
+        if (self._filled >= self.error_horizon).all() and self.error_horizon >= self.min_errors:
+            low, high = np.quantile(self._errors, [tail, 1.0 - tail], axis=1)  # every window full: all at once
+            lower, upper = value + low, value + high
+        else:
+            for step in range(self.horizon):
+                errors, _ = self._window(step)
+                if errors.shape[0] >= self.min_errors:
+                    low, high = np.quantile(errors, [tail, 1.0 - tail], axis=0)
+                    lower[step] = value[step] + low
+                    upper[step] = value[step] + high
         return value, np.minimum(lower, value), np.maximum(upper, value)
 
     def process(self, X):
