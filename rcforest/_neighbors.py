@@ -144,12 +144,16 @@ def nearest_in_tree(tr, t, point, limit2, best_d2, best_row, stack, stack_d2):
         far = tr.right[t, node]
         if point[tr.cut_dim[t, node]] > tr.cut_value[t, node]:
             near, far = far, near
-        # The far child first, so that the near one is searched first.
-        stack[top] = far
-        stack_d2[top] = _child_distance2(tr, t, box_min, box_max, far, point, internal)
-        stack[top + 1] = near
-        stack_d2[top + 1] = _child_distance2(tr, t, box_min, box_max, near, point, internal)
-        top += 2
+        # The far child first, so that the near one is searched first; the
+        # far one only if it may hold a point nearer than the worst kept.
+        far_d2 = _child_distance2(tr, t, box_min, box_max, far, point, internal)
+        if far_d2 <= limit2 and (count < k or far_d2 < best_d2[0]):
+            stack[top] = far
+            stack_d2[top] = far_d2
+            top += 1
+        stack[top] = near
+        stack_d2[top] = bound  # the parent's bound holds for the child (its box is inside)
+        top += 1
     # Heap order to nearest first (a heap sort of the kept entries).
     for last in range(count - 1, 0, -1):
         best_d2[0], best_d2[last] = best_d2[last], best_d2[0]
