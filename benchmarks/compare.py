@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import workloads  # noqa: E402
+from queries import query_rows  # noqa: E402
 
 __all__ = ["main"]
 
@@ -320,6 +321,7 @@ WORKLOADS = {
     8: _endpoint_rows,
     9: _reading_rows,
     10: _process_rows,
+    11: query_rows,  # near neighbours, density, imputation, forecasts: benchmarks/queries.py
 }
 
 
@@ -350,7 +352,7 @@ def main(argv=None):
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument(
         "--workloads",
-        default="1,2,3,4,5,6,7,8,9,10",
+        default="1,2,3,4,5,6,7,8,9,10,11",
         help="comma-separated workload numbers to run (default: all)",
     )
     parser.add_argument(

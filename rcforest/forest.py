@@ -18,6 +18,7 @@ from rcforest._core import (
     shingle_names,
 )
 from rcforest._jit import threads
+from rcforest._queries import ForestQueries
 from rcforest._rng import tree_seeds
 from rcforest._store import pack, relative, store_rows
 from rcforest._tree import allocate_trees
@@ -90,7 +91,7 @@ def _threads(n_jobs, num_rows):
     return threads(1 if num_rows < _SERIAL_ROWS else n_jobs)
 
 
-class Forest:
+class Forest(ForestQueries):
     """Random Cut Forest for anomaly detection on batches and streams.
 
     Parameters

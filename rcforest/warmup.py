@@ -23,7 +23,7 @@ import numpy as np
 
 from rcforest import _merge
 from rcforest._rng import tree_seeds
-from rcforest.detector import ThresholdedForest
+from rcforest.detector import Forecaster, ThresholdedForest
 from rcforest.forest import Forest
 
 __all__ = ["warmup"]
@@ -32,9 +32,11 @@ __all__ = ["warmup"]
 def warmup():
     """Compile (or load from numba's cache) every kernel rcforest uses.
 
-    Fits (both layouts), scores, streams, saves and loads a small forest, runs a small
-    :class:`~rcforest.ThresholdedForest` and merges reservoir samples as
-    the Dask fit does. Nothing is kept.
+    Fits (both layouts), scores, streams, saves and loads a small forest,
+    asks it for near neighbours, density, imputations and a forecast, runs
+    a small :class:`~rcforest.ThresholdedForest` and
+    :class:`~rcforest.Forecaster` and merges reservoir samples as the Dask
+    fit does. Nothing is kept.
 
     Returns
     -------
@@ -65,8 +67,17 @@ def warmup():
         path = os.path.join(folder, "model.rcf")
         forest.save(path)
         Forest.load(path).score(values[:12])
+    forest.near_neighbors(values[:2].ravel())
+    forest.density(values, directional=True)
+    holes = values.copy()
+    holes[5, 1] = np.nan
+    forest.impute(holes)
+    forest.conditional_summary([values[0, 0], np.nan, values[1, 0], np.nan])
+    forest.extrapolate(3)
     series = 10.0 + np.sin(np.arange(300) / 5.0) + rng.normal(scale=0.1, size=300)
     ThresholdedForest(num_trees=4, sample_size=16, random_state=0).run(series)
+    caster = Forecaster(horizon=2, shingle_size=4, num_trees=4, sample_size=16, output_after=4, random_state=0)
+    caster.process(series[:40])
     seeds = tree_seeds(4, 0)
     first = _merge.part_entries(values[:32], 0, seeds, 16, 0.0)
     second = _merge.part_entries(values[32:], 32, seeds, 16, 0.0)

@@ -495,3 +495,198 @@ def forest_score(trees, point, mass_offset):
     relative = [float(p) - float(o) for p, o in zip(point, trees.origin)]
     scores = [naive_tree_of(trees, t).score(relative, mass_offset) for t in range(trees.root.shape[0])]
     return sum(scores) / len(scores)
+
+
+# -- near neighbours, density and conditional estimates (issue 25) -----------
+
+
+def tree_leaves(trees, t):
+    """``(store row, mass)`` of every leaf of tree ``t`` of a ``TreeArrays``."""
+    root = int(trees.root[t])
+    if root == -1:
+        return []
+    internal = trees.left.shape[1]
+    out, stack = [], [root]
+    while stack:
+        node = stack.pop()
+        if node >= internal:
+            out.append((int(trees.leaf_point[t, node - internal]), int(trees.mass[t, node])))
+        else:
+            stack += [int(trees.left[t, node]), int(trees.right[t, node])]
+    return out
+
+
+def nearest_leaves(trees, t, point):
+    """Every point of tree ``t`` with its Euclidean distance from ``point``, nearest first (a full scan)."""
+    found = [(math.dist(trees.store[row], point), row) for row, _ in tree_leaves(trees, t)]
+    return sorted(found)
+
+
+def exact_box(trees, t, node, leave_out=None):
+    """``(low, high)`` of the points below ``node``, rounded outwards as the trees keep boxes.
+
+    ``leave_out`` drops the copies of one store row (a query's own leaf).
+    """
+    internal = trees.left.shape[1]
+    if node >= internal:
+        rows = [int(trees.leaf_point[t, node - internal])]
+    else:
+        rows = [row for row in _rows_below(trees, t, node) if row != leave_out]
+    points = np.array([trees.store[row] for row in rows])
+    if node >= internal:
+        return [float(v) for v in points[0]], [float(v) for v in points[0]]
+    pairs = [round_outwards(lo, hi) for lo, hi in zip(points.min(axis=0), points.max(axis=0))]
+    return [lo for lo, _ in pairs], [hi for _, hi in pairs]
+
+
+def _rows_below(trees, t, node):
+    internal = trees.left.shape[1]
+    if node >= internal:
+        return [int(trees.leaf_point[t, node - internal])]
+    return _rows_below(trees, t, int(trees.left[t, node])) + _rows_below(trees, t, int(trees.right[t, node]))
+
+
+def _path(trees, t, point):
+    """The nodes from the root to the leaf ``point`` falls in."""
+    node, path = int(trees.root[t]), []
+    internal = trees.left.shape[1]
+    while True:
+        path.append(node)
+        if node >= internal:
+            return path
+        go_left = point[int(trees.cut_dim[t, node])] <= trees.cut_value[t, node]
+        node = int(trees.left[t, node] if go_left else trees.right[t, node])
+
+
+def interpolation_measure(trees, t, point):
+    """AWS's SimpleInterpolationVisitor on tree ``t``, written out: six lists (measure, distance, mass; high, low).
+
+    Returns ``[measure_high, measure_low, distance_high, distance_low, mass_high, mass_low]``.
+    """
+    dim = len(point)
+    zero = [[0.0] * dim for _ in range(6)]
+    if trees.root[t] == -1:
+        return zero
+    path = _path(trees, t, point)
+    leaf = path[-1]
+    internal = trees.left.shape[1]
+    leaf_row = int(trees.leaf_point[t, leaf - internal])
+    leaf_point = [float(v) for v in trees.store[leaf_row]]
+    m_hi, m_lo, d_hi, d_lo, p_hi, p_lo = zero
+    inside = [False] * dim
+    equal = leaf_point == list(point)
+    if equal:
+        saved = 1.0 + float(trees.mass[t, leaf])
+        for i in range(dim):
+            m_hi[i] = m_lo[i] = 0.5 * saved / dim
+            p_hi[i] = p_lo[i] = 0.5 / dim
+    else:
+        saved = 1.0
+        total = sum(abs(q - p) for q, p in zip(point, leaf_point))
+        for i in range(dim):
+            up, down = max(point[i] - leaf_point[i], 0.0), max(leaf_point[i] - point[i], 0.0)
+            p_hi[i], p_lo[i] = up / total, down / total
+            m_hi[i], m_lo[i] = p_hi[i] * (trees.mass[t, leaf] + saved), p_lo[i] * (trees.mass[t, leaf] + saved)
+            d_hi[i], d_lo[i] = p_hi[i] * up, p_lo[i] * down
+            inside[i] = up + down == 0.0
+    for node in reversed(path[:-1]):
+        if equal:
+            large = exact_box(trees, t, node)
+            small = exact_box(trees, t, node, leave_out=leaf_row)  # the union of the siblings' boxes
+        else:
+            small = exact_box(trees, t, node)
+            large = ([min(lo, q) for lo, q in zip(small[0], point)], [max(hi, q) for hi, q in zip(small[1], point)])
+        new_range = sum(hi - lo for lo, hi in zip(*large))
+        ups, downs, far_ups, far_downs = [0.0] * dim, [0.0] * dim, [0.0] * dim, [0.0] * dim
+        for i in range(dim):
+            if inside[i]:
+                continue
+            ups[i] = max(large[1][i] - small[1][i], 0.0)
+            downs[i] = max(small[0][i] - large[0][i], 0.0)
+            width = small[1][i] - small[0][i]
+            if ups[i] > 0:
+                far_ups[i] = ups[i] + width
+            elif downs[i] > 0:
+                far_downs[i] = downs[i] + width
+            else:
+                inside[i] = True
+        chance = sum(ups) / new_range + sum(downs) / new_range if new_range > 0 else 0.0
+        if chance <= 0:
+            break
+        field = float(trees.mass[t, node]) + saved
+        for i in range(dim):
+            p_hi[i] = ups[i] / new_range + (1 - chance) * p_hi[i]
+            m_hi[i] = ups[i] / new_range * field + (1 - chance) * m_hi[i]
+            d_hi[i] = ups[i] / new_range * far_ups[i] + (1 - chance) * d_hi[i]
+            p_lo[i] = downs[i] / new_range + (1 - chance) * p_lo[i]
+            m_lo[i] = downs[i] / new_range * field + (1 - chance) * m_lo[i]
+            d_lo[i] = downs[i] / new_range * far_downs[i] + (1 - chance) * d_lo[i]
+    return [m_hi, m_lo, d_hi, d_lo, p_hi, p_lo]
+
+
+def density_of(measure, sample_size, q=0.001):
+    """AWS's DensityOutput.getDensity and getDirectionalDensity from a forest-mean measure (six lists)."""
+    m_hi, m_lo, d_hi, d_lo, p_hi, p_lo = measure
+    dim = len(m_hi)
+    total = sum(m_hi) + sum(m_lo)
+    points = total / sample_size
+    if points <= 0:
+        return 0.0, [0.0] * dim, [0.0] * dim
+    factors = 0.0
+    for i in range(dim):
+        mass = p_hi[i] + p_lo[i]
+        ratio = (d_hi[i] + d_lo[i]) / mass if mass > 0 else 0.0
+        if ratio > 0:
+            factors += math.exp(math.log(ratio) * dim) * mass
+    density = points / (q * points + factors)
+    return density, [v * density / total for v in m_hi], [v * density / total for v in m_lo]
+
+
+def conditional_choice(trees, t, point, missing):
+    """AWS's ImputeVisitor on tree ``t``, recursively: the store row of the leaf that best completes ``point``.
+
+    ``missing`` is a list of bools. Returns ``(row, rank)``.
+    """
+    internal = trees.left.shape[1]
+
+    def visit(node, depth):
+        if node >= internal:
+            row = int(trees.leaf_point[t, node - internal])
+            same = all(missing[i] or trees.store[row, i] == point[i] for i in range(len(point)))
+            if not same:
+                rank = 1.0 / (depth + 1)
+            elif depth == 0:
+                rank = 0.0
+            else:
+                rank = 1.0 / (depth + math.log2(trees.mass[t, node] + 1))
+            return row, rank
+        cut = int(trees.cut_dim[t, node])
+        left, right = int(trees.left[t, node]), int(trees.right[t, node])
+        if missing[cut]:
+            best = visit(left, depth + 1)
+            other = visit(right, depth + 1)
+            if other[1] < best[1]:
+                best = other
+        else:
+            best = visit(left if point[cut] <= trees.cut_value[t, node] else right, depth + 1)
+        low, high = exact_box(trees, t, node)
+        filled = [trees.store[best[0], i] if missing[i] else point[i] for i in range(len(point))]
+        gap = sum(max(lo - q, 0.0) + max(q - hi, 0.0) for q, lo, hi in zip(filled, low, high))
+        if gap <= 0:
+            return best
+        chance = gap / (sum(hi - lo for lo, hi in zip(low, high)) + gap)
+        return best[0], chance / (depth + 1) + (1 - chance) * best[1]
+
+    if trees.root[t] == -1:
+        return -1, math.inf
+    return visit(int(trees.root[t]), 0)
+
+
+def prefix_pick(values, fraction):
+    """AWS's ``Weighted.prefixPick`` with unit weights: the first sorted value whose count reaches the fraction."""
+    ordered = sorted(values)
+    target = fraction * len(ordered)
+    for j, value in enumerate(ordered):
+        if j + 1 >= target:
+            return value
+    return ordered[-1]

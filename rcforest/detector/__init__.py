@@ -8,11 +8,13 @@
 - :mod:`~rcforest.detector.output`: the output columns and their dtypes;
 - :mod:`~rcforest.detector.thresholded_forest`: the detector that runs them over a stream;
 - :mod:`~rcforest.detector.pool`: many detectors in one process, keyed by entity, the idle ones on disk.
+- :mod:`~rcforest.detector.forecaster`: forecasts with intervals calibrated on past errors.
 """
 
+from rcforest.detector.forecaster import Forecaster
 from rcforest.detector.output import COLUMNS
 from rcforest.detector.period import estimate_period
 from rcforest.detector.pool import DetectorPool
 from rcforest.detector.thresholded_forest import ThresholdedForest
 
-__all__ = ["COLUMNS", "DetectorPool", "ThresholdedForest", "estimate_period"]
+__all__ = ["COLUMNS", "DetectorPool", "Forecaster", "ThresholdedForest", "estimate_period"]

@@ -1,0 +1,298 @@
+"""Conditional estimates: missing values filled from the trees, and forecasts built on them.
+
+Each tree answers a query with missing entries with one of its points: the
+query walks down the tree, following both children wherever a node cuts a
+missing dimension, and of the leaves it reaches keeps the one whose
+completed query scores lowest (most typical). A leaf's rank is
+``1 / (d + log2(m + 1))`` at depth ``d`` for a leaf of mass ``m`` that
+equals the query on its known entries (0 at the root), else
+``1 / (d + 1)``; going up, each node mixes in ``1 / (d + 1)`` with the
+chance that a random cut of its box separates the query's known entries.
+Ties go to the left child.
+
+The forest's estimate of a missing entry is the median over trees of the
+trees' values (a weighted pick: the first value, in increasing order, at
+which the count of trees reaches half); the 10th and 90th percentiles
+bound it. A forecast fills the next row of a shingle, one step at a time,
+each step's median becoming part of the next step's query.
+
+Notes
+-----
+AWS random-cut-forest-by-aws: ``ImputeVisitor`` (rank, the split on
+missing dimensions, ``combine`` keeping the lower rank),
+``imputeMissingValues`` (the median over trees), ``SampleSummary`` (the
+percentiles, ``prefixPick``) and ``extrapolateFromShingle`` (filling one
+block at a time).
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from rcforest._jit import INLINE, JIT
+
+__all__ = ["LOWER", "UPPER", "conditional_batch", "extrapolate_steps", "impute_batch", "pick_quantile"]
+
+LOWER = 0.1
+"""Quantile of the trees' values reported as the lower bound (AWS's ``1 - DEFAULT_PERCENTILE``)."""
+UPPER = 0.9
+"""Quantile reported as the upper bound (AWS's ``SampleSummary.DEFAULT_PERCENTILE``)."""
+
+
+@njit(**INLINE)
+def conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, leaves):
+    """The leaf of tree ``t`` that best completes ``point``'s missing entries.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    t : int
+    point : ndarray of float64, shape (dim,)
+        Relative to the origin; its missing entries are ignored.
+    missing : ndarray of bool, shape (dim,)
+    stack, phase, depth_of : ndarray of int32, shape (num_nodes,)
+        Work space. ``phase`` holds 0 for a node not yet expanded, 1 for
+        one whose children are being searched, plus 2 when a node above it
+        followed both children: only there do ranks decide anything, so
+        ranks are computed only there.
+    ranks : ndarray of float64, shape (num_nodes,)
+    leaves : ndarray of int64, shape (num_nodes,)
+        Work space.
+
+    Returns
+    -------
+    int
+        Store row of the chosen leaf's point; ``-1`` for an empty tree,
+        ``-2`` for a corrupt one.
+    """
+    root = tr.root[t]
+    if root == -1:
+        return -1
+    internal = tr.left.shape[1]
+    limit = stack.shape[0]
+    # Down the one path above the first node that cuts a missing dimension:
+    # no choice is made there, so no rank is needed.
+    node = root
+    depth = 0
+    while node < internal and not missing[tr.cut_dim[t, node]]:
+        if depth == tr.parent.shape[1]:
+            return -2
+        node = tr.left[t, node] if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node] else tr.right[t, node]
+        depth += 1
+    if node >= internal:
+        return tr.leaf_point[t, node - internal]
+    top = 1
+    stack[0] = node
+    phase[0] = 0
+    depth_of[0] = depth
+    results = 0
+    steps = 0
+    while top > 0:
+        steps += 1
+        if steps > 4 * tr.parent.shape[1]:
+            return -2
+        node = stack[top - 1]
+        depth = depth_of[top - 1]
+        if node >= internal:
+            top -= 1
+            row = tr.leaf_point[t, node - internal]
+            separated = False
+            for i in range(point.shape[0]):
+                if not missing[i] and tr.store[row, i] != point[i]:
+                    separated = True
+                    break
+            if separated:
+                rank = 1.0 / (depth + 1.0)
+            elif depth == 0:
+                rank = 0.0
+            else:
+                rank = 1.0 / (depth + np.log2(tr.mass[t, node] + 1.0))
+            ranks[results] = rank
+            leaves[results] = row
+            results += 1
+            continue
+        dim_cut = tr.cut_dim[t, node]
+        state = phase[top - 1]
+        if state & 1 == 0:
+            phase[top - 1] = state | 1
+            if top + 2 > limit:
+                return -2
+            if missing[dim_cut]:
+                # Both sides: the right is pushed first, so the left is done first.
+                stack[top] = tr.right[t, node]
+                stack[top + 1] = tr.left[t, node]
+                phase[top] = phase[top + 1] = 2
+                depth_of[top] = depth_of[top + 1] = depth + 1
+                top += 2
+            else:
+                child = tr.left[t, node] if point[dim_cut] <= tr.cut_value[t, node] else tr.right[t, node]
+                stack[top] = child
+                phase[top] = state & 2
+                depth_of[top] = depth + 1
+                top += 1
+            continue
+        top -= 1
+        if missing[dim_cut]:
+            results -= 1  # the right child's result, over the left's
+            if ranks[results] < ranks[results - 1]:
+                ranks[results - 1] = ranks[results]
+                leaves[results - 1] = leaves[results]
+        if state & 2 == 0:
+            continue  # no choice above depends on this node's rank
+        # The chance that a random cut of the box separates the known entries.
+        gap = 0.0
+        for i in range(point.shape[0]):
+            if not missing[i]:
+                gap += max(np.float64(tr.box_min[t, node, i]) - point[i], 0.0)
+                gap += max(point[i] - np.float64(tr.box_max[t, node, i]), 0.0)
+        if gap > 0.0:
+            chance = gap / (tr.range_sum[t, node] + gap)
+            ranks[results - 1] = chance / (depth + 1.0) + (1.0 - chance) * ranks[results - 1]
+    return leaves[0]
+
+
+@njit(**JIT, parallel=True)
+def conditional_batch(tr, points, missing, rows, distances):
+    """Every tree's completion of every query.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    points : ndarray of float64, shape (num_queries, dim)
+        Relative to the origin.
+    missing : ndarray of bool, shape (num_queries, dim)
+    rows : ndarray of int64, shape (num_trees, num_queries)
+        Store row of each tree's choice; ``-1`` for an empty tree, ``-2``
+        for a corrupt one.
+    distances : ndarray of float64, shape (num_trees, num_queries)
+        Euclidean distance of the choice from the query on its known
+        entries.
+    """
+    num_nodes = tr.parent.shape[1]
+    for i in prange(tr.root.shape[0]):
+        t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
+        stack = np.empty(num_nodes + 2, np.int32)
+        phase = np.empty(num_nodes + 2, np.int32)
+        depth_of = np.empty(num_nodes + 2, np.int32)
+        ranks = np.empty(num_nodes + 2)
+        leaves = np.empty(num_nodes + 2, np.int64)
+        for q in range(points.shape[0]):
+            row = conditional_in_tree(tr, t, points[q], missing[q], stack, phase, depth_of, ranks, leaves)
+            rows[t, q] = row
+            total = 0.0
+            if row >= 0:
+                for j in range(points.shape[1]):
+                    if not missing[q, j]:
+                        diff = tr.store[row, j] - points[q, j]
+                        total += diff * diff
+            distances[t, q] = np.sqrt(total)
+
+
+@njit(**JIT)
+def pick_quantile(sorted_values, fraction):
+    """AWS's ``prefixPick`` with unit weights: the first sorted value where the count reaches ``fraction`` of all."""
+    target = fraction * sorted_values.shape[0]
+    for j in range(sorted_values.shape[0]):
+        if j + 1.0 >= target:
+            return sorted_values[j]
+    return sorted_values[sorted_values.shape[0] - 1]
+
+
+@njit(**JIT, parallel=True)
+def impute_batch(tr, points, missing, out):
+    """Fill each query's missing entries with the median over trees of the trees' values.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    points : ndarray of float64, shape (num_queries, dim)
+        Relative to the origin.
+    missing : ndarray of bool, shape (num_queries, dim)
+    out : ndarray of float64, shape (num_queries, dim)
+        ``points`` with the missing entries filled; NaN for a query met by
+        a corrupt or empty tree.
+    """
+    num_trees = tr.root.shape[0]
+    num_nodes = tr.parent.shape[1]
+    dim = points.shape[1]
+    for q in prange(points.shape[0]):
+        stack = np.empty(num_nodes + 2, np.int32)
+        phase = np.empty(num_nodes + 2, np.int32)
+        depth_of = np.empty(num_nodes + 2, np.int32)
+        ranks = np.empty(num_nodes + 2)
+        leaves = np.empty(num_nodes + 2, np.int64)
+        chosen = np.empty(num_trees, np.int64)
+        values = np.empty(num_trees)
+        broken = False
+        for t in range(num_trees):
+            row = conditional_in_tree(tr, t, points[q], missing[q], stack, phase, depth_of, ranks, leaves)
+            chosen[t] = row
+            broken |= row < 0
+        for i in range(dim):
+            if not missing[q, i]:
+                out[q, i] = points[q, i]
+            elif broken:
+                out[q, i] = np.nan
+            else:
+                for t in range(num_trees):
+                    values[t] = tr.store[chosen[t], i]
+                out[q, i] = pick_quantile(np.sort(values), 0.5)
+
+
+@njit(**JIT)
+def extrapolate_steps(tr, history, block, horizon, values, lower, upper):
+    """Forecast ``horizon`` rows after a shingle's last ``shingle_size - 1`` rows.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    history : ndarray of float64, shape (dim - block,)
+        The last rows seen, oldest first, relative to the origin.
+    block : int
+        Values per row (the number of input features).
+    horizon : int
+    values, lower, upper : ndarray of float64, shape (horizon, block)
+        Overwritten with each step's median and its 10th and 90th
+        percentiles over trees (relative to the origin); NaN when a tree
+        is corrupt or empty.
+
+    Notes
+    -----
+    Each step's query is the last ``shingle_size - 1`` rows followed by a
+    missing row; the row's median joins the query of the next step. The
+    trees run one after another: a step is too short to share among
+    threads.
+    """
+    dim = history.shape[0] + block
+    num_trees = tr.root.shape[0]
+    num_nodes = tr.parent.shape[1]
+    stack = np.empty(num_nodes + 2, np.int32)
+    phase = np.empty(num_nodes + 2, np.int32)
+    depth_of = np.empty(num_nodes + 2, np.int32)
+    ranks = np.empty(num_nodes + 2)
+    leaves = np.empty(num_nodes + 2, np.int64)
+    point = np.zeros(dim)
+    point[: dim - block] = history
+    missing = np.zeros(dim, np.bool_)
+    missing[dim - block :] = True
+    chosen = np.empty(num_trees, np.int64)
+    column = np.empty(num_trees)
+    for step in range(horizon):
+        broken = False
+        for t in range(num_trees):
+            chosen[t] = conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, leaves)
+            broken |= chosen[t] < 0
+        for j in range(block):
+            if broken:
+                values[step, j] = lower[step, j] = upper[step, j] = np.nan
+                continue
+            for t in range(num_trees):
+                column[t] = tr.store[chosen[t], dim - block + j]
+            ordered = np.sort(column)
+            values[step, j] = pick_quantile(ordered, 0.5)
+            lower[step, j] = pick_quantile(ordered, LOWER)
+            upper[step, j] = pick_quantile(ordered, UPPER)
+        # Shift the shingle by one row and put the forecast in as the newest known row.
+        for i in range(dim - 2 * block):
+            point[i] = point[i + block]
+        for j in range(block):
+            point[dim - 2 * block + j] = values[step, j]

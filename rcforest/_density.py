@@ -1,0 +1,262 @@
+"""The RCF density estimate: AWS's interpolation measure, per tree and over the forest.
+
+A query's path is walked from its leaf to the root, as for the score. At
+each node, the chance that a random cut of the node's box extended by the
+query separates them is split by dimension and side; each side collects
+that chance (the *probability mass*), the chance times the distance across
+the extended box (the *distance*), and the chance times the node's mass
+(the *measure*), each earlier value discounted by the chance of no
+separation. A query equal to a stored point is compared with the box of
+the other points below each node instead (its "shadow box").
+
+The forest's measure is the mean over trees. The density is
+``s / (q s + sum_i (d_i / p_i)^D p_i)`` with ``s`` the measure's total
+divided by the sample size, ``d_i`` and ``p_i`` the distance and
+probability mass of dimension ``i`` (both sides), ``D`` the dimension and
+``q = 0.001``; the directional density splits it in proportion to the
+measure's sides.
+
+Notes
+-----
+AWS random-cut-forest-by-aws: ``SimpleInterpolationVisitor`` (with the
+default field ``mass + 1`` and influence 1), ``InterpolationMeasure`` and
+``DensityOutput.getDensity`` / ``getDirectionalDensity``.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from rcforest._box import child_bounds
+from rcforest._jit import INLINE, JIT
+
+__all__ = ["DENSITY_FLOOR", "density_from_measure", "interpolation_batch"]
+
+DENSITY_FLOOR = 0.001
+"""AWS's ``DEFAULT_SUM_OF_POINTS_SCALING_FACTOR``: ``q`` in the density's denominator."""
+
+# Rows of a measure array: the six per-dimension sums of InterpolationMeasure.
+MEASURE_HIGH, MEASURE_LOW, DISTANCE_HIGH, DISTANCE_LOW, MASS_HIGH, MASS_LOW = range(6)
+
+
+@njit(**INLINE)
+def interpolate_tree(tr, t, point, out, work):
+    """Add tree ``t``'s interpolation measure of ``point`` to ``out``.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    t : int
+    point : ndarray of float64, shape (dim,)
+        Relative to the origin.
+    out : ndarray of float64, shape (6, dim)
+        The measure's high and low sides, the distances' and the
+        probability masses' (``MEASURE_HIGH`` ...): the tree's values are
+        added to it.
+    work : ndarray of float64, shape (13, dim)
+        Work space.
+
+    Returns
+    -------
+    bool
+        False for a corrupt tree (a walk longer than the tree).
+    """
+    root = tr.root[t]
+    if root == -1:
+        return True
+    dim = point.shape[0]
+    internal = tr.left.shape[1]
+    node = root
+    steps = 0
+    while node < internal:
+        steps += 1
+        if steps > tr.parent.shape[1]:
+            return False
+        if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node]:
+            node = tr.left[t, node]
+        else:
+            node = tr.right[t, node]
+    leaf = node
+    row = tr.leaf_point[t, leaf - internal]
+    measure_high, measure_low, distance_high, distance_low, mass_high, mass_low = (
+        work[0],
+        work[1],
+        work[2],
+        work[3],
+        work[4],
+        work[5],
+    )
+    inside, shadow_lo, shadow_hi, up, down, far_up, far_down = (
+        work[6],
+        work[7],
+        work[8],
+        work[9],
+        work[10],
+        work[11],
+        work[12],
+    )
+    work[:6] = 0.0
+    spread = 0.0
+    for i in range(dim):
+        spread += abs(point[i] - tr.store[row, i])
+        inside[i] = 0.0
+    equal = spread <= 0.0
+    if equal:
+        # The query is the leaf's point: its own mass, spread evenly.
+        saved = 1.0 + tr.mass[t, leaf]
+        for i in range(dim):
+            measure_high[i] = measure_low[i] = 0.5 * saved / dim
+            mass_high[i] = mass_low[i] = 0.5 / dim
+    else:
+        saved = 1.0
+        field = tr.mass[t, leaf] + saved
+        for i in range(dim):
+            diff = point[i] - tr.store[row, i]
+            if diff > 0.0:
+                prob = diff / spread
+                mass_high[i] = prob
+                measure_high[i] = prob * field
+                distance_high[i] = prob * diff
+            elif diff < 0.0:
+                prob = -diff / spread
+                mass_low[i] = prob
+                measure_low[i] = prob * field
+                distance_low[i] = prob * -diff
+            else:
+                inside[i] = 1.0
+    box_min = tr.box_min[t]
+    box_max = tr.box_max[t]
+    child = leaf
+    node = tr.parent[t, leaf]
+    first = True
+    while node != -1:
+        steps += 1
+        if steps > 2 * tr.parent.shape[1]:
+            return False
+        if equal:
+            sibling = tr.left[t, node]
+            if sibling == child:
+                sibling = tr.right[t, node]
+            for i in range(dim):
+                lo, hi = child_bounds(tr.leaf_point, tr.store, box_min, box_max, t, sibling, i)
+                if first or lo < shadow_lo[i]:
+                    shadow_lo[i] = lo
+                if first or hi > shadow_hi[i]:
+                    shadow_hi[i] = hi
+            first = False
+        new_range = 0.0
+        separation = 0.0
+        for i in range(dim):
+            if equal:
+                large_lo = np.float64(box_min[node, i])
+                large_hi = np.float64(box_max[node, i])
+                small_lo = np.float64(shadow_lo[i])
+                small_hi = np.float64(shadow_hi[i])
+            else:
+                small_lo = np.float64(box_min[node, i])
+                small_hi = np.float64(box_max[node, i])
+                large_lo = min(small_lo, point[i])
+                large_hi = max(small_hi, point[i])
+            new_range += large_hi - large_lo
+            up[i] = 0.0
+            down[i] = 0.0
+            far_up[i] = 0.0
+            far_down[i] = 0.0
+            if inside[i] != 0.0:
+                continue
+            max_gap = max(large_hi - small_hi, 0.0)
+            min_gap = max(small_lo - large_lo, 0.0)
+            if max_gap + min_gap > 0.0:
+                separation += max_gap + min_gap
+                up[i] = max_gap
+                down[i] = min_gap
+                if max_gap > 0.0:
+                    far_up[i] = max_gap + (small_hi - small_lo)
+                else:
+                    far_down[i] = min_gap + (small_hi - small_lo)
+            else:
+                inside[i] = 1.0
+        chance = separation / new_range if new_range > 0.0 else 0.0
+        if chance <= 0.0:
+            break
+        field = tr.mass[t, node] + saved
+        keep = 1.0 - chance
+        for i in range(dim):
+            prob = up[i] / new_range
+            mass_high[i] = prob + keep * mass_high[i]
+            measure_high[i] = prob * field + keep * measure_high[i]
+            distance_high[i] = prob * far_up[i] + keep * distance_high[i]
+            prob = down[i] / new_range
+            mass_low[i] = prob + keep * mass_low[i]
+            measure_low[i] = prob * field + keep * measure_low[i]
+            distance_low[i] = prob * far_down[i] + keep * distance_low[i]
+        child = node
+        node = tr.parent[t, node]
+    for i in range(dim):
+        out[MEASURE_HIGH, i] += measure_high[i]
+        out[MEASURE_LOW, i] += measure_low[i]
+        out[DISTANCE_HIGH, i] += distance_high[i]
+        out[DISTANCE_LOW, i] += distance_low[i]
+        out[MASS_HIGH, i] += mass_high[i]
+        out[MASS_LOW, i] += mass_low[i]
+    return True
+
+
+@njit(**JIT, parallel=True)
+def interpolation_batch(tr, points, out):
+    """Forest-mean interpolation measure of every row, read-only.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    points : ndarray of float64, shape (num_rows, dim)
+        Relative to the origin.
+    out : ndarray of float64, shape (num_rows, 6, dim)
+        Overwritten with the mean over trees of :func:`interpolate_tree`;
+        NaN for a row whose walk met a corrupt tree.
+    """
+    num_trees = tr.root.shape[0]
+    dim = points.shape[1]
+    for r in prange(points.shape[0]):
+        work = np.empty((13, dim))
+        out[r, :, :] = 0.0
+        for t in range(num_trees):
+            if not interpolate_tree(tr, t, points[r], out[r], work):
+                out[r, :, :] = np.nan
+                break
+        for j in range(6):
+            for i in range(dim):
+                out[r, j, i] /= num_trees
+
+
+def density_from_measure(measure, sample_size):
+    """The density and its directional split from forest-mean interpolation measures.
+
+    Parameters
+    ----------
+    measure : ndarray of float64, shape (num_rows, 6, dim)
+        From :func:`interpolation_batch`.
+    sample_size : int
+        The forest's sample size (AWS normalises the measure by it).
+
+    Returns
+    -------
+    density : ndarray of float64, shape (num_rows,)
+    high, low : ndarray of float64, shape (num_rows, dim)
+        The directional density; ``high + low`` sums to ``density``.
+
+    Notes
+    -----
+    ``DensityOutput.getDensity(q=0.001, manifoldDimension=dim)`` and
+    ``getDirectionalDensity``.
+    """
+    dim = measure.shape[2]
+    total = measure[:, MEASURE_HIGH].sum(axis=1) + measure[:, MEASURE_LOW].sum(axis=1)
+    points = total / sample_size
+    distance = measure[:, DISTANCE_HIGH] + measure[:, DISTANCE_LOW]
+    mass = measure[:, MASS_HIGH] + measure[:, MASS_LOW]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = np.where(mass > 0, distance / np.where(mass > 0, mass, 1.0), 0.0)
+        factors = np.where(ratio > 0, np.exp(np.log(np.where(ratio > 0, ratio, 1.0)) * dim) * mass, 0.0)
+        density = np.where(points > 0, points / (DENSITY_FLOOR * points + factors.sum(axis=1)), 0.0)
+        share = np.where(total > 0, density / np.where(total > 0, total, 1.0), 0.0)
+    return density, measure[:, MEASURE_HIGH] * share[:, None], measure[:, MEASURE_LOW] * share[:, None]

@@ -1,0 +1,125 @@
+"""Forest.density: the kernel against AWS's interpolation visitor written out, AWS's fan of blades, peers."""
+
+import numpy as np
+import pytest
+
+from rcforest import Forest
+from rcforest._density import interpolation_batch
+from tests import naive
+
+
+def fan(seed, per_blade=1000, blades=3):
+    """AWS's dynamic density data: three blades (sd 0.05 across, 0.2 along) 0.6 out, at 0, 120, 240 degrees."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(per_blade * blades, 2)) * [0.05, 0.2]
+    theta = 2 * np.pi * rng.integers(1, blades + 1, size=len(base)) / blades
+    c, s = np.cos(theta), np.sin(theta)
+    return np.column_stack([c * base[:, 0] + s * base[:, 1] + 0.6 * s, -s * base[:, 0] + c * base[:, 1] + 0.6 * c])
+
+
+def rotate(points, degree):
+    """Rotate clockwise by ``degree`` degrees."""
+    theta = 2 * np.pi * degree / 360
+    c, s = np.cos(theta), np.sin(theta)
+    return np.column_stack([c * points[:, 0] + s * points[:, 1], -s * points[:, 0] + c * points[:, 1]])
+
+
+def fan_densities(degrees, seed=72345):
+    data = fan(seed)
+    out = {}
+    for degree in degrees:
+        forest = Forest(num_trees=50, sample_size=256, random_state=17).fit(rotate(data, degree))
+        density, high, low = forest.density([[0.7, 0.0]], directional=True)
+        out[degree] = (density[0], high[0], low[0])
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_kernel_matches_the_visitor_written_out(seed):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(300, 3))
+    X[1::5] = X[::5][: len(X[1::5])]  # duplicates: leaves of mass > 1
+    forest = Forest(num_trees=6, sample_size=40, random_state=seed).fit(X)
+    trees = forest._trees
+    queries = np.vstack([rng.normal(size=(5, 3)) * 2, X[:3]]) - trees.origin  # stored points too
+    measure = np.empty((len(queries), 6, 3))
+    interpolation_batch(trees, queries, measure)
+    for q, query in enumerate(queries):
+        per_tree = np.array([naive.interpolation_measure(trees, t, list(query)) for t in range(forest.num_trees)])
+        np.testing.assert_allclose(measure[q], per_tree.mean(axis=0), rtol=1e-9, atol=1e-12)
+        expected = naive.density_of(per_tree.mean(axis=0).tolist(), forest.sample_size)
+        density, high, low = forest.density([query + trees.origin], directional=True)
+        assert density[0] == pytest.approx(expected[0], rel=1e-9)
+        np.testing.assert_allclose(high[0], expected[1], rtol=1e-9, atol=1e-15)
+        np.testing.assert_allclose(low[0], expected[2], rtol=1e-9, atol=1e-15)
+        assert high[0].sum() + low[0].sum() == pytest.approx(density[0], rel=1e-9)
+
+
+def test_fan_of_blades_dense_on_a_blade_and_directional():
+    """AWS's dynamic density test: a blade lies over (0.7, 0) at 90, 210 and 330 degrees of rotation."""
+    degrees = range(0, 360, 10)
+    out = fan_densities(degrees)
+    on = [d for d in degrees if any(abs(d - c) <= 15 for c in (90, 210, 330))]
+    off = [d for d in degrees if d <= 60 or 120 <= d <= 180 or 240 <= d <= 300]
+    assert min(out[d][0] for d in on) > 2 * max(out[d][0] for d in off)
+    for degree, (value, high, low) in out.items():
+        above, below, left, right = low[1], high[1], high[0], low[0]  # where the sample lies from the query
+        slack = 0.1 * value
+        if degree % 120 == 80:  # the blade just above the query
+            assert above + slack > below and above + slack > right
+        if degree % 120 == 100:  # just below
+            assert below + slack > above and below + slack > right
+        if degree % 120 in (60, 70):
+            assert above + slack > left and above + slack > right
+        if degree % 120 in (110, 0) and degree:
+            assert below + slack > left and below + slack > right
+        if degree % 120 in (20, 30, 40):  # the fan farthest to the left
+            assert left + slack > above + below + right
+            assert above + below + slack > right
+
+
+def test_density_agrees_in_kind_with_krcf():
+    krcf = pytest.importorskip("krcf")
+    data = fan(3)
+    ours = Forest(num_trees=50, sample_size=256, random_state=3).fit(data)
+    peer = krcf.RandomCutForest(
+        {"dimensions": 2, "shingle_size": 1, "num_trees": 50, "sample_size": 256, "random_seed": 3}
+    )
+    for x in np.random.default_rng(3).permutation(data):
+        peer.update(x.tolist())
+    grid = np.array([[x, y] for x in np.linspace(-1, 1, 9) for y in np.linspace(-1, 1, 9)])
+    mine = ours.density(grid)
+    theirs = np.array([peer.density(q.tolist()) for q in grid])
+    ranks = lambda v: np.argsort(np.argsort(v))  # noqa: E731
+    assert np.corrcoef(ranks(mine), ranks(theirs))[0, 1] > 0.8
+
+
+def test_shingles_pandas_and_save_load_continue(tmp_path):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(4)
+    series = pd.Series(np.sin(np.arange(1200) / 9) + 0.05 * rng.normal(size=1200), name="v")
+    forest = Forest(num_trees=20, sample_size=128, shingle_size=5, time_decay=0.01, random_state=4)
+    forest.update(series[:800])
+    density = forest.density(series[800:900])
+    assert isinstance(density, pd.Series) and density.isna().sum() == 4 and (density.dropna() > 0).all()
+    forest.save(tmp_path / "f.rcf")
+    loaded = Forest.load(tmp_path / "f.rcf")
+    for a, b in zip(forest.density(series[800:900], directional=True), loaded.density(series[800:900], True)):
+        pd.testing.assert_frame_equal(pd.DataFrame(a), pd.DataFrame(b))
+    forest.update(series[900:])
+    loaded.update(series[900:])
+    np.testing.assert_array_equal(forest.density(series[:50]), loaded.density(series[:50]))
+
+
+def test_bad_input_is_refused():
+    forest = Forest(num_trees=5, sample_size=32, random_state=5).fit(np.random.default_rng(5).normal(size=(100, 2)))
+    with pytest.raises(ValueError, match="holds no data"):
+        Forest().density([[0.0, 0.0]])
+    with pytest.raises(ValueError, match="NaN"):
+        forest.density([[np.nan, 0.0]])
+    with pytest.raises(ValueError, match="X has 3 features"):
+        forest.density([[0.0, 0.0, 0.0]])
+    with pytest.raises(ValueError, match="empty"):
+        forest.density(np.empty((0, 2)))
+    with pytest.raises(TypeError, match="directional"):
+        forest.density([[0.0, 0.0]], directional="yes")

@@ -1,0 +1,127 @@
+"""Forest.near_neighbors: the kernel against a full scan, the forest against the sample, peers, bad input."""
+
+import math
+
+import numpy as np
+import pytest
+
+from rcforest import Forest
+from rcforest._neighbors import neighbors_batch
+from tests import naive
+
+
+def _forest(seed, rows=300, dim=3, **kwargs):
+    X = np.random.default_rng(seed).normal(size=(rows, dim))
+    return Forest(num_trees=12, sample_size=64, random_state=seed, **kwargs).fit(X), X
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("k", [1, 5, 64])
+def test_kernel_matches_full_scan(seed, k):
+    forest, _ = _forest(seed)
+    trees = forest._trees
+    queries = np.random.default_rng(seed + 10).normal(size=(6, 3)) * 1.5
+    rows = np.empty((forest.num_trees, len(queries), k), np.int64)
+    distances = np.empty((forest.num_trees, len(queries), k))
+    neighbors_batch(trees, queries, np.inf, rows, distances)
+    for t in range(forest.num_trees):
+        for q, query in enumerate(queries):
+            expected = naive.nearest_leaves(trees, t, query)[:k]
+            found = int((rows[t, q] >= 0).sum())
+            assert found == len(expected)
+            np.testing.assert_allclose(distances[t, q, :found], [d for d, _ in expected], rtol=1e-12)
+            assert list(rows[t, q, :found]) == [r for _, r in expected]  # no ties in continuous data
+
+
+def test_kernel_respects_the_distance_limit():
+    forest, _ = _forest(3)
+    query = np.zeros((1, 3))
+    rows = np.empty((forest.num_trees, 1, 10), np.int64)
+    distances = np.empty((forest.num_trees, 1, 10))
+    neighbors_batch(forest._trees, query, 0.5**2, rows, distances)
+    for t in range(forest.num_trees):
+        expected = [row for d, row in naive.nearest_leaves(forest._trees, t, query[0]) if d <= 0.5][:10]
+        assert list(rows[t, 0][rows[t, 0] >= 0]) == expected
+
+
+@pytest.mark.parametrize("shingle_size", [1, 3])
+def test_forest_neighbors_are_the_nearest_of_the_sample(shingle_size):
+    rng = np.random.default_rng(4)
+    series = rng.normal(size=(500, 2))
+    forest = Forest(num_trees=10, sample_size=32, shingle_size=shingle_size, random_state=4).fit(series)
+    held = {}  # point -> trees holding it
+    trees = forest._trees
+    for t in range(forest.num_trees):
+        for row, _ in naive.tree_leaves(trees, t):
+            key = tuple(trees.store[row] + trees.origin)
+            held[key] = held.get(key, 0) + 1
+    query = rng.normal(size=2 * shingle_size)
+    result = forest.near_neighbors(query, k=7)
+    expected = sorted(held, key=lambda p: math.dist(p, query))[:7]
+    np.testing.assert_allclose(result["points"], expected, rtol=1e-12)
+    np.testing.assert_allclose(result["distances"], [math.dist(p, query) for p in expected], rtol=1e-9)
+    assert list(result["trees"]) == [held[p] for p in expected]
+    assert np.all(np.diff(result["distances"]) >= 0)
+    near = forest.near_neighbors(query, k=100, max_distance=float(result["distances"][2]))
+    assert len(near["distances"]) == 3
+
+
+def test_streaming_forest_and_save_load_continue(tmp_path):
+    rng = np.random.default_rng(5)
+    series = np.sin(np.arange(900) / 7) + 0.1 * rng.normal(size=900)
+    forest = Forest(num_trees=15, sample_size=64, shingle_size=4, time_decay=0.01, random_state=5)
+    forest.update(series[:600])
+    forest.save(tmp_path / "f.rcf")
+    loaded = Forest.load(tmp_path / "f.rcf")
+    query = series[596:600]
+    for a, b in zip(forest.near_neighbors(query).values(), loaded.near_neighbors(query).values()):
+        np.testing.assert_array_equal(a, b)
+    forest.update(series[600:])
+    loaded.update(series[600:])
+    for a, b in zip(forest.near_neighbors(query).values(), loaded.near_neighbors(query).values()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_same_neighbours_in_the_same_order_as_krcf():
+    krcf = pytest.importorskip("krcf")
+    X = np.random.default_rng(0).normal(size=(100, 2))
+    ours = Forest(num_trees=50, sample_size=256, random_state=1).fit(X)  # every tree holds every point
+    peer = krcf.RandomCutForest(
+        {"dimensions": 2, "shingle_size": 1, "num_trees": 50, "sample_size": 256, "random_seed": 1}
+    )
+    for x in X:
+        peer.update(x.tolist())
+    for query in ([0.1, 0.2], [1.0, -1.0], [-2.0, 0.5]):
+        result = ours.near_neighbors(query, k=len(X))
+        truth = X[np.argsort(np.linalg.norm(X - query, axis=1))]
+        np.testing.assert_allclose(result["points"], truth)
+        assert (result["trees"] == 50).all()
+        # krcf reports the leaf each tree's path reaches (float32 points): the distinct ones, by distance,
+        # come in our order, and its nearest is ours.
+        seen = {}
+        for neighbor in peer.near_neighbor_list(query, 50):
+            seen.setdefault(tuple(neighbor["point"]), math.dist(neighbor["point"], query))
+        theirs = [p for p, _ in sorted(seen.items(), key=lambda item: item[1])]
+        rank = [int(np.argmin(np.abs(result["points"] - p).sum(axis=1))) for p in theirs]
+        np.testing.assert_allclose(result["points"][rank], theirs, atol=1e-6)
+        assert rank == sorted(rank) and rank[0] == 0
+
+
+def test_bad_input_is_refused_and_changes_nothing():
+    forest, _ = _forest(6)
+    before = forest._trees.store.copy()
+    with pytest.raises(ValueError, match="values but the forest's points have 3"):
+        forest.near_neighbors([0.0, 0.0])
+    with pytest.raises(ValueError, match="holds nan"):
+        forest.near_neighbors([0.0, np.nan, 0.0])
+    with pytest.raises(ValueError, match="k must be"):
+        forest.near_neighbors([0.0, 0.0, 0.0], k=0)
+    with pytest.raises(TypeError, match="k must be an integer"):
+        forest.near_neighbors([0.0, 0.0, 0.0], k=2.5)
+    with pytest.raises(ValueError, match="max_distance"):
+        forest.near_neighbors([0.0, 0.0, 0.0], max_distance=-1.0)
+    with pytest.raises(TypeError, match="not the text"):
+        forest.near_neighbors("abc")
+    with pytest.raises(ValueError, match="holds no data"):
+        Forest().near_neighbors([0.0])
+    np.testing.assert_array_equal(forest._trees.store, before)
