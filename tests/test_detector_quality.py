@@ -105,7 +105,7 @@ def test_readings_missing_until_the_first_checkpoint_are_kept_unknown_and_saved(
 
 
 def test_a_series_flat_until_the_first_checkpoint_is_refitted_once_it_varies():
-    """A flat start gives the normalisation a floor for its scale; the first checkpoint that sees variation refits it."""
+    """A flat start gives the scale its floor; the first checkpoint that sees variation refits the transform."""
     series = _seasonal(2000)
     series[:300] = 20.0
     detector = ThresholdedForest(period=48)
