@@ -79,3 +79,42 @@ def test_transformed_values_stay_within_the_forest_bound_after_a_flat_history():
     values = np.concatenate([flat, [[MAX_READING], [-MAX_READING]]])
     points = preprocessor.points(values, 200)
     assert np.isfinite(points).all() and np.abs(points).max() <= 2 * MAX_READING
+
+
+@pytest.mark.parametrize("b", [0.0, 1e12])
+def test_a_missing_first_reading_takes_the_first_reading_not_zero(tmp_path, b):
+    """Nothing is known of a missing first reading: it takes the first reading's value, in the series' units."""
+    series = _seasonal() + b
+    series[0] = np.nan
+    detector = ThresholdedForest()
+    head = detector.run(series[:3])
+    assert head["imputed"].tolist() == [True, False, False]
+    assert detector._history[0, 0] == series[1]
+    assert _alerts(series) == [700]
+
+
+def test_readings_missing_until_the_first_checkpoint_are_kept_unknown_and_saved(tmp_path):
+    detector = ThresholdedForest()
+    detector.run([np.nan] * 5)
+    assert np.isnan(detector._history).all()
+    detector.save(tmp_path / "d.rcf")
+    loaded = ThresholdedForest.load(tmp_path / "d.rcf")
+    tail = _seasonal()[:200] + 1e6
+    assert loaded.run(tail).equals(detector.run(tail))
+    assert (detector._history[:5] == tail[0]).all()  # back-filled by the first reading
+
+
+def test_a_series_flat_until_the_first_checkpoint_is_refitted_once_it_varies():
+    """A flat start gives the scale its floor; the first checkpoint that sees variation refits the transform."""
+    series = _seasonal(2000)
+    series[:300] = 20.0
+    detector = ThresholdedForest(period=48)
+    detector.run(series[:256])
+    assert detector._preprocessor.scale[0] < 1e-9  # fitted at 128 rows on the flat run: the floor
+    detector.run(series[256:])
+    assert detector._preprocessor.scale[0] == pytest.approx(spread_of(series[-4096:, None])[0], rel=0.5)
+    alerts = [
+        np.flatnonzero(ThresholdedForest(period=48).run(a * series + b)["grade"].to_numpy() > 0).tolist()
+        for a, b in [(1.0, 0.0), (1e-9, 0.0), (1.0, 1e12)]
+    ]
+    assert alerts[1] == alerts[0] and alerts[2] == alerts[0]

@@ -11,7 +11,16 @@ import numpy as np
 
 from rcforest.detector.period import HISTORY, SEASONS
 
-__all__ = ["Preprocessor", "TRANSFORMS", "clip_readings", "seasonal_median", "shingle_size_for", "spread_of", "trim"]
+__all__ = [
+    "Preprocessor",
+    "TRANSFORMS",
+    "clip_readings",
+    "fill_unknown",
+    "seasonal_median",
+    "shingle_size_for",
+    "spread_of",
+    "trim",
+]
 
 TRANSFORMS = ("auto", "normalize", "difference", "normalize_difference", "none")
 
@@ -90,10 +99,16 @@ def spread_of(history):
     """
     # Measured on the columns scaled by a power of two (exactly) to at most 1, so that the squares neither
     # overflow nor underflow whatever the magnitude; this changes no bit of the result otherwise.
+    return _spread(history)[0]
+
+
+def _spread(history):
+    """:func:`spread_of` and, per column, whether it was measured (the standard deviation is above its floor)."""
     exponent = np.frexp(np.abs(history).max(axis=0, initial=0.0))[1]
     scaled = np.ldexp(history, -exponent)
-    spread = np.maximum(scaled.std(axis=0), SCALE_FLOOR * np.abs(scaled.mean(axis=0)))
-    return np.where(spread > 0, np.ldexp(spread, exponent), 1.0)
+    deviation, floor = scaled.std(axis=0), SCALE_FLOOR * np.abs(scaled.mean(axis=0))
+    spread = np.maximum(deviation, floor)
+    return np.where(spread > 0, np.ldexp(spread, exponent), 1.0), deviation > floor
 
 
 def shingle_size_for(period):
@@ -135,6 +150,19 @@ class Preprocessor:
         self.mean = history.mean(axis=0)
         self.scale = spread_of(history)
         self.residual = self.typical_residual(history)
+
+    def outgrown(self, history):
+        """Whether a column fitted on no variation (its scale a floor, see :func:`spread_of`) varies in ``history``.
+
+        A series flat until the first checkpoint is fitted with a scale that
+        measures nothing; once it varies, the transform is to be refitted.
+        """
+        if self.mean is None:
+            return False
+        fitted_flat = (self.scale <= SCALE_FLOOR * np.abs(self.mean) * (1 + 1e-9)) | (
+            (self.mean == 0) & (self.scale == 1)
+        )
+        return bool((fitted_flat & _spread(history)[1]).any())
 
     def check(self):
         """Raise ``ValueError`` unless the fitted statistics are what :meth:`fit` can give (for a loaded state).
@@ -218,9 +246,15 @@ class Preprocessor:
         return np.ascontiguousarray(windows.transpose(0, 2, 1)).reshape(windows.shape[0], -1)
 
     def impute(self, values, row, column):
-        """A value for ``values[row, column]``: its reference (see :meth:`reference`), 0 for the first row."""
+        """A value for ``values[row, column]``: its reference (see :meth:`reference`), NaN for the first row.
+
+        Nothing is known of a missing first reading: it stays NaN (as do the
+        missing readings after it, imputed from it) until :meth:`append`
+        back-fills the run with the column's first reading, or
+        :func:`fill_unknown` sets it at the first checkpoint.
+        """
         if row == 0:
-            return 0.0
+            return np.nan
         window = values[max(0, row - SEASONS * self.period - 1) : row + 1, column : column + 1]
         return float(self.reference(window, window.shape[0] - 1)[0, 0])
 
@@ -242,8 +276,24 @@ class Preprocessor:
         if imputed.any():
             for r, c in np.argwhere(missing):
                 values[start + r, c] = self.impute(values, start + r, c)
+        if values.shape[0] and np.isnan(values[0]).any():
+            for c in np.flatnonzero(np.isnan(values[0])):
+                known = np.flatnonzero(~np.isnan(values[:, c]))
+                if known.size:  # the leading run of missing readings takes the first reading, in the column's units
+                    values[: known[0], c] = values[known[0], c]
         clip_readings(values[start:])
         return values, imputed
+
+
+def fill_unknown(history):
+    """Set the columns of ``history`` that hold no reading yet (all missing so far) to 0, in place.
+
+    A column whose every reading so far was missing has neither level nor
+    unit; the detector needs numbers at its first checkpoint, and 0 is as
+    good as any.
+    """
+    history[np.isnan(history)] = 0.0
+    return history
 
 
 def trim(values):

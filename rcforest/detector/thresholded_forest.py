@@ -79,6 +79,7 @@ from rcforest.detector.preprocess import (
     TRANSFORMS,
     Preprocessor,
     clip_readings,
+    fill_unknown,
     shingle_size_for,
     trim,
 )
@@ -332,12 +333,14 @@ class ThresholdedForest:
         """Re-estimate the period; rebuild the forest from the history when it changes."""
         history = self._history
         preprocessor = self._preprocessor
+        if self.forest_ is None:
+            fill_unknown(history)
         period = preprocessor.period
         if self.period == "auto":
             period = estimate_period_robust(history, current=preprocessor.period)
         elif self.period:
             period = self.period
-        if self.forest_ is not None and period == preprocessor.period:
+        if self.forest_ is not None and period == preprocessor.period and not preprocessor.outgrown(history):
             preprocessor.residual = preprocessor.typical_residual(history)
             return
         size = self.shingle_size if self.shingle_size is not None else shingle_size_for(period)
@@ -621,7 +624,9 @@ class ThresholdedForest:
                 raise ValueError(f"array {name} has dtype {value.dtype} and shape {value.shape}")
         history = arrays.get("history")
         if history is not None:
-            if not np.isfinite(history).all():
+            # Before the first checkpoint, a column whose every reading was missing is NaN (see Preprocessor.impute).
+            unknown = np.isnan(history).all(axis=0) if self.forest_ is None else False
+            if not (np.isfinite(history) | unknown).all():
                 raise ValueError("the stored history holds NaN or infinite values")
             history = clip_readings(history.copy())  # as on ingest (states saved before the bound hold any value)
         self._history = history
