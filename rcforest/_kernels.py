@@ -13,10 +13,10 @@ insertion stops that tree's stream there; :func:`build` leaves the leaf
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from rcforest._box import child_bounds, range_of
-from rcforest._jit import INLINE, JIT
+from rcforest._jit import INLINE, JIT, njit
 from rcforest._rng import uniform
 from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top, rejection_cut, weight_of
 from rcforest._score import attribute_point, displacement_of, score_point

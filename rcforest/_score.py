@@ -19,10 +19,9 @@ and ``AnomalyAttributionVisitor``).
 """
 
 import numpy as np
-from numba import njit
 
 from rcforest._box import box_gap
-from rcforest._jit import INLINE, JIT
+from rcforest._jit import INLINE, JIT, njit
 from rcforest._update import find_place
 
 __all__ = []
