@@ -19,7 +19,7 @@ from rcforest._box import child_bounds, range_of
 from rcforest._jit import INLINE, JIT, njit
 from rcforest._rng import uniform
 from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top, rejection_cut, weight_of
-from rcforest._score import attribute_point, displacement_of, score_point
+from rcforest._score import attribute_point, displacement_of, score_point, score_rows
 from rcforest._store import pack, relative
 from rcforest._update import delete_leaf, insert_point
 
@@ -238,13 +238,6 @@ def stream(tr, points, first, sequence_start, time_decay, mode, out):
         _stream_displacements(*args)
 
 
-@njit(**JIT, inline="always")
-def _score_tree(tr, t, points, out):
-    """Score every row in tree ``t``."""
-    for row in range(points.shape[0]):
-        out[row] = score_point(tr, t, points[row])
-
-
 @njit(**JIT, parallel=True)
 def score_batch(tr, points, out):
     """Score every row in every tree, read-only.
@@ -257,7 +250,7 @@ def score_batch(tr, points, out):
     """
     for i in prange(tr.root.shape[0]):
         t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
-        _score_tree(tr, t, points, out[t])
+        score_rows(tr, t, points, out[t])
 
 
 @njit(**JIT)
