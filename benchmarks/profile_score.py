@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from rcforest import Forest, _kernels
-from rcforest._score import LANES, _descend, _gap_fast, _is_leaf_point, score_point, score_rows
+from rcforest._score import AWS_MASS_OFFSET, LANES, _descend, _gap_fast, _is_leaf_point, score_point, score_rows
 
 __all__ = ["main"]
 
@@ -78,7 +78,7 @@ def _score_lanes(tr, points):
     out = np.empty(points.shape[0])
     total = 0.0
     for t in range(tr.root.shape[0]):
-        score_rows(tr, t, points, out)
+        score_rows(tr, t, points, out, AWS_MASS_OFFSET)
         total += out.sum()
     return total
 

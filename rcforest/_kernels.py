@@ -19,7 +19,7 @@ from rcforest._box import child_bounds, range_of
 from rcforest._jit import INLINE, JIT, njit
 from rcforest._rng import uniform
 from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top, rejection_cut, weight_of
-from rcforest._score import attribute_point, displacement_of, score_point, score_rows
+from rcforest._score import AWS_MASS_OFFSET, attribute_point, displacement_of, score_point, score_rows
 from rcforest._store import pack, relative
 from rcforest._update import delete_leaf, insert_point
 
@@ -98,6 +98,36 @@ def select_sample(rng, heap_weight, heap_row, heap_size, num_rows, sequence_star
 
 
 @njit(**JIT, parallel=True)
+def select_blocks(rng, heap_weight, heap_row, heap_size, block, time_decay):
+    """Give tree ``t`` the rows ``t * block`` to ``t * block + block - 1``: SageMaker's layout.
+
+    Parameters
+    ----------
+    rng : ndarray of uint64, shape (num_trees,)
+    heap_weight : ndarray of float64, shape (num_trees, sample_size)
+    heap_row : ndarray of int32, shape (num_trees, sample_size)
+        Filled with the row numbers each tree keeps.
+    heap_size : ndarray of int32, shape (num_trees,)
+        Empty reservoirs on entry; ``block`` on return.
+    block : int
+        Rows per tree, at most ``sample_size`` (:func:`rcforest._layout.block_size`).
+    time_decay : float
+
+    Notes
+    -----
+    Each row enters its tree's reservoir with the weight
+    :func:`draw_weight` gives it as row number ``row``, as
+    :func:`select_sample` would had it admitted the row, so a stream can
+    continue from the fitted forest.
+    """
+    for i in prange(rng.shape[0]):
+        t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
+        for j in range(block):
+            row = t * block + j
+            heap_push(heap_weight, heap_row, heap_size, t, draw_weight(rng, t, row, time_decay), row)
+
+
+@njit(**JIT, parallel=True)
 def build(tr, heap_row):
     """Insert each tree's sampled rows and record their leaves in its heap.
 
@@ -164,14 +194,14 @@ def _offer(tr, t, index, w):
 
 
 @njit(**JIT, inline="always")
-def _stream_tree(tr, t, points, first, sequence_start, time_decay, score, out):
+def _stream_tree(tr, t, points, first, sequence_start, time_decay, score, mass_offset, out):
     """Feed ``points`` (store rows ``first`` on) through tree ``t``, writing each score to ``out`` first if ``score``.
 
     A corrupt tree stops its stream with NaN in ``out``, whatever ``score``.
     """
     for row in range(points.shape[0]):
         if score:
-            out[row] = score_point(tr, t, points[row])
+            out[row] = score_point(tr, t, points[row], mass_offset)
         w = draw_weight(tr.rng, t, sequence_start + row, time_decay)
         if not _offer(tr, t, first + row, w):
             out[row] = np.nan
@@ -179,10 +209,10 @@ def _stream_tree(tr, t, points, first, sequence_start, time_decay, score, out):
 
 
 @njit(**JIT, parallel=True)
-def _stream_scores(tr, points, first, sequence_start, time_decay, score, out):
+def _stream_scores(tr, points, first, sequence_start, time_decay, score, mass_offset, out):
     for i in prange(tr.root.shape[0]):
         t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
-        _stream_tree(tr, t, points, first, sequence_start, time_decay, score, out[t])
+        _stream_tree(tr, t, points, first, sequence_start, time_decay, score, mass_offset, out[t])
 
 
 @njit(**JIT, inline="always")
@@ -205,7 +235,7 @@ def _stream_displacements(tr, points, first, sequence_start, time_decay, which, 
         _stream_displacement_tree(tr, t, points, first, sequence_start, time_decay, which, out[t])
 
 
-def stream(tr, points, first, sequence_start, time_decay, mode, out):
+def stream(tr, points, first, sequence_start, time_decay, mode, out, mass_offset=AWS_MASS_OFFSET):
     """Feed rows in order through every tree's reservoir, scoring first.
 
     Parameters
@@ -225,6 +255,8 @@ def stream(tr, points, first, sequence_start, time_decay, mode, out):
     out : ndarray of float64, shape (num_trees, num_rows)
         Zeros on entry when ``mode`` is ``MODE_NONE``, so that a corrupt
         tree's NaN stands out.
+    mass_offset : float, default AWS_MASS_OFFSET
+        How scores are scaled (:func:`rcforest._score.score_point`).
 
     Notes
     -----
@@ -232,14 +264,15 @@ def stream(tr, points, first, sequence_start, time_decay, mode, out):
     compiles no displacement code.
     """
     if mode in (MODE_NONE, MODE_SCORE):
-        _stream_scores(tr, points, first, sequence_start, float(time_decay), mode == MODE_SCORE, out)
+        score = mode == MODE_SCORE
+        _stream_scores(tr, points, first, sequence_start, float(time_decay), score, float(mass_offset), out)
     else:
         args = (tr, points, first, sequence_start, float(time_decay), 0 if mode == MODE_CODISP else 1, out)
         _stream_displacements(*args)
 
 
 @njit(**JIT, parallel=True)
-def score_batch(tr, points, out):
+def score_batch(tr, points, out, mass_offset):
     """Score every row in every tree, read-only.
 
     Parameters
@@ -247,10 +280,12 @@ def score_batch(tr, points, out):
     tr : TreeArrays
     points : ndarray of float64, shape (num_rows, dim)
     out : ndarray of float64, shape (num_trees, num_rows)
+    mass_offset : float
+        How scores are scaled (:func:`rcforest._score.score_point`).
     """
     for i in prange(tr.root.shape[0]):
         t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
-        score_rows(tr, t, points, out[t])
+        score_rows(tr, t, points, out[t], mass_offset)
 
 
 @njit(**JIT)
@@ -285,7 +320,7 @@ def displacement_batch(tr, points, codisp, disp):
 
 
 @njit(**JIT, parallel=True)
-def attribution_batch(tr, points, high, low):
+def attribution_batch(tr, points, high, low, mass_offset):
     """Forest-mean attribution of every row, read-only.
 
     Parameters
@@ -294,6 +329,8 @@ def attribution_batch(tr, points, high, low):
     points : ndarray of float64, shape (num_rows, dim)
     high, low : ndarray of float64, shape (num_rows, dim)
         Overwritten with the mean over trees of :func:`attribute_point`.
+    mass_offset : float
+        How scores are scaled (:func:`rcforest._score.score_point`).
     """
     num_trees = tr.root.shape[0]
     dim = points.shape[1]
@@ -303,7 +340,7 @@ def attribution_batch(tr, points, high, low):
         high[row, :] = 0.0
         low[row, :] = 0.0
         for t in range(num_trees):
-            attribute_point(tr, t, points[row], tree_high, tree_low)
+            attribute_point(tr, t, points[row], tree_high, tree_low, mass_offset)
             for i in range(dim):
                 high[row, i] += tree_high[i]
                 low[row, i] += tree_low[i]

@@ -3,8 +3,12 @@
 Each function reads tree ``t`` of a :class:`rcforest._tree.TreeArrays` and
 changes nothing in it (displacement draws from a generator state passed in).
 The score's rule, ``1 / (d + 1)`` for a point unseen at depth ``d`` and the
-scaling by ``log2(M + 1)`` for a tree of mass ``M``, is written once here,
-in :func:`_unseen` and :func:`_scale`.
+scaling by ``log2(M + offset)`` for a tree of mass ``M``, is written once
+here, in :func:`_unseen` and :func:`_scale`. The ``mass_offset`` of the
+scaling is :data:`AWS_MASS_OFFSET` (1, the AWS reference implementation's
+``log2(M + 1)``) or :data:`SAGEMAKER_MASS_OFFSET` (0: SageMaker's built-in
+algorithm scales each tree by ``log2(M)``, see
+:mod:`rcforest._layout`).
 
 A walk that takes more steps than the tree has levels (a corrupt tree, with
 a cycle in its links) stops, and the value it was computing is NaN.
@@ -25,6 +29,11 @@ from rcforest._jit import INLINE, JIT, njit
 from rcforest._update import find_place
 
 __all__ = []
+
+AWS_MASS_OFFSET = 1.0
+"""Each tree's score is scaled by ``log2(M + 1)``, ``M`` its mass (random-cut-forest-by-aws)."""
+SAGEMAKER_MASS_OFFSET = 0.0
+"""Each tree's score is scaled by ``log2(M)``, as SageMaker's built-in Random Cut Forest scales it."""
 
 
 @njit(**INLINE)
@@ -91,13 +100,13 @@ def _unseen(depth, weight):
 
 
 @njit(**INLINE)
-def _scale(total):
-    """Scaling of a tree's score by its mass ``M``: ``log2(M + 1)``."""
-    return np.log2(total + 1.0)
+def _scale(total, mass_offset):
+    """Scaling of a tree's score by its mass ``M``: ``log2(M + mass_offset)``."""
+    return np.log2(total + mass_offset)
 
 
 @njit(**INLINE)
-def score_point(tr, t, point):
+def score_point(tr, t, point, mass_offset=AWS_MASS_OFFSET):
     """Expected-inverse-depth anomaly score of ``point`` in tree ``t``.
 
     Parameters
@@ -106,6 +115,9 @@ def score_point(tr, t, point):
     t : int
         Tree index.
     point : ndarray of float64, shape (dim,)
+    mass_offset : float, default AWS_MASS_OFFSET
+        The tree's score is scaled by ``log2(M + mass_offset)``, ``M`` its
+        mass: :data:`AWS_MASS_OFFSET` or :data:`SAGEMAKER_MASS_OFFSET`.
 
     Returns
     -------
@@ -119,22 +131,22 @@ def score_point(tr, t, point):
     ``1 / (d + 1)`` otherwise; each ancestor at depth ``d`` mixes in
     ``1 / (d + 1)`` with the probability ``p`` that a random cut of its box
     extended by the point separates the point. The walk stops where ``p``
-    is 0. The result is scaled by ``log2(M + 1)``.
+    is 0. The result is scaled by ``log2(M + mass_offset)``.
     """
     root = tr.root[t]
     if root == -1:
         return 0.0
     leaf, depth = _descend(tr, t, point)
-    return _score_from_leaf(tr, t, leaf, depth, point, tr.mass[t, root])
+    return _score_from_leaf(tr, t, leaf, depth, point, tr.mass[t, root], mass_offset)
 
 
 @njit(**INLINE)
-def _score_from_leaf(tr, t, leaf, depth, point, total):
+def _score_from_leaf(tr, t, leaf, depth, point, total, mass_offset):
     """:func:`score_point` of ``point``, which reached ``leaf`` at ``depth`` in tree ``t`` of mass ``total``."""
     if leaf == -1:
         return np.nan
     if _is_leaf_point(tr, t, leaf, point):
-        return _seen_score(tr.mass[t, leaf], total, depth) * _scale(total)
+        return _seen_score(tr.mass[t, leaf], total, depth) * _scale(total, mass_offset)
     score = _unseen(depth, 1.0)
     node = tr.parent[t, leaf]
     depth -= 1
@@ -148,7 +160,7 @@ def _score_from_leaf(tr, t, leaf, depth, point, total):
         score = _unseen(depth, prob) + (1.0 - prob) * score
         node = tr.parent[t, node]
         depth -= 1
-    return score * _scale(total)
+    return score * _scale(total, mass_offset)
 
 
 LANES = 8
@@ -189,7 +201,7 @@ def _descend_lanes(tr, t, points, first, count, node, depth):
 
 
 @njit(**INLINE)
-def score_rows(tr, t, points, out):
+def score_rows(tr, t, points, out, mass_offset):
     """:func:`score_point` of every row of ``points`` in tree ``t``, into ``out``; read-only.
 
     Rows go down the tree :data:`LANES` at a time (:func:`_descend_lanes`),
@@ -203,6 +215,8 @@ def score_rows(tr, t, points, out):
         Tree index.
     points : ndarray of float64, shape (num_rows, dim)
     out : ndarray of float64, shape (num_rows,)
+    mass_offset : float
+        As for :func:`score_point`.
     """
     root = tr.root[t]
     if root == -1:
@@ -216,11 +230,11 @@ def score_rows(tr, t, points, out):
         count = min(LANES, points.shape[0] - first)
         _descend_lanes(tr, t, points, first, count, node, depth)
         for j in range(count):
-            out[first + j] = _score_from_leaf(tr, t, node[j], depth[j], points[first + j], total)
+            out[first + j] = _score_from_leaf(tr, t, node[j], depth[j], points[first + j], total, mass_offset)
 
 
 @njit(**JIT)
-def attribute_point(tr, t, point, high, low):
+def attribute_point(tr, t, point, high, low, mass_offset=AWS_MASS_OFFSET):
     """Split tree ``t``'s score of ``point`` by dimension and direction.
 
     Parameters
@@ -233,6 +247,8 @@ def attribute_point(tr, t, point, high, low):
         Overwritten with the parts of the score due to ``point`` lying above
         (``high``) or below (``low``) the data in each dimension. They sum
         to :func:`score_point`'s value; NaN for a corrupt tree.
+    mass_offset : float, default AWS_MASS_OFFSET
+        As for :func:`score_point`.
 
     Notes
     -----
@@ -250,7 +266,7 @@ def attribute_point(tr, t, point, high, low):
     if root == -1:
         return
     total = tr.mass[t, root]
-    scale = _scale(total)
+    scale = _scale(total, mass_offset)
     leaf, depth = _descend(tr, t, point)
     if leaf == -1:
         high[:] = np.nan

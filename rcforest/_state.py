@@ -34,6 +34,7 @@ from rcforest._core import (
     saved_named,
     without_negative_zeros,
 )
+from rcforest._layout import check_sampling
 from rcforest._store import pack
 from rcforest._tree import TreeArrays, allocate_trees, internal_per_tree, leaves_per_tree
 
@@ -44,8 +45,9 @@ VERSION = 3
 READ_VERSIONS = (1, 2, 3)
 """The layouts :func:`from_arrays` reads."""
 
-PARAMS = ("num_trees", "sample_size", "shingle_size", "time_decay", "random_state")
-"""The constructor arguments of :class:`rcforest.Forest` that a model file keeps."""
+PARAMS = ("num_trees", "sample_size", "shingle_size", "time_decay", "random_state", "sampling")
+"""The constructor arguments of :class:`rcforest.Forest` that a model file keeps. Files written
+before ``sampling`` existed lack it: their forests used the reservoir."""
 
 
 class ForestParts(NamedTuple):
@@ -161,12 +163,14 @@ def from_arrays(params, arrays, version):
 def _checked_params(params):
     """The constructor arguments in ``params``, checked as :class:`rcforest.Forest` checks them."""
     random_state = params["random_state"]
+    sampling = params.get("sampling", "reservoir")  # files written before it lack it
     return {
         "num_trees": check_int(params["num_trees"], "num_trees", 1),
         "sample_size": check_int(params["sample_size"], "sample_size", 1, MAX_SAMPLE_SIZE),
         "shingle_size": check_int(params["shingle_size"], "shingle_size", 1),
         "time_decay": check_time_decay(params["time_decay"]),
         "random_state": None if random_state is None else check_int(random_state, "random_state", 0),
+        "sampling": check_sampling(sampling),
     }
 
 

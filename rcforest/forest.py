@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from rcforest import _format, _kernels, _state
+from rcforest import _format, _kernels, _layout, _state
 from rcforest._core import (
     MAX_SAMPLE_SIZE,
     as_rows,
@@ -75,6 +75,20 @@ class Forest:
     random_state : int or None, default None
         Seed. The same seed gives the same forest and scores, whatever the
         number of threads.
+    sampling : {"reservoir", "sagemaker"}, default "reservoir"
+        Which rows :meth:`fit` gives each tree, and how tree scores are
+        scaled. ``"reservoir"``: each tree keeps its own sample of
+        ``sample_size`` rows drawn from all of them, and scores are scaled
+        as in AWS's random-cut-forest-by-aws. ``"sagemaker"``: the layout
+        of SageMaker's built-in Random Cut Forest, whose scores it matches.
+        When the ``N`` points fit in the forest (``N <= num_trees *
+        sample_size``), tree ``t`` holds the consecutive points ``t * k`` to
+        ``t * k + k - 1``, ``k = N // num_trees``, and the rest go unused;
+        otherwise each tree samples ``sample_size`` points. Each tree's score
+        is scaled by ``log2`` of its own size (see :mod:`rcforest._layout`).
+        A small batch so makes small trees, each of one stretch of the data,
+        and higher scores than ``"reservoir"``. Streaming (:meth:`update`)
+        is the same for both.
     n_jobs : int or None, default None
         Threads for the parallel kernels; None uses numba's setting (all cores).
 
@@ -121,6 +135,7 @@ class Forest:
         time_decay=0.0,
         random_state=None,
         *,
+        sampling="reservoir",
         n_jobs=None,
     ):
         self.num_trees = check_int(num_trees, "num_trees", 1)
@@ -131,6 +146,7 @@ class Forest:
         if random_state is not None:
             random_state = check_int(random_state, "random_state", 0)
         self.random_state = random_state
+        self.sampling = _layout.check_sampling(sampling)
         self.n_jobs = None if n_jobs is None else check_int(n_jobs, "n_jobs", 1)
         self._trees = None
         self._tail = None
@@ -143,7 +159,9 @@ class Forest:
         return (
             f"Forest(num_trees={self.num_trees}, sample_size={self.sample_size}, "
             f"shingle_size={self.shingle_size}, time_decay={self.time_decay}, "
-            f"random_state={self.random_state})"
+            f"random_state={self.random_state}"
+            + ("" if self.sampling == "reservoir" else f", sampling={self.sampling!r}")
+            + ")"
         )
 
     def __getstate__(self):
@@ -153,8 +171,12 @@ class Forest:
         return self.__dict__
 
     def __setstate__(self, state):
-        """Unpickle; a forest pickled before columns were matched by name gets the rule of :meth:`_from_parts`."""
+        """Unpickle; a forest pickled before columns were matched by name gets the rule of :meth:`_from_parts`.
+
+        A forest pickled before ``sampling`` existed used the reservoir.
+        """
         self.__dict__.update(state)
+        self.__dict__.setdefault("sampling", "reservoir")
         if "_named" not in state:
             self._named = names_are_given(self.feature_names_in_)
 
@@ -211,7 +233,7 @@ class Forest:
     # ----------------------------------------------------------------- batch
 
     def fit(self, X):
-        """Build the forest from a batch: each tree samples without replacement.
+        """Build the forest from a batch: each tree samples without replacement (see ``sampling``).
 
         Parameters
         ----------
@@ -227,7 +249,17 @@ class Forest:
         -----
         Each tree keeps the ``sample_size`` rows of smallest reservoir weight
         (see :mod:`rcforest._sampler`), a sample without replacement, so
-        :meth:`update` can carry on from the fitted sample.
+        :meth:`update` can carry on from the fitted sample. With
+        ``sampling="sagemaker"`` and few rows, each tree keeps its block of
+        consecutive rows instead, with the reservoir weights those rows draw,
+        and :meth:`update` carries on from there.
+
+        Raises
+        ------
+        ValueError
+            If ``sampling="sagemaker"`` would give a tree fewer than 2 points
+            (fewer than ``2 * num_trees`` points, see
+            :func:`rcforest._layout.block_size`).
         """
         rows = as_rows(X)
         points = shingle(rows.values, self.shingle_size)
@@ -236,12 +268,18 @@ class Forest:
                 f"X has {rows.values.shape[0]} rows, fewer than shingle_size={self.shingle_size}; "
                 "pass a longer series or a smaller shingle_size"
             )
+        block = None
+        if self.sampling == "sagemaker":
+            block = _layout.block_size(points.shape[0], self.num_trees, self.sample_size)
         trees = self._new_trees(rows.values.shape[1])
         rows_kept = np.full_like(trees.heap_leaf, -1)
         with _threads(self.n_jobs, points.shape[0]):
-            _kernels.select_sample(
-                trees.rng, trees.heap_weight, rows_kept, trees.heap_size, points.shape[0], 0, self.time_decay
-            )
+            if block is None:
+                _kernels.select_sample(
+                    trees.rng, trees.heap_weight, rows_kept, trees.heap_size, points.shape[0], 0, self.time_decay
+                )
+            else:
+                _kernels.select_blocks(trees.rng, trees.heap_weight, rows_kept, trees.heap_size, block, self.time_decay)
             trees = _kernels.build_from_rows(trees, points, rows_kept)
         self._trees = trees
         self.n_features_ = rows.values.shape[1]
@@ -251,8 +289,12 @@ class Forest:
         self.points_seen_ = points.shape[0]
         return self
 
-    def _per_tree(self, kernel, points, outputs=1):
-        """Run a per-tree read-only kernel over ``points`` in chunks; average over trees."""
+    def _mass_offset(self):
+        """How tree scores are scaled: see :func:`rcforest._layout.mass_offset`."""
+        return _layout.mass_offset(self.sampling)
+
+    def _per_tree(self, kernel, points, outputs=1, *args):
+        """Run a per-tree read-only kernel over ``points`` in chunks, ``args`` after its outputs; average over trees."""
         results = [np.empty(points.shape[0]) for _ in range(outputs)]
         with _threads(self.n_jobs, points.shape[0]):
             for start in range(0, points.shape[0], _CHUNK):
@@ -260,7 +302,7 @@ class Forest:
                 # A fresh C-ordered buffer per chunk: slices of one buffer would
                 # change the array layout and make numba compile a second variant.
                 per_tree = [np.empty((self.num_trees, chunk.shape[0])) for _ in range(outputs)]
-                kernel(self._trees, chunk, *per_tree)
+                kernel(self._trees, chunk, *per_tree, *args)
                 _kernels.raise_if_corrupt(*per_tree)
                 for result, values in zip(results, per_tree):
                     result[start : start + chunk.shape[0]] = _tree_mean(values)
@@ -282,11 +324,12 @@ class Forest:
         -------
         ndarray of shape (n_rows,), or pandas.Series for pandas input
             About 1 for rows like the data, higher for anomalies (at most
-            about ``log2(sample_size)``). With shingling, the first
+            about ``log2`` of the trees' size: ``sample_size``, or fewer
+            points with ``sampling="sagemaker"``). With shingling, the first
             ``shingle_size - 1`` rows have no shingle and score NaN.
         """
         rows, points = self._batch_points(X)
-        (scores,) = self._per_tree(_kernels.score_batch, points)
+        (scores,) = self._per_tree(_kernels.score_batch, points, 1, self._mass_offset())
         return self._wrap(rows, self._aligned(rows.values.shape[0], scores), "score")
 
     def _displacements(self, X):
@@ -349,7 +392,7 @@ class Forest:
         high = np.empty_like(points)
         low = np.empty_like(points)
         with _threads(self.n_jobs, points.shape[0]):
-            _kernels.attribution_batch(self._trees, points, high, low)
+            _kernels.attribution_batch(self._trees, points, high, low, self._mass_offset())
         _kernels.raise_if_corrupt(high, low)
         n = rows.values.shape[0]
         return (
@@ -373,7 +416,9 @@ class Forest:
                 if self._trees is not None:
                     self._trees = trees  # changed in place from here on: with the store it refers to
                 per_tree = np.zeros((self.num_trees, chunk.shape[0]))  # C-ordered: see _per_tree
-                _kernels.stream(trees, chunk, first, self.points_seen_ + start, self.time_decay, mode, per_tree)
+                _kernels.stream(
+                    trees, chunk, first, self.points_seen_ + start, self.time_decay, mode, per_tree, self._mass_offset()
+                )
                 _kernels.raise_if_corrupt(per_tree)
                 if mode != _kernels.MODE_NONE:
                     scores[start : start + chunk.shape[0]] = _tree_mean(per_tree)

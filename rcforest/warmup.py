@@ -36,7 +36,7 @@ __all__ = ["prebuild", "warmup"]
 def warmup():
     """Compile (or load from numba's cache) every kernel rcforest uses.
 
-    Fits, scores, streams, saves and loads a small forest, runs a small
+    Fits (both layouts), scores, streams, saves and loads a small forest, runs a small
     :class:`~rcforest.ThresholdedForest` and merges reservoir samples as
     the Dask fit does. Nothing is kept.
 
@@ -63,6 +63,7 @@ def warmup():
     for kind in ("score", "codisp", "displacement"):
         forest.score_update(values[:12], kind=kind)
     forest.update(values[:12])
+    Forest(num_trees=4, sample_size=16, random_state=0, sampling="sagemaker").fit(values).score(values[:12])
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.rcf")
         forest.save(path)

@@ -216,8 +216,12 @@ class NaiveTree:
         range_sum = sum(hi - lo for lo, hi in zip(low, high))
         return above, below, range_sum
 
-    def score(self, point):
-        """Expected inverse depth, as specified in rcf-facts.md section 2."""
+    def score(self, point, mass_offset=1.0):
+        """Expected inverse depth, as specified in rcf-facts.md section 2, scaled by ``log2(M + mass_offset)``.
+
+        ``mass_offset`` is 1 in random-cut-forest-by-aws and 0 in SageMaker's
+        built-in algorithm, which scales each tree by ``log2`` of its own mass.
+        """
         if self.root is None:
             return 0.0
         total = self.root.mass
@@ -226,7 +230,7 @@ class NaiveTree:
         depth = len(path) - 1
         if leaf.point == list(point):
             damp = 1 - leaf.mass / (2 * total)
-            return damp / (depth + math.log2(leaf.mass + 1)) * math.log2(total + 1)
+            return damp / (depth + math.log2(leaf.mass + 1)) * math.log2(total + mass_offset)
         score = 1 / (depth + 1)
         for depth in range(len(path) - 2, -1, -1):
             above, below, range_sum = self._gaps(path[depth], point)
@@ -235,7 +239,7 @@ class NaiveTree:
                 break
             prob = gap / (range_sum + gap)
             score = prob / (depth + 1) + (1 - prob) * score
-        return score * math.log2(total + 1)
+        return score * math.log2(total + mass_offset)
 
     def attribution(self, point):
         """(high, low) lists whose total is :meth:`score`."""
@@ -453,3 +457,41 @@ def displacement_at(trees, t, leaf):
         node = parent
         parent = int(trees.parent[t, node])
     return codisp, disp
+
+
+def naive_tree_of(trees, t):
+    """A :class:`NaiveTree` with the structure of tree ``t`` of a ``TreeArrays``: its cuts, points and masses.
+
+    The boxes are recomputed from the points, exactly, and rounded as the
+    kernels round them; the points are relative to the trees' origin, as
+    the kernels hold them.
+    """
+
+    def build(item, parent):
+        node = Node(parent)
+        if item[0] == "leaf":
+            node.point = list(item[1])
+            node.mass = item[2]
+            node.box_min, node.box_max = list(node.point), list(node.point)
+            return node
+        _, node.cut_dim, node.cut_value, node.mass, left, right = item
+        node.left, node.right = build(left, node), build(right, node)
+        node.box_min = [min(a, b) for a, b in zip(node.left.box_min, node.right.box_min)]
+        node.box_max = [max(a, b) for a, b in zip(node.left.box_max, node.right.box_max)]
+        return node
+
+    tree = NaiveTree(0)
+    description = describe_flat(trees, t)
+    tree.root = None if description is None else build(description, None)
+    return tree
+
+
+def forest_score(trees, point, mass_offset):
+    """The forest's score of ``point`` (input coordinates): the mean over trees of each tree's own scaled score.
+
+    Each tree's expected inverse depth is scaled by ``log2`` of that tree's
+    own mass plus ``mass_offset`` (:meth:`NaiveTree.score`).
+    """
+    relative = [float(p) - float(o) for p, o in zip(point, trees.origin)]
+    scores = [naive_tree_of(trees, t).score(relative, mass_offset) for t in range(trees.root.shape[0])]
+    return sum(scores) / len(scores)

@@ -205,6 +205,41 @@ OTHER_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.
 ROLE = "arn:aws:iam::123456789012:role/AmazonSageMaker-ExecutionRole-rcforest"
 
 
+def test_sdk_training_scores_the_clickstream_as_the_built_in_did(server, tmp_path, capsys):
+    """The SDK's RandomCutForest trains with the built-in's layout: its model scores as the stored notebook's."""
+    from sagemaker import RandomCutForest
+
+    from rcforest.sagemaker.model import load_model
+    from tests.stored_outputs import STORED, clickstream
+
+    stored = STORED["clickstream"]
+    _, train, test = clickstream()
+    session = sagemaker.Session()
+    bucket = session.default_bucket()
+    rcf = RandomCutForest(
+        role=sagemaker.get_execution_role(),
+        instance_count=1,
+        instance_type="ml.m4.xlarge",
+        data_location=f"s3://{bucket}/rcf-clickstream/",
+        output_path=f"s3://{bucket}/rcf-clickstream/output",
+        num_samples_per_tree=stored["num_samples_per_tree"],
+        num_trees=stored["num_trees"],
+    )
+    rcf.fit(rcf.record_set(train, channel="train", encrypt=False))
+    assert "ForestInfo{num_trees: 100, num_samples_in_forest: 1100, num_samples_per_tree: 11}" in (
+        capsys.readouterr().out
+    )
+    archive = tmp_path / "model.tar.gz"
+    model_bucket, _, key = rcf.model_data.removeprefix("s3://").partition("/")
+    boto3.client("s3").download_file(model_bucket, key, str(archive))
+    forest = load_model(archive)
+    assert forest.sampling == "sagemaker"
+    scores = forest.score(train)
+    assert scores.mean() + 3 * scores.std() == pytest.approx(stored["train_cutoff_mean_plus_3_std"], rel=0.03)
+    fault = forest.score(test[64:67])  # 10:40, 10:50 and 11:00 on 07-15
+    np.testing.assert_allclose(fault, list(stored["flagged"].values()), rtol=0.03)
+
+
 def _put(bucket, key, body):
     s3 = boto3.client("s3")
     try:

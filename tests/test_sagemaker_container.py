@@ -126,6 +126,7 @@ def test_train_recordio_shards_without_content_type(tmp_path):
         ),
         (HYPERPARAMETERS, {"test": {"t.csv": b"1,2,3\n"}}, None, "the train channel is required"),
         (HYPERPARAMETERS, {"train": {}}, None, "has no data files"),
+        (HYPERPARAMETERS, {"train": {"a.csv": b"1,2\n3,4\n" * 49}}, None, "pass at least 100 records"),
         (
             HYPERPARAMETERS,
             None,
@@ -135,7 +136,7 @@ def test_train_recordio_shards_without_content_type(tmp_path):
         (HYPERPARAMETERS, None, {"train": {"ContentType": "application/x-parquet"}}, "not supported"),
         (
             HYPERPARAMETERS,
-            {"train": {"a.csv": b"1,2\n3,4\n"}, "test": {"t.csv": b"1,2\n"}},
+            {"train": {"a.csv": b"1,2\n3,4\n" * 50}, "test": {"t.csv": b"1,2\n"}},
             {"train": {"ContentType": "text/csv"}, "test": {"ContentType": "text/csv;label_size=0"}},
             "test channel needs labels",
         ),

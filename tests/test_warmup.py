@@ -20,6 +20,7 @@ forest.codisp(X[:20])
 forest.attribution(X[:5])
 forest.score_update(X[:50])
 forest.score_update(X[:1], kind="displacement")
+Forest(num_trees=10, sample_size=32, random_state=1, sampling="sagemaker").fit(X).score(X[:5])
 ThresholdedForest(num_trees=10, sample_size=32).run(X[:, 0])
 with tempfile.TemporaryDirectory() as folder:
     forest.save(os.path.join(folder, "model.rcf"))

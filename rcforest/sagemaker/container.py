@@ -210,8 +210,6 @@ def _write_failure(root, error):
 
 
 def _train(root, links_out):
-    from rcforest.forest import Forest
-
     raw = _read_json(os.path.join(root, "input", "config", "hyperparameters.json"), "hyperparameters.json")
     params = check_hyperparameters(raw)
     channels = _channels(root)
@@ -227,7 +225,14 @@ def _train(root, links_out):
         features.shape[0],
         features.shape[1],
     )
-    forest = Forest(num_trees=params["num_trees"], sample_size=params["num_samples_per_tree"]).fit(features)
+    forest = _fit(features, params["num_trees"], params["num_samples_per_tree"])
+    sizes = forest._trees.heap_size
+    logger.info(
+        "ForestInfo{num_trees: %d, num_samples_in_forest: %d, num_samples_per_tree: %d}",
+        sizes.shape[0],
+        sizes.sum(),
+        sizes[0],
+    )
     metrics = {}
     if "test" in channels:
         test, labels = _read_channel(channels["test"][0], "test", channels["test"][1], links_out, params["feature_dim"])
@@ -241,6 +246,23 @@ def _train(root, links_out):
     forest.save(os.path.join(model_dir, MODEL_FILE))
     logger.info("model written to %s", os.path.join(model_dir, MODEL_FILE))
     return metrics
+
+
+def _fit(features, num_trees, num_samples_per_tree):
+    """The forest the built-in algorithm trains on ``features``: its layout and score scale (``sampling="sagemaker"``).
+
+    With few records each tree holds a block of consecutive records, at
+    least 2 (see :mod:`rcforest._layout`).
+    """
+    from rcforest.forest import Forest
+
+    if features.shape[0] < 2 * num_trees:
+        raise ValueError(
+            f"the train channel has {features.shape[0]} records; Random Cut Forest gives each of its {num_trees} "
+            f"trees {features.shape[0]} // {num_trees} of them and needs at least 2 per tree: pass at least "
+            f"{2 * num_trees} records, or lower num_trees (50 at least)"
+        )
+    return Forest(num_trees=num_trees, sample_size=num_samples_per_tree, sampling="sagemaker").fit(features)
 
 
 def run_training(ml_root="/opt/ml"):
