@@ -195,8 +195,10 @@ def _process_start():
         return time.perf_counter()
 
 
-def _run_case(case, cache, model):
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+def _run_case(case, cache, model, home, prebuilt=True):
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache, HOME=home)
+    if not prebuilt:
+        env["RCFOREST_PREBUILT"] = "0"
     done = subprocess.run(
         [sys.executable, __file__, "--child", case, model], capture_output=True, text=True, env=env, cwd=HERE
     )
@@ -237,6 +239,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", choices=sorted(CASES), default=sorted(CASES))
     parser.add_argument("--top", type=int, default=20, help="profile lines per case (default: 20)")
+    parser.add_argument(
+        "--no-prebuilt",
+        dest="prebuilt",
+        action="store_false",
+        help="ignore the package's prebuilt kernels (RCFOREST_PREBUILT=0): numba compiles everything",
+    )
     parser.add_argument("--child", nargs=2, metavar=("CASE", "MODEL"), help=argparse.SUPPRESS)
     parser.add_argument("--serve-child", metavar="PROFILE", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args(argv)
@@ -253,9 +261,11 @@ def main(argv=None):
             _write_model(model)
         for case in args.cases:
             cache = os.path.join(tmp, f"cache-{case}")
+            home = os.path.join(tmp, f"home-{case}")
             os.mkdir(cache)
-            cold = _run_case(case, cache, model)
-            warm = _run_case(case, cache, model)
+            os.mkdir(home)
+            cold = _run_case(case, cache, model, home, args.prebuilt)
+            warm = _run_case(case, cache, model, home, args.prebuilt)
             results[case] = (cold, warm)
             print(
                 f"({case}) {CASES[case]}: cold {cold['seconds']:.1f} s (CPU {cold['cpu']:.1f} s), "

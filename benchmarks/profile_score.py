@@ -8,7 +8,9 @@ It fits a 100-tree, 256-sample forest on Gaussian data and times, on one
 thread, the stages of :func:`rcforest._score.score_point`: following the
 cuts down to a leaf, checking the leaf, and walking back up through the
 ancestors whose boxes do not hold the point (summing ``dim`` gaps at each).
-It also counts the depth and the ancestors visited, times the two stages
+It times the same scores with the rows taken down each tree
+eight at a time (:func:`rcforest._score.score_rows`, as the batch score
+does). It also counts the depth and the ancestors visited, times the two stages
 of fitting 100,000 rows (the reservoirs' sample selection, then building
 the trees), and times scikit-learn's IsolationForest on the same data for
 comparison.
@@ -23,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from rcforest import Forest, _kernels
-from rcforest._score import _descend, _gap_fast, _is_leaf_point, score_point
+from rcforest._score import AWS_MASS_OFFSET, LANES, _descend, _gap_fast, _is_leaf_point, score_point, score_rows
 
 __all__ = ["main"]
 
@@ -68,6 +70,16 @@ def _score_all(tr, points):
     for t in range(tr.root.shape[0]):
         for row in range(points.shape[0]):
             total += score_point(tr, t, points[row])
+    return total
+
+
+@njit
+def _score_lanes(tr, points):
+    out = np.empty(points.shape[0])
+    total = 0.0
+    for t in range(tr.root.shape[0]):
+        score_rows(tr, t, points, out, AWS_MASS_OFFSET)
+        total += out.sum()
     return total
 
 
@@ -118,7 +130,9 @@ def main(argv=None):
         f"  leaf depth {visits:.1f}, ancestors walked {walked:.1f} (each: {args.dim} gaps, 2 x {args.dim} floats read)"
     )
     print(f"  descend {descend:.0f} ns, + leaf check {checked - descend:.0f} ns, + walk up {score - checked:.0f} ns")
-    print(f"  score_point total {score:.0f} ns")
+    print(f"  score_point total {score:.0f} ns (a row at a time)")
+    lanes = _ns_per_tree_point(_score_lanes, trees, points)
+    print(f"  score_rows, as score_batch: {lanes:.0f} ns (rows {LANES} at a time down each tree, then up one by one)")
     _print_isolation_forest(data, queries, args.rows)
     numba.set_num_threads(1)
     select, build = _fit_stages(np.random.default_rng(1).normal(size=(100_000, args.dim)))

@@ -12,10 +12,10 @@ array of it at each call, which costs more than the work.
 """
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import intrinsic
 
-from rcforest._jit import INLINE
+from rcforest._jit import INLINE, njit
 
 __all__ = [
     "box_gap",

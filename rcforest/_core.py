@@ -11,9 +11,8 @@ import sys
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
-from rcforest._jit import JIT
+from rcforest._jit import JIT, njit
 
 __all__ = []
 

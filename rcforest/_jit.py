@@ -1,13 +1,27 @@
-"""How rcforest's kernels are compiled and run.
+"""How rcforest's kernels are compiled, cached and run.
 
-Every jitted function takes :data:`JIT` (``@njit(**JIT)``), so the options
-live in one place; :func:`threads` sets the thread count of the parallel
-kernels for one call.
+Every jitted function is made by :func:`njit` with :data:`JIT`
+(``@njit(**JIT)``), so the options and the cache live in one place;
+:func:`threads` sets the thread count of the parallel kernels for one
+call.
+
+A kernel is looked for in the package's prebuilt cache, then in numba's
+cache (:mod:`rcforest._kernel_cache`), and compiled only if neither has
+it. While compiling rcforest's kernels has taken more than a second, one
+line on stderr says what is happening and that it happens once (once per
+process; ``RCFOREST_COMPILE_NOTICE=0`` hides it).
 """
 
 import contextlib
+import os
+import sys
+import threading
+import time
 
 import numba
+from numba.core import event
+
+from rcforest._kernel_cache import KernelCache
 
 __all__ = []
 
@@ -20,6 +34,89 @@ INLINE = {**JIT, "inline": "always"}
 box gaps, heap sift, reservoir test): numba inlines them into the function
 that calls them. Each separately compiled function costs a cold start
 about half a second, whatever its size."""
+
+NOTICE_VARIABLE = "RCFOREST_COMPILE_NOTICE"
+"""Environment variable that, set to ``0``, hides the compile notice."""
+
+NOTICE_AFTER = 1.0
+"""Seconds of compiling after which the notice is written."""
+
+NOTICE = (
+    "rcforest: compiling its numba kernels for this machine; this happens once, later runs load them from "
+    f"numba's cache ({NOTICE_VARIABLE}=0 hides this line)"
+)
+
+
+def njit(**options):
+    """``numba.njit(**options)``, with rcforest's cache when ``cache`` is set.
+
+    Parameters
+    ----------
+    **options
+        numba's options, usually :data:`JIT` or :data:`INLINE`.
+
+    Returns
+    -------
+    callable
+        The decorator.
+    """
+    caching = options.pop("cache", False)
+
+    def decorate(function):
+        dispatcher = numba.njit(**options)(function)
+        if caching:
+            # numba's dispatcher keeps its cache in ``_cache`` (``enable_caching`` sets numba's own there).
+            dispatcher._cache = KernelCache(dispatcher.py_func)
+        return dispatcher
+
+    return decorate
+
+
+class _CompileNotice(event.Listener):
+    """Writes :data:`NOTICE` to stderr once rcforest's kernels have been compiling for :data:`NOTICE_AFTER` s.
+
+    The seconds add up over the compiles of a process (a first call often
+    compiles a few kernels one after another). numba compiles one function
+    at a time, under its compiler lock, so the events nest and never
+    interleave. The notice is written at most once per process.
+    """
+
+    def __init__(self):
+        self._depth = 0
+        self._started = None
+        self._spent = 0.0
+        self._timer = None
+        self.shown = False
+
+    def on_start(self, event):
+        self._depth += 1
+        module = getattr(event.data["dispatcher"].py_func, "__module__", None) or ""
+        if self._depth > 1 or not module.startswith("rcforest."):
+            return
+        self._started = time.perf_counter()
+        if not self.shown and os.environ.get(NOTICE_VARIABLE) != "0":
+            self._timer = threading.Timer(max(NOTICE_AFTER - self._spent, 0.0), self._show)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def on_end(self, event):
+        self._depth -= 1
+        if self._depth > 0 or self._started is None:
+            return
+        self._spent += time.perf_counter() - self._started
+        self._started = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _show(self):
+        if not self.shown:
+            self.shown = True
+            print(NOTICE, file=sys.stderr, flush=True)
+
+
+_notice = _CompileNotice()
+event.register("numba:compile", _notice)
 
 
 @contextlib.contextmanager

@@ -13,13 +13,13 @@ insertion stops that tree's stream there; :func:`build` leaves the leaf
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from rcforest._box import child_bounds, range_of
-from rcforest._jit import INLINE, JIT
+from rcforest._jit import INLINE, JIT, njit
 from rcforest._rng import uniform
 from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top, rejection_cut, weight_of
-from rcforest._score import AWS_MASS_OFFSET, attribute_point, displacement_of, score_point
+from rcforest._score import AWS_MASS_OFFSET, attribute_point, displacement_of, score_point, score_rows
 from rcforest._store import pack, relative
 from rcforest._update import delete_leaf, insert_point
 
@@ -271,13 +271,6 @@ def stream(tr, points, first, sequence_start, time_decay, mode, out, mass_offset
         _stream_displacements(*args)
 
 
-@njit(**JIT, inline="always")
-def _score_tree(tr, t, points, mass_offset, out):
-    """Score every row in tree ``t``."""
-    for row in range(points.shape[0]):
-        out[row] = score_point(tr, t, points[row], mass_offset)
-
-
 @njit(**JIT, parallel=True)
 def score_batch(tr, points, out, mass_offset):
     """Score every row in every tree, read-only.
@@ -292,7 +285,7 @@ def score_batch(tr, points, out, mass_offset):
     """
     for i in prange(tr.root.shape[0]):
         t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
-        _score_tree(tr, t, points, mass_offset, out[t])
+        score_rows(tr, t, points, out[t], mass_offset)
 
 
 @njit(**JIT)

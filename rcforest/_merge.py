@@ -36,10 +36,10 @@ reservoir samples in the same way.
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from rcforest import _kernels
-from rcforest._jit import JIT
+from rcforest._jit import JIT, njit
 from rcforest._rng import advance
 from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top
 from rcforest._tree import allocate_trees

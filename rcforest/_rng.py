@@ -13,9 +13,8 @@ OOPSLA 2014 (splitmix64), with Vigna's mixing constants.
 """
 
 import numpy as np
-from numba import njit
 
-from rcforest._jit import JIT
+from rcforest._jit import JIT, njit
 
 __all__ = []
 

@@ -14,9 +14,8 @@ in the exponential-clock form used by AWS random-cut-forest-by-aws
 """
 
 import numpy as np
-from numba import njit
 
-from rcforest._jit import INLINE, JIT
+from rcforest._jit import INLINE, JIT, njit
 from rcforest._rng import uniform
 
 __all__ = []

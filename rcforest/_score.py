@@ -23,10 +23,9 @@ and ``AnomalyAttributionVisitor``).
 """
 
 import numpy as np
-from numba import njit
 
 from rcforest._box import box_gap
-from rcforest._jit import INLINE, JIT
+from rcforest._jit import INLINE, JIT, njit
 from rcforest._update import find_place
 
 __all__ = []
@@ -137,8 +136,13 @@ def score_point(tr, t, point, mass_offset=AWS_MASS_OFFSET):
     root = tr.root[t]
     if root == -1:
         return 0.0
-    total = tr.mass[t, root]
     leaf, depth = _descend(tr, t, point)
+    return _score_from_leaf(tr, t, leaf, depth, point, tr.mass[t, root], mass_offset)
+
+
+@njit(**INLINE)
+def _score_from_leaf(tr, t, leaf, depth, point, total, mass_offset):
+    """:func:`score_point` of ``point``, which reached ``leaf`` at ``depth`` in tree ``t`` of mass ``total``."""
     if leaf == -1:
         return np.nan
     if _is_leaf_point(tr, t, leaf, point):
@@ -157,6 +161,76 @@ def score_point(tr, t, point, mass_offset=AWS_MASS_OFFSET):
         node = tr.parent[t, node]
         depth -= 1
     return score * _scale(total, mass_offset)
+
+
+LANES = 8
+"""Rows that :func:`score_rows` takes down a tree together."""
+
+
+@njit(**INLINE)
+def _descend_lanes(tr, t, points, first, count, node, depth):
+    """:func:`_descend` of rows ``first .. first + count - 1`` together: leaves into ``node``, depths into ``depth``.
+
+    Each step moves every row still above a leaf one level down, so the
+    rows' dependent loads (cut, then child) overlap instead of waiting on
+    each other. A row whose walk takes more steps than the tree has levels
+    (a cycle) gets leaf ``-1``, as from :func:`_descend`.
+    """
+    internal = tr.left.shape[1]
+    steps = tr.parent.shape[1]
+    root = tr.root[t]
+    for j in range(count):
+        node[j] = root
+        depth[j] = 0
+    moving = True
+    while moving:
+        moving = False
+        for j in range(count):
+            here = node[j]
+            if here < 0 or here >= internal:
+                continue  # at a leaf, or stopped
+            if depth[j] == steps:
+                node[j] = -1
+                continue
+            if points[first + j, tr.cut_dim[t, here]] <= tr.cut_value[t, here]:
+                node[j] = tr.left[t, here]
+            else:
+                node[j] = tr.right[t, here]
+            depth[j] += 1
+            moving = True
+
+
+@njit(**INLINE)
+def score_rows(tr, t, points, out, mass_offset):
+    """:func:`score_point` of every row of ``points`` in tree ``t``, into ``out``; read-only.
+
+    Rows go down the tree :data:`LANES` at a time (:func:`_descend_lanes`),
+    then each walks back up on its own: each row's value is the very one
+    :func:`score_point` gives (the same operations in the same order).
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    t : int
+        Tree index.
+    points : ndarray of float64, shape (num_rows, dim)
+    out : ndarray of float64, shape (num_rows,)
+    mass_offset : float
+        As for :func:`score_point`.
+    """
+    root = tr.root[t]
+    if root == -1:
+        for row in range(points.shape[0]):
+            out[row] = 0.0
+        return
+    total = tr.mass[t, root]
+    node = np.empty(LANES, np.int64)
+    depth = np.empty(LANES, np.int64)
+    for first in range(0, points.shape[0], LANES):
+        count = min(LANES, points.shape[0] - first)
+        _descend_lanes(tr, t, points, first, count, node, depth)
+        for j in range(count):
+            out[first + j] = _score_from_leaf(tr, t, node[j], depth[j], points[first + j], total, mass_offset)
 
 
 @njit(**JIT)

@@ -20,10 +20,10 @@ the file's form and the in-memory layout.
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from rcforest._box import refit_box
-from rcforest._jit import JIT
+from rcforest._jit import JIT, njit
 from rcforest._store import pack
 from rcforest._tree import allocate_trees, internal_per_tree, leaves_per_tree
 

@@ -11,10 +11,9 @@ Insertion follows Guha, Mishra, Roy and Schrijvers, ICML 2016, section
 """
 
 import numpy as np
-from numba import njit
 
 from rcforest._box import box_gap, cut_in_gap, range_of, refit_box, round_down, round_up, set_union
-from rcforest._jit import INLINE, JIT
+from rcforest._jit import INLINE, JIT, njit
 from rcforest._rng import uniform
 
 __all__ = ["delete_leaf", "find_place", "insert_point"]

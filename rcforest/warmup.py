@@ -1,18 +1,22 @@
-"""Compile every kernel ahead of the first call: ``rcforest warmup``.
+"""Compile every kernel ahead of the first call: ``rcforest warmup``, and the prebuilt kernels.
 
-rcforest's kernels are compiled by numba on first use and cached on disk
-(in ``__pycache__`` beside the package, or in ``NUMBA_CACHE_DIR``). A
-process that finds them there starts in about a second; one that does not
+rcforest's kernels are loaded from the package's prebuilt cache, which
+the build of the package fills with :func:`prebuild`, or else compiled by
+numba on first use and cached on disk (in ``__pycache__`` beside the
+package, or in ``NUMBA_CACHE_DIR``); see :mod:`rcforest._kernel_cache`.
+A process that finds them starts in about a second; one that does not
 compiles what it uses first, a few seconds per kind of call.
-:func:`warmup` runs each kind of call once on a few rows, so that the
+:func:`warmup` runs each kind of call once on a few rows, so that numba's
 cache holds every kernel: run it where the cache will be read, when a
-Docker image is built or when a Dask worker starts.
+Docker image is built or when a Dask worker starts, if the package's
+prebuilt kernels were built on a machine with another CPU.
 
 Notes
 -----
-numba keys its cache on the CPU it compiled for. An image built on one
-machine and run on another compiles again unless both set
-``NUMBA_CPU_NAME=generic`` (portable code, a little slower).
+numba keys its cache, and the prebuilt one, on the CPU it compiled for:
+its name and its feature flags. An image built on one machine and run on
+another compiles again unless both set ``NUMBA_CPU_NAME=generic``
+(portable code, a little slower).
 """
 
 import os
@@ -21,12 +25,12 @@ import time
 
 import numpy as np
 
-from rcforest import _merge
+from rcforest import _kernel_cache, _merge
 from rcforest._rng import tree_seeds
 from rcforest.detector import Forecaster, ThresholdedForest
 from rcforest.forest import Forest
 
-__all__ = ["warmup"]
+__all__ = ["prebuild", "warmup"]
 
 
 def warmup():
@@ -83,3 +87,25 @@ def warmup():
     second = _merge.part_entries(values[32:], 32, seeds, 16, 0.0)
     _merge.build_trees(_merge.merge(first, second, 16), seeds, 16)
     return time.perf_counter() - start
+
+
+def prebuild(folder):
+    """Compile every kernel into a prebuilt cache folder, as the build of the package does.
+
+    Runs :func:`warmup` with kernels loaded from and saved to ``folder``
+    only (numba's own cache is neither read nor written). Run it in a new
+    interpreter: kernels this process compiled before are not saved again.
+
+    Parameters
+    ----------
+    folder : str
+        The folder to fill, ``rcforest/_prebuilt`` in the package being
+        built (see ``setup.py``).
+
+    Returns
+    -------
+    float
+        Seconds it took.
+    """
+    with _kernel_cache.building(folder):
+        return warmup()

@@ -33,9 +33,13 @@ def _run_warmup(args):
     """``rcforest warmup``: compile, then say where the cache is and how long it took."""
     import os
 
+    from rcforest._kernel_cache import prebuilt_folder
     from rcforest.warmup import warmup
 
     seconds = warmup()
     where = os.environ.get("NUMBA_CACHE_DIR") or "__pycache__ beside the rcforest package"
+    prebuilt = prebuilt_folder()
+    if prebuilt is not None and os.path.isdir(prebuilt):
+        where += f"; read first, where they fit this machine: the prebuilt kernels in {prebuilt}"
     say(args, f"rcforest kernels compiled and cached in {seconds:.1f} s (cache: {where})")
     return 0

@@ -1,0 +1,91 @@
+"""The prebuilt kernels: loaded instead of compiled on the CPU they were built for, compiled elsewhere; the notice."""
+
+import os
+import subprocess
+import sys
+
+from rcforest._jit import NOTICE
+
+# Compiles (or loads) one small kernel and prints whether it was compiled, its result and what numba's cache holds.
+_CALL = """
+import numpy as np
+from rcforest import _kernels
+from rcforest._kernel_cache import building
+
+out = np.empty(3)
+per_tree = np.arange(6.0).reshape(2, 3)
+if {build!r}:
+    with building({build!r}):
+        _kernels.tree_mean(per_tree, out)
+else:
+    _kernels.tree_mean(per_tree, out)
+print(sum(_kernels.tree_mean._cache_misses.values()), out.tolist())
+"""
+
+
+def _run(code, env, tmp_path):
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def _environment(tmp_path, name, **extra):
+    cache = tmp_path / name
+    cache.mkdir()
+    return cache, dict(os.environ, NUMBA_CACHE_DIR=str(cache), RCFOREST_COMPILE_NOTICE="0", **extra)
+
+
+def _files(folder):
+    return sorted(name for _, _, names in os.walk(folder) for name in names)
+
+
+def test_prebuilt_kernel_loads_and_numba_cache_is_untouched(tmp_path):
+    prebuilt = tmp_path / "prebuilt"
+    cache, env = _environment(tmp_path, "build-cache")
+    built = _run(_CALL.format(build=str(prebuilt)), env, tmp_path)
+    assert built.stdout.split(maxsplit=1) == ["1", "[1.5, 2.5, 3.5]\n"]
+    assert any(name.endswith(".nbi") for name in _files(prebuilt)) and _files(cache) == []
+    cache, env = _environment(tmp_path, "empty-cache", RCFOREST_PREBUILT=str(prebuilt))
+    loaded = _run(_CALL.format(build=None), env, tmp_path)
+    assert loaded.stdout.split(maxsplit=1) == ["0", "[1.5, 2.5, 3.5]\n"]  # loaded, not compiled
+    assert _files(cache) == []
+
+
+def test_another_cpu_compiles_into_numba_cache_and_leaves_prebuilt_alone(tmp_path):
+    prebuilt = tmp_path / "prebuilt"
+    _, env = _environment(tmp_path, "build-cache")
+    _run(_CALL.format(build=str(prebuilt)), env, tmp_path)
+    before = {name: (prebuilt / name).read_bytes() for name in _files(prebuilt)}
+    # numba keys the cache on the CPU's name and features: a generic CPU stands for another machine.
+    cache, env = _environment(tmp_path, "other-cpu", RCFOREST_PREBUILT=str(prebuilt), NUMBA_CPU_NAME="generic")
+    other = _run(_CALL.format(build=None), env, tmp_path)
+    assert other.stdout.split(maxsplit=1) == ["1", "[1.5, 2.5, 3.5]\n"]  # compiled
+    assert any(name.endswith(".nbi") for name in _files(cache))
+    assert {name: (prebuilt / name).read_bytes() for name in _files(prebuilt)} == before
+    # Turned off, the prebuilt kernel is not read either.
+    _, env = _environment(tmp_path, "off", RCFOREST_PREBUILT="0")
+    assert _run(_CALL.format(build=None), env, tmp_path).stdout.startswith("1 ")
+
+
+# Compiles two kernels with the notice's delay at zero; prints nothing itself.
+_COMPILE = """
+import numpy as np
+import rcforest._jit
+from rcforest import _kernels
+
+rcforest._jit.NOTICE_AFTER = 0.0
+_kernels.tree_mean(np.ones((2, 3)), np.empty(3))
+_kernels.tree_mean(np.ones((2, 3), np.float32), np.empty(3))
+"""
+
+
+def test_compile_notice_is_one_line_on_stderr_and_can_be_hidden(tmp_path):
+    _, env = _environment(tmp_path, "cache", RCFOREST_PREBUILT="0")
+    env.pop("RCFOREST_COMPILE_NOTICE")
+    shown = _run(_COMPILE, env, tmp_path)
+    assert shown.stdout == ""
+    assert shown.stderr.splitlines() == [NOTICE]
+    assert "once" in NOTICE
+    _, env = _environment(tmp_path, "hidden", RCFOREST_PREBUILT="0")
+    hidden = _run(_COMPILE, env, tmp_path)
+    assert hidden.stdout == hidden.stderr == ""
