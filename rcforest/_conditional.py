@@ -26,9 +26,9 @@ block at a time).
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from rcforest._jit import INLINE, JIT
+from rcforest._jit import INLINE, JIT, njit
 
 __all__ = ["LOWER", "UPPER", "conditional_batch", "extrapolate_steps", "impute_batch", "pick_quantile"]
 

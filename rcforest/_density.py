@@ -24,10 +24,10 @@ default field ``mass + 1`` and influence 1), ``InterpolationMeasure`` and
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from rcforest._box import child_bounds
-from rcforest._jit import INLINE, JIT
+from rcforest._jit import INLINE, JIT, njit
 
 __all__ = ["DENSITY_FLOOR", "density_from_measure", "interpolation_batch"]
 

@@ -18,9 +18,9 @@ when they are among the nearest, and the nearer ones it can miss.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from rcforest._jit import INLINE, JIT
+from rcforest._jit import INLINE, JIT, njit
 
 __all__ = ["neighbors_batch"]
 

@@ -18,11 +18,10 @@ bit-identical to the batch path's.
 import types as pytypes
 
 import numpy as np
-from numba import njit
 from numba.core import types
 from numba.experimental import structref
 
-from rcforest._jit import JIT
+from rcforest._jit import JIT, njit
 from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top
 from rcforest._score import score_point
 from rcforest._update import delete_leaf, insert_point

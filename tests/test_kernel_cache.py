@@ -89,3 +89,24 @@ def test_compile_notice_is_one_line_on_stderr_and_can_be_hidden(tmp_path):
     _, env = _environment(tmp_path, "hidden", RCFOREST_PREBUILT="0")
     hidden = _run(_COMPILE, env, tmp_path)
     assert hidden.stdout == hidden.stderr == ""
+
+
+def test_every_kernel_is_made_by_rcforests_njit():
+    # A kernel made by numba.njit itself is never prebuilt and compiles on first use, without the notice.
+    import importlib
+    import pkgutil
+
+    from numba.core.registry import CPUDispatcher
+
+    import rcforest
+    from rcforest._kernel_cache import KernelCache
+
+    kernels = {}
+    for module in pkgutil.walk_packages(rcforest.__path__, "rcforest."):
+        if module.name.endswith("__main__"):
+            continue
+        for name, value in vars(importlib.import_module(module.name)).items():
+            if isinstance(value, CPUDispatcher) and value.py_func.__module__ == module.name:
+                kernels[f"{module.name}.{name}"] = value
+    assert len(kernels) > 40
+    assert [name for name, kernel in kernels.items() if not isinstance(kernel._cache, KernelCache)] == []
