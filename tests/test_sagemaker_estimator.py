@@ -290,5 +290,7 @@ def test_nyc_taxi_notebook_calls_run_with_only_the_import_changed():
     finally:
         rcf_inference.delete_endpoint()
     np.testing.assert_array_equal(scores, rcf.forest.score(taxi_data_numpy))
-    assert 2000 in anomalies.index
-    assert len(anomalies) < 50
+    # The training job draws its own seed, as SageMaker's does: the spike scores highest in every draw, and over
+    # 30 seeds of the built-in's layout 32-65 of the 2,400 rows pass mean + 3 std (the sine's peaks and troughs).
+    assert 2000 in anomalies.index and taxi_data["score"].idxmax() == 2000
+    assert len(anomalies) < 100
