@@ -67,19 +67,25 @@ def _offer(best_d2, best_row, count, d2, row):
         return count
     best_d2[0] = d2
     best_row[0] = row
+    _sift_down(best_d2, best_row, k)
+    return count
+
+
+@njit(**INLINE)
+def _sift_down(best_d2, best_row, size):
+    """Restore the max-heap order of the first ``size`` entries after the top one changed."""
     j = 0
-    while True:  # sift down
+    while True:
         child = 2 * j + 1
-        if child >= k:
+        if child >= size:
             break
-        if child + 1 < k and best_d2[child + 1] > best_d2[child]:
+        if child + 1 < size and best_d2[child + 1] > best_d2[child]:
             child += 1
         if best_d2[child] <= best_d2[j]:
             break
         best_d2[child], best_d2[j] = best_d2[j], best_d2[child]
         best_row[child], best_row[j] = best_row[j], best_row[child]
         j = child
-    return count
 
 
 @njit(**INLINE)
@@ -158,18 +164,7 @@ def nearest_in_tree(tr, t, point, limit2, best_d2, best_row, stack, stack_d2):
     for last in range(count - 1, 0, -1):
         best_d2[0], best_d2[last] = best_d2[last], best_d2[0]
         best_row[0], best_row[last] = best_row[last], best_row[0]
-        j = 0
-        while True:
-            child = 2 * j + 1
-            if child >= last:
-                break
-            if child + 1 < last and best_d2[child + 1] > best_d2[child]:
-                child += 1
-            if best_d2[child] <= best_d2[j]:
-                break
-            best_d2[child], best_d2[j] = best_d2[j], best_d2[child]
-            best_row[child], best_row[j] = best_row[j], best_row[child]
-            j = child
+        _sift_down(best_d2, best_row, last)
     return count
 
 
