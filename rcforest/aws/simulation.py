@@ -30,7 +30,7 @@ from xml.sax.saxutils import escape
 
 from rcforest.aws.resources import ApiError
 
-__all__ = ["PolicySimulator", "decide", "members"]
+__all__ = ["PolicySimulator", "decide", "members", "wildcard_match"]
 
 _PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):(role|user|group)/(?:.*/)?([^/]+)$")
 _NAMESPACE = "https://iam.amazonaws.com/doc/2010-05-08/"
@@ -46,10 +46,29 @@ def members(fields, name):
     return [value for _, value in sorted(numbered)]
 
 
-def _pattern(text, ignore_case):
-    """An IAM wildcard (``*``, ``?``) as a compiled regular expression."""
-    body = re.escape(text).replace(r"\*", ".*").replace(r"\?", ".")
-    return re.compile(f"^{body}$", re.IGNORECASE if ignore_case else 0)
+def wildcard_match(pattern, value, ignore_case):
+    """Whether ``value`` matches the IAM wildcard ``pattern`` (``*`` any run, ``?`` one character).
+
+    A greedy scan that goes back only to the last ``*``: at most
+    ``len(pattern) * len(value)`` steps, whatever the request holds (a
+    regular expression of many stars backtracks for minutes).
+    """
+    if ignore_case:
+        pattern, value = pattern.casefold(), value.casefold()
+    p = v = 0
+    star, resume = -1, 0
+    while v < len(value):
+        if p < len(pattern) and pattern[p] in ("?", value[v]):
+            p, v = p + 1, v + 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star, resume = p, v
+            p += 1
+        elif star >= 0:
+            resume += 1
+            p, v = star + 1, resume
+        else:
+            return False
+    return pattern[p:].strip("*") == ""
 
 
 def _listed(value):
@@ -57,7 +76,7 @@ def _listed(value):
 
 
 def _matches(patterns, value, ignore_case):
-    return any(_pattern(pattern, ignore_case).match(value) for pattern in _listed(patterns))
+    return any(wildcard_match(pattern, value, ignore_case) for pattern in _listed(patterns))
 
 
 def _condition_holds(condition, context, missing):
