@@ -187,7 +187,7 @@ def _explain(outputs, windows):
         for row in alerts[(alerts >= probation) & ~inside[alerts]]:
             r = out.iloc[row]
             before = alerts[alerts < row]
-            after = "the first alert"
+            after = "the first alert" if not before.size else "the row after an alert"
             if before.size and row - before[-1] > 1:
                 low = np.nanmin(ratio[before[-1] + 1 : row])
                 after = f"{row - before[-1]} rows after an alert, score/threshold down to {low:.2f} between"
