@@ -40,6 +40,8 @@ def test_explain_gives_each_false_alert_its_strength_and_the_rows_since_the_prev
     assert lines[2].startswith("  MISSED ") and "peak score/threshold 0.50" in lines[2]
     false = [line for line in lines if line.startswith("  FALSE")]
     assert len(false) == 3
-    assert "(x1.25)" in false[0] and false[0].endswith("; 300 rows after an alert, score/threshold down to 0.50 between")
-    assert "(x1.50)" in false[1] and false[1].endswith("; 200 rows after an alert, score/threshold down to 0.30 between")
+    assert "(x1.25)" in false[0]
+    assert false[0].endswith("; 300 rows after an alert, score/threshold down to 0.50 between")
+    assert "(x1.50)" in false[1]
+    assert false[1].endswith("; 200 rows after an alert, score/threshold down to 0.30 between")
     assert "(x1.40)" in false[2] and false[2].endswith("; the row after an alert")
