@@ -21,9 +21,11 @@ category (the corpus threshold, each category normalised by its own null
 and perfect scores), the stored published detectors scored the same way,
 and the detector's seconds per 1,000 rows. ``--explain`` lists, per file,
 the windows the detector's alerts missed and the alerts outside windows
-after probation. ``--folds`` adds leave-one-category-out folds: for each category, its score
-when NAB's corpus threshold (the one constant NAB chooses per detector) is
-optimised on the other categories only, next to its in-sample score (the
+after probation, each with its score over threshold and the rows since the
+previous alert (and how low the score fell in between). ``--folds`` adds
+leave-one-category-out folds: for each category, its score when NAB's
+corpus threshold (the one constant NAB chooses per detector) is optimised
+on the other categories only, next to its in-sample score (the
 threshold chosen on all categories, as in the table) and the score at the
 threshold best for that category alone; then the folds' mean, minimum and
 standard deviation. ``--check-scorer`` scores the stored ``null``,
@@ -181,11 +183,17 @@ def _explain(outputs, windows):
                     f"  MISSED {start[:16]} .. {end[:16]} ({last - first + 1} rows): "
                     f"peak score/threshold {ratio:.2f} at +{best - first}"
                 )
+        ratio = (out["score"] / out["threshold"]).to_numpy()
         for row in alerts[(alerts >= probation) & ~inside[alerts]]:
             r = out.iloc[row]
+            before = alerts[alerts < row]
+            after = "the first alert" if not before.size else "the row after an alert"
+            if before.size and row - before[-1] > 1:
+                low = np.nanmin(ratio[before[-1] + 1 : row])
+                after = f"{row - before[-1]} rows after an alert, score/threshold down to {low:.2f} between"
             lines.append(
                 f"  FALSE  {str(times[row])[:16]} grade {r['grade']:.2f} score {r['score']:.2f}/{r['threshold']:.2f} "
-                f"{r['attribution']} expected {r['expected_value']:.4g}"
+                f"(x{ratio[row]:.2f}) {r['attribution']} expected {r['expected_value']:.4g}; {after}"
             )
         if lines:
             print(f"{name} ({len(out)} rows, probation {probation})")

@@ -8,6 +8,7 @@ import pytest
 from rcforest.detector.alerts import (
     ALERT_MEMORY,
     ESCALATION,
+    OUTRANKED,
     REPEAT,
     REPEAT_MEMORY,
     STRONG,
@@ -182,6 +183,34 @@ def test_a_new_anomaly_repeating_a_reported_departure_is_not_reported():
     assert anomaly(10.0) > 0
 
 
+def test_a_new_anomaly_outranked_by_recent_reports_is_not_reported():
+    policy = AlertPolicy(min_deviation=5.0, ignore_relative=0.0)
+    quiet = 8 + ALERT_MEMORY * 2  # the anomaly ends and the after-shock bar decays below 1.9 (all within REPEAT_MEMORY)
+
+    def anomaly(strength, actual, likely=0.0):
+        grade = 0.0 if likely else 1.0
+        alert = policy.decide(grade, strength, 8, lambda: _explanation(9.0, actual), likely)[0]
+        for _ in range(quiet):
+            policy.decide(0.0, 0.5, 8, lambda: pytest.fail("explained"))
+        return alert
+
+    # OUTRANKED anomalies of strength 2 (distinct departures, so none repeats another) are all reported.
+    assert all(anomaly(2.0, 10.0 * (k + 1)) > 0 for k in range(OUTRANKED))
+    assert [strength for _, strength in policy.state()["reports"]] == [2.0] * OUTRANKED
+    # A weaker one, or a likely anomaly below the threshold (it counts as 1), is outranked by them all.
+    assert anomaly(1.9, 100.0) == 0.0
+    assert anomaly(0.9, 110.0, likely=0.3) == 0.0
+    # A stronger one is news: the bound thins alerts to the strongest, it never silences a larger anomaly.
+    assert anomaly(2.5, 120.0) > 0
+    # An anomaly continued (reported again as clearly worse) is not a new report.
+    assert len(policy.reports) == OUTRANKED + 1
+    # Reports older than REPEAT_MEMORY rows no longer count.
+    for _ in range(REPEAT_MEMORY):
+        policy.decide(0.0, 0.5, 8, lambda: pytest.fail("explained"))
+    assert policy.state()["reports"] == []
+    assert anomaly(1.9, 130.0) > 0
+
+
 def test_alert_policy_state_round_trips_and_reads_the_first_versions():
     policy = AlertPolicy(min_deviation=5.0, ignore_relative=0.0)
     policy.decide(1.0, 2.0, 8, lambda: _explanation(9.0))
@@ -191,7 +220,7 @@ def test_alert_policy_state_round_trips_and_reads_the_first_versions():
     assert copy.state() == policy.state()
     old = AlertPolicy(5.0, 0.0)
     old.restore({"active": False, "peak": 0.0, "quiet": 0, "since": 0})  # as rcforest 0.1.0 saved it
-    assert old.bar() == 1.0 and old.memory == []
+    assert old.bar() == 1.0 and old.memory == [] and old.reports == []
     # Format versions 1 to 3 kept the highest score grade of the active anomaly as "peak": it stands for the grade
     # reported.
     state = policy.state()
@@ -201,6 +230,10 @@ def test_alert_policy_state_round_trips_and_reads_the_first_versions():
     for bad in ([[0, 0, 1.0]], [[-1, 0, 1.0, 2.0]], [[0, 0, float("nan"), 2.0]], [[0, 0.5, 1.0, 2.0]], "x"):
         with pytest.raises((TypeError, ValueError)):
             AlertPolicy(5.0, 0.0).restore(dict(policy.state(), memory=bad))
+    assert policy.state()["reports"] == [[0, 2.0]]
+    for bad in ([[0]], [[-1, 2.0]], [[0, float("nan")]], [[0.5, 2.0]], "x"):
+        with pytest.raises((TypeError, ValueError)):
+            AlertPolicy(5.0, 0.0).restore(dict(policy.state(), reports=bad))
 
 
 def test_preprocessor_reference_residual_and_imputation():

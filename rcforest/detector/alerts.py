@@ -32,6 +32,10 @@ residuals of that report's (same column)."""
 REPEAT_MEMORY = HISTORY
 """Rows over which reported departures are remembered (counted from the last time each was seen)."""
 
+OUTRANKED = 3
+"""A new anomaly is not reported when this many of the anomalies reported in the last :data:`REPEAT_MEMORY` rows
+were at least as strong (score over threshold): a bound on the rate of alerts, measured on the detector's own."""
+
 
 class AlertPolicy:
     """Turns graded threshold crossings into alerts, one per anomaly.
@@ -63,6 +67,9 @@ class AlertPolicy:
         The departures reported (see :data:`REPEAT_MEMORY`): the row each
         was last seen (on the policy's clock, ``clock``, of rows decided),
         column, value and expected value.
+    reports : list of [int, float]
+        The anomalies reported in the last :data:`REPEAT_MEMORY` rows: the
+        row of each first report (on ``clock``) and its score over threshold.
 
     Notes
     -----
@@ -88,6 +95,14 @@ class AlertPolicy:
     the user knows of it, and a recurring event the forest cannot learn (a
     daily job whose time drifts) raises one alert, not one a day. Each
     repeat refreshes the memory of the departure.
+
+    The rate of alerts is bounded by the detector's own: a new anomaly is
+    not reported when :data:`OUTRANKED` anomalies reported in the last
+    :data:`REPEAT_MEMORY` rows scored at least as high over their
+    thresholds (a likely anomaly below the threshold counts as 1). On a
+    series that keeps producing crossings of one size (bursts, a noisy
+    tail) the alerts thin out to the strongest; an anomaly stronger than
+    the recent ones is always a candidate.
     """
 
     def __init__(self, min_deviation, ignore_relative):
@@ -109,6 +124,7 @@ class AlertPolicy:
         self.since_alert = 0
         self.clock = 0
         self.memory = []
+        self.reports = []
 
     def state(self):
         """The active anomaly and the memory of alerts, JSON-ready."""
@@ -120,6 +136,7 @@ class AlertPolicy:
             "last_strength": self.last_strength,
             "since_alert": self.since_alert,
             "memory": [[self.clock - seen, *departure] for seen, *departure in self._remembered()],
+            "reports": [[self.clock - row, strength] for row, strength in self._recent()],
         }
 
     def restore(self, state):
@@ -127,8 +144,8 @@ class AlertPolicy:
 
         States of detector format versions 1 to 3 hold ``peak`` (the highest
         score grade of the active anomaly) in place of ``reported``, and no
-        memory.
-        The memory holds each departure's age in rows; the clock restarts at 0.
+        memory; states written before the rate bound hold no reports.
+        The memory and the reports hold ages in rows; the clock restarts at 0.
         """
         if not isinstance(state["active"], bool):
             raise TypeError(f"active must be true or false, got {state['active']!r:.40}")
@@ -153,6 +170,13 @@ class AlertPolicy:
             ]
             for age, column, actual, expected in memory
         ]
+        reports = state.get("reports", [])
+        if not isinstance(reports, list) or not all(isinstance(entry, list) and len(entry) == 2 for entry in reports):
+            raise ValueError("the reports must be a list of [age, score over threshold]")
+        self.reports = [
+            [-check_int(age, "a report's age", 0), check_float(strength, "a report's score over threshold", -math.inf)]
+            for age, strength in reports
+        ]
 
     def suppressed(self, explanation, factor=1.0):
         """Whether the explained deviation is too small to report (``factor * min_deviation``, ``ignore_relative``)."""
@@ -164,6 +188,15 @@ class AlertPolicy:
     def _remembered(self):
         """The memory without the departures last seen more than :data:`REPEAT_MEMORY` rows ago."""
         return [entry for entry in self.memory if self.clock - entry[0] <= REPEAT_MEMORY]
+
+    def _recent(self):
+        """The reports without those made more than :data:`REPEAT_MEMORY` rows ago."""
+        return [entry for entry in self.reports if self.clock - entry[0] <= REPEAT_MEMORY]
+
+    def outranked(self, strength):
+        """Whether :data:`OUTRANKED` recent reports were at least as strong as ``strength``."""
+        self.reports = self._recent()
+        return sum(reported >= strength for _, reported in self.reports) >= OUTRANKED
 
     def repeats(self, explanation):
         """Whether the explained departure repeats one in the memory (which is then seen now)."""
@@ -236,11 +269,13 @@ class AlertPolicy:
                 if self.active:
                     report = graded >= self.reported + ESCALATION
                 else:
-                    report = not self.repeats(explanation)
+                    report = not self.repeats(explanation) and not self.outranked(strength)
                 if report and (strength >= STRONG or not self.suppressed(explanation, WEAK_DEVIATION if weak else 1.0)):
                     alert, reported = graded, explanation
                     departure = [explanation["column"], explanation["actual"], explanation["expected_value"]]
                     self.memory = [*self._remembered(), [self.clock, *departure]]
+                    if not self.active:
+                        self.reports = [*self._recent(), [self.clock, strength]]
                     self.active, self.reported, self.quiet, self.since = True, graded, 0, 0
                     self.last_strength, self.since_alert = strength, 0
             if self.active:

@@ -34,7 +34,9 @@ and without looking ahead:
    soon after an alert must be about as strong as that alert; and a new
    anomaly that repeats a departure reported in the last 4096 rows (its
    value and expected value each within half a typical residual of that
-   alert's) is not reported again
+   alert's) is not reported again, nor is one that three anomalies
+   reported in the last 4096 rows outscored over their thresholds (a bound
+   on the rate of alerts, measured on the detector's own)
    (:class:`~rcforest.detector.alerts.AlertPolicy`).
 
 Notes
