@@ -188,26 +188,30 @@ class ForestQueries:
         limit2 = np.inf
         if max_distance is not None:
             limit2 = check_float(max_distance, "max_distance") ** 2
-        k_tree = min(k, self._trees.leaf_point.shape[1])
-        rows = np.empty((self.num_trees, 1, k_tree), np.int64)
-        distances = np.empty((self.num_trees, 1, k_tree))
-        with threads(self.n_jobs):
-            _neighbors.neighbors_batch(self._trees, query[None, :], limit2, rows, distances)
-        _raise_if_corrupt((rows[:, :, 0] == -2).any())
-        return self._merge_neighbors(rows[:, 0], distances[:, 0], k)
-
-    def _merge_neighbors(self, rows, distances, k):
-        """The trees' lists as one: distinct points by value, closest first, with the number of trees."""
-        size = min(k, rows.size)
+        size = min(k, self.num_trees * self._trees.leaf_point.shape[1])
         out_rows = np.empty(size, np.int64)
         out_distances = np.empty(size)
         out_trees = np.empty(size, np.int64)
-        count = _neighbors.merge_neighbors(rows, distances, self._trees.store, k, out_rows, out_distances, out_trees)
+        count = _neighbors.near_neighbors(self._handle(), query, k, limit2, out_rows, out_distances, out_trees)
+        _raise_if_corrupt(count < 0)
         return {
             "points": self._absolute(self._trees.store[out_rows[:count]]),
             "distances": out_distances[:count],
             "trees": out_trees[:count],
         }
+
+    def _handle(self):
+        """The forest's :class:`rcforest._reading.Reader`: its trees passed to a kernel as one handle.
+
+        A call with the trees' twenty-odd arrays spends microseconds
+        unboxing them; a query about one point takes this handle instead
+        (the one the forest's single-row readings use, made again when the
+        trees or the tail were replaced).
+        """
+        reader = self._reader
+        if reader is None or reader[0] is not self._trees or reader[1] is not self._tail:
+            reader = self._new_reader()
+        return reader[4]
 
     # ------------------------------------------------------------ density
 
