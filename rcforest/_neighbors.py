@@ -20,6 +20,7 @@ when they are among the nearest, and the nearer ones it can miss.
 """
 
 import numpy as np
+
 from rcforest._jit import INLINE, JIT, njit
 
 __all__ = ["merge_neighbors", "near_neighbors"]
