@@ -148,24 +148,6 @@ def _search(tr, point, limit2, best_d2, best_row, found_d2, found_row, stack, st
     num_nodes = tr.parent.shape[1]
     store = tr.store
     kept = 0
-    for t in range(num_trees):
-        node = tr.root[t]
-        if node == -1:
-            continue
-        cut_dim = tr.cut_dim[t]
-        cut_value = tr.cut_value[t]
-        left = tr.left[t]
-        right = tr.right[t]
-        steps = 0
-        while node < internal:
-            steps += 1
-            if steps > num_nodes:
-                return -1
-            node = right[node] if point[cut_dim[node]] > cut_value[node] else left[node]
-        row = tr.leaf_point[t, node - internal]
-        d2 = _point_distance2(store, row, point)
-        if d2 <= limit2:
-            kept = _offer_distinct(store, best_d2, best_row, kept, d2, row)
     found = 0
     for t in range(num_trees):
         root = tr.root[t]
@@ -189,11 +171,14 @@ def _search(tr, point, limit2, best_d2, best_row, found_d2, found_row, stack, st
                 return -1
             top -= 1
             node = stack[top]
-            if stack_d2[top] > bound:
+            node_d2 = stack_d2[top]
+            if node_d2 > bound:
                 continue
             if node >= internal:
                 row = leaf_point[node - internal]
-                d2 = stack_d2[top]  # a leaf is pushed with its point's distance
+                d2 = _point_distance2(store, row, point)
+                if d2 > bound:
+                    continue
                 found_d2[found] = d2
                 found_row[found] = row
                 found += 1
@@ -213,11 +198,9 @@ def _search(tr, point, limit2, best_d2, best_row, found_d2, found_row, stack, st
                 stack[top] = far
                 stack_d2[top] = far_d2
                 top += 1
-            near_d2 = _child_distance2(store, leaf_point, box_min, box_max, near, point, internal)
-            if near_d2 <= bound:
-                stack[top] = near
-                stack_d2[top] = near_d2
-                top += 1
+            stack[top] = near
+            stack_d2[top] = node_d2  # the parent's bound holds for the child (its box is inside)
+            top += 1
     return found
 
 
