@@ -433,10 +433,8 @@ class ForestQueries:
         self._require_data()
         horizon = check_int(horizon, "horizon", 1, MAX_HORIZON)
         width = self.n_features_
-        history = self._tail.reshape(-1) - self._trees.origin[:-width]
         out = [np.empty((horizon, width)) for _ in range(3)]
-        with threads(self.n_jobs):
-            _conditional.extrapolate_steps(self._trees, np.ascontiguousarray(history), width, horizon, *out)
+        _conditional.extrapolate(self._handle(), *out)
         _raise_if_corrupt(np.isnan(out[0]).any())
         origin = self._trees.origin[-width:]
         return {name: values + origin for name, values in zip(("value", "lower", "upper"), out)}
