@@ -65,16 +65,25 @@ def interpolate_tree(tr, t, point, out, work):
         return True
     dim = point.shape[0]
     internal = tr.left.shape[1]
+    num_nodes = tr.parent.shape[1]
+    # One tree's arrays, taken once (each access through ``tr`` costs reference counts).
+    left = tr.left[t]
+    right = tr.right[t]
+    parent = tr.parent[t]
+    cut_dim = tr.cut_dim[t]
+    cut_value = tr.cut_value[t]
+    mass = tr.mass[t]
+    store = tr.store
     node = root
     steps = 0
     while node < internal:
         steps += 1
-        if steps > tr.parent.shape[1]:
+        if steps > num_nodes:
             return False
-        if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node]:
-            node = tr.left[t, node]
+        if point[cut_dim[node]] <= cut_value[node]:
+            node = left[node]
         else:
-            node = tr.right[t, node]
+            node = right[node]
     leaf = node
     row = tr.leaf_point[t, leaf - internal]
     measure_high, measure_low, distance_high, distance_low, mass_high, mass_low = (
@@ -97,20 +106,20 @@ def interpolate_tree(tr, t, point, out, work):
     work[:6] = 0.0
     spread = 0.0
     for i in range(dim):
-        spread += abs(point[i] - tr.store[row, i])
+        spread += abs(point[i] - store[row, i])
         inside[i] = 0.0
     equal = spread <= 0.0
     if equal:
         # The query is the leaf's point: its own mass, spread evenly.
-        saved = 1.0 + tr.mass[t, leaf]
+        saved = 1.0 + mass[leaf]
         for i in range(dim):
             measure_high[i] = measure_low[i] = 0.5 * saved / dim
             mass_high[i] = mass_low[i] = 0.5 / dim
     else:
         saved = 1.0
-        field = tr.mass[t, leaf] + saved
+        field = mass[leaf] + saved
         for i in range(dim):
-            diff = point[i] - tr.store[row, i]
+            diff = point[i] - store[row, i]
             if diff > 0.0:
                 prob = diff / spread
                 mass_high[i] = prob
@@ -126,16 +135,16 @@ def interpolate_tree(tr, t, point, out, work):
     box_min = tr.box_min[t]
     box_max = tr.box_max[t]
     child = leaf
-    node = tr.parent[t, leaf]
+    node = parent[leaf]
     first = True
     while node != -1:
         steps += 1
-        if steps > 2 * tr.parent.shape[1]:
+        if steps > 2 * num_nodes:
             return False
         if equal:
-            sibling = tr.left[t, node]
+            sibling = left[node]
             if sibling == child:
-                sibling = tr.right[t, node]
+                sibling = right[node]
             for i in range(dim):
                 lo, hi = child_bounds(tr.leaf_point, tr.store, box_min, box_max, t, sibling, i)
                 if first or lo < shadow_lo[i]:
@@ -178,7 +187,7 @@ def interpolate_tree(tr, t, point, out, work):
         chance = separation / new_range if new_range > 0.0 else 0.0
         if chance <= 0.0:
             break
-        field = tr.mass[t, node] + saved
+        field = mass[node] + saved
         keep = 1.0 - chance
         for i in range(dim):
             prob = up[i] / new_range
@@ -190,7 +199,7 @@ def interpolate_tree(tr, t, point, out, work):
             measure_low[i] = prob * field + keep * measure_low[i]
             distance_low[i] = prob * far_down[i] + keep * distance_low[i]
         child = node
-        node = tr.parent[t, node]
+        node = parent[node]
     for i in range(dim):
         out[MEASURE_HIGH, i] += measure_high[i]
         out[MEASURE_LOW, i] += measure_low[i]
@@ -199,6 +208,32 @@ def interpolate_tree(tr, t, point, out, work):
         out[MASS_HIGH, i] += mass_high[i]
         out[MASS_LOW, i] += mass_low[i]
     return True
+
+
+@njit(**JIT, _nrt=False)
+def _interpolation_block(tr, points, out, work, broken):
+    """:func:`interpolation_batch` for a block of rows, tree after tree (each tree's arrays stay in cache).
+
+    Each row's measure sums the trees in tree order, as a row at a time
+    would. ``work`` (float64, shape (13, dim)) and ``broken`` (bool, shape
+    (block,)) are work space. Compiled without numba's reference counts:
+    it allocates nothing.
+    """
+    num_trees = tr.root.shape[0]
+    out[:, :, :] = 0.0
+    broken[:] = False
+    for t in range(num_trees):
+        for r in range(points.shape[0]):
+            if not broken[r] and not interpolate_tree(tr, t, points[r], out[r], work):
+                broken[r] = True
+    for r in range(points.shape[0]):
+        for j in range(6):
+            for i in range(points.shape[1]):
+                out[r, j, i] = np.nan if broken[r] else out[r, j, i] / num_trees
+
+
+_BLOCK = 64
+"""Rows per block of :func:`interpolation_batch` (tree-major within a block)."""
 
 
 @njit(**JIT, parallel=True)
@@ -214,18 +249,14 @@ def interpolation_batch(tr, points, out):
         Overwritten with the mean over trees of :func:`interpolate_tree`;
         NaN for a row whose walk met a corrupt tree.
     """
-    num_trees = tr.root.shape[0]
     dim = points.shape[1]
-    for r in prange(points.shape[0]):
-        work = np.empty((13, dim))
-        out[r, :, :] = 0.0
-        for t in range(num_trees):
-            if not interpolate_tree(tr, t, points[r], out[r], work):
-                out[r, :, :] = np.nan
-                break
-        for j in range(6):
-            for i in range(dim):
-                out[r, j, i] /= num_trees
+    num_blocks = (points.shape[0] + _BLOCK - 1) // _BLOCK
+    for b in prange(num_blocks):
+        start = b * _BLOCK
+        stop = min(start + _BLOCK, points.shape[0])
+        _interpolation_block(
+            tr, points[start:stop], out[start:stop], np.empty((13, dim)), np.empty(stop - start, np.bool_)
+        )
 
 
 def density_from_measure(measure, sample_size):
