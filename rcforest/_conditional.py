@@ -154,8 +154,8 @@ def conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, le
         gap = 0.0
         for i in range(point.shape[0]):
             if not missing[i]:
-                gap += max(np.float64(box_min[node, i]) - point[i], 0.0)
-                gap += max(point[i] - np.float64(box_max[node, i]), 0.0)
+                # At most one side is positive: one addition per entry (the same sum as adding both sides).
+                gap += max(np.float64(box_min[node, i]) - point[i], point[i] - np.float64(box_max[node, i]), 0.0)
         if gap > 0.0:
             chance = gap / (range_sum[node] + gap)
             ranks[results - 1] = chance / (depth + 1.0) + (1.0 - chance) * ranks[results - 1]
