@@ -213,7 +213,7 @@ def _child_distance2(store, leaf_point, box_min, box_max, node, point, internal)
 
 
 @njit(**JIT)
-def near_neighbors(reader, point, k, limit2, out_rows, out_distances, out_trees):
+def near_neighbors(reader, point, k, limit2, out_points, out_distances, out_trees):
     """The ``k`` nearest distinct points of the forest's sample, merged across trees, in one call.
 
     Parameters
@@ -225,7 +225,9 @@ def near_neighbors(reader, point, k, limit2, out_rows, out_distances, out_trees)
     k : int
     limit2 : float
         Squared distance beyond which points are left out.
-    out_rows, out_distances, out_trees : ndarray, shape (min(k, num_trees * L),)
+    out_points : ndarray of float64, shape (min(k, num_trees * L), dim)
+        The points, in the input's coordinates (the origin added back).
+    out_distances, out_trees : ndarray, shape (min(k, num_trees * L),)
         As :func:`merge_neighbors` writes them.
 
     Returns
@@ -245,7 +247,12 @@ def near_neighbors(reader, point, k, limit2, out_rows, out_distances, out_trees)
         return -1
     for j in range(found):
         found_d2[j] = np.sqrt(found_d2[j])
-    return merge_neighbors(found_row[:found], found_d2[:found], tr.store, k, out_rows, out_distances, out_trees)
+    out_rows = np.empty(out_points.shape[0], np.int64)
+    count = merge_neighbors(found_row[:found], found_d2[:found], tr.store, k, out_rows, out_distances, out_trees)
+    for j in range(count):
+        for i in range(out_points.shape[1]):
+            out_points[j, i] = tr.store[out_rows[j], i] + tr.origin[i]
+    return count
 
 
 @njit(**INLINE)

@@ -116,7 +116,10 @@ class ForestQueries:
     def _query_point(self, point, name="point", missing=False):
         """One point of the trees' dimension (a shingle, oldest row first), as given."""
         self._require_data()
-        values = as_numbers(point, name).reshape(-1)
+        if type(point) is np.ndarray and point.dtype == np.float64:
+            values = point.reshape(-1)  # what as_numbers makes of it, without a copy (callers make new arrays)
+        else:
+            values = as_numbers(point, name).reshape(-1)
         if values.size != self.dimensions_:
             raise ValueError(
                 f"{name} has {values.size} values but the forest's points have {self.dimensions_} "
@@ -125,7 +128,7 @@ class ForestQueries:
         if missing:
             values = np.where(np.isfinite(values), values, np.nan)
             _check_magnitude(values, name)
-        else:
+        elif not np.abs(values).max() <= MAX_ABS_VALUE:  # also for NaN
             bad = ~(np.abs(values) <= MAX_ABS_VALUE)
             if bad.any():
                 where = int(np.argmax(bad))
@@ -189,16 +192,12 @@ class ForestQueries:
         if max_distance is not None:
             limit2 = check_float(max_distance, "max_distance") ** 2
         size = min(k, self.num_trees * self._trees.leaf_point.shape[1])
-        out_rows = np.empty(size, np.int64)
-        out_distances = np.empty(size)
-        out_trees = np.empty(size, np.int64)
-        count = _neighbors.near_neighbors(self._handle(), query, k, limit2, out_rows, out_distances, out_trees)
+        points = np.empty((size, self.dimensions_))
+        distances = np.empty(size)
+        trees = np.empty(size, np.int64)
+        count = _neighbors.near_neighbors(self._handle(), query, k, limit2, points, distances, trees)
         _raise_if_corrupt(count < 0)
-        return {
-            "points": self._absolute(self._trees.store[out_rows[:count]]),
-            "distances": out_distances[:count],
-            "trees": out_trees[:count],
-        }
+        return {"points": points[:count], "distances": distances[:count], "trees": trees[:count]}
 
     def _handle(self):
         """The forest's :class:`rcforest._reading.Reader`: its trees passed to a kernel as one handle.

@@ -25,14 +25,14 @@ def _full_scan(trees, query, k, limit=np.inf):
                 key = tuple(trees.store[row])
                 held[key] = (distance, held.get(key, (0, 0))[1] + 1)
     ordered = sorted(held.items(), key=lambda item: (item[1][0], item[0]))[:k]
-    return [(point, distance, count) for point, (distance, count) in ordered]
+    return [(np.array(point), distance, count) for point, (distance, count) in ordered]
 
 
 def _kernel(forest, query, k, limit2=np.inf):
     size = min(k, forest.num_trees * forest._trees.leaf_point.shape[1])
-    rows, distances, trees = np.empty(size, np.int64), np.empty(size), np.empty(size, np.int64)
-    count = near_neighbors(forest._handle(), query, k, limit2, rows, distances, trees)
-    return forest._trees.store[rows[:count]], distances[:count], trees[:count]
+    points, distances, trees = np.empty((size, len(query))), np.empty(size), np.empty(size, np.int64)
+    count = near_neighbors(forest._handle(), query, k, limit2, points, distances, trees)
+    return points[:count], distances[:count], trees[:count]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -43,7 +43,7 @@ def test_kernel_matches_full_scan(seed, k):
     for query in queries:
         points, distances, trees = _kernel(forest, query, k)
         expected = _full_scan(forest._trees, query, k)
-        np.testing.assert_array_equal(points, [p for p, _, _ in expected])
+        np.testing.assert_array_equal(points, [p + forest._trees.origin for p, _, _ in expected])
         np.testing.assert_allclose(distances, [d for _, d, _ in expected], rtol=1e-12)
         assert list(trees) == [c for _, _, c in expected]
 
@@ -56,7 +56,7 @@ def test_kernel_with_ties_and_duplicates_matches_full_scan():
         query = np.array(query) - forest._trees.origin
         points, distances, trees = _kernel(forest, query, k)
         expected = _full_scan(forest._trees, query, k)
-        np.testing.assert_array_equal(points, [p for p, _, _ in expected])
+        np.testing.assert_array_equal(points, [p + forest._trees.origin for p, _, _ in expected])
         assert list(trees) == [c for _, _, c in expected]
 
 
@@ -66,7 +66,7 @@ def test_kernel_respects_the_distance_limit():
     points, distances, trees = _kernel(forest, query, 10, 0.5**2)
     expected = _full_scan(forest._trees, query, 10, 0.5)
     assert len(expected) < 10 and (distances <= 0.5).all()
-    np.testing.assert_array_equal(points, [p for p, _, _ in expected])
+    np.testing.assert_array_equal(points, [p + forest._trees.origin for p, _, _ in expected])
     assert list(trees) == [c for _, _, c in expected]
 
 
