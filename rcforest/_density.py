@@ -80,10 +80,8 @@ def interpolate_tree(tr, t, point, out, work):
         steps += 1
         if steps > num_nodes:
             return False
-        if point[cut_dim[node]] <= cut_value[node]:
-            node = left[node]
-        else:
-            node = right[node]
+        # Without a branch (its outcome is a coin toss): left, or right past the cut.
+        node = left[node] + np.int32(point[cut_dim[node]] > cut_value[node]) * (right[node] - left[node])
     leaf = node
     row = tr.leaf_point[t, leaf - internal]
     measure_high, measure_low, distance_high, distance_low, mass_high, mass_low = (
@@ -119,19 +117,18 @@ def interpolate_tree(tr, t, point, out, work):
         saved = 1.0
         field = mass[leaf] + saved
         for i in range(dim):
+            # Without branches (their outcome is a coin toss): the side without a gap gets zeros.
             diff = point[i] - store[row, i]
-            if diff > 0.0:
-                prob = diff / spread
-                mass_high[i] = prob
-                measure_high[i] = prob * field
-                distance_high[i] = prob * diff
-            elif diff < 0.0:
-                prob = -diff / spread
-                mass_low[i] = prob
-                measure_low[i] = prob * field
-                distance_low[i] = prob * -diff
-            else:
-                inside[i] = 1.0
+            high = diff if diff > 0.0 else 0.0
+            low = -diff if diff < 0.0 else 0.0
+            prob = high / spread
+            mass_high[i] = prob
+            measure_high[i] = prob * field
+            distance_high[i] = prob * high
+            prob = low / spread
+            mass_low[i] = prob
+            measure_low[i] = prob * field
+            distance_low[i] = prob * low
     box_min = tr.box_min[t]
     box_max = tr.box_max[t]
     child = leaf
@@ -155,16 +152,26 @@ def interpolate_tree(tr, t, point, out, work):
         new_range = 0.0
         separation = 0.0
         for i in range(dim):
-            if equal:
-                large_lo = np.float64(box_min[node, i])
-                large_hi = np.float64(box_max[node, i])
-                small_lo = np.float64(shadow_lo[i])
-                small_hi = np.float64(shadow_hi[i])
-            else:
+            if not equal:
+                # The box extended by the query. No branches: a dimension where the query lies inside
+                # the box has no gaps (nor at any node above, whose boxes hold this one).
                 small_lo = np.float64(box_min[node, i])
                 small_hi = np.float64(box_max[node, i])
                 large_lo = min(small_lo, point[i])
                 large_hi = max(small_hi, point[i])
+                new_range += large_hi - large_lo
+                max_gap = max(large_hi - small_hi, 0.0)
+                min_gap = max(small_lo - large_lo, 0.0)
+                separation += max_gap + min_gap
+                up[i] = max_gap
+                down[i] = min_gap
+                far_up[i] = max_gap + (small_hi - small_lo) if max_gap > 0.0 else 0.0
+                far_down[i] = min_gap + (small_hi - small_lo) if min_gap > 0.0 else 0.0
+                continue
+            large_lo = np.float64(box_min[node, i])
+            large_hi = np.float64(box_max[node, i])
+            small_lo = np.float64(shadow_lo[i])
+            small_hi = np.float64(shadow_hi[i])
             new_range += large_hi - large_lo
             up[i] = 0.0
             down[i] = 0.0
