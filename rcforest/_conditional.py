@@ -88,7 +88,7 @@ def conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, le
     while node < internal and not missing[cut_dim[node]]:
         if depth == num_nodes:
             return -2
-        node = left[node] if point[cut_dim[node]] <= cut_value[node] else right[node]
+        node = left[node] + np.int32(point[cut_dim[node]] > cut_value[node]) * (right[node] - left[node])
         depth += 1
     if node >= internal:
         return leaf_point[node - internal]
@@ -136,7 +136,7 @@ def conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, le
                 depth_of[top] = depth_of[top + 1] = depth + 1
                 top += 2
             else:
-                child = left[node] if point[dim_cut] <= cut_value[node] else right[node]
+                child = left[node] + np.int32(point[dim_cut] > cut_value[node]) * (right[node] - left[node])
                 stack[top] = child
                 phase[top] = state & 2
                 depth_of[top] = depth + 1
