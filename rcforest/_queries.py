@@ -292,14 +292,11 @@ class ForestQueries:
         out = values.copy()
         if ends.size:
             points = shingle(values, size)[ends - size + 1]
-            filled = self._impute_points(points)
-            for end, point in zip(ends, filled):
-                first = end - size + 1
-                blocks = range(size) if end == size - 1 else [size - 1]
-                for block in blocks:
-                    row = first + block
-                    missing = np.isnan(out[row])
-                    out[row, missing] = point[block * width : (block + 1) * width][missing]
+            filled = self._impute_points(points).reshape(ends.size, size, width)
+            # Each shingle fills the row it ends at; the first shingle also the rows before it.
+            out[ends] = np.where(np.isnan(out[ends]), filled[:, -1], out[ends])
+            if ends[0] == size - 1:
+                out[: size - 1] = np.where(np.isnan(out[: size - 1]), filled[0, :-1], out[: size - 1])
         if rows.index is None:
             return out
         import pandas as pd  # loaded already: the input was a pandas object
