@@ -183,8 +183,10 @@ class ForestQueries:
         Notes
         -----
         AWS's ``getNearNeighborsInSample`` reports the leaf each tree's
-        path reaches; here each tree is searched exactly, so the list holds
-        the true nearest points of the sample (see :mod:`rcforest._neighbors`).
+        path reaches; here the trees are searched exactly, by branch and
+        bound with one bound for all trees, so the list holds the true
+        nearest points of the sample and the exact count of trees holding
+        each (see :mod:`rcforest._neighbors`). One serial jitted call.
         """
         query = self._query_point(point) - self._trees.origin
         k = check_int(k, "k", 1, 1 << 20)
