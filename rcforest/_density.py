@@ -39,7 +39,37 @@ MEASURE_HIGH, MEASURE_LOW, DISTANCE_HIGH, DISTANCE_LOW, MASS_HIGH, MASS_LOW = ra
 
 
 @njit(**INLINE)
-def interpolate_tree(tr, t, point, out, work):
+def _leaves(tr, t, points, nodes):
+    """The leaf of tree ``t`` each row of ``points`` reaches, into ``nodes``; False for a corrupt tree.
+
+    The rows descend together, one level of every row at a time: their
+    walks are independent, so the processor overlaps their loads.
+    """
+    internal = tr.left.shape[1]
+    left = tr.left[t]
+    right = tr.right[t]
+    cut_dim = tr.cut_dim[t]
+    cut_value = tr.cut_value[t]
+    root = tr.root[t]
+    for r in range(points.shape[0]):
+        nodes[r] = root
+    for _ in range(tr.parent.shape[1] + 1):
+        moved = False
+        for r in range(points.shape[0]):
+            node = nodes[r]
+            if node < internal:
+                # Without a branch (its outcome is a coin toss): left, or right past the cut.
+                nodes[r] = left[node] + np.int32(points[r, cut_dim[node]] > cut_value[node]) * (
+                    right[node] - left[node]
+                )
+                moved = True
+        if not moved:
+            return True
+    return False
+
+
+@njit(**INLINE)
+def interpolate_tree(tr, t, point, leaf, out, work):
     """Add tree ``t``'s interpolation measure of ``point`` to ``out``.
 
     Parameters
@@ -48,6 +78,8 @@ def interpolate_tree(tr, t, point, out, work):
     t : int
     point : ndarray of float64, shape (dim,)
         Relative to the origin.
+    leaf : int
+        The leaf ``point``'s path reaches in tree ``t`` (:func:`_leaves`).
     out : ndarray of float64, shape (6, dim)
         The measure's high and low sides, the distances' and the
         probability masses' (``MEASURE_HIGH`` ...): the tree's values are
@@ -60,9 +92,6 @@ def interpolate_tree(tr, t, point, out, work):
     bool
         False for a corrupt tree (a walk longer than the tree).
     """
-    root = tr.root[t]
-    if root == -1:
-        return True
     dim = point.shape[0]
     internal = tr.left.shape[1]
     num_nodes = tr.parent.shape[1]
@@ -70,19 +99,9 @@ def interpolate_tree(tr, t, point, out, work):
     left = tr.left[t]
     right = tr.right[t]
     parent = tr.parent[t]
-    cut_dim = tr.cut_dim[t]
-    cut_value = tr.cut_value[t]
     mass = tr.mass[t]
     store = tr.store
-    node = root
     steps = 0
-    while node < internal:
-        steps += 1
-        if steps > num_nodes:
-            return False
-        # Without a branch (its outcome is a coin toss): left, or right past the cut.
-        node = left[node] + np.int32(point[cut_dim[node]] > cut_value[node]) * (right[node] - left[node])
-    leaf = node
     row = tr.leaf_point[t, leaf - internal]
     measure_high, measure_low, distance_high, distance_low, mass_high, mass_low = (
         work[0],
@@ -218,20 +237,25 @@ def interpolate_tree(tr, t, point, out, work):
 
 
 @njit(**JIT, _nrt=False)
-def _interpolation_block(tr, points, out, work, broken):
+def _interpolation_block(tr, points, out, work, broken, nodes):
     """:func:`interpolation_batch` for a block of rows, tree after tree (each tree's arrays stay in cache).
 
     Each row's measure sums the trees in tree order, as a row at a time
-    would. ``work`` (float64, shape (13, dim)) and ``broken`` (bool, shape
-    (block,)) are work space. Compiled without numba's reference counts:
+    would. ``work`` (float64, shape (13, dim)), ``broken`` (bool, shape
+    (block,)) and ``nodes`` (int64, shape (block,)) are work space. Compiled without numba's reference counts:
     it allocates nothing.
     """
     num_trees = tr.root.shape[0]
     out[:, :, :] = 0.0
     broken[:] = False
     for t in range(num_trees):
+        if tr.root[t] == -1:
+            continue
+        if not _leaves(tr, t, points, nodes):
+            broken[:] = True
+            break
         for r in range(points.shape[0]):
-            if not broken[r] and not interpolate_tree(tr, t, points[r], out[r], work):
+            if not broken[r] and not interpolate_tree(tr, t, points[r], nodes[r], out[r], work):
                 broken[r] = True
     for r in range(points.shape[0]):
         for j in range(6):
@@ -262,7 +286,12 @@ def interpolation_batch(tr, points, out):
         start = b * _BLOCK
         stop = min(start + _BLOCK, points.shape[0])
         _interpolation_block(
-            tr, points[start:stop], out[start:stop], np.empty((13, dim)), np.empty(stop - start, np.bool_)
+            tr,
+            points[start:stop],
+            out[start:stop],
+            np.empty((13, dim)),
+            np.empty(stop - start, np.bool_),
+            np.empty(stop - start, np.int64),
         )
 
 

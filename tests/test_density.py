@@ -135,3 +135,23 @@ def test_bad_input_is_refused():
         forest.density(np.empty((0, 2)))
     with pytest.raises(TypeError, match="directional"):
         forest.density([[0.0, 0.0]], directional="yes")
+
+
+def test_a_corrupt_tree_raises_in_every_query():
+    # A tree whose root is its own child: every walk through it would not end; each query says so.
+    rng = np.random.default_rng(10)
+    forest = Forest(num_trees=4, sample_size=32, shingle_size=2, random_state=10).update(rng.normal(size=200))
+    trees = forest._trees
+    root = trees.root[1]
+    trees.left[1, root] = trees.right[1, root] = root
+    point = rng.normal(size=2)
+    calls = [
+        lambda: forest.density(rng.normal(size=70)),
+        lambda: forest.impute(np.r_[rng.normal(size=69), np.nan]),
+        lambda: forest.near_neighbors(point),
+        lambda: forest.conditional_summary([point[0], np.nan]),
+        lambda: forest.extrapolate(3),
+    ]
+    for call in calls:
+        with pytest.raises(RuntimeError, match="corrupt"):
+            call()
