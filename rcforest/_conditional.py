@@ -39,7 +39,7 @@ UPPER = 0.9
 
 
 @njit(**INLINE)
-def conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, leaves):
+def conditional_in_tree(tr, t, point, missing, node, depth, stack, phase, depth_of, ranks, leaves):
     """The leaf of tree ``t`` that best completes ``point``'s missing entries.
 
     Parameters
@@ -49,6 +49,10 @@ def conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, le
     point : ndarray of float64, shape (dim,)
         Relative to the origin; its missing entries are ignored.
     missing : ndarray of bool, shape (dim,)
+    node, depth : int
+        Where the search starts: the first node of ``point``'s path that
+        cuts a missing entry, or the leaf that ends the path, and its depth
+        (:func:`_path`); ``-1`` for an empty tree, ``-2`` for a corrupt one.
     stack, phase, depth_of : ndarray of int32, shape (num_nodes,)
         Work space. ``phase`` holds 0 for a node not yet expanded, 1 for
         one whose children are being searched, plus 2 when a node above it
@@ -64,9 +68,8 @@ def conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, le
         Store row of the chosen leaf's point; ``-1`` for an empty tree,
         ``-2`` for a corrupt one.
     """
-    root = tr.root[t]
-    if root == -1:
-        return -1
+    if node < 0:
+        return node
     internal = tr.left.shape[1]
     num_nodes = tr.parent.shape[1]
     limit = stack.shape[0]
@@ -81,15 +84,6 @@ def conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, le
     box_max = tr.box_max[t]
     range_sum = tr.range_sum[t]
     store = tr.store
-    # Down the one path above the first node that cuts a missing dimension:
-    # no choice is made there, so no rank is needed.
-    node = root
-    depth = 0
-    while node < internal and not missing[cut_dim[node]]:
-        if depth == num_nodes:
-            return -2
-        node = left[node] + np.int32(point[cut_dim[node]] > cut_value[node]) * (right[node] - left[node])
-        depth += 1
     if node >= internal:
         return leaf_point[node - internal]
     top = 1
@@ -162,6 +156,44 @@ def conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, le
     return leaves[0]
 
 
+@njit(**INLINE)
+def _step(tr, t, point, missing, node):
+    """One step down ``point``'s path in tree ``t`` from ``node``, or -1 where the search starts (see :func:`_path`)."""
+    if node < 0 or node >= tr.left.shape[1]:
+        return -1
+    dim_cut = tr.cut_dim[t, node]
+    if missing[dim_cut]:
+        return -1
+    # Without a branch (its outcome is a coin toss): left, or right past the cut.
+    left = tr.left[t, node]
+    return left + np.int32(point[dim_cut] > tr.cut_value[t, node]) * (tr.right[t, node] - left)
+
+
+@njit(**INLINE)
+def _path(tr, t, point, missing):
+    """Where the search of tree ``t`` starts: down the one path above the first node that cuts a missing entry.
+
+    No choice is made above it, so no rank is needed there.
+
+    Returns
+    -------
+    node, depth : int
+        The first node that cuts a missing entry, or the leaf ending the
+        path, and its depth; ``-1`` for an empty tree, ``-2`` for a
+        corrupt one.
+    """
+    node = tr.root[t]
+    depth = 0
+    while True:
+        child = _step(tr, t, point, missing, node)
+        if child < 0:
+            return node, depth
+        if depth == tr.parent.shape[1]:
+            return -2, depth
+        node = child
+        depth += 1
+
+
 @njit(**JIT, parallel=True)
 def conditional_batch(tr, points, missing, rows, distances):
     """Every tree's completion of every query.
@@ -188,7 +220,8 @@ def conditional_batch(tr, points, missing, rows, distances):
         ranks = np.empty(num_nodes + 2)
         leaves = np.empty(num_nodes + 2, np.int64)
         for q in range(points.shape[0]):
-            row = conditional_in_tree(tr, t, points[q], missing[q], stack, phase, depth_of, ranks, leaves)
+            node, depth = _path(tr, t, points[q], missing[q])
+            row = conditional_in_tree(tr, t, points[q], missing[q], node, depth, stack, phase, depth_of, ranks, leaves)
             rows[t, q] = row
             total = 0.0
             if row >= 0:
@@ -228,18 +261,35 @@ def _sort(values):
 
 
 @njit(**JIT, _nrt=False)
-def _impute_block(tr, points, missing, out, chosen, values, stack, phase, depth_of, ranks, leaves):
+def _impute_block(tr, points, missing, out, chosen, values, starts, depths, stack, phase, depth_of, ranks, leaves):
     """:func:`impute_batch` for a block of queries, tree after tree (each tree's arrays stay in cache).
 
-    ``chosen`` (int64, shape (block, num_trees)) and ``values`` (float64,
-    shape (num_trees,)) are work space, as are the search's buffers.
+    ``chosen`` (int64, shape (block, num_trees)), ``values`` (float64,
+    shape (num_trees,)), ``starts`` and ``depths`` (int64, shape (block,))
+    are work space, as are the search's buffers.
     Compiled without numba's reference counts: it allocates nothing.
     """
     num_trees = tr.root.shape[0]
     dim = points.shape[1]
     for t in range(num_trees):
+        # The queries go down their paths together, one level at a time: independent walks overlap.
         for q in range(points.shape[0]):
-            chosen[q, t] = conditional_in_tree(tr, t, points[q], missing[q], stack, phase, depth_of, ranks, leaves)
+            starts[q] = tr.root[t]
+            depths[q] = 0
+        for level in range(tr.parent.shape[1] + 1):
+            moved = False
+            for q in range(points.shape[0]):
+                child = _step(tr, t, points[q], missing[q], starts[q])
+                if child >= 0:
+                    starts[q] = child if level < tr.parent.shape[1] else -2
+                    depths[q] += 1
+                    moved = True
+            if not moved:
+                break
+        for q in range(points.shape[0]):
+            chosen[q, t] = conditional_in_tree(
+                tr, t, points[q], missing[q], starts[q], depths[q], stack, phase, depth_of, ranks, leaves
+            )
     for q in range(points.shape[0]):
         broken = False
         for t in range(num_trees):
@@ -287,6 +337,8 @@ def impute_batch(tr, points, missing, out):
             out[start:stop],
             np.empty((stop - start, num_trees), np.int64),
             np.empty(num_trees),
+            np.empty(stop - start, np.int64),
+            np.empty(stop - start, np.int64),
             np.empty(num_nodes + 2, np.int32),
             np.empty(num_nodes + 2, np.int32),
             np.empty(num_nodes + 2, np.int32),
@@ -296,7 +348,24 @@ def impute_batch(tr, points, missing, out):
 
 
 @njit(**JIT, _nrt=False)
-def _forecast(tr, point, missing, block, values, lower, upper, chosen, column, stack, phase, depth_of, ranks, leaves):
+def _forecast(
+    tr,
+    point,
+    missing,
+    block,
+    values,
+    lower,
+    upper,
+    chosen,
+    column,
+    starts,
+    depths,
+    stack,
+    phase,
+    depth_of,
+    ranks,
+    leaves,
+):
     """The steps of :func:`extrapolate`; ``point`` holds the first query (its last ``block`` entries missing).
 
     Compiled without numba's reference counts: it allocates nothing.
@@ -304,9 +373,25 @@ def _forecast(tr, point, missing, block, values, lower, upper, chosen, column, s
     dim = point.shape[0]
     num_trees = tr.root.shape[0]
     for step in range(values.shape[0]):
+        # The trees' paths go down together, one level at a time: independent walks overlap.
+        for t in range(num_trees):
+            starts[t] = tr.root[t]
+            depths[t] = 0
+        for level in range(tr.parent.shape[1] + 1):
+            moved = False
+            for t in range(num_trees):
+                child = _step(tr, t, point, missing, starts[t])
+                if child >= 0:
+                    starts[t] = child if level < tr.parent.shape[1] else -2
+                    depths[t] += 1
+                    moved = True
+            if not moved:
+                break
         broken = False
         for t in range(num_trees):
-            chosen[t] = conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, leaves)
+            chosen[t] = conditional_in_tree(
+                tr, t, point, missing, starts[t], depths[t], stack, phase, depth_of, ranks, leaves
+            )
             broken |= chosen[t] < 0
         for j in range(block):
             if broken:
@@ -368,6 +453,8 @@ def extrapolate(reader, values, lower, upper):
         upper,
         np.empty(num_trees, np.int64),
         np.empty(num_trees),
+        np.empty(num_trees, np.int64),
+        np.empty(num_trees, np.int64),
         np.empty(num_nodes + 2, np.int32),
         np.empty(num_nodes + 2, np.int32),
         np.empty(num_nodes + 2, np.int32),
