@@ -30,7 +30,7 @@ from numba import prange
 
 from rcforest._jit import INLINE, JIT, njit
 
-__all__ = ["LOWER", "UPPER", "conditional_batch", "extrapolate_steps", "impute_batch", "pick_quantile"]
+__all__ = ["LOWER", "UPPER", "conditional_batch", "extrapolate", "impute_batch", "pick_quantile"]
 
 LOWER = 0.1
 """Quantile of the trees' values reported as the lower bound (AWS's ``1 - DEFAULT_PERCENTILE``)."""
@@ -39,7 +39,7 @@ UPPER = 0.9
 
 
 @njit(**INLINE)
-def conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, leaves):
+def conditional_in_tree(tr, t, point, missing, node, depth, stack, phase, depth_of, ranks, leaves):
     """The leaf of tree ``t`` that best completes ``point``'s missing entries.
 
     Parameters
@@ -49,6 +49,10 @@ def conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, le
     point : ndarray of float64, shape (dim,)
         Relative to the origin; its missing entries are ignored.
     missing : ndarray of bool, shape (dim,)
+    node, depth : int
+        Where the search starts: the first node of ``point``'s path that
+        cuts a missing entry, or the leaf that ends the path, and its depth
+        (:func:`_path`); ``-1`` for an empty tree, ``-2`` for a corrupt one.
     stack, phase, depth_of : ndarray of int32, shape (num_nodes,)
         Work space. ``phase`` holds 0 for a node not yet expanded, 1 for
         one whose children are being searched, plus 2 when a node above it
@@ -64,22 +68,24 @@ def conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, le
         Store row of the chosen leaf's point; ``-1`` for an empty tree,
         ``-2`` for a corrupt one.
     """
-    root = tr.root[t]
-    if root == -1:
-        return -1
+    if node < 0:
+        return node
     internal = tr.left.shape[1]
+    num_nodes = tr.parent.shape[1]
     limit = stack.shape[0]
-    # Down the one path above the first node that cuts a missing dimension:
-    # no choice is made there, so no rank is needed.
-    node = root
-    depth = 0
-    while node < internal and not missing[tr.cut_dim[t, node]]:
-        if depth == tr.parent.shape[1]:
-            return -2
-        node = tr.left[t, node] if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node] else tr.right[t, node]
-        depth += 1
+    # One tree's arrays, taken once (each access through ``tr`` costs reference counts).
+    left = tr.left[t]
+    right = tr.right[t]
+    cut_dim = tr.cut_dim[t]
+    cut_value = tr.cut_value[t]
+    leaf_point = tr.leaf_point[t]
+    mass = tr.mass[t]
+    box_min = tr.box_min[t]
+    box_max = tr.box_max[t]
+    range_sum = tr.range_sum[t]
+    store = tr.store
     if node >= internal:
-        return tr.leaf_point[t, node - internal]
+        return leaf_point[node - internal]
     top = 1
     stack[0] = node
     phase[0] = 0
@@ -88,16 +94,16 @@ def conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, le
     steps = 0
     while top > 0:
         steps += 1
-        if steps > 4 * tr.parent.shape[1]:
+        if steps > 4 * num_nodes:
             return -2
         node = stack[top - 1]
         depth = depth_of[top - 1]
         if node >= internal:
             top -= 1
-            row = tr.leaf_point[t, node - internal]
+            row = leaf_point[node - internal]
             separated = False
             for i in range(point.shape[0]):
-                if not missing[i] and tr.store[row, i] != point[i]:
+                if not missing[i] and store[row, i] != point[i]:
                     separated = True
                     break
             if separated:
@@ -105,12 +111,12 @@ def conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, le
             elif depth == 0:
                 rank = 0.0
             else:
-                rank = 1.0 / (depth + np.log2(tr.mass[t, node] + 1.0))
+                rank = 1.0 / (depth + np.log2(mass[node] + 1.0))
             ranks[results] = rank
             leaves[results] = row
             results += 1
             continue
-        dim_cut = tr.cut_dim[t, node]
+        dim_cut = cut_dim[node]
         state = phase[top - 1]
         if state & 1 == 0:
             phase[top - 1] = state | 1
@@ -118,13 +124,13 @@ def conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, le
                 return -2
             if missing[dim_cut]:
                 # Both sides: the right is pushed first, so the left is done first.
-                stack[top] = tr.right[t, node]
-                stack[top + 1] = tr.left[t, node]
+                stack[top] = right[node]
+                stack[top + 1] = left[node]
                 phase[top] = phase[top + 1] = 2
                 depth_of[top] = depth_of[top + 1] = depth + 1
                 top += 2
             else:
-                child = tr.left[t, node] if point[dim_cut] <= tr.cut_value[t, node] else tr.right[t, node]
+                child = left[node] + np.int32(point[dim_cut] > cut_value[node]) * (right[node] - left[node])
                 stack[top] = child
                 phase[top] = state & 2
                 depth_of[top] = depth + 1
@@ -142,12 +148,50 @@ def conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, le
         gap = 0.0
         for i in range(point.shape[0]):
             if not missing[i]:
-                gap += max(np.float64(tr.box_min[t, node, i]) - point[i], 0.0)
-                gap += max(point[i] - np.float64(tr.box_max[t, node, i]), 0.0)
+                # At most one side is positive: one addition per entry (the same sum as adding both sides).
+                gap += max(np.float64(box_min[node, i]) - point[i], point[i] - np.float64(box_max[node, i]), 0.0)
         if gap > 0.0:
-            chance = gap / (tr.range_sum[t, node] + gap)
+            chance = gap / (range_sum[node] + gap)
             ranks[results - 1] = chance / (depth + 1.0) + (1.0 - chance) * ranks[results - 1]
     return leaves[0]
+
+
+@njit(**INLINE)
+def _step(tr, t, point, missing, node):
+    """One step down ``point``'s path in tree ``t`` from ``node``, or -1 where the search starts (see :func:`_path`)."""
+    if node < 0 or node >= tr.left.shape[1]:
+        return -1
+    dim_cut = tr.cut_dim[t, node]
+    if missing[dim_cut]:
+        return -1
+    # Without a branch (its outcome is a coin toss): left, or right past the cut.
+    left = tr.left[t, node]
+    return left + np.int32(point[dim_cut] > tr.cut_value[t, node]) * (tr.right[t, node] - left)
+
+
+@njit(**INLINE)
+def _path(tr, t, point, missing):
+    """Where the search of tree ``t`` starts: down the one path above the first node that cuts a missing entry.
+
+    No choice is made above it, so no rank is needed there.
+
+    Returns
+    -------
+    node, depth : int
+        The first node that cuts a missing entry, or the leaf ending the
+        path, and its depth; ``-1`` for an empty tree, ``-2`` for a
+        corrupt one.
+    """
+    node = tr.root[t]
+    depth = 0
+    while True:
+        child = _step(tr, t, point, missing, node)
+        if child < 0:
+            return node, depth
+        if depth == tr.parent.shape[1]:
+            return -2, depth
+        node = child
+        depth += 1
 
 
 @njit(**JIT, parallel=True)
@@ -176,7 +220,8 @@ def conditional_batch(tr, points, missing, rows, distances):
         ranks = np.empty(num_nodes + 2)
         leaves = np.empty(num_nodes + 2, np.int64)
         for q in range(points.shape[0]):
-            row = conditional_in_tree(tr, t, points[q], missing[q], stack, phase, depth_of, ranks, leaves)
+            node, depth = _path(tr, t, points[q], missing[q])
+            row = conditional_in_tree(tr, t, points[q], missing[q], node, depth, stack, phase, depth_of, ranks, leaves)
             rows[t, q] = row
             total = 0.0
             if row >= 0:
@@ -187,14 +232,82 @@ def conditional_batch(tr, points, missing, rows, distances):
             distances[t, q] = np.sqrt(total)
 
 
-@njit(**JIT)
-def pick_quantile(sorted_values, fraction):
-    """AWS's ``prefixPick`` with unit weights: the first sorted value where the count reaches ``fraction`` of all."""
+@njit(**INLINE)
+def _quantile(sorted_values, fraction):
+    """:func:`pick_quantile`, inlined where it is used."""
     target = fraction * sorted_values.shape[0]
     for j in range(sorted_values.shape[0]):
         if j + 1.0 >= target:
             return sorted_values[j]
     return sorted_values[sorted_values.shape[0] - 1]
+
+
+@njit(**JIT)
+def pick_quantile(sorted_values, fraction):
+    """AWS's ``prefixPick`` with unit weights: the first sorted value where the count reaches ``fraction`` of all."""
+    return _quantile(sorted_values, fraction)
+
+
+@njit(**INLINE)
+def _sort(values):
+    """Sort a short array in place (insertion sort: the trees' values of one entry, allocating nothing)."""
+    for j in range(1, values.shape[0]):
+        value = values[j]
+        i = j - 1
+        while i >= 0 and values[i] > value:
+            values[i + 1] = values[i]
+            i -= 1
+        values[i + 1] = value
+
+
+@njit(**JIT, _nrt=False)
+def _impute_block(tr, points, missing, out, chosen, values, starts, depths, stack, phase, depth_of, ranks, leaves):
+    """:func:`impute_batch` for a block of queries, tree after tree (each tree's arrays stay in cache).
+
+    ``chosen`` (int64, shape (block, num_trees)), ``values`` (float64,
+    shape (num_trees,)), ``starts`` and ``depths`` (int64, shape (block,))
+    are work space, as are the search's buffers.
+    Compiled without numba's reference counts: it allocates nothing.
+    """
+    num_trees = tr.root.shape[0]
+    dim = points.shape[1]
+    for t in range(num_trees):
+        # The queries go down their paths together, one level at a time: independent walks overlap.
+        for q in range(points.shape[0]):
+            starts[q] = tr.root[t]
+            depths[q] = 0
+        for level in range(tr.parent.shape[1] + 1):
+            moved = False
+            for q in range(points.shape[0]):
+                child = _step(tr, t, points[q], missing[q], starts[q])
+                if child >= 0:
+                    starts[q] = child if level < tr.parent.shape[1] else -2
+                    depths[q] += 1
+                    moved = True
+            if not moved:
+                break
+        for q in range(points.shape[0]):
+            chosen[q, t] = conditional_in_tree(
+                tr, t, points[q], missing[q], starts[q], depths[q], stack, phase, depth_of, ranks, leaves
+            )
+    for q in range(points.shape[0]):
+        broken = False
+        for t in range(num_trees):
+            broken |= chosen[q, t] < 0
+        for i in range(dim):
+            if not missing[q, i]:
+                out[q, i] = points[q, i]
+            elif broken:
+                out[q, i] = np.nan
+            else:
+                for t in range(num_trees):
+                    values[t] = tr.store[chosen[q, t], i]
+                _sort(values)
+                out[q, i] = _quantile(values, 0.5)
+
+
+_BLOCK = 64
+"""Queries per block of :func:`impute_batch` (tree-major within a block)."""
 
 
 @njit(**JIT, parallel=True)
@@ -213,43 +326,99 @@ def impute_batch(tr, points, missing, out):
     """
     num_trees = tr.root.shape[0]
     num_nodes = tr.parent.shape[1]
-    dim = points.shape[1]
-    for q in prange(points.shape[0]):
-        stack = np.empty(num_nodes + 2, np.int32)
-        phase = np.empty(num_nodes + 2, np.int32)
-        depth_of = np.empty(num_nodes + 2, np.int32)
-        ranks = np.empty(num_nodes + 2)
-        leaves = np.empty(num_nodes + 2, np.int64)
-        chosen = np.empty(num_trees, np.int64)
-        values = np.empty(num_trees)
+    num_blocks = (points.shape[0] + _BLOCK - 1) // _BLOCK
+    for b in prange(num_blocks):
+        start = b * _BLOCK
+        stop = min(start + _BLOCK, points.shape[0])
+        _impute_block(
+            tr,
+            points[start:stop],
+            missing[start:stop],
+            out[start:stop],
+            np.empty((stop - start, num_trees), np.int64),
+            np.empty(num_trees),
+            np.empty(stop - start, np.int64),
+            np.empty(stop - start, np.int64),
+            np.empty(num_nodes + 2, np.int32),
+            np.empty(num_nodes + 2, np.int32),
+            np.empty(num_nodes + 2, np.int32),
+            np.empty(num_nodes + 2),
+            np.empty(num_nodes + 2, np.int64),
+        )
+
+
+@njit(**JIT, _nrt=False)
+def _forecast(
+    tr,
+    point,
+    missing,
+    block,
+    values,
+    lower,
+    upper,
+    chosen,
+    column,
+    starts,
+    depths,
+    stack,
+    phase,
+    depth_of,
+    ranks,
+    leaves,
+):
+    """The steps of :func:`extrapolate`; ``point`` holds the first query (its last ``block`` entries missing).
+
+    Compiled without numba's reference counts: it allocates nothing.
+    """
+    dim = point.shape[0]
+    num_trees = tr.root.shape[0]
+    for step in range(values.shape[0]):
+        # The trees' paths go down together, one level at a time: independent walks overlap.
+        for t in range(num_trees):
+            starts[t] = tr.root[t]
+            depths[t] = 0
+        for level in range(tr.parent.shape[1] + 1):
+            moved = False
+            for t in range(num_trees):
+                child = _step(tr, t, point, missing, starts[t])
+                if child >= 0:
+                    starts[t] = child if level < tr.parent.shape[1] else -2
+                    depths[t] += 1
+                    moved = True
+            if not moved:
+                break
         broken = False
         for t in range(num_trees):
-            row = conditional_in_tree(tr, t, points[q], missing[q], stack, phase, depth_of, ranks, leaves)
-            chosen[t] = row
-            broken |= row < 0
-        for i in range(dim):
-            if not missing[q, i]:
-                out[q, i] = points[q, i]
-            elif broken:
-                out[q, i] = np.nan
-            else:
-                for t in range(num_trees):
-                    values[t] = tr.store[chosen[t], i]
-                out[q, i] = pick_quantile(np.sort(values), 0.5)
+            chosen[t] = conditional_in_tree(
+                tr, t, point, missing, starts[t], depths[t], stack, phase, depth_of, ranks, leaves
+            )
+            broken |= chosen[t] < 0
+        for j in range(block):
+            if broken:
+                values[step, j] = lower[step, j] = upper[step, j] = np.nan
+                continue
+            for t in range(num_trees):
+                column[t] = tr.store[chosen[t], dim - block + j]
+            _sort(column)
+            values[step, j] = _quantile(column, 0.5)
+            lower[step, j] = _quantile(column, LOWER)
+            upper[step, j] = _quantile(column, UPPER)
+        # Shift the shingle by one row and put the forecast in as the newest known row.
+        for i in range(dim - 2 * block):
+            point[i] = point[i + block]
+        for j in range(block):
+            point[dim - 2 * block + j] = values[step, j]
 
 
 @njit(**JIT)
-def extrapolate_steps(tr, history, block, horizon, values, lower, upper):
-    """Forecast ``horizon`` rows after a shingle's last ``shingle_size - 1`` rows.
+def extrapolate(reader, values, lower, upper):
+    """Forecast ``horizon`` rows after the forest's last ``shingle_size - 1`` rows, in one call.
 
     Parameters
     ----------
-    tr : TreeArrays
-    history : ndarray of float64, shape (dim - block,)
-        The last rows seen, oldest first, relative to the origin.
-    block : int
-        Values per row (the number of input features).
-    horizon : int
+    reader : rcforest._reading.Reader
+        Holds the trees (``reader.trees``) and the last rows seen
+        (``reader.tail``, oldest first, in the input's coordinates).
     values, lower, upper : ndarray of float64, shape (horizon, block)
         Overwritten with each step's median and its 10th and 90th
         percentiles over trees (relative to the origin); NaN when a tree
@@ -262,37 +431,33 @@ def extrapolate_steps(tr, history, block, horizon, values, lower, upper):
     trees run one after another: a step is too short to share among
     threads.
     """
-    dim = history.shape[0] + block
+    tr = reader.trees
+    tail = reader.tail
+    block = tail.shape[1]
+    dim = tr.store.shape[1]
     num_trees = tr.root.shape[0]
     num_nodes = tr.parent.shape[1]
-    stack = np.empty(num_nodes + 2, np.int32)
-    phase = np.empty(num_nodes + 2, np.int32)
-    depth_of = np.empty(num_nodes + 2, np.int32)
-    ranks = np.empty(num_nodes + 2)
-    leaves = np.empty(num_nodes + 2, np.int64)
     point = np.zeros(dim)
-    point[: dim - block] = history
+    for lag in range(tail.shape[0]):
+        for c in range(block):
+            point[lag * block + c] = tail[lag, c] - tr.origin[lag * block + c]
     missing = np.zeros(dim, np.bool_)
     missing[dim - block :] = True
-    chosen = np.empty(num_trees, np.int64)
-    column = np.empty(num_trees)
-    for step in range(horizon):
-        broken = False
-        for t in range(num_trees):
-            chosen[t] = conditional_in_tree(tr, t, point, missing, stack, phase, depth_of, ranks, leaves)
-            broken |= chosen[t] < 0
-        for j in range(block):
-            if broken:
-                values[step, j] = lower[step, j] = upper[step, j] = np.nan
-                continue
-            for t in range(num_trees):
-                column[t] = tr.store[chosen[t], dim - block + j]
-            ordered = np.sort(column)
-            values[step, j] = pick_quantile(ordered, 0.5)
-            lower[step, j] = pick_quantile(ordered, LOWER)
-            upper[step, j] = pick_quantile(ordered, UPPER)
-        # Shift the shingle by one row and put the forecast in as the newest known row.
-        for i in range(dim - 2 * block):
-            point[i] = point[i + block]
-        for j in range(block):
-            point[dim - 2 * block + j] = values[step, j]
+    _forecast(
+        tr,
+        point,
+        missing,
+        block,
+        values,
+        lower,
+        upper,
+        np.empty(num_trees, np.int64),
+        np.empty(num_trees),
+        np.empty(num_trees, np.int64),
+        np.empty(num_trees, np.int64),
+        np.empty(num_nodes + 2, np.int32),
+        np.empty(num_nodes + 2, np.int32),
+        np.empty(num_nodes + 2, np.int32),
+        np.empty(num_nodes + 2),
+        np.empty(num_nodes + 2, np.int64),
+    )

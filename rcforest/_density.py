@@ -39,7 +39,37 @@ MEASURE_HIGH, MEASURE_LOW, DISTANCE_HIGH, DISTANCE_LOW, MASS_HIGH, MASS_LOW = ra
 
 
 @njit(**INLINE)
-def interpolate_tree(tr, t, point, out, work):
+def _leaves(tr, t, points, nodes):
+    """The leaf of tree ``t`` each row of ``points`` reaches, into ``nodes``; False for a corrupt tree.
+
+    The rows descend together, one level of every row at a time: their
+    walks are independent, so the processor overlaps their loads.
+    """
+    internal = tr.left.shape[1]
+    left = tr.left[t]
+    right = tr.right[t]
+    cut_dim = tr.cut_dim[t]
+    cut_value = tr.cut_value[t]
+    root = tr.root[t]
+    for r in range(points.shape[0]):
+        nodes[r] = root
+    for _ in range(tr.parent.shape[1] + 1):
+        moved = False
+        for r in range(points.shape[0]):
+            node = nodes[r]
+            if node < internal:
+                # Without a branch (its outcome is a coin toss): left, or right past the cut.
+                nodes[r] = left[node] + np.int32(points[r, cut_dim[node]] > cut_value[node]) * (
+                    right[node] - left[node]
+                )
+                moved = True
+        if not moved:
+            return True
+    return False
+
+
+@njit(**INLINE)
+def interpolate_tree(tr, t, point, leaf, out, work):
     """Add tree ``t``'s interpolation measure of ``point`` to ``out``.
 
     Parameters
@@ -48,6 +78,8 @@ def interpolate_tree(tr, t, point, out, work):
     t : int
     point : ndarray of float64, shape (dim,)
         Relative to the origin.
+    leaf : int
+        The leaf ``point``'s path reaches in tree ``t`` (:func:`_leaves`).
     out : ndarray of float64, shape (6, dim)
         The measure's high and low sides, the distances' and the
         probability masses' (``MEASURE_HIGH`` ...): the tree's values are
@@ -60,22 +92,16 @@ def interpolate_tree(tr, t, point, out, work):
     bool
         False for a corrupt tree (a walk longer than the tree).
     """
-    root = tr.root[t]
-    if root == -1:
-        return True
     dim = point.shape[0]
     internal = tr.left.shape[1]
-    node = root
+    num_nodes = tr.parent.shape[1]
+    # One tree's arrays, taken once (each access through ``tr`` costs reference counts).
+    left = tr.left[t]
+    right = tr.right[t]
+    parent = tr.parent[t]
+    mass = tr.mass[t]
+    store = tr.store
     steps = 0
-    while node < internal:
-        steps += 1
-        if steps > tr.parent.shape[1]:
-            return False
-        if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node]:
-            node = tr.left[t, node]
-        else:
-            node = tr.right[t, node]
-    leaf = node
     row = tr.leaf_point[t, leaf - internal]
     measure_high, measure_low, distance_high, distance_low, mass_high, mass_low = (
         work[0],
@@ -97,45 +123,44 @@ def interpolate_tree(tr, t, point, out, work):
     work[:6] = 0.0
     spread = 0.0
     for i in range(dim):
-        spread += abs(point[i] - tr.store[row, i])
+        spread += abs(point[i] - store[row, i])
         inside[i] = 0.0
     equal = spread <= 0.0
     if equal:
         # The query is the leaf's point: its own mass, spread evenly.
-        saved = 1.0 + tr.mass[t, leaf]
+        saved = 1.0 + mass[leaf]
         for i in range(dim):
             measure_high[i] = measure_low[i] = 0.5 * saved / dim
             mass_high[i] = mass_low[i] = 0.5 / dim
     else:
         saved = 1.0
-        field = tr.mass[t, leaf] + saved
+        field = mass[leaf] + saved
         for i in range(dim):
-            diff = point[i] - tr.store[row, i]
-            if diff > 0.0:
-                prob = diff / spread
-                mass_high[i] = prob
-                measure_high[i] = prob * field
-                distance_high[i] = prob * diff
-            elif diff < 0.0:
-                prob = -diff / spread
-                mass_low[i] = prob
-                measure_low[i] = prob * field
-                distance_low[i] = prob * -diff
-            else:
-                inside[i] = 1.0
+            # Without branches (their outcome is a coin toss): the side without a gap gets zeros.
+            diff = point[i] - store[row, i]
+            high = diff if diff > 0.0 else 0.0
+            low = -diff if diff < 0.0 else 0.0
+            prob = high / spread
+            mass_high[i] = prob
+            measure_high[i] = prob * field
+            distance_high[i] = prob * high
+            prob = low / spread
+            mass_low[i] = prob
+            measure_low[i] = prob * field
+            distance_low[i] = prob * low
     box_min = tr.box_min[t]
     box_max = tr.box_max[t]
     child = leaf
-    node = tr.parent[t, leaf]
+    node = parent[leaf]
     first = True
     while node != -1:
         steps += 1
-        if steps > 2 * tr.parent.shape[1]:
+        if steps > 2 * num_nodes:
             return False
         if equal:
-            sibling = tr.left[t, node]
+            sibling = left[node]
             if sibling == child:
-                sibling = tr.right[t, node]
+                sibling = right[node]
             for i in range(dim):
                 lo, hi = child_bounds(tr.leaf_point, tr.store, box_min, box_max, t, sibling, i)
                 if first or lo < shadow_lo[i]:
@@ -146,16 +171,26 @@ def interpolate_tree(tr, t, point, out, work):
         new_range = 0.0
         separation = 0.0
         for i in range(dim):
-            if equal:
-                large_lo = np.float64(box_min[node, i])
-                large_hi = np.float64(box_max[node, i])
-                small_lo = np.float64(shadow_lo[i])
-                small_hi = np.float64(shadow_hi[i])
-            else:
+            if not equal:
+                # The box extended by the query. No branches: a dimension where the query lies inside
+                # the box has no gaps (nor at any node above, whose boxes hold this one).
                 small_lo = np.float64(box_min[node, i])
                 small_hi = np.float64(box_max[node, i])
                 large_lo = min(small_lo, point[i])
                 large_hi = max(small_hi, point[i])
+                new_range += large_hi - large_lo
+                max_gap = max(large_hi - small_hi, 0.0)
+                min_gap = max(small_lo - large_lo, 0.0)
+                separation += max_gap + min_gap
+                up[i] = max_gap
+                down[i] = min_gap
+                far_up[i] = max_gap + (small_hi - small_lo) if max_gap > 0.0 else 0.0
+                far_down[i] = min_gap + (small_hi - small_lo) if min_gap > 0.0 else 0.0
+                continue
+            large_lo = np.float64(box_min[node, i])
+            large_hi = np.float64(box_max[node, i])
+            small_lo = np.float64(shadow_lo[i])
+            small_hi = np.float64(shadow_hi[i])
             new_range += large_hi - large_lo
             up[i] = 0.0
             down[i] = 0.0
@@ -178,7 +213,7 @@ def interpolate_tree(tr, t, point, out, work):
         chance = separation / new_range if new_range > 0.0 else 0.0
         if chance <= 0.0:
             break
-        field = tr.mass[t, node] + saved
+        field = mass[node] + saved
         keep = 1.0 - chance
         for i in range(dim):
             prob = up[i] / new_range
@@ -190,7 +225,7 @@ def interpolate_tree(tr, t, point, out, work):
             measure_low[i] = prob * field + keep * measure_low[i]
             distance_low[i] = prob * far_down[i] + keep * distance_low[i]
         child = node
-        node = tr.parent[t, node]
+        node = parent[node]
     for i in range(dim):
         out[MEASURE_HIGH, i] += measure_high[i]
         out[MEASURE_LOW, i] += measure_low[i]
@@ -199,6 +234,37 @@ def interpolate_tree(tr, t, point, out, work):
         out[MASS_HIGH, i] += mass_high[i]
         out[MASS_LOW, i] += mass_low[i]
     return True
+
+
+@njit(**JIT, _nrt=False)
+def _interpolation_block(tr, points, out, work, broken, nodes):
+    """:func:`interpolation_batch` for a block of rows, tree after tree (each tree's arrays stay in cache).
+
+    Each row's measure sums the trees in tree order, as a row at a time
+    would. ``work`` (float64, shape (13, dim)), ``broken`` (bool, shape
+    (block,)) and ``nodes`` (int64, shape (block,)) are work space. Compiled without numba's reference counts:
+    it allocates nothing.
+    """
+    num_trees = tr.root.shape[0]
+    out[:, :, :] = 0.0
+    broken[:] = False
+    for t in range(num_trees):
+        if tr.root[t] == -1:
+            continue
+        if not _leaves(tr, t, points, nodes):
+            broken[:] = True
+            break
+        for r in range(points.shape[0]):
+            if not broken[r] and not interpolate_tree(tr, t, points[r], nodes[r], out[r], work):
+                broken[r] = True
+    for r in range(points.shape[0]):
+        for j in range(6):
+            for i in range(points.shape[1]):
+                out[r, j, i] = np.nan if broken[r] else out[r, j, i] / num_trees
+
+
+_BLOCK = 64
+"""Rows per block of :func:`interpolation_batch` (tree-major within a block)."""
 
 
 @njit(**JIT, parallel=True)
@@ -214,18 +280,19 @@ def interpolation_batch(tr, points, out):
         Overwritten with the mean over trees of :func:`interpolate_tree`;
         NaN for a row whose walk met a corrupt tree.
     """
-    num_trees = tr.root.shape[0]
     dim = points.shape[1]
-    for r in prange(points.shape[0]):
-        work = np.empty((13, dim))
-        out[r, :, :] = 0.0
-        for t in range(num_trees):
-            if not interpolate_tree(tr, t, points[r], out[r], work):
-                out[r, :, :] = np.nan
-                break
-        for j in range(6):
-            for i in range(dim):
-                out[r, j, i] /= num_trees
+    num_blocks = (points.shape[0] + _BLOCK - 1) // _BLOCK
+    for b in prange(num_blocks):
+        start = b * _BLOCK
+        stop = min(start + _BLOCK, points.shape[0])
+        _interpolation_block(
+            tr,
+            points[start:stop],
+            out[start:stop],
+            np.empty((13, dim)),
+            np.empty(stop - start, np.bool_),
+            np.empty(stop - start, np.int64),
+        )
 
 
 def density_from_measure(measure, sample_size):

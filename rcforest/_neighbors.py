@@ -1,12 +1,14 @@
 """Near neighbours of a query among the points the trees hold.
 
-Each tree is searched exactly for the ``k`` distinct points of its sample
-nearest to the query, by branch and bound over its boxes (a box's distance
-from the query bounds the distance of every point below it); the forest's
-answer merges the trees' lists. A point among the ``k`` nearest of the
-whole forest's sample is among the ``k`` nearest of every tree that holds
-it, so the merged list is exact, and the number of trees that report a
-point is the number of trees that hold it.
+The forest's ``k`` nearest distinct points are found by branch and bound
+over the trees' boxes (a box's distance from the query bounds the distance
+of every point below it), with one bound shared by all trees: the
+``k``-th nearest distinct point found so far in any tree, first from the
+leaf each tree's path reaches, then from each tree's search in turn. A
+point among the ``k`` nearest of the whole forest's sample lies within
+that bound at every moment, so every tree that holds it reports it: the
+answer is exact, and the number of trees that report a point is the
+number of trees that hold it.
 
 Notes
 -----
@@ -18,16 +20,15 @@ when they are among the nearest, and the nearer ones it can miss.
 """
 
 import numpy as np
-from numba import prange
 
 from rcforest._jit import INLINE, JIT, njit
 
-__all__ = ["neighbors_batch"]
+__all__ = ["merge_neighbors", "near_neighbors"]
 
 
 @njit(**INLINE)
 def _box_distance2(box_min, box_max, node, point):
-    """Squared Euclidean distance from ``point`` to internal ``node``'s box (0 inside)."""
+    """Squared Euclidean distance from ``point`` to internal ``node``'s box (0 inside), one tree's boxes."""
     total = 0.0
     for i in range(point.shape[0]):
         below = np.float64(box_min[node, i]) - point[i]
@@ -89,121 +90,169 @@ def _sift_down(best_d2, best_row, size):
 
 
 @njit(**INLINE)
-def nearest_in_tree(tr, t, point, limit2, best_d2, best_row, stack, stack_d2):
-    """The ``k`` points of tree ``t`` nearest to ``point``, within squared distance ``limit2``.
+def _offer_distinct(store, best_d2, best_row, count, d2, row):
+    """:func:`_offer` for a point not already kept (by value): the ``k`` nearest distinct points so far."""
+    if count == best_d2.shape[0] and d2 >= best_d2[0]:
+        return count
+    for j in range(count):
+        if best_d2[j] == d2 and _same(store, best_row[j], row):
+            return count
+    return _offer(best_d2, best_row, count, d2, row)
+
+
+@njit(**JIT, _nrt=False)
+def _search(tr, point, limit2, best_d2, best_row, found_d2, found_row, stack, stack_d2):
+    """Every tree's points that may be among the ``k`` nearest distinct points of the forest's sample.
+
+    First each tree's path to ``point`` gives a point (its leaf): the ``k``
+    nearest distinct ones bound the search. Then each tree is searched by
+    branch and bound over its boxes, skipping every node whose box lies
+    farther than the ``k``-th nearest distinct point found so far (in any
+    tree), and reports every point no farther than it.
 
     Parameters
     ----------
     tr : TreeArrays
-    t : int
     point : ndarray of float64, shape (dim,)
-        Relative to the origin, as the trees hold points.
+        Relative to the origin.
     limit2 : float
         Squared distance beyond which points are not reported (inf for none).
     best_d2 : ndarray of float64, shape (k,)
     best_row : ndarray of int64, shape (k,)
-        Overwritten: the squared distances and store rows found, nearest
-        first; ``inf`` and ``-1`` after the last.
-    stack : ndarray of int32, shape (num_nodes,)
-    stack_d2 : ndarray of float64, shape (num_nodes,)
+        Work space: a max-heap of the nearest distinct points so far.
+    found_d2 : ndarray of float64, shape (num_trees * L,)
+    found_row : ndarray of int64, shape (num_trees * L,)
+        Overwritten: the squared distance and store row of each point
+        reported, one entry per tree that reports it.
+    stack : ndarray of int32, shape (I + L + 2,)
+    stack_d2 : ndarray of float64, shape (I + L + 2,)
         Work space.
 
     Returns
     -------
     int
-        Number of points found; ``-1`` for a corrupt tree (a walk longer
-        than the tree).
+        Number of entries reported; ``-1`` for a corrupt tree (a walk
+        longer than the tree).
+
+    Notes
+    -----
+    A point among the forest's ``k`` nearest lies no farther than the
+    ``k``-th nearest distinct point known at any time, so every tree that
+    holds it reports it: the reports hold the answer and, for each of its
+    points, one entry per tree holding it. Compiled without numba's
+    reference counts (the loops take the trees' arrays again and again).
     """
     k = best_d2.shape[0]
-    for j in range(k):
-        best_d2[j] = np.inf
-        best_row[j] = -1
-    root = tr.root[t]
-    if root == -1 or k == 0:
-        return 0
+    num_trees = tr.root.shape[0]
     internal = tr.left.shape[1]
-    box_min = tr.box_min[t]
-    box_max = tr.box_max[t]
-    count = 0
-    top = 1
-    stack[0] = root
-    stack_d2[0] = 0.0
-    steps = 0
-    while top > 0:
-        steps += 1
-        if steps > 2 * tr.parent.shape[1]:
-            return -1
-        top -= 1
-        node = stack[top]
-        bound = stack_d2[top]
-        if bound > limit2 or (count == k and bound >= best_d2[0]):
+    num_nodes = tr.parent.shape[1]
+    store = tr.store
+    kept = 0
+    found = 0
+    for t in range(num_trees):
+        root = tr.root[t]
+        if root == -1:
             continue
-        if node >= internal:
-            row = tr.leaf_point[t, node - internal]
-            d2 = _point_distance2(tr.store, row, point)
-            if d2 <= limit2:
-                count = _offer(best_d2, best_row, count, d2, row)
-            continue
-        if top + 2 > stack.shape[0]:
-            return -1
-        near = tr.left[t, node]
-        far = tr.right[t, node]
-        if point[tr.cut_dim[t, node]] > tr.cut_value[t, node]:
-            near, far = far, near
-        # The far child first, so that the near one is searched first; the
-        # far one only if it may hold a point nearer than the worst kept.
-        far_d2 = _child_distance2(tr, t, box_min, box_max, far, point, internal)
-        if far_d2 <= limit2 and (count < k or far_d2 < best_d2[0]):
-            stack[top] = far
-            stack_d2[top] = far_d2
+        cut_dim = tr.cut_dim[t]
+        cut_value = tr.cut_value[t]
+        left = tr.left[t]
+        right = tr.right[t]
+        leaf_point = tr.leaf_point[t]
+        box_min = tr.box_min[t]
+        box_max = tr.box_max[t]
+        bound = limit2 if kept < k else min(limit2, best_d2[0])
+        top = 1
+        stack[0] = root
+        stack_d2[0] = 0.0
+        steps = 0
+        while top > 0:
+            steps += 1
+            if steps > 2 * num_nodes:
+                return -1
+            top -= 1
+            node = stack[top]
+            node_d2 = stack_d2[top]
+            if node_d2 > bound:
+                continue
+            if node >= internal:
+                row = leaf_point[node - internal]
+                d2 = _point_distance2(store, row, point)
+                if d2 > bound:
+                    continue
+                found_d2[found] = d2
+                found_row[found] = row
+                found += 1
+                kept = _offer_distinct(store, best_d2, best_row, kept, d2, row)
+                if kept == k:
+                    bound = min(limit2, best_d2[0])
+                continue
+            if top + 2 > stack.shape[0]:
+                return -1
+            near = left[node]
+            far = right[node]
+            if point[cut_dim[node]] > cut_value[node]:
+                near, far = far, near
+            # The far child first, so that the near one is searched first.
+            far_d2 = _child_distance2(store, leaf_point, box_min, box_max, far, point, internal)
+            if far_d2 <= bound:
+                stack[top] = far
+                stack_d2[top] = far_d2
+                top += 1
+            stack[top] = near
+            stack_d2[top] = node_d2  # the parent's bound holds for the child (its box is inside)
             top += 1
-        stack[top] = near
-        stack_d2[top] = bound  # the parent's bound holds for the child (its box is inside)
-        top += 1
-    # Heap order to nearest first (a heap sort of the kept entries).
-    for last in range(count - 1, 0, -1):
-        best_d2[0], best_d2[last] = best_d2[last], best_d2[0]
-        best_row[0], best_row[last] = best_row[last], best_row[0]
-        _sift_down(best_d2, best_row, last)
-    return count
+    return found
 
 
 @njit(**INLINE)
-def _child_distance2(tr, t, box_min, box_max, node, point, internal):
-    """Lower bound of the squared distance from ``point`` to the points below ``node`` (tree ``t``'s boxes)."""
+def _child_distance2(store, leaf_point, box_min, box_max, node, point, internal):
+    """Lower bound of the squared distance from ``point`` to the points below ``node`` (exact for a leaf)."""
     if node >= internal:
-        return _point_distance2(tr.store, tr.leaf_point[t, node - internal], point)
+        return _point_distance2(store, leaf_point[node - internal], point)
     return _box_distance2(box_min, box_max, node, point)
 
 
-@njit(**JIT, parallel=True)
-def neighbors_batch(tr, points, limit2, rows, distances):
-    """The ``k`` nearest points of every tree for every query.
+@njit(**JIT)
+def near_neighbors(reader, point, k, limit2, out_points, out_distances, out_trees):
+    """The ``k`` nearest distinct points of the forest's sample, merged across trees, in one call.
 
     Parameters
     ----------
-    tr : TreeArrays
-    points : ndarray of float64, shape (num_queries, dim)
+    reader : rcforest._reading.Reader
+        Holds the trees (``reader.trees``): one handle to pass, not their arrays.
+    point : ndarray of float64, shape (dim,)
         Relative to the origin.
+    k : int
     limit2 : float
         Squared distance beyond which points are left out.
-    rows : ndarray of int64, shape (num_trees, num_queries, k)
-        Store rows found, nearest first, ``-1`` after the last; ``-2`` in
-        the first slot for a corrupt tree.
-    distances : ndarray of float64, shape (num_trees, num_queries, k)
-        Their Euclidean distances, ``inf`` after the last.
+    out_points : ndarray of float64, shape (min(k, num_trees * L), dim)
+        The points, in the input's coordinates (the origin added back).
+    out_distances, out_trees : ndarray, shape (min(k, num_trees * L),)
+        As :func:`merge_neighbors` writes them.
+
+    Returns
+    -------
+    int
+        Number of points written; ``-1`` for a corrupt tree.
     """
-    num_nodes = tr.parent.shape[1]
-    for i in prange(tr.root.shape[0]):
-        t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
-        stack = np.empty(num_nodes + 2, np.int32)
-        stack_d2 = np.empty(num_nodes + 2)
-        for q in range(points.shape[0]):
-            found = nearest_in_tree(tr, t, points[q], limit2, distances[t, q], rows[t, q], stack, stack_d2)
-            if found < 0:
-                rows[t, q, 0] = -2
-            for j in range(distances.shape[2]):
-                distances[t, q, j] = np.sqrt(distances[t, q, j])
+    tr = reader.trees
+    capacity = tr.root.shape[0] * tr.leaf_point.shape[1]
+    found_d2 = np.empty(capacity)
+    found_row = np.empty(capacity, np.int64)
+    stack = np.empty(tr.parent.shape[1] + 2, np.int32)
+    stack_d2 = np.empty(tr.parent.shape[1] + 2)
+    size = min(k, capacity)
+    found = _search(tr, point, limit2, np.empty(size), np.empty(size, np.int64), found_d2, found_row, stack, stack_d2)
+    if found < 0:
+        return -1
+    for j in range(found):
+        found_d2[j] = np.sqrt(found_d2[j])
+    out_rows = np.empty(out_points.shape[0], np.int64)
+    count = merge_neighbors(found_row[:found], found_d2[:found], tr.store, k, out_rows, out_distances, out_trees)
+    for j in range(count):
+        for i in range(out_points.shape[1]):
+            out_points[j, i] = tr.store[out_rows[j], i] + tr.origin[i]
+    return count
 
 
 @njit(**INLINE)
@@ -225,13 +274,14 @@ def _same(store, a, b):
 
 @njit(**JIT)
 def merge_neighbors(rows, distances, store, k, out_rows, out_distances, out_trees):
-    """Merge the trees' lists of one query into the ``k`` nearest distinct points.
+    """Merge the trees' reports for one query into the ``k`` nearest distinct points.
 
     Parameters
     ----------
-    rows : ndarray of int64, shape (num_trees, k_tree)
-    distances : ndarray of float64, shape (num_trees, k_tree)
-        From :func:`neighbors_batch` for one query.
+    rows : ndarray of int64, shape (n,)
+    distances : ndarray of float64, shape (n,)
+        The store row of each point a tree reports (``-1`` for none) and
+        its distance.
     store : ndarray of float64, shape (capacity, dim)
     k : int
     out_rows, out_distances, out_trees : ndarray, shape (k,)
@@ -245,8 +295,8 @@ def merge_neighbors(rows, distances, store, k, out_rows, out_distances, out_tree
         rows may hold the same point); equal distances are ordered by the
         points' values, so the result does not depend on the store's layout.
     """
-    flat_rows = rows.ravel()
-    flat_distances = distances.ravel()
+    flat_rows = rows
+    flat_distances = distances
     order = np.argsort(flat_distances)
     count = 0
     group = 0  # first output of the current run of equal distances
@@ -267,15 +317,19 @@ def merge_neighbors(rows, distances, store, k, out_rows, out_distances, out_tree
                 break
         if merged:
             continue
-        if count == out_rows.shape[0]:
-            continue  # a point tied at the last distance kept: only its count would change
-        out_rows[count] = row
-        out_distances[count] = distance
-        out_trees[count] = 1
         m = count
+        if count == out_rows.shape[0]:
+            # Tied at the last distance kept with no room: it takes the last place if its value comes first.
+            m = count - 1
+            if not _before(store, row, out_rows[m]):
+                continue
+        else:
+            count += 1
+        out_rows[m] = row
+        out_distances[m] = distance
+        out_trees[m] = 1
         while m > group and _before(store, out_rows[m], out_rows[m - 1]):  # equal distances by value
             out_rows[m], out_rows[m - 1] = out_rows[m - 1], out_rows[m]
             out_trees[m], out_trees[m - 1] = out_trees[m - 1], out_trees[m]
             m -= 1
-        count += 1
     return min(count, k)

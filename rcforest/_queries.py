@@ -116,7 +116,10 @@ class ForestQueries:
     def _query_point(self, point, name="point", missing=False):
         """One point of the trees' dimension (a shingle, oldest row first), as given."""
         self._require_data()
-        values = as_numbers(point, name).reshape(-1)
+        if type(point) is np.ndarray and point.dtype == np.float64:
+            values = point.reshape(-1)  # what as_numbers makes of it, without a copy (callers make new arrays)
+        else:
+            values = as_numbers(point, name).reshape(-1)
         if values.size != self.dimensions_:
             raise ValueError(
                 f"{name} has {values.size} values but the forest's points have {self.dimensions_} "
@@ -125,7 +128,7 @@ class ForestQueries:
         if missing:
             values = np.where(np.isfinite(values), values, np.nan)
             _check_magnitude(values, name)
-        else:
+        elif not np.abs(values).max() <= MAX_ABS_VALUE:  # also for NaN
             bad = ~(np.abs(values) <= MAX_ABS_VALUE)
             if bad.any():
                 where = int(np.argmax(bad))
@@ -180,34 +183,36 @@ class ForestQueries:
         Notes
         -----
         AWS's ``getNearNeighborsInSample`` reports the leaf each tree's
-        path reaches; here each tree is searched exactly, so the list holds
-        the true nearest points of the sample (see :mod:`rcforest._neighbors`).
+        path reaches; here the trees are searched exactly, by branch and
+        bound with one bound for all trees, so the list holds the true
+        nearest points of the sample and the exact count of trees holding
+        each (see :mod:`rcforest._neighbors`). One serial jitted call.
         """
         query = self._query_point(point) - self._trees.origin
         k = check_int(k, "k", 1, 1 << 20)
         limit2 = np.inf
         if max_distance is not None:
             limit2 = check_float(max_distance, "max_distance") ** 2
-        k_tree = min(k, self._trees.leaf_point.shape[1])
-        rows = np.empty((self.num_trees, 1, k_tree), np.int64)
-        distances = np.empty((self.num_trees, 1, k_tree))
-        with threads(self.n_jobs):
-            _neighbors.neighbors_batch(self._trees, query[None, :], limit2, rows, distances)
-        _raise_if_corrupt((rows[:, :, 0] == -2).any())
-        return self._merge_neighbors(rows[:, 0], distances[:, 0], k)
+        size = min(k, self.num_trees * self._trees.leaf_point.shape[1])
+        points = np.empty((size, self.dimensions_))
+        distances = np.empty(size)
+        trees = np.empty(size, np.int64)
+        count = _neighbors.near_neighbors(self._handle(), query, k, limit2, points, distances, trees)
+        _raise_if_corrupt(count < 0)
+        return {"points": points[:count], "distances": distances[:count], "trees": trees[:count]}
 
-    def _merge_neighbors(self, rows, distances, k):
-        """The trees' lists as one: distinct points by value, closest first, with the number of trees."""
-        size = min(k, rows.size)
-        out_rows = np.empty(size, np.int64)
-        out_distances = np.empty(size)
-        out_trees = np.empty(size, np.int64)
-        count = _neighbors.merge_neighbors(rows, distances, self._trees.store, k, out_rows, out_distances, out_trees)
-        return {
-            "points": self._absolute(self._trees.store[out_rows[:count]]),
-            "distances": out_distances[:count],
-            "trees": out_trees[:count],
-        }
+    def _handle(self):
+        """The forest's :class:`rcforest._reading.Reader`: its trees passed to a kernel as one handle.
+
+        A call with the trees' twenty-odd arrays spends microseconds
+        unboxing them; a query about one point takes this handle instead
+        (the one the forest's single-row readings use, made again when the
+        trees or the tail were replaced).
+        """
+        reader = self._reader
+        if reader is None or reader[0] is not self._trees or reader[1] is not self._tail:
+            reader = self._new_reader()
+        return reader[4]
 
     # ------------------------------------------------------------ density
 
@@ -289,14 +294,11 @@ class ForestQueries:
         out = values.copy()
         if ends.size:
             points = shingle(values, size)[ends - size + 1]
-            filled = self._impute_points(points)
-            for end, point in zip(ends, filled):
-                first = end - size + 1
-                blocks = range(size) if end == size - 1 else [size - 1]
-                for block in blocks:
-                    row = first + block
-                    missing = np.isnan(out[row])
-                    out[row, missing] = point[block * width : (block + 1) * width][missing]
+            filled = self._impute_points(points).reshape(ends.size, size, width)
+            # Each shingle fills the row it ends at; the first shingle also the rows before it.
+            out[ends] = np.where(np.isnan(out[ends]), filled[:, -1], out[ends])
+            if ends[0] == size - 1:
+                out[: size - 1] = np.where(np.isnan(out[: size - 1]), filled[0, :-1], out[: size - 1])
         if rows.index is None:
             return out
         import pandas as pd  # loaded already: the input was a pandas object
@@ -429,10 +431,8 @@ class ForestQueries:
         self._require_data()
         horizon = check_int(horizon, "horizon", 1, MAX_HORIZON)
         width = self.n_features_
-        history = self._tail.reshape(-1) - self._trees.origin[:-width]
         out = [np.empty((horizon, width)) for _ in range(3)]
-        with threads(self.n_jobs):
-            _conditional.extrapolate_steps(self._trees, np.ascontiguousarray(history), width, horizon, *out)
+        _conditional.extrapolate(self._handle(), *out)
         _raise_if_corrupt(np.isnan(out[0]).any())
         origin = self._trees.origin[-width:]
         return {name: values + origin for name, values in zip(("value", "lower", "upper"), out)}

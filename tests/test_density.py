@@ -55,6 +55,18 @@ def test_kernel_matches_the_visitor_written_out(seed):
         assert high[0].sum() + low[0].sum() == pytest.approx(density[0], rel=1e-9)
 
 
+def test_many_rows_give_what_each_row_gives_alone():
+    # The kernel works tree after tree over blocks of rows: across blocks, each row's sums run in tree order.
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(500, 3))
+    forest = Forest(num_trees=7, sample_size=32, random_state=8).fit(X)
+    queries = np.vstack([rng.normal(size=(150, 3)) * 1.5, X[:50]])  # stored points too
+    density, high, low = forest.density(queries, directional=True)
+    for q, query in enumerate(queries):
+        alone = forest.density(query[None, :], directional=True)
+        assert (density[q], list(high[q]), list(low[q])) == (alone[0][0], list(alone[1][0]), list(alone[2][0]))
+
+
 def test_fan_of_blades_dense_on_a_blade_and_directional():
     """AWS's dynamic density test: a blade lies over (0.7, 0) at 90, 210 and 330 degrees of rotation."""
     degrees = range(0, 360, 10)
@@ -123,3 +135,23 @@ def test_bad_input_is_refused():
         forest.density(np.empty((0, 2)))
     with pytest.raises(TypeError, match="directional"):
         forest.density([[0.0, 0.0]], directional="yes")
+
+
+def test_a_corrupt_tree_raises_in_every_query():
+    # A tree whose root is its own child: every walk through it would not end; each query says so.
+    rng = np.random.default_rng(10)
+    forest = Forest(num_trees=4, sample_size=32, shingle_size=2, random_state=10).update(rng.normal(size=200))
+    trees = forest._trees
+    root = trees.root[1]
+    trees.left[1, root] = trees.right[1, root] = root
+    point = rng.normal(size=2)
+    calls = [
+        lambda: forest.density(rng.normal(size=70)),
+        lambda: forest.impute(np.r_[rng.normal(size=69), np.nan]),
+        lambda: forest.near_neighbors(point),
+        lambda: forest.conditional_summary([point[0], np.nan]),
+        lambda: forest.extrapolate(3),
+    ]
+    for call in calls:
+        with pytest.raises(RuntimeError, match="corrupt"):
+            call()

@@ -13,9 +13,16 @@ def noisy_sine(seed, length, period=50, amplitude=50.0, noise=5.0):
     return amplitude * np.sin(2 * np.pi * t / period + rng.uniform(0, 2 * np.pi)) + noise * rng.normal(size=length)
 
 
-def test_extrapolate_matches_the_steps_written_out():
+@pytest.mark.parametrize("row_by_row", [False, True])
+def test_extrapolate_matches_the_steps_written_out(row_by_row):
     series = noisy_sine(0, 400, period=20, amplitude=1.0, noise=0.1)
-    forest = Forest(num_trees=8, sample_size=32, shingle_size=4, random_state=0).update(series)
+    forest = Forest(num_trees=8, sample_size=32, shingle_size=4, random_state=0).update(series[:390])
+    if row_by_row:  # single rows move the forest's last rows in place: the forecast starts from them
+        forest.extrapolate(2)
+        for value in series[390:]:
+            forest.update([value])
+    else:
+        forest.update(series[390:])
     result = forest.extrapolate(5)
     trees, origin = forest._trees, forest._trees.origin
     history = list(series[-3:] - origin[:3])

@@ -47,6 +47,19 @@ def test_kernel_matches_the_visitor_written_out(seed, missing_dims):
                 assert out[q, i] == queries[q, i]
 
 
+def test_many_rows_give_what_each_row_gives_alone():
+    # The kernel works tree after tree over blocks of queries, each with its own missing entries.
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(600, 4))
+    forest = Forest(num_trees=9, sample_size=32, random_state=9).fit(X)
+    holes = rng.normal(size=(200, 4))
+    holes[rng.random(holes.shape) < 0.3] = np.nan
+    holes[np.isnan(holes).all(axis=1), 0] = 0.0
+    filled = forest.impute(holes)
+    for row, alone in zip(filled, (forest.impute(hole[None, :])[0] for hole in holes)):
+        assert list(row) == list(alone)
+
+
 def test_two_clusters_representatives_within_001_of_the_centres():
     data = _two_clusters(101)
     forest = Forest(num_trees=100, sample_size=256, random_state=101).update(data)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rcforest import Forest
-from rcforest._neighbors import neighbors_batch
+from rcforest._neighbors import near_neighbors
 from tests import naive
 
 
@@ -15,33 +15,59 @@ def _forest(seed, rows=300, dim=3, **kwargs):
     return Forest(num_trees=12, sample_size=64, random_state=seed, **kwargs).fit(X), X
 
 
+def _full_scan(trees, query, k, limit=np.inf):
+    """The ``k`` nearest distinct points of every tree's leaves (by distance, then value) and their tree counts."""
+    held = {}
+    for t in range(trees.root.shape[0]):
+        for row, _ in naive.tree_leaves(trees, t):
+            distance = math.sqrt(sum((a - b) ** 2 for a, b in zip(trees.store[row], query)))  # as the kernel sums
+            if distance <= limit:
+                key = tuple(trees.store[row])
+                held[key] = (distance, held.get(key, (0, 0))[1] + 1)
+    ordered = sorted(held.items(), key=lambda item: (item[1][0], item[0]))[:k]
+    return [(np.array(point), distance, count) for point, (distance, count) in ordered]
+
+
+def _kernel(forest, query, k, limit2=np.inf):
+    size = min(k, forest.num_trees * forest._trees.leaf_point.shape[1])
+    points, distances, trees = np.empty((size, len(query))), np.empty(size), np.empty(size, np.int64)
+    count = near_neighbors(forest._handle(), query, k, limit2, points, distances, trees)
+    return points[:count], distances[:count], trees[:count]
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("k", [1, 5, 64])
+@pytest.mark.parametrize("k", [1, 5, 64, 1000])
 def test_kernel_matches_full_scan(seed, k):
     forest, _ = _forest(seed)
-    trees = forest._trees
     queries = np.random.default_rng(seed + 10).normal(size=(6, 3)) * 1.5
-    rows = np.empty((forest.num_trees, len(queries), k), np.int64)
-    distances = np.empty((forest.num_trees, len(queries), k))
-    neighbors_batch(trees, queries, np.inf, rows, distances)
-    for t in range(forest.num_trees):
-        for q, query in enumerate(queries):
-            expected = naive.nearest_leaves(trees, t, query)[:k]
-            found = int((rows[t, q] >= 0).sum())
-            assert found == len(expected)
-            np.testing.assert_allclose(distances[t, q, :found], [d for d, _ in expected], rtol=1e-12)
-            assert list(rows[t, q, :found]) == [r for _, r in expected]  # no ties in continuous data
+    for query in queries:
+        points, distances, trees = _kernel(forest, query, k)
+        expected = _full_scan(forest._trees, query, k)
+        np.testing.assert_array_equal(points, [p + forest._trees.origin for p, _, _ in expected])
+        np.testing.assert_allclose(distances, [d for _, d, _ in expected], rtol=1e-12)
+        assert list(trees) == [c for _, _, c in expected]
+
+
+def test_kernel_with_ties_and_duplicates_matches_full_scan():
+    # Points on a grid (many equal distances) and repeated rows: ties go by value, counts by tree.
+    X = np.random.default_rng(7).integers(-3, 4, size=(400, 2)).astype(float)
+    forest = Forest(num_trees=20, sample_size=64, random_state=7).fit(X)
+    for query, k in (([0.0, 0.0], 5), ([0.5, 0.5], 4), ([10.0, 0.0], 3), ([0.0, 0.0], 49)):
+        query = np.array(query) - forest._trees.origin
+        points, distances, trees = _kernel(forest, query, k)
+        expected = _full_scan(forest._trees, query, k)
+        np.testing.assert_array_equal(points, [p + forest._trees.origin for p, _, _ in expected])
+        assert list(trees) == [c for _, _, c in expected]
 
 
 def test_kernel_respects_the_distance_limit():
     forest, _ = _forest(3)
-    query = np.zeros((1, 3))
-    rows = np.empty((forest.num_trees, 1, 10), np.int64)
-    distances = np.empty((forest.num_trees, 1, 10))
-    neighbors_batch(forest._trees, query, 0.5**2, rows, distances)
-    for t in range(forest.num_trees):
-        expected = [row for d, row in naive.nearest_leaves(forest._trees, t, query[0]) if d <= 0.5][:10]
-        assert list(rows[t, 0][rows[t, 0] >= 0]) == expected
+    query = np.zeros(3) - forest._trees.origin
+    points, distances, trees = _kernel(forest, query, 10, 0.5**2)
+    expected = _full_scan(forest._trees, query, 10, 0.5)
+    assert len(expected) < 10 and (distances <= 0.5).all()
+    np.testing.assert_array_equal(points, [p + forest._trees.origin for p, _, _ in expected])
+    assert list(trees) == [c for _, _, c in expected]
 
 
 @pytest.mark.parametrize("shingle_size", [1, 3])
