@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from rcforest import DetectorPool, ThresholdedForest
-from rcforest.detector.pool import MAX_KEY_LENGTH, file_name
 from rcforest.detector.period import HISTORY
+from rcforest.detector.pool import MAX_KEY_LENGTH, file_name
 from rcforest.detector.preprocess import TRANSFORMS, Preprocessor, seasonal_median
 from rcforest.detector.thresholded_forest import RING_SPARE
 
@@ -89,7 +89,7 @@ def test_live_readings_give_run_s_output_for_every_transform(transform):
 @pytest.mark.parametrize("transform", TRANSFORMS)
 def test_a_rows_features_alone_are_its_row_of_the_features_bit_for_bit(transform):
     rng = np.random.default_rng(8)
-    values = np.column_stack([rng.normal(size=230) * 1e6, np.round(rng.normal(size=230) * 2), np.full(230, 3.0)])
+    values = np.column_stack([rng.normal(size=230) * 1e6, np.round(rng.normal(size=230) * 2), np.full(230, 3.0)]) + 0.0
     values[200, 2] = 1e29  # a flat column's scale is its floor: the features overflow and are clipped
     for period in (0, 1, 7, 40, 70):  # 70: rows with one, two and three periods back
         preprocessor = Preprocessor(transform)
@@ -98,7 +98,27 @@ def test_a_rows_features_alone_are_its_row_of_the_features_bit_for_bit(transform
         for row in range(values.shape[0]):
             got = np.array(preprocessor.row_features(values, row))
             np.testing.assert_array_equal(got.view(np.uint64), expected[row].view(np.uint64))
-    assert np.abs(expected).max() == 2e29
+    if transform in ("auto", "normalize", "normalize_difference"):  # the clipped features were compared
+        assert np.abs(expected).max() == 2e29
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_an_explanations_trial_points_are_those_of_the_window_with_each_value_bit_for_bit(transform):
+    rng = np.random.default_rng(9)
+    values = np.column_stack([rng.normal(size=400) * 1e3, np.round(rng.normal(size=400) * 2) + 0.0])
+    trial = np.r_[np.linspace(-5e3, 5e3, 30), 0.0, 1e29, -1e29]
+    for period, size in ((0, 8), (7, 8), (40, 40), (100, 16)):
+        preprocessor = Preprocessor(transform)
+        preprocessor.fit(values[:200], period, size)
+        for row in (size - 1, size + 3, 150, 399):
+            for target, column in ((row, 0), (row - size + 1, 1), (row - size // 2, 0)):
+                window = values[: row + 1].copy()
+                expected = []
+                for value in trial:
+                    window[target, column] = value
+                    expected.append(preprocessor.points(window, row)[-1])
+                got = preprocessor.varied_points(values, row, target, column, trial)
+                np.testing.assert_array_equal(got.view(np.uint64), np.array(expected).view(np.uint64))
 
 
 def test_the_forest_of_a_live_detector_holds_every_row_processed():

@@ -284,6 +284,42 @@ class Preprocessor:
         windows = np.lib.stride_tricks.sliding_window_view(features, size, axis=0)
         return np.ascontiguousarray(windows.transpose(0, 2, 1)).reshape(windows.shape[0], -1)
 
+    def varied_points(self, values, row, target, column, trial):
+        """The point of ``values[row]`` with ``values[target, column]`` set to each value of ``trial`` in turn.
+
+        Parameters
+        ----------
+        values : ndarray of shape (n_rows, n_columns)
+            Raw rows up to at least ``row``, no NaN.
+        row : int
+        target : int
+            A row of the shingle of ``row``: ``row - shingle_size < target <= row``.
+        column : int
+        trial : ndarray of shape (n_trials,)
+
+        Returns
+        -------
+        ndarray of shape (n_trials, shingle_size * channels * n_columns)
+            Bit for bit :meth:`points` of ``values[: row + 1]`` at ``row``
+            with the value replaced, one trial after another, computed at
+            once: the trials are the columns of one window of the column
+            (features are computed column by column), cut to the rows the
+            shingle's features read, which sit at the same distances from
+            its start as in ``values`` or far enough that every lag exists.
+        """
+        size, count = self.shingle_size, trial.shape[0]
+        first = row - size + 1
+        start = max(0, first - SEASONS * self.period - 1)
+        base = self.points(values[start : row + 1], row - start)[-1]
+        window = np.repeat(values[start : row + 1, column : column + 1], count, axis=1)
+        window[target - start] = trial
+        mean, scale = (None if a is None else np.full(count, a[column]) for a in (self.mean, self.scale))
+        single = Preprocessor(self.transform, self.period, size, mean, scale)
+        features = single.features(window, first - start).reshape(size, self.channels, count)
+        points = np.repeat(base[None, :], count, axis=0).reshape(count, size, self.channels, values.shape[1])
+        points[:, :, :, column] = features.transpose(2, 0, 1)
+        return points.reshape(count, -1)
+
     def impute(self, values, row, column):
         """A value for ``values[row, column]``: its reference (see :meth:`reference`), NaN for the first row.
 
