@@ -270,7 +270,7 @@ def _process_rows(repeat):
             "10 memory per detector (MB)",
             f"{found['mb']:.1f}",
             "",
-            f"saved: {found['file_mb']:.2f} MB",
+            f"saved: {found['file_mb']:.2f} MB; boxes {found['boxes_mb']:.1f}, point store {found['store_mb']:.1f}",
             "report",
             None,
         )

@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 
 from rcforest import DetectorPool, ThresholdedForest
+from rcforest.detector.period import HISTORY
 from rcforest.detector.pool import MAX_KEY_LENGTH, file_name
-from rcforest.detector.preprocess import seasonal_median
+from rcforest.detector.preprocess import TRANSFORMS, Preprocessor, seasonal_median
+from rcforest.detector.thresholded_forest import RING_SPARE
 
 PARAMS = {"num_trees": 12, "sample_size": 32}
 
@@ -42,7 +44,81 @@ def test_process_reading_by_reading_equals_run_through_checkpoints_alerts_and_ga
             live = pickle.loads(pickle.dumps(ThresholdedForest.load(tmp_path / "live.rcfd")))
         if i == 1000:
             live = copy.deepcopy(live)
-    pd.testing.assert_frame_equal(_frame(got).astype(expected.dtypes), expected)
+    pd.testing.assert_frame_equal(_frame(got).astype(expected.dtypes), expected, check_exact=True)
+
+
+def test_process_is_run_bit_for_bit_over_a_long_stream_of_two_columns():
+    # Longer than the buffer of live readings (it wraps), with a change of period (the forest is rebuilt), gaps,
+    # a reading pickled mid-stream, and alerts (explained rows).
+    n = HISTORY + RING_SPARE + 700
+    t = np.arange(n)
+    rng = np.random.default_rng(11)
+    phase = np.where(t < 2500, 2 * np.pi * t / 25, 2 * np.pi * 2500 / 25 + 2 * np.pi * (t - 2500) / 40)
+    series = np.column_stack([5 * np.sin(phase) + rng.normal(size=n), 100 + 3 * np.cos(phase) + rng.normal(size=n)])
+    series[[1200, 3900, 4700], 0] += 30
+    series[[900, 901, 4500], 1] = np.nan
+    batch = ThresholdedForest(**PARAMS)
+    expected = batch.run(series)
+    alerts = np.flatnonzero(expected["grade"] > 0)
+    assert alerts.size >= 2 and alerts[-1] > HISTORY + RING_SPARE
+    live = ThresholdedForest(**PARAMS)
+    got = []
+    for i, row in enumerate(series.tolist()):
+        got.append(live.process(row))
+        if i == 4400:
+            live = pickle.loads(pickle.dumps(live))
+    pd.testing.assert_frame_equal(_frame(got).astype(expected.dtypes), expected, check_exact=True)
+    np.testing.assert_array_equal(live._history, batch._history)
+    assert live._history.shape[0] == HISTORY and live.forest_.points_seen_ == batch.forest_.points_seen_
+    packed = batch.forest_._parts().trees  # the saved model: its points in the order the trees hold them
+    for name, array in live.forest_._parts().trees._asdict().items():
+        np.testing.assert_array_equal(array, getattr(packed, name))
+    alert = got[alerts[-1]]
+    assert [type(value) for value in alert.values()] == [float, float, float, float, str, float, int, bool]
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_live_readings_give_run_s_output_for_every_transform(transform):
+    series = _series(700, 6)
+    expected = ThresholdedForest(**PARAMS, transform=transform).run(series)
+    live = ThresholdedForest(**PARAMS, transform=transform)
+    got = [live.process(value) for value in series.tolist()]
+    pd.testing.assert_frame_equal(_frame(got).astype(expected.dtypes), expected, check_exact=True)
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_a_rows_features_alone_are_its_row_of_the_features_bit_for_bit(transform):
+    rng = np.random.default_rng(8)
+    values = np.column_stack([rng.normal(size=230) * 1e6, np.round(rng.normal(size=230) * 2), np.full(230, 3.0)]) + 0.0
+    values[200, 2] = 1e29  # a flat column's scale is its floor: the features overflow and are clipped
+    for period in (0, 1, 7, 40, 70):  # 70: rows with one, two and three periods back
+        preprocessor = Preprocessor(transform)
+        preprocessor.fit(values[:150], period, 8)
+        expected = preprocessor.features(values, 0)
+        for row in range(values.shape[0]):
+            got = np.array(preprocessor.row_features(values, row))
+            np.testing.assert_array_equal(got.view(np.uint64), expected[row].view(np.uint64))
+    if transform in ("auto", "normalize", "normalize_difference"):  # the clipped features were compared
+        assert np.abs(expected).max() == 2e29
+
+
+@pytest.mark.parametrize("transform", TRANSFORMS)
+def test_an_explanations_trial_points_are_those_of_the_window_with_each_value_bit_for_bit(transform):
+    rng = np.random.default_rng(9)
+    values = np.column_stack([rng.normal(size=400) * 1e3, np.round(rng.normal(size=400) * 2) + 0.0])
+    trial = np.r_[np.linspace(-5e3, 5e3, 30), 0.0, 1e29, -1e29]
+    for period, size in ((0, 8), (7, 8), (40, 40), (100, 16)):
+        preprocessor = Preprocessor(transform)
+        preprocessor.fit(values[:200], period, size)
+        for row in (size - 1, size + 3, 150, 399):
+            for target, column in ((row, 0), (row - size + 1, 1), (row - size // 2, 0)):
+                window = values[: row + 1].copy()
+                expected = []
+                for value in trial:
+                    window[target, column] = value
+                    expected.append(preprocessor.points(window, row)[-1])
+                got = preprocessor.varied_points(values, row, target, column, trial)
+                np.testing.assert_array_equal(got.view(np.uint64), np.array(expected).view(np.uint64))
 
 
 def test_the_forest_of_a_live_detector_holds_every_row_processed():
@@ -83,7 +159,7 @@ def test_a_pool_gives_each_entity_what_a_standalone_detector_gives(tmp_path):
     assert pool.saves_ >= 300 and pool.loads_ >= 300  # round robin over 3 entities with room for 2
     for entity, series in streams.items():
         expected = ThresholdedForest(**PARAMS, n_jobs=1).run(series)
-        pd.testing.assert_frame_equal(_frame(outputs[entity]).astype(expected.dtypes), expected)
+        pd.testing.assert_frame_equal(_frame(outputs[entity]).astype(expected.dtypes), expected, check_exact=True)
     assert sorted(p.name for p in (tmp_path / "pool").iterdir()) == sorted(file_name(e) for e in streams)
     assert not (tmp_path / "etc").exists()
 
@@ -99,7 +175,7 @@ def test_evicted_detectors_reload_in_a_new_pool_and_continue_bit_identically(tmp
     rest = [later.process("sensor-1", float(v)) for v in series[350:]]
     expected = ThresholdedForest(**PARAMS).run(series)
     pd.testing.assert_frame_equal(first, expected.iloc[:350])
-    pd.testing.assert_frame_equal(_frame(rest, 350).astype(expected.dtypes), expected.iloc[350:])
+    pd.testing.assert_frame_equal(_frame(rest, 350).astype(expected.dtypes), expected.iloc[350:], check_exact=True)
     assert later.loads_ == 1
     later.save_all()
     assert ThresholdedForest.load(tmp_path / file_name("sensor-1")).rows_seen_ == 600

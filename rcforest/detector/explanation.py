@@ -57,14 +57,9 @@ def explain(forest, preprocessor, values, row, point, columns):
             values[target, column],
         ]
     )
-    window = values[: row + 1].copy()
 
     def best_of(trial):
-        candidates = np.empty((trial.size, point.size))
-        for k, value in enumerate(trial):
-            window[target, column] = value
-            candidates[k] = preprocessor.points(window, row)[-1]
-        return int(np.argmin(forest.score(candidates)))
+        return int(np.argmin(forest.score(preprocessor.varied_points(values, row, target, column, trial))))
 
     # A coarse pass over the column's quantiles, then a fine one around the best.
     best = best_of(trial)

@@ -236,6 +236,45 @@ class Preprocessor:
             return z
         return np.concatenate([z, (values[first:] - self.reference(values, first)) / scale], axis=1)
 
+    def row_features(self, values, row):
+        """:meth:`features` of the one row ``values[row]``, as a list of floats: a live reading's.
+
+        The same operations on the same numbers, in plain Python instead of
+        numpy (whose calls on arrays of one row cost more than the
+        arithmetic), so bit for bit the row of :meth:`features`.
+        """
+        current = values[row].tolist()
+        transform = self.transform
+        if transform == "none":
+            return current
+        scale = self.scale.tolist()
+        if transform in ("difference", "normalize_difference"):
+            features = [v - p for v, p in zip(current, values[max(row - 1, 0)].tolist())]
+            if transform == "normalize_difference":
+                features = [f / s for f, s in zip(features, scale)]
+        else:
+            features = [(v - m) / s for v, m, s in zip(current, self.mean.tolist(), scale)]
+            if transform == "auto":
+                reference = self._row_reference(values, row)
+                features += [(v - r) / s for v, r, s in zip(current, reference, scale)]
+        return [min(max(f, -MAX_FEATURE), MAX_FEATURE) for f in features]
+
+    def _row_reference(self, values, row):
+        """:meth:`reference` of the one row ``values[row]``, as a list of floats (see :func:`seasonal_median`)."""
+        period = self.period
+        if not period or row < period or SEASONS != 3:
+            if period and row >= period:  # any other number of seasons: numpy's way
+                return self.reference(values[: row + 1], row)[0].tolist()
+            return values[max(row - 1, 0)].tolist()
+        first = values[row - period].tolist()
+        if row < 2 * period:
+            return first
+        second = values[row - 2 * period].tolist()
+        if row < 3 * period:
+            return [(a + b) / 2 for a, b in zip(first, second)]
+        third = values[row - 3 * period].tolist()
+        return [max(min(a, b), min(max(a, b), c)) for a, b, c in zip(first, second, third)]
+
     def points(self, values, first):
         """Shingled points for rows ``first ..`` of ``values``; needs ``shingle_size - 1`` rows before ``first``."""
         size = self.shingle_size
@@ -244,6 +283,42 @@ class Preprocessor:
             return features.reshape(1, -1)
         windows = np.lib.stride_tricks.sliding_window_view(features, size, axis=0)
         return np.ascontiguousarray(windows.transpose(0, 2, 1)).reshape(windows.shape[0], -1)
+
+    def varied_points(self, values, row, target, column, trial):
+        """The point of ``values[row]`` with ``values[target, column]`` set to each value of ``trial`` in turn.
+
+        Parameters
+        ----------
+        values : ndarray of shape (n_rows, n_columns)
+            Raw rows up to at least ``row``, no NaN.
+        row : int
+        target : int
+            A row of the shingle of ``row``: ``row - shingle_size < target <= row``.
+        column : int
+        trial : ndarray of shape (n_trials,)
+
+        Returns
+        -------
+        ndarray of shape (n_trials, shingle_size * channels * n_columns)
+            Bit for bit :meth:`points` of ``values[: row + 1]`` at ``row``
+            with the value replaced, one trial after another, computed at
+            once: the trials are the columns of one window of the column
+            (features are computed column by column), cut to the rows the
+            shingle's features read, which sit at the same distances from
+            its start as in ``values`` or far enough that every lag exists.
+        """
+        size, count = self.shingle_size, trial.shape[0]
+        first = row - size + 1
+        start = max(0, first - SEASONS * self.period - 1)
+        base = self.points(values[start : row + 1], row - start)[-1]
+        window = np.repeat(values[start : row + 1, column : column + 1], count, axis=1)
+        window[target - start] = trial
+        mean, scale = (None if a is None else np.full(count, a[column]) for a in (self.mean, self.scale))
+        single = Preprocessor(self.transform, self.period, size, mean, scale)
+        features = single.features(window, first - start).reshape(size, self.channels, count)
+        points = np.repeat(base[None, :], count, axis=0).reshape(count, size, self.channels, values.shape[1])
+        points[:, :, :, column] = features.transpose(2, 0, 1)
+        return points.reshape(count, -1)
 
     def impute(self, values, row, column):
         """A value for ``values[row, column]``: its reference (see :meth:`reference`), NaN for the first row.

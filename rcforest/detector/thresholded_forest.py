@@ -103,6 +103,8 @@ _FOREST_VERSIONS = {1: 1, 2: 1, 3: 2, 4: 2, 5: _state.VERSION}
 _FOREST_PREFIX = "forest/"
 BATCH_ROWS = 32
 """From this many rows per call, rows are scored on a copy of the forest in one streaming call; below, one by one."""
+RING_SPARE = 256
+"""Rows of room beyond the history in the buffer of live readings (see ``ThresholdedForest._append_reading``)."""
 
 
 def _first_row(out):
@@ -256,9 +258,15 @@ class ThresholdedForest:
         self.columns_ = None
         self._named = None  # whether columns_ names the columns of DataFrames (see rcforest._core.as_rows)
         self._history = None
+        self._ring = None  # (buffer, rows used, the history's view of it): see _append_reading
+        self._last = None  # (rows_seen_, point of the last row): see _next_point
         self._preprocessor = Preprocessor(self.transform)
         self._thresholder = Thresholder(self.z_factor, self.min_threshold, self.threshold_horizon)
         self._alerts = AlertPolicy(self.min_deviation, self.ignore_relative)
+
+    def __getstate__(self):
+        """Pickle (and copy) the detector without the buffers of live readings, which are made again when needed."""
+        return {**self.__dict__, "_ring": None, "_last": None}
 
     def __setstate__(self, state):
         """Unpickle; a detector pickled before columns were matched by name gets the rule of :meth:`load`."""
@@ -266,6 +274,8 @@ class ThresholdedForest:
         if "forest_" in state:  # pickled before a live reading's point could wait to join the forest
             state["_forest"] = state.pop("forest_")
         state.setdefault("_pending", None)
+        state.setdefault("_ring", None)
+        state.setdefault("_last", None)
         self.__dict__.update(state)
         if "_named" not in state:
             self._named = names_are_given(self.columns_, "value")
@@ -333,6 +343,7 @@ class ThresholdedForest:
 
     def _checkpoint(self):
         """Re-estimate the period; rebuild the forest from the history when it changes."""
+        self._last = None  # the next live reading shingles its point afresh, with what is fitted now
         history = self._history
         preprocessor = self._preprocessor
         if self.forest_ is None:
@@ -372,7 +383,7 @@ class ThresholdedForest:
         a copy of the forest taken before it is advanced lazily to any row
         that needs explaining.
         """
-        preprocessor, thresholder, alerts = self._preprocessor, self._thresholder, self._alerts
+        preprocessor = self._preprocessor
         points = preprocessor.points(values, start)
         count = points.shape[0]
         batch = count >= BATCH_ROWS
@@ -396,23 +407,44 @@ class ThresholdedForest:
 
         for i in range(count):
             score = float(scores[i]) if batch else self._learn_then_score(points[i])
-            threshold = thresholder.threshold()
-            grade = likely = 0.0
-            if not imputed[i]:
-                grade, likely = thresholder.grade(score, threshold), thresholder.likelihood(score)
-            strength = score / threshold
-            alert, explanation = alerts.decide(grade, strength, preprocessor.shingle_size, explainer(i), likely)
-            if not imputed[i]:
-                thresholder.learn(score)
+            threshold, alert, confidence, explanation = self._judge(score, imputed[i], explainer(i))
             j = out_row + i
             out["score"][j] = score
             out["grade"][j] = alert
             out["threshold"][j] = threshold
-            out["confidence"][j] = self._confidence()
+            out["confidence"][j] = confidence
             if explanation is not None:
                 out["attribution"][j] = explanation["attribution"]
                 out["expected_value"][j] = explanation["expected_value"]
                 out["start_of_anomaly"][j] = explanation["start_of_anomaly"]
+
+    def _judge(self, score, imputed, explainer):
+        """Threshold, grade, decide on and learn the score of one row; return what the row reports.
+
+        Parameters
+        ----------
+        score : float
+        imputed : bool
+            Whether the row had a missing value: it is neither graded nor learned by the threshold.
+        explainer : callable
+            Returns the row's explanation (see :func:`~rcforest.detector.explanation.explain`).
+
+        Returns
+        -------
+        threshold, alert, confidence : float
+        explanation : dict or None
+        """
+        thresholder = self._thresholder
+        threshold = thresholder.threshold()
+        grade = likely = 0.0
+        if not imputed:
+            grade, likely = thresholder.grade(score, threshold), thresholder.likelihood(score)
+        strength = score / threshold
+        hold = self._preprocessor.shingle_size
+        alert, explanation = self._alerts.decide(grade, strength, hold, explainer, likely)
+        if not imputed:
+            thresholder.learn(score)
+        return threshold, alert, self._confidence(), explanation
 
     def _ingest(self, rows, out, out_row):
         """Impute, append to the history and (once the forest exists) score ``rows``."""
@@ -503,9 +535,11 @@ class ThresholdedForest:
         dict
             The same fields as a row of :meth:`run`'s output.
         """
-        values = self._plain_row(row)
-        if values is not None:
-            return _first_row(self._run_values(values))
+        reading = self._plain_row(row)
+        if reading is not None:
+            if self._forest is not None:
+                return self._live_reading(reading)
+            return _first_row(self._run_values(np.array([reading], np.float64)))
         # Nothing changes until the row is checked: the first row's keys name the columns.
         columns = None
         pd = loaded_pandas()
@@ -528,22 +562,100 @@ class ThresholdedForest:
         return _first_row(self._run_values(rows.values))
 
     def _plain_row(self, row):
-        """``row`` as a (1, n_columns) array when it holds a float or int per known column, else None.
+        """``row`` as a list of Python floats when it holds a float or int per known column, else None.
 
         The common reading of a live stream, checked in plain Python: each
         value within :data:`~rcforest.detector.preprocess.MAX_READING` (NaN
-        is not). Any other reading (the first, a mapping, NaN, other types)
-        takes the general way of :meth:`process`, which accepts or refuses it.
+        is not), ``-0.0`` read as ``0.0`` (as :func:`rcforest._core.as_rows`
+        reads input). Any other reading (the first, a mapping, NaN, other
+        types) takes the general way of :meth:`process`, which accepts or
+        refuses it.
         """
-        if self.columns_ is None:
+        columns = self.columns_
+        if columns is None:
             return None
-        values = (row,) if len(self.columns_) == 1 else row
-        if not isinstance(values, (list, tuple)) or len(values) != len(self.columns_):
+        values = (row,) if len(columns) == 1 else row
+        if not isinstance(values, (list, tuple)) or len(values) != len(columns):
             return None
         for value in values:
             if not ((isinstance(value, float) or type(value) is int) and -MAX_READING <= value <= MAX_READING):
                 return None
-        return np.array([values], np.float64) + 0.0
+        return [float(value) + 0.0 for value in values]
+
+    def _live_reading(self, reading):
+        """:meth:`process` for a checked reading (see :meth:`_plain_row`) once the forest exists.
+
+        What :meth:`_run_values` does for one complete row, without its
+        arrays: the row joins the history in place (:meth:`_append_reading`),
+        its point is the last one moved on by the row's features
+        (:meth:`_next_point`), and the output is a dict built at once.
+        """
+        values = self._append_reading(reading)
+        row = values.shape[0] - 1
+        point = self._next_point(values, row)
+        score = self._learn_then_score(point)
+        forest, preprocessor, columns = self._forest, self._preprocessor, self.columns_
+        threshold, alert, confidence, explanation = self._judge(
+            score, False, lambda: explain(forest, preprocessor, values, row, point, columns)
+        )
+        self.rows_seen_ += 1
+        self._last = (self.rows_seen_, point)
+        output = {
+            "score": score,
+            "grade": float(alert),
+            "threshold": float(threshold),
+            "confidence": float(confidence),
+            "attribution": "",
+            "expected_value": np.nan,
+            "start_of_anomaly": 0,
+            "imputed": False,
+        }
+        if explanation is not None:
+            output["attribution"] = str(explanation["attribution"])
+            output["expected_value"] = float(explanation["expected_value"])
+            output["start_of_anomaly"] = int(explanation["start_of_anomaly"])
+        if self.rows_seen_ == next_checkpoint(self.rows_seen_ - 1):
+            self._checkpoint()
+        return output
+
+    def _append_reading(self, reading):
+        """Append one row of floats to the history; return the history before trimming, with the row last.
+
+        The history is a view of a buffer with room for :data:`RING_SPARE`
+        rows beyond :data:`~rcforest.detector.period.HISTORY`: a row is
+        written in place, and the last rows move to the front only when the
+        buffer is full. The rows returned (at most ``HISTORY + 1``) are those
+        :meth:`_ingest` would give: the history, then the row.
+        """
+        history = self._history
+        buffer, used, view = self._ring if self._ring is not None else (None, 0, None)
+        if view is not history:  # the history was set another way: copy it in
+            used = history.shape[0]
+            buffer = np.empty((HISTORY + RING_SPARE, history.shape[1]))
+            buffer[:used] = history
+        elif used == buffer.shape[0]:
+            buffer[:HISTORY] = buffer[used - HISTORY : used]
+            used = HISTORY
+        buffer[used] = reading
+        used += 1
+        values = buffer[max(used - HISTORY - 1, 0) : used]
+        self._history = values[1:] if values.shape[0] > HISTORY else values
+        self._ring = (buffer, used, self._history)
+        return values
+
+    def _next_point(self, values, row):
+        """The shingled point of ``values[row]``: the last row's point moved on by this row's features."""
+        preprocessor = self._preprocessor
+        last = self._last
+        if last is None or last[0] != self.rows_seen_:
+            return preprocessor.points(values, row)[0]
+        previous = last[1]
+        features = preprocessor.row_features(values, row)
+        point = np.empty(previous.shape[0])
+        width = len(features)
+        point[:-width] = previous[width:]
+        point[-width:] = features
+        return point
 
     # ------------------------------------------------------------------ I/O
 
