@@ -22,12 +22,14 @@ import time
 
 import numba
 import numpy as np
-from numba import njit
+from numba import njit as _numba_njit
 
 from rcforest import Forest, _kernels
-from rcforest._score import AWS_MASS_OFFSET, LANES, _descend, _gap_fast, _is_leaf_point, score_point, score_rows
+from rcforest._score import AWS_MASS_OFFSET, LANES, _descend, _gap_fast, _is_leaf_point, score_point
 
 __all__ = ["main"]
+
+njit = _numba_njit(_nrt=False)  # without reference counts, as rcforest's per-reading kernel runs
 
 
 @njit
@@ -73,14 +75,10 @@ def _score_all(tr, points):
     return total
 
 
-@njit
-def _score_lanes(tr, points):
-    out = np.empty(points.shape[0])
-    total = 0.0
-    for t in range(tr.root.shape[0]):
-        score_rows(tr, t, points, out, AWS_MASS_OFFSET)
-        total += out.sum()
-    return total
+def _score_batch(tr, points):
+    out = np.empty((tr.root.shape[0], points.shape[0]))
+    _kernels.score_batch(tr, points, out, AWS_MASS_OFFSET)
+    return out
 
 
 def _ns_per_tree_point(fn, trees, points):
@@ -131,10 +129,10 @@ def main(argv=None):
     )
     print(f"  descend {descend:.0f} ns, + leaf check {checked - descend:.0f} ns, + walk up {score - checked:.0f} ns")
     print(f"  score_point total {score:.0f} ns (a row at a time)")
-    lanes = _ns_per_tree_point(_score_lanes, trees, points)
-    print(f"  score_rows, as score_batch: {lanes:.0f} ns (rows {LANES} at a time down each tree, then up one by one)")
-    _print_isolation_forest(data, queries, args.rows)
     numba.set_num_threads(1)
+    batch = _ns_per_tree_point(_score_batch, trees, points)
+    print(f"  score_batch: {batch:.0f} ns (rows {LANES} at a time down each tree, then up one by one)")
+    _print_isolation_forest(data, queries, args.rows)
     select, build = _fit_stages(np.random.default_rng(1).normal(size=(100_000, args.dim)))
     print(f"fit of 100,000 rows, one thread: sample selection {select:.3f} s, building the trees {build:.3f} s")
     return 0
