@@ -19,10 +19,10 @@ import numpy as np
 from numba.core import types
 from numba.experimental import structref
 
-from rcforest._jit import JIT, njit, uncounted
-from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top
+from rcforest._jit import JIT, njit
+from rcforest._kernels import offer
+from rcforest._sampler import draw_weight
 from rcforest._score import LANES, score_trees
-from rcforest._update import delete_leaf, insert_point
 
 __all__ = ["CORRUPT", "FEED", "FEED_SCORE", "FULL", "Reader", "SCORE", "SCORE_FEED", "new_reader", "read"]
 
@@ -157,30 +157,6 @@ def read(reader, sequence, time_decay, mode, mass_offset):
     return 0, mean
 
 
-_delete_leaf = uncounted(delete_leaf)
-_insert_point = uncounted(insert_point)
-_heap_push = uncounted(heap_push)
-_heap_replace_top = uncounted(heap_replace_top)
-
-
-@njit(**JIT, _nrt=False, inline="always")
-def _offer(tr, t, index, w):
-    """:func:`rcforest._kernels._offer`, calling the kernels above: the same steps, without reference counts."""
-    verdict = admits(tr.heap_weight, tr.heap_size, t, w)
-    if verdict == 0:
-        return True
-    if verdict == 2 and not _delete_leaf(tr, t, tr.heap_leaf[t, 0]):
-        return False
-    leaf = _insert_point(tr, t, index, tr.rng, t)
-    if leaf == -1:
-        return False
-    if verdict == 1:
-        _heap_push(tr.heap_weight, tr.heap_leaf, tr.heap_size, t, w, leaf)
-    else:
-        _heap_replace_top(tr.heap_weight, tr.heap_leaf, tr.heap_size, t, w, leaf)
-    return True
-
-
 @njit(**JIT, _nrt=False)
 def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset, scores, lanes):
     """The work of :func:`read` in each tree, its score (or NaN for a corrupt tree, 0 unscored) to ``scores``.
@@ -208,7 +184,7 @@ def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset,
         if mode != SCORE:
             for t in range(first, first + count):
                 w = draw_weight(tr.rng, t, sequence, time_decay)
-                if not _offer(tr, t, index, w):
+                if not offer(tr, t, index, w):
                     scores[t] = np.nan
             if mode == FEED_SCORE:
                 score_trees(tr, first, count, query, mass_offset, node, depth, scores)
