@@ -25,7 +25,8 @@ import numpy as np
 from numba import njit as _numba_njit
 
 from rcforest import Forest, _kernels
-from rcforest._score import AWS_MASS_OFFSET, LANES, _descend, _gap_fast, _is_leaf_point, score_point
+from rcforest._box import box_gap_fast
+from rcforest._score import AWS_MASS_OFFSET, LANES, _descend, _is_leaf_point, score_point
 
 __all__ = ["main"]
 
@@ -60,7 +61,7 @@ def _ancestors_walked(tr, points):
             node = tr.parent[t, leaf]
             while node != -1:
                 walked += 1
-                if _gap_fast(tr, t, node, points[row]) == 0.0:
+                if box_gap_fast(tr.box_min[t], tr.box_max[t], node, points[row]) == 0.0:
                     break
                 node = tr.parent[t, node]
     return walked

@@ -15,10 +15,11 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-from rcforest._jit import INLINE, njit
+from rcforest._jit import INLINE, JIT, njit
 
 __all__ = [
     "box_gap",
+    "box_gap_fast",
     "child_bounds",
     "cut_in_gap",
     "range_of",
@@ -161,6 +162,23 @@ def box_gap(low, high, row, point):
 
     The box is an internal node's (float32), or a leaf's point (a row of
     the store, twice).
+    """
+    gap = 0.0
+    for i in range(point.shape[0]):
+        gap += max(low[row, i] - point[i], 0.0) + max(point[i] - high[row, i], 0.0)
+    return gap
+
+
+@njit(**JIT, fastmath={"reassoc", "nsz"})
+def box_gap_fast(low, high, row, point):
+    """:func:`box_gap` summed in any order: within ``dim`` rounding errors of it, zero exactly where it is.
+
+    Letting the compiler reassociate the sum vectorises it: several times
+    faster at 48 dimensions, where :func:`box_gap`'s additions wait on
+    each other. Scores sum their gaps this way; insertion decides with it
+    where the decision is clear by a wide margin, and sums in order where
+    a value is kept (:func:`rcforest._update.find_place`). Compiled as a
+    call of its own, so that the reassociation stays with it.
     """
     gap = 0.0
     for i in range(point.shape[0]):

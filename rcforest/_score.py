@@ -24,7 +24,7 @@ and ``AnomalyAttributionVisitor``).
 
 import numpy as np
 
-from rcforest._box import box_gap
+from rcforest._box import box_gap, box_gap_fast
 from rcforest._jit import INLINE, JIT, njit
 from rcforest._update import find_place
 
@@ -64,20 +64,6 @@ def _is_leaf_point(tr, t, leaf, point):
         if tr.store[row, i] != point[i]:
             return False
     return True
-
-
-@njit(**JIT, fastmath={"reassoc", "nsz"})
-def _gap_fast(tr, t, node, point):
-    """:func:`box_gap` summed in any order, for scores.
-
-    Letting the compiler reassociate the sum vectorises it: about twice as
-    fast at 48 dimensions. It agrees with :func:`box_gap` to rounding;
-    insertion keeps the exact order, so that its draws can be reproduced.
-    """
-    gap = 0.0
-    for i in range(point.shape[0]):
-        gap += max(tr.box_min[t, node, i] - point[i], 0.0) + max(point[i] - tr.box_max[t, node, i], 0.0)
-    return gap
 
 
 @njit(**INLINE)
@@ -153,7 +139,7 @@ def _score_from_leaf(tr, t, leaf, depth, point, total, mass_offset):
     while node != -1:
         if depth < 0:
             return np.nan  # more ancestors than levels: a cycle
-        gap = _gap_fast(tr, t, node, point)
+        gap = box_gap_fast(tr.box_min[t], tr.box_max[t], node, point)
         if gap == 0.0:
             break
         prob = gap / (tr.range_sum[t, node] + gap)

@@ -12,7 +12,7 @@ Insertion follows Guha, Mishra, Roy and Schrijvers, ICML 2016, section
 
 import numpy as np
 
-from rcforest._box import box_gap, cut_in_gap, range_of, refit_box, round_down, round_up, set_union
+from rcforest._box import box_gap, box_gap_fast, cut_in_gap, range_of, refit_box, round_down, round_up, set_union
 from rcforest._jit import INLINE, JIT, njit
 from rcforest._rng import uniform
 
@@ -83,6 +83,22 @@ def _grow_ancestors(parent, mass, box_min, box_max, range_sum, t, node, point, i
     return node == -1
 
 
+_MARGIN = 1e-12
+"""Relative margin of :func:`_unclear`: far above the rounding of a reassociated sum of a few hundred terms."""
+
+
+@njit(**INLINE)
+def _unclear(first, second):
+    """Whether ``first < second`` could come out otherwise with either side off by a few hundred roundings.
+
+    Both are nonnegative. A reassociated sum of ``n`` nonnegative terms is
+    within ``n`` units in the last place of the ordered one (relative
+    ``n * 2**-53``); with :data:`_MARGIN` far above that, a comparison
+    outside the margin is the one the ordered sums give.
+    """
+    return abs(first - second) <= _MARGIN * (first + second)
+
+
 @njit(**INLINE)
 def find_place(tr, t, point, rng, k):
     """Where :func:`insert_point` would put ``point``, without changing the tree.
@@ -132,10 +148,16 @@ def find_place(tr, t, point, rng, k):
             row = leaf_point[t, node - internal]
             gap = box_gap(store, store, row, point)
         else:
-            gap = box_gap(box_min, box_max, node, point)
+            # Summed in any order first (zero exactly where the ordered sum
+            # is): the ordered sum only where its value is needed.
+            gap = box_gap_fast(box_min, box_max, node, point)
         if gap > 0.0:
             range_sum = 0.0 if leaf else tr.range_sum[t, node]
-            separates = uniform(rng, k) * (range_sum + gap) < gap
+            u = uniform(rng, k)
+            separates = u * (range_sum + gap) < gap
+            if not leaf and (separates or _unclear(u * (range_sum + gap), gap)):
+                gap = box_gap(box_min, box_max, node, point)
+                separates = u * (range_sum + gap) < gap
             if separates or leaf:
                 r = uniform(rng, k) * gap
                 if leaf:
