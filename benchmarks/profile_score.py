@@ -8,12 +8,15 @@ It fits a 100-tree, 256-sample forest on Gaussian data and times, on one
 thread, the stages of :func:`rcforest._score.score_point`: following the
 cuts down to a leaf, checking the leaf, and walking back up through the
 ancestors whose boxes do not hold the point (summing ``dim`` gaps at each).
-It times the same scores with the rows taken down each tree
-eight at a time (:func:`rcforest._score.score_rows`, as the batch score
-does). It also counts the depth and the ancestors visited, times the two stages
-of fitting 100,000 rows (the reservoirs' sample selection, then building
-the trees), and times scikit-learn's IsolationForest on the same data for
-comparison.
+These loops are compiled without numba's reference counts, as the
+library's kernels run (counted, the same loops take about twice as long,
+and earlier versions of this script reported those times). It then times
+the batch kernel itself, :func:`rcforest._kernels.score_batch` on one
+thread, which takes the rows down each tree eight at a time
+(:func:`rcforest._score.score_rows`). It also counts the depth and the
+ancestors visited, times the two stages of fitting 100,000 rows (the
+reservoirs' sample selection, then building the trees), and times
+scikit-learn's IsolationForest on the same data for comparison.
 """
 
 import argparse

@@ -71,12 +71,15 @@ def _grow_ancestors(parent, mass, box_min, box_max, range_sum, t, node, point, i
         if grow:
             grow = False
             for i in range(dim):
-                if point[i] < box_min[node, i]:
-                    box_min[node, i] = round_down(point[i])
-                    grow = True
-                if point[i] > box_max[node, i]:
-                    box_max[node, i] = round_up(point[i])
-                    grow = True
+                # Both bounds written, with selects rather than branches:
+                # which dimensions grow follows the data.
+                low = box_min[node, i]
+                high = box_max[node, i]
+                below = point[i] < low
+                above = point[i] > high
+                box_min[node, i] = round_down(point[i]) if below else low
+                box_max[node, i] = round_up(point[i]) if above else high
+                grow |= below | above
             if grow:
                 range_sum[t, node] = range_of(box_min, box_max, node)
         node = parent[t, node]
