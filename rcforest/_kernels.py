@@ -210,14 +210,29 @@ def _stream_tree(tr, t, points, first, sequence_start, time_decay, score, mass_o
     """Feed ``points`` (store rows ``first`` on) through tree ``t``, writing each score to ``out`` first if ``score``.
 
     A corrupt tree stops its stream with NaN in ``out``, whatever ``score``.
+    As in :func:`select_sample`, a uniform below the reservoir's
+    :func:`rejection_cut` is refused without computing its weight: the
+    same draws and decisions as :func:`draw_weight` and :func:`offer`.
     """
+    last = sequence_start - 1
+    cut = -1.0
     for row in range(points.shape[0]):
         if score:
             out[row] = score_point(tr, t, points[row], mass_offset)
-        w = draw_weight(tr.rng, t, sequence_start + row, time_decay)
-        if not offer(tr, t, first + row, w):
+        sequence = sequence_start + row
+        if sequence > last:
+            last = sequence_start + min(row + _CUT_ROWS, points.shape[0]) - 1
+            cut = rejection_cut(tr.heap_weight, tr.heap_size, t, last, time_decay)
+        u = uniform(tr.rng, t)
+        if u < cut:
+            continue  # refused: most rows once the reservoir is full
+        top = tr.heap_weight[t, 0]
+        size = tr.heap_size[t]
+        if not offer(tr, t, first + row, weight_of(u, sequence, time_decay)):
             out[row] = np.nan
             return
+        if tr.heap_weight[t, 0] != top or tr.heap_size[t] != size:
+            cut = rejection_cut(tr.heap_weight, tr.heap_size, t, last, time_decay)
 
 
 _stream_tree_call = uncounted(_stream_tree)
