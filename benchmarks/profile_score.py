@@ -64,7 +64,7 @@ def _ancestors_walked(tr, points):
             node = tr.parent[t, leaf]
             while node != -1:
                 walked += 1
-                if box_gap_fast(tr.box_min[t], tr.box_max[t], node, points[row]) == 0.0:
+                if box_gap_fast(tr, t, node, points[row]) == 0.0:
                     break
                 node = tr.parent[t, node]
     return walked

@@ -139,7 +139,7 @@ def _score_from_leaf(tr, t, leaf, depth, point, total, mass_offset):
     while node != -1:
         if depth < 0:
             return np.nan  # more ancestors than levels: a cycle
-        gap = box_gap_fast(tr.box_min[t], tr.box_max[t], node, point)
+        gap = box_gap_fast(tr, t, node, point)
         if gap == 0.0:
             break
         prob = gap / (tr.range_sum[t, node] + gap)

@@ -153,7 +153,7 @@ def find_place(tr, t, point, rng, k):
         else:
             # Summed in any order first (zero exactly where the ordered sum
             # is): the ordered sum only where its value is needed.
-            gap = box_gap_fast(box_min, box_max, node, point)
+            gap = box_gap_fast(tr, t, node, point)
         if gap > 0.0:
             range_sum = 0.0 if leaf else tr.range_sum[t, node]
             u = uniform(rng, k)

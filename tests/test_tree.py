@@ -276,14 +276,16 @@ def test_the_point_store_stays_bounded_and_packs_to_distinct_points():
 @pytest.mark.parametrize("dim", [1, 4, 48, 200])
 def test_gap_summed_in_any_order_is_zero_exactly_where_and_close_to_the_ordered_sum(dim):
     rng = np.random.default_rng(dim)
-    low = rng.normal(size=(300, dim)).astype(np.float32)
-    high = low + rng.exponential(size=(300, dim)).astype(np.float32)
+    trees = allocate_trees(1, 300, dim, np.array([0], np.uint64))
+    low, high = trees.box_min[0], trees.box_max[0]
+    low[:] = rng.normal(size=(300, dim))
+    high[:] = low + rng.exponential(size=(300, dim)).astype(np.float32)
     points = rng.normal(scale=1.5, size=(300, dim))
     points[:100] = (low[:100] + high[:100]) / 2.0  # inside their boxes: a gap of 0
     points[100:200, 1:] = (low[100:200, 1:] + high[100:200, 1:]) / 2.0  # outside in one dimension only
-    for row, point in enumerate(points):
-        ordered = box_gap(low, high, row, point)
-        fast = box_gap_fast(low, high, row, point)
+    for node, point in enumerate(points):
+        ordered = box_gap(low, high, node, point)
+        fast = box_gap_fast(trees, 0, node, point)
         assert (fast == 0.0) == (ordered == 0.0)
         # find_place's margin is far above the rounding of a reassociated sum of dim nonnegative terms.
         assert abs(fast - ordered) <= dim * 2.0**-52 * ordered < _MARGIN * ordered or ordered == 0.0
