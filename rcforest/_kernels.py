@@ -236,7 +236,7 @@ def _stream_tree(tr, t, points, first, sequence_start, time_decay, score, mass_o
 
 
 _stream_tree_call = uncounted(_stream_tree)
-"""One tree's stream, a call per tree and batch: without reference counts, in about half the time."""
+"""One tree's stream, a call per tree and batch, without reference counts (a 4-D stream about 15% faster)."""
 
 
 @njit(**JIT, parallel=True)

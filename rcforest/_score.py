@@ -150,7 +150,7 @@ def _score_from_leaf(tr, t, leaf, depth, point, total, mass_offset):
 
 
 LANES = 8
-"""Rows that :func:`score_rows` takes down a tree together."""
+"""Rows that :func:`score_rows` takes down a tree together, and trees that :func:`score_trees` walks together."""
 
 
 @njit(**INLINE)
