@@ -8,12 +8,15 @@ It fits a 100-tree, 256-sample forest on Gaussian data and times, on one
 thread, the stages of :func:`rcforest._score.score_point`: following the
 cuts down to a leaf, checking the leaf, and walking back up through the
 ancestors whose boxes do not hold the point (summing ``dim`` gaps at each).
-It times the same scores with the rows taken down each tree
-eight at a time (:func:`rcforest._score.score_rows`, as the batch score
-does). It also counts the depth and the ancestors visited, times the two stages
-of fitting 100,000 rows (the reservoirs' sample selection, then building
-the trees), and times scikit-learn's IsolationForest on the same data for
-comparison.
+These loops are compiled without numba's reference counts, as the
+library's kernels run (counted, the same loops take about twice as long,
+and earlier versions of this script reported those times). It then times
+the batch kernel itself, :func:`rcforest._kernels.score_batch` on one
+thread, which takes the rows down each tree eight at a time
+(:func:`rcforest._score.score_rows`). It also counts the depth and the
+ancestors visited, times the two stages of fitting 100,000 rows (the
+reservoirs' sample selection, then building the trees), and times
+scikit-learn's IsolationForest on the same data for comparison.
 """
 
 import argparse
@@ -22,12 +25,15 @@ import time
 
 import numba
 import numpy as np
-from numba import njit
+from numba import njit as _numba_njit
 
 from rcforest import Forest, _kernels
-from rcforest._score import AWS_MASS_OFFSET, LANES, _descend, _gap_fast, _is_leaf_point, score_point, score_rows
+from rcforest._box import box_gap_fast
+from rcforest._score import AWS_MASS_OFFSET, LANES, _descend, _is_leaf_point, score_point
 
 __all__ = ["main"]
+
+njit = _numba_njit(_nrt=False)  # without reference counts, as rcforest's per-reading kernel runs
 
 
 @njit
@@ -58,7 +64,7 @@ def _ancestors_walked(tr, points):
             node = tr.parent[t, leaf]
             while node != -1:
                 walked += 1
-                if _gap_fast(tr, t, node, points[row]) == 0.0:
+                if box_gap_fast(tr, t, node, points[row]) == 0.0:
                     break
                 node = tr.parent[t, node]
     return walked
@@ -73,14 +79,10 @@ def _score_all(tr, points):
     return total
 
 
-@njit
-def _score_lanes(tr, points):
-    out = np.empty(points.shape[0])
-    total = 0.0
-    for t in range(tr.root.shape[0]):
-        score_rows(tr, t, points, out, AWS_MASS_OFFSET)
-        total += out.sum()
-    return total
+def _score_batch(tr, points):
+    out = np.empty((tr.root.shape[0], points.shape[0]))
+    _kernels.score_batch(tr, points, out, AWS_MASS_OFFSET)
+    return out
 
 
 def _ns_per_tree_point(fn, trees, points):
@@ -131,10 +133,10 @@ def main(argv=None):
     )
     print(f"  descend {descend:.0f} ns, + leaf check {checked - descend:.0f} ns, + walk up {score - checked:.0f} ns")
     print(f"  score_point total {score:.0f} ns (a row at a time)")
-    lanes = _ns_per_tree_point(_score_lanes, trees, points)
-    print(f"  score_rows, as score_batch: {lanes:.0f} ns (rows {LANES} at a time down each tree, then up one by one)")
-    _print_isolation_forest(data, queries, args.rows)
     numba.set_num_threads(1)
+    batch = _ns_per_tree_point(_score_batch, trees, points)
+    print(f"  score_batch: {batch:.0f} ns (rows {LANES} at a time down each tree, then up one by one)")
+    _print_isolation_forest(data, queries, args.rows)
     select, build = _fit_stages(np.random.default_rng(1).normal(size=(100_000, args.dim)))
     print(f"fit of 100,000 rows, one thread: sample selection {select:.3f} s, building the trees {build:.3f} s")
     return 0

@@ -15,10 +15,11 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
-from rcforest._jit import INLINE, njit
+from rcforest._jit import INLINE, JIT, njit
 
 __all__ = [
     "box_gap",
+    "box_gap_fast",
     "child_bounds",
     "cut_in_gap",
     "range_of",
@@ -165,6 +166,28 @@ def box_gap(low, high, row, point):
     gap = 0.0
     for i in range(point.shape[0]):
         gap += max(low[row, i] - point[i], 0.0) + max(point[i] - high[row, i], 0.0)
+    return gap
+
+
+@njit(**JIT, fastmath={"reassoc", "nsz"})
+def box_gap_fast(tr, t, node, point):
+    """:func:`box_gap` of internal ``node`` of tree ``t`` of ``tr`` (a TreeArrays), summed in any order.
+
+    Within ``dim`` rounding errors of :func:`box_gap`, and zero exactly
+    where it is zero. Letting the compiler reassociate the sum vectorises
+    it: several times faster at 48 dimensions, where :func:`box_gap`'s
+    additions wait on each other. Scores sum their gaps this way;
+    insertion decides with it where the decision is clear by a wide
+    margin, and sums in order where a value is kept
+    (:func:`rcforest._update.find_place`). Compiled as a call of its own,
+    so that the reassociation stays with it. Unlike the inlined helpers
+    here it takes the whole TreeArrays: called, not inlined, that measured
+    faster than passing the two box arrays (a batch score 160 against
+    110 ns per tree and point at 4-D).
+    """
+    gap = 0.0
+    for i in range(point.shape[0]):
+        gap += max(tr.box_min[t, node, i] - point[i], 0.0) + max(point[i] - tr.box_max[t, node, i], 0.0)
     return gap
 
 

@@ -17,6 +17,7 @@ import os
 import sys
 import threading
 import time
+import types
 
 import numba
 from numba.core import event
@@ -70,6 +71,33 @@ def njit(**options):
         return dispatcher
 
     return decorate
+
+
+def uncounted(kernel):
+    """The jitted ``kernel`` compiled again without numba's reference counts, and cached apart from it.
+
+    Kernels that walk trees take the arrays of
+    :class:`~rcforest._tree.TreeArrays` from the NamedTuple again and
+    again, and counting those references took about half of their time.
+    Without them the code is the same, but it cannot allocate: the copy is
+    for kernels that allocate nothing (their callers pass any buffers).
+
+    Parameters
+    ----------
+    kernel : numba dispatcher
+        Made by :func:`njit`; the functions it inlines are inlined into the copy.
+
+    Returns
+    -------
+    numba dispatcher
+        Compiled as a call of its own (never inlined), with :data:`JIT`.
+    """
+    function = kernel.py_func
+    copy = types.FunctionType(function.__code__, function.__globals__, function.__name__, function.__defaults__)
+    copy.__qualname__ = f"{function.__qualname__}_uncounted"  # names its cache files
+    copy.__module__ = function.__module__
+    copy.__doc__ = function.__doc__
+    return njit(**JIT, _nrt=False)(copy)
 
 
 class _CompileNotice(event.Listener):

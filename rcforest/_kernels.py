@@ -16,7 +16,7 @@ import numpy as np
 from numba import prange
 
 from rcforest._box import child_bounds, range_of
-from rcforest._jit import INLINE, JIT, njit
+from rcforest._jit import INLINE, JIT, njit, uncounted
 from rcforest._rng import uniform
 from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top, rejection_cut, weight_of
 from rcforest._score import AWS_MASS_OFFSET, attribute_point, displacement_of, score_point, score_rows
@@ -175,44 +175,75 @@ def build_from_rows(tr, points, heap_row):
     return pack(tr)
 
 
-@njit(**JIT, inline="always")
-def _offer(tr, t, index, w):
-    """Insert the store's row ``index`` if tree ``t``'s reservoir admits weight ``w``; False for a corrupt tree."""
+_delete_leaf = uncounted(delete_leaf)
+_insert_point = uncounted(insert_point)
+_heap_push = uncounted(heap_push)
+_heap_replace_top = uncounted(heap_replace_top)
+
+
+@njit(**INLINE)
+def offer(tr, t, index, w):
+    """Insert the store's row ``index`` if tree ``t``'s reservoir admits weight ``w``; False for a corrupt tree.
+
+    The insertion, deletion and heap kernels it calls are compiled without
+    reference counts (:func:`rcforest._jit.uncounted`): they take the
+    tree's arrays from the NamedTuple again and again, and counting those
+    references took half of an insertion's time.
+    """
     verdict = admits(tr.heap_weight, tr.heap_size, t, w)
     if verdict == 0:
         return True
-    if verdict == 2 and not delete_leaf(tr, t, tr.heap_leaf[t, 0]):
+    if verdict == 2 and not _delete_leaf(tr, t, tr.heap_leaf[t, 0]):
         return False
-    leaf = insert_point(tr, t, index, tr.rng, t)
+    leaf = _insert_point(tr, t, index, tr.rng, t)
     if leaf == -1:
         return False
     if verdict == 1:
-        heap_push(tr.heap_weight, tr.heap_leaf, tr.heap_size, t, w, leaf)
+        _heap_push(tr.heap_weight, tr.heap_leaf, tr.heap_size, t, w, leaf)
     else:
-        heap_replace_top(tr.heap_weight, tr.heap_leaf, tr.heap_size, t, w, leaf)
+        _heap_replace_top(tr.heap_weight, tr.heap_leaf, tr.heap_size, t, w, leaf)
     return True
 
 
-@njit(**JIT, inline="always")
+@njit(**INLINE)
 def _stream_tree(tr, t, points, first, sequence_start, time_decay, score, mass_offset, out):
     """Feed ``points`` (store rows ``first`` on) through tree ``t``, writing each score to ``out`` first if ``score``.
 
     A corrupt tree stops its stream with NaN in ``out``, whatever ``score``.
+    As in :func:`select_sample`, a uniform below the reservoir's
+    :func:`rejection_cut` is refused without computing its weight: the
+    same draws and decisions as :func:`draw_weight` and :func:`offer`.
     """
+    last = sequence_start - 1
+    cut = -1.0
     for row in range(points.shape[0]):
         if score:
             out[row] = score_point(tr, t, points[row], mass_offset)
-        w = draw_weight(tr.rng, t, sequence_start + row, time_decay)
-        if not _offer(tr, t, first + row, w):
+        sequence = sequence_start + row
+        if sequence > last:
+            last = sequence_start + min(row + _CUT_ROWS, points.shape[0]) - 1
+            cut = rejection_cut(tr.heap_weight, tr.heap_size, t, last, time_decay)
+        u = uniform(tr.rng, t)
+        if u < cut:
+            continue  # refused: most rows once the reservoir is full
+        top = tr.heap_weight[t, 0]
+        size = tr.heap_size[t]
+        if not offer(tr, t, first + row, weight_of(u, sequence, time_decay)):
             out[row] = np.nan
             return
+        if tr.heap_weight[t, 0] != top or tr.heap_size[t] != size:
+            cut = rejection_cut(tr.heap_weight, tr.heap_size, t, last, time_decay)
+
+
+_stream_tree_call = uncounted(_stream_tree)
+"""One tree's stream, a call per tree and batch, without reference counts (a 4-D stream about 15% faster)."""
 
 
 @njit(**JIT, parallel=True)
 def _stream_scores(tr, points, first, sequence_start, time_decay, score, mass_offset, out):
     for i in prange(tr.root.shape[0]):
         t = np.int64(i)  # one signature for the callees (prange's index is unsigned)
-        _stream_tree(tr, t, points, first, sequence_start, time_decay, score, mass_offset, out[t])
+        _stream_tree_call(tr, t, points, first, sequence_start, time_decay, score, mass_offset, out[t])
 
 
 @njit(**JIT, inline="always")
@@ -223,7 +254,7 @@ def _stream_displacement_tree(tr, t, points, first, sequence_start, time_decay, 
         local_rng[0] = tr.rng[t]  # a copy: the same point in the same tree always gets the same value
         out[row] = displacement_of(tr, t, points[row], local_rng, np.int64(0))[which]
         w = draw_weight(tr.rng, t, sequence_start + row, time_decay)
-        if not _offer(tr, t, first + row, w):
+        if not offer(tr, t, first + row, w):
             out[row] = np.nan
             return
 

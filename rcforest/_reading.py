@@ -15,16 +15,14 @@ and the score is their mean summed tree after tree, as
 bit-identical to the batch path's.
 """
 
-import types as pytypes
-
 import numpy as np
 from numba.core import types
 from numba.experimental import structref
 
 from rcforest._jit import JIT, njit
-from rcforest._sampler import admits, draw_weight, heap_push, heap_replace_top
-from rcforest._score import score_point
-from rcforest._update import delete_leaf, insert_point
+from rcforest._kernels import offer
+from rcforest._sampler import draw_weight
+from rcforest._score import LANES, score_trees
 
 __all__ = ["CORRUPT", "FEED", "FEED_SCORE", "FULL", "Reader", "SCORE", "SCORE_FEED", "new_reader", "read"]
 
@@ -57,11 +55,12 @@ class Reader(structref.StructRefProxy):
     place as rows are fed), ``row`` (the new row, written by the caller),
     ``point`` (room for the shingled point), ``query`` (a point to score
     after the row is fed, written by the caller, made relative in place)
-    and ``scores`` (room for each tree's score).
+    ``scores`` (room for each tree's score) and ``lanes`` (room for the
+    walks down :data:`~rcforest._score.LANES` trees at a time).
     """
 
 
-structref.define_proxy(Reader, _ReaderType, ["trees", "tail", "row", "point", "query", "scores"])
+structref.define_proxy(Reader, _ReaderType, ["trees", "tail", "row", "point", "query", "scores", "lanes"])
 
 
 @njit(**JIT)
@@ -79,7 +78,7 @@ def new_reader(trees, tail, row, point, query):
     -------
     Reader
     """
-    return Reader(trees, tail, row, point, query, np.zeros(trees.root.shape[0]))
+    return Reader(trees, tail, row, point, query, np.zeros(trees.root.shape[0]), np.zeros((2, LANES), np.int64))
 
 
 @njit(**JIT)
@@ -143,7 +142,7 @@ def read(reader, sequence, time_decay, mode, mass_offset):
             for i in range(query.shape[0]):
                 query[i] = (query[i] + 0.0) - tr.origin[i]
     scores = reader.scores
-    _each_tree(tr, point, reader.query, index, sequence, time_decay, mode, mass_offset, scores)
+    _each_tree(tr, point, reader.query, index, sequence, time_decay, mode, mass_offset, scores, reader.lanes)
     total = 0.0
     for t in range(scores.shape[0]):
         total += scores[t]  # in tree order, as rcforest._kernels.tree_mean adds
@@ -158,60 +157,34 @@ def read(reader, sequence, time_decay, mode, mass_offset):
     return 0, mean
 
 
-def _uncounted(kernel):
-    """The jitted ``kernel`` compiled again without numba's reference counts, and cached apart from it.
-
-    The kernels that change a tree take its arrays from the NamedTuple
-    again and again; counting those references took half of an insertion's
-    time. Without them the code is the same: these kernels allocate nothing.
-    """
-    function = kernel.py_func
-    copy = pytypes.FunctionType(function.__code__, function.__globals__, function.__name__, function.__defaults__)
-    copy.__qualname__ = f"{function.__qualname__}_uncounted"  # names its cache files
-    copy.__doc__ = function.__doc__
-    return njit(**JIT, _nrt=False)(copy)
-
-
-_delete_leaf = _uncounted(delete_leaf)
-_insert_point = _uncounted(insert_point)
-_heap_push = _uncounted(heap_push)
-_heap_replace_top = _uncounted(heap_replace_top)
-
-
-@njit(**JIT, _nrt=False, inline="always")
-def _offer(tr, t, index, w):
-    """:func:`rcforest._kernels._offer`, calling the kernels above: the same steps, without reference counts."""
-    verdict = admits(tr.heap_weight, tr.heap_size, t, w)
-    if verdict == 0:
-        return True
-    if verdict == 2 and not _delete_leaf(tr, t, tr.heap_leaf[t, 0]):
-        return False
-    leaf = _insert_point(tr, t, index, tr.rng, t)
-    if leaf == -1:
-        return False
-    if verdict == 1:
-        _heap_push(tr.heap_weight, tr.heap_leaf, tr.heap_size, t, w, leaf)
-    else:
-        _heap_replace_top(tr.heap_weight, tr.heap_leaf, tr.heap_size, t, w, leaf)
-    return True
-
-
 @njit(**JIT, _nrt=False)
-def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset, scores):
+def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset, scores, lanes):
     """The work of :func:`read` in each tree, its score (or NaN for a corrupt tree, 0 unscored) to ``scores``.
+
+    Trees go :data:`~rcforest._score.LANES` at a time: the group's scores
+    (:func:`rcforest._score.score_trees`, walking down the trees
+    together), then each tree is offered the point, in tree order. The
+    trees share nothing a score or an insertion changes but the store's
+    new row, written before, so each tree sees the same operations in the
+    same order as one tree at a time.
 
     Compiled without numba's reference counts: this loop takes every
     array from the NamedTuple again and again, and counting those
     references took more than half of a reading's time.
     """
-    for t in range(tr.root.shape[0]):
-        value = 0.0
+    num_trees = tr.root.shape[0]
+    node = lanes[0]
+    depth = lanes[1]
+    for first in range(0, num_trees, LANES):
+        count = min(LANES, num_trees - first)
+        for t in range(first, first + count):
+            scores[t] = 0.0
         if mode == SCORE or mode == SCORE_FEED:
-            value = score_point(tr, t, point, mass_offset)
+            score_trees(tr, first, count, point, mass_offset, node, depth, scores)
         if mode != SCORE:
-            w = draw_weight(tr.rng, t, sequence, time_decay)
-            if not _offer(tr, t, index, w):
-                value = np.nan
-            elif mode == FEED_SCORE:
-                value = score_point(tr, t, query, mass_offset)
-        scores[t] = value
+            for t in range(first, first + count):
+                w = draw_weight(tr.rng, t, sequence, time_decay)
+                if not offer(tr, t, index, w):
+                    scores[t] = np.nan
+            if mode == FEED_SCORE:
+                score_trees(tr, first, count, query, mass_offset, node, depth, scores)

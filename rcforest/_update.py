@@ -12,7 +12,7 @@ Insertion follows Guha, Mishra, Roy and Schrijvers, ICML 2016, section
 
 import numpy as np
 
-from rcforest._box import box_gap, cut_in_gap, range_of, refit_box, round_down, round_up, set_union
+from rcforest._box import box_gap, box_gap_fast, cut_in_gap, range_of, refit_box, round_down, round_up, set_union
 from rcforest._jit import INLINE, JIT, njit
 from rcforest._rng import uniform
 
@@ -71,16 +71,35 @@ def _grow_ancestors(parent, mass, box_min, box_max, range_sum, t, node, point, i
         if grow:
             grow = False
             for i in range(dim):
-                if point[i] < box_min[node, i]:
-                    box_min[node, i] = round_down(point[i])
-                    grow = True
-                if point[i] > box_max[node, i]:
-                    box_max[node, i] = round_up(point[i])
-                    grow = True
+                # Both bounds written, with selects rather than branches:
+                # which dimensions grow follows the data.
+                low = box_min[node, i]
+                high = box_max[node, i]
+                below = point[i] < low
+                above = point[i] > high
+                box_min[node, i] = round_down(point[i]) if below else low
+                box_max[node, i] = round_up(point[i]) if above else high
+                grow |= below | above
             if grow:
                 range_sum[t, node] = range_of(box_min, box_max, node)
         node = parent[t, node]
     return node == -1
+
+
+_MARGIN = 1e-12
+"""Relative margin of :func:`_unclear`: far above the rounding of a reassociated sum of a few hundred terms."""
+
+
+@njit(**INLINE)
+def _unclear(first, second):
+    """Whether ``first < second`` could come out otherwise with either side off by a few hundred roundings.
+
+    Both are nonnegative. A reassociated sum of ``n`` nonnegative terms is
+    within ``n`` units in the last place of the ordered one (relative
+    ``n * 2**-53``); with :data:`_MARGIN` far above that, a comparison
+    outside the margin is the one the ordered sums give.
+    """
+    return abs(first - second) <= _MARGIN * (first + second)
 
 
 @njit(**INLINE)
@@ -132,10 +151,16 @@ def find_place(tr, t, point, rng, k):
             row = leaf_point[t, node - internal]
             gap = box_gap(store, store, row, point)
         else:
-            gap = box_gap(box_min, box_max, node, point)
+            # Summed in any order first (zero exactly where the ordered sum
+            # is): the ordered sum only where its value is needed.
+            gap = box_gap_fast(tr, t, node, point)
         if gap > 0.0:
             range_sum = 0.0 if leaf else tr.range_sum[t, node]
-            separates = uniform(rng, k) * (range_sum + gap) < gap
+            u = uniform(rng, k)
+            separates = u * (range_sum + gap) < gap
+            if not leaf and (separates or _unclear(u * (range_sum + gap), gap)):
+                gap = box_gap(box_min, box_max, node, point)
+                separates = u * (range_sum + gap) < gap
             if separates or leaf:
                 r = uniform(rng, k) * gap
                 if leaf:

@@ -6,11 +6,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rcforest import _kernels
-from rcforest._box import round_down, round_up
+from rcforest._box import box_gap, box_gap_fast, round_down, round_up
 from rcforest._sampler import heap_push
 from rcforest._score import attribute_point, displacement_of, score_point
 from rcforest._tree import allocate_trees
-from rcforest._update import delete_leaf, insert_point
+from rcforest._update import _MARGIN, delete_leaf, insert_point
 from tests.naive import NaiveTree, check_invariants, describe_flat, displacement_at, insert_values
 
 
@@ -26,7 +26,7 @@ def _insert_both(trees, naive, point):
 
 
 @pytest.mark.parametrize("seed", range(8))
-@pytest.mark.parametrize("dim", [1, 3, 7])
+@pytest.mark.parametrize("dim", [1, 3, 7, 48])  # 48: the insertion's gaps summed in any order first
 def test_same_draws_give_the_same_tree_and_scores(seed, dim):
     rng = np.random.default_rng(seed)
     trees, naive = _pair(seed, dim)
@@ -271,3 +271,21 @@ def test_the_point_store_stays_bounded_and_packs_to_distinct_points():
         np.testing.assert_array_equal(getattr(packed, name), getattr(one_call._trees, name), err_msg=name)
     for t in range(5):
         assert describe_flat(packed, t) == describe_flat(one_call._trees, t)
+
+
+@pytest.mark.parametrize("dim", [1, 4, 48, 200])
+def test_gap_summed_in_any_order_is_zero_exactly_where_and_close_to_the_ordered_sum(dim):
+    rng = np.random.default_rng(dim)
+    trees = allocate_trees(1, 300, dim, np.array([0], np.uint64))
+    low, high = trees.box_min[0], trees.box_max[0]
+    low[:] = rng.normal(size=(300, dim))
+    high[:] = low + rng.exponential(size=(300, dim)).astype(np.float32)
+    points = rng.normal(scale=1.5, size=(300, dim))
+    points[:100] = (low[:100] + high[:100]) / 2.0  # inside their boxes: a gap of 0
+    points[100:200, 1:] = (low[100:200, 1:] + high[100:200, 1:]) / 2.0  # outside in one dimension only
+    for node, point in enumerate(points):
+        ordered = box_gap(low, high, node, point)
+        fast = box_gap_fast(trees, 0, node, point)
+        assert (fast == 0.0) == (ordered == 0.0)
+        # find_place's margin is far above the rounding of a reassociated sum of dim nonnegative terms.
+        assert abs(fast - ordered) <= dim * 2.0**-52 * ordered < _MARGIN * ordered or ordered == 0.0
