@@ -48,19 +48,24 @@ MIN_RANK_PERIOD = 8
 """Shortest period accepted from the ranks."""
 
 
-def _autocorrelation(values, max_lag):
-    """Mean over columns of the autocorrelation of the linearly detrended columns.
+def _detrend(values):
+    """The columns of ``values`` less their least-squares line."""
+    n = values.shape[0]
+    time = np.arange(n) - (n - 1) / 2
+    slope = time @ values / np.dot(time, time)
+    return values - values.mean(axis=0) - time[:, None] * slope
+
+
+def _autocorrelation(residuals, max_lag):
+    """Mean over columns of the autocorrelation of the (detrended) columns ``residuals``.
 
     Each lag's sum is divided by its number of pairs (the unbiased
     estimator), so long periods are not penalised.
     """
-    n = values.shape[0]
-    time = np.arange(n) - (n - 1) / 2
+    n = residuals.shape[0]
     total = np.zeros(max_lag + 1)
     used = 0
-    for column in values.T:
-        slope = np.dot(time, column) / np.dot(time, time)
-        residual = column - column.mean() - slope * time
+    for residual in residuals.T:
         power = np.dot(residual, residual)
         if not power > 1e-300:
             continue
@@ -78,8 +83,10 @@ def _explains(values, lag):
     drifts show in their autocorrelation fail, since their values drift far
     over a lag.
     """
-    seasonal = np.abs(values[lag:] - values[:-lag]).mean()
-    previous = np.abs(values[1:] - values[:-1]).mean()
+    seasonal, previous = values[lag:] - values[:-lag], values[1:] - values[:-1]
+    # Around their medians, as the detector's typical residual: a trend's steady growth over a lag is no error.
+    seasonal = np.abs(seasonal - np.median(seasonal, axis=0)).mean()
+    previous = np.abs(previous - np.median(previous, axis=0)).mean()
     return seasonal <= SEASONAL_ERROR_RATIO * previous
 
 
@@ -148,34 +155,99 @@ def estimate_period(
     array = np.ldexp(array, -np.frexp(np.abs(array).max(axis=0))[1])
     if current and (current >= n or not _explains(array, current)):
         current = 0
-    acf = _autocorrelation(array, max_lag + 1)
-    peaks = []
-    for lag in range(2, max_lag + 1):
-        value = acf[lag]
-        if value < max(min_strength, NOISE_SIGMAS / np.sqrt(n - lag)) or value < acf[lag - 1] or value < acf[lag + 1]:
-            continue
-        if value - acf[lag // 2 : lag + 1].min() < MIN_PROMINENCE:
-            continue
-        peaks.append((lag, value))
+    acf = _autocorrelation(_detrend(array), max_lag + max_lag // 10 + 1)  # beyond max_lag: to tell and place its peaks
+    peaks = _peaks(acf, n, max_lag, min_strength)
+    if current and not any(abs(lag - current) <= max(1, current // 20) for lag, _ in peaks):
+        current = 0  # the period in use no longer shows as a peak: it is kept only while it does
     if not peaks:
         return int(current)
-    best = max(value for _, value in peaks)
-    lag = min(lag for lag, value in peaks if value >= best - tolerance)
-    # The unbiased estimator picks the period; the biased one, less noisy
-    # at long lags, places it.
-    low, high = max(2, lag - lag // 10 - 1), min(max_lag, lag + lag // 10 + 1)
-    biased = acf[low : high + 1] * (n - np.arange(low, high + 1)) / n
-    lag = low + int(np.argmax(biased))
+    lag = _shortest(peaks, n, tolerance)
+    lag = _place(acf, lag, max_lag)
     if not _explains(array, lag):
         return int(current)
     if 2 <= current <= max_lag:
         near = acf[max(2, current - current // 20 - 1) : current + current // 20 + 2].max()
         if abs(lag - current) <= max(1, current // 20):
-            better = abs(lag - current) >= 2 and acf[lag] > acf[current] + 0.01
+            better = abs(lag - current) >= 2
             return int(lag if better else current)
+        multiple = round(current / lag)
+        if multiple >= 2 and abs(current - multiple * lag) <= max(1, 0.05 * current):
+            return int(lag)  # the period in use is a multiple of the one found (see _shortest)
         if near >= acf[lag] - switch:
             return int(current)
     return int(lag)
+
+
+def _peaks(acf, n, max_lag, min_strength):
+    """``(lag, autocorrelation)`` of the candidate periods: prominent local maxima above the noise.
+
+    A peak is the largest value within 5% of its lag either way (within one
+    lag for short lags), so wiggles of the estimate on a peak's flank, and
+    a rising flank cut off where the estimate ends, are not peaks (``acf``
+    reaches 10% beyond ``max_lag``).
+
+    The noise bars are those of white noise's autocorrelation estimated
+    from ``n - lag`` pairs, standard error ``1 / sqrt(n - lag)``: a peak
+    rises above ``NOISE_SIGMAS`` of them, and above the trough between half
+    its lag and its lag by ``NOISE_SIGMAS`` standard errors of the
+    difference of two estimates (``sqrt(2)`` times as large), and at least
+    by :data:`MIN_PROMINENCE`. Without the second bar, a wiggle of the
+    noise at a short lag (lag 2 over lag 1 in counts of events) passes for
+    a period on a short history.
+    """
+    peaks = []
+    for lag in range(2, max_lag + 1):
+        value = acf[lag]
+        error = 1 / np.sqrt(n - lag)
+        reach = max(1, lag // 20)
+        if value < max(min_strength, NOISE_SIGMAS * error) or lag + reach >= acf.shape[0]:
+            continue
+        if value < acf[lag - reach : lag + reach + 1].max():
+            continue
+        if value - acf[lag // 2 : lag + 1].min() < max(MIN_PROMINENCE, NOISE_SIGMAS * np.sqrt(2) * error):
+            continue
+        peaks.append((lag, value))
+    return peaks
+
+
+def _shortest(peaks, n, tolerance):
+    """The strongest peak's lag, or the shortest peak whose multiple it is and that is about as strong.
+
+    A period repeats at its multiples, and the unbiased estimate at a long
+    lag averages fewer pairs: a peak near ``best / k`` (within 5%) counts
+    as strong as the best when its autocorrelation is within the noise of
+    the best's estimate, ``NOISE_SIGMAS / sqrt(n - best)``, or within
+    ``tolerance``. A multiple clearly stronger (a week over a day, when the
+    days of a week differ) is kept.
+    """
+    best_lag, best = max(peaks, key=lambda peak: peak[1])
+    margin = max(tolerance, 2 / np.sqrt(n - best_lag))
+    for lag, value in sorted(peaks):
+        multiple = round(best_lag / lag)
+        if multiple >= 2 and value >= best - margin and abs(best_lag - multiple * lag) <= max(1, 0.05 * best_lag):
+            return lag
+    return best_lag
+
+
+def _place(acf, lag, max_lag):
+    """The period near ``lag``: the vertex of a parabola fitted to the autocorrelation within 10% of it.
+
+    One lag's estimate is noisy at long lags; the least-squares parabola
+    over the peak's neighbourhood is not, and unlike the biased estimator
+    (each lag's sum over ``n`` rows) it does not pull long periods short.
+    """
+    half = min(lag // 20, lag - 2, acf.shape[0] - 1 - lag)  # symmetric: a one-sided fit can put its vertex anywhere
+    low, high = lag - half, lag + half
+    lags = np.arange(low, high + 1)
+    if lags.size < 3:
+        return lag
+    a, b, _ = np.polyfit(lags - lag, acf[low : high + 1], 2)
+    if not a < 0:
+        return lag
+    vertex = int(np.clip(round(lag - b / (2 * a)), max(low, 2), min(high, max_lag)))
+    # The fit places the peak; the estimate itself settles a row either way (a sharp peak the parabola rounds).
+    near = np.arange(max(vertex - 1, 2), min(vertex + 1, max_lag) + 1)
+    return int(near[np.argmax(acf[near])])
 
 
 def estimate_period_robust(values, current=0):
@@ -194,7 +266,7 @@ def estimate_period_robust(values, current=0):
     if array.shape[0] < 2 or not np.isfinite(array).all():
         return period
     ranks = np.argsort(np.argsort(array, axis=0, kind="stable"), axis=0).astype(float)
-    period = estimate_period(ranks)
+    period = estimate_period(ranks, current=current)
     # Short lags in the ranks come from ties and noise in flat stretches; the values show short periods themselves.
     return period if period >= MIN_RANK_PERIOD else 0
 
