@@ -83,11 +83,17 @@ def _explains(values, lag):
     drifts show in their autocorrelation fail, since their values drift far
     over a lag.
     """
-    seasonal, previous = values[lag:] - values[:-lag], values[1:] - values[:-1]
-    # Around their medians, as the detector's typical residual: a trend's steady growth over a lag is no error.
-    seasonal = np.abs(seasonal - np.median(seasonal, axis=0)).mean()
-    previous = np.abs(previous - np.median(previous, axis=0)).mean()
-    return seasonal <= SEASONAL_ERROR_RATIO * previous
+    return _lag_error(values, lag) <= SEASONAL_ERROR_RATIO * _lag_error(values, 1)
+
+
+def _lag_error(values, lag):
+    """Mean absolute difference of the values ``lag`` apart around its median (over all columns).
+
+    Taken around the median, as the detector's typical residual: a trend's
+    steady growth over a lag is no error.
+    """
+    difference = values[lag:] - values[:-lag]
+    return np.abs(difference - np.median(difference, axis=0)).mean()
 
 
 def estimate_period(
@@ -157,19 +163,22 @@ def estimate_period(
         current = 0
     acf = _autocorrelation(_detrend(array), max_lag + max_lag // 10 + 1)  # beyond max_lag: to tell and place its peaks
     peaks = _peaks(acf, n, max_lag, min_strength)
-    if current and not any(abs(lag - current) <= max(1, current // 20) for lag, _ in peaks):
-        current = 0  # the period in use no longer shows as a peak: it is kept only while it does
+    if current and peaks and not any(abs(lag - current) <= max(1, current // 20) for lag, _ in peaks):
+        current = 0  # the series shows periods, and the one in use is not among them
     if not peaks:
         return int(current)
     lag = _shortest(peaks, n, tolerance)
     lag = _place(acf, lag, max_lag)
+    # The autocorrelation places the peak; the lag that predicts best near it (within a row or 1%) settles it.
+    reach = max(1, lag // 100)
+    near = [candidate for candidate in range(lag - reach, lag + reach + 1) if 2 <= candidate <= max_lag]
+    lag = min(near, key=lambda candidate: _lag_error(array, candidate))
     if not _explains(array, lag):
         return int(current)
     if 2 <= current <= max_lag:
         near = acf[max(2, current - current // 20 - 1) : current + current // 20 + 2].max()
         if abs(lag - current) <= max(1, current // 20):
-            better = abs(lag - current) >= 2
-            return int(lag if better else current)
+            return int(lag if _lag_error(array, lag) < _lag_error(array, current) else current)
         multiple = round(current / lag)
         if multiple >= 2 and abs(current - multiple * lag) <= max(1, 0.05 * current):
             return int(lag)  # the period in use is a multiple of the one found (see _shortest)
@@ -244,10 +253,7 @@ def _place(acf, lag, max_lag):
     a, b, _ = np.polyfit(lags - lag, acf[low : high + 1], 2)
     if not a < 0:
         return lag
-    vertex = int(np.clip(round(lag - b / (2 * a)), max(low, 2), min(high, max_lag)))
-    # The fit places the peak; the estimate itself settles a row either way (a sharp peak the parabola rounds).
-    near = np.arange(max(vertex - 1, 2), min(vertex + 1, max_lag) + 1)
-    return int(near[np.argmax(acf[near])])
+    return int(np.clip(round(lag - b / (2 * a)), max(low, 2), min(high, max_lag)))
 
 
 def estimate_period_robust(values, current=0):
