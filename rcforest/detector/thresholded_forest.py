@@ -83,8 +83,8 @@ from rcforest.detector.preprocess import (
     shingle_size_for,
     trim,
 )
-from rcforest.detector.timegrid import TimeGrid, as_nanoseconds
 from rcforest.detector.thresholder import Thresholder
+from rcforest.detector.timegrid import TimeGrid, as_nanoseconds
 from rcforest.forest import Forest
 
 __all__ = ["ThresholdedForest"]
