@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/period.py [--seeds N] [--periods 12,24,...] [--detail]
+    python benchmarks/period.py [--seeds N] [--periods 12,24,...] [--detail] [--code DIR]
 
 Each case of :func:`rcforest.evaluate.periods.period_case` (6,144 rows) is
 replayed through the detector's checkpoints
@@ -10,10 +10,12 @@ replayed through the detector's checkpoints
 the history holds two periods; its estimate is *right* when it lies within
 2% (at least 1 row) of the true period, 5% for ``drift``, and is 0 for the
 kinds without a period. Per kind and period: the share of such checkpoints
-right, and whether the last one is.
+right, and whether the last one is. ``--code DIR`` scores the estimator of
+another checkout (``DIR/rcforest/detector/period.py``) on the same cases.
 """
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rcforest.detector.period import HISTORY  # noqa: E402
+from rcforest.detector.period import HISTORY, estimate_period_robust  # noqa: E402
 from rcforest.evaluate.periods import NO_PERIOD_KINDS, PERIOD_KINDS, period_case, period_track, true_period  # noqa: E402
 
 __all__ = ["main", "right"]
@@ -44,14 +46,21 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--periods", default=",".join(map(str, PERIODS)))
     parser.add_argument("--detail", action="store_true", help="per case: the estimates at each checkpoint")
+    parser.add_argument("--code", type=Path, help="score the period estimator of this checkout instead")
     args = parser.parse_args(argv)
+    estimate = estimate_period_robust
+    if args.code:
+        spec = importlib.util.spec_from_file_location("other_period", args.code / "rcforest/detector/period.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        estimate = module.estimate_period_robust
     periods = [int(p) for p in args.periods.split(",")]
     n = HISTORY + 2048
     rows = []
     for kind in PERIOD_KINDS + NO_PERIOD_KINDS:
         for period in periods if kind in PERIOD_KINDS else [0]:
             for seed in range(args.seeds):
-                track = period_track(period_case(kind, period, seed, n))
+                track = period_track(period_case(kind, period, seed, n), estimate)
                 counted = [(r, p) for r, p in track if r >= 2 * period]
                 ok = [right(kind, period, seed, n, r, p) for r, p in counted]
                 rows.append(
