@@ -1,9 +1,12 @@
 """Seasonal period estimation, and the row counts at which a stream re-estimates it.
 
 The period is read from the autocorrelation of the linearly detrended
-history: a lag is a candidate when it is a prominent local maximum, above
-white noise's level, and when the value one period back predicts the
-series about as well as the previous value does.
+history: a lag is a candidate when it is the largest autocorrelation within
+5% of it, rises above white noise's level and above its trough by more than
+the estimate's noise, and when the value one period back predicts the
+series about as well as the previous value does. The strongest candidate
+wins unless a divisor of it is as strong within the noise; it is placed by
+a parabola over its peak and settled on the lag that predicts best.
 """
 
 import numpy as np
@@ -114,16 +117,19 @@ def estimate_period(
         where fewer pairs are averaged, the bar rises to
         ``4 / sqrt(n_rows - lag)`` (four standard errors of white noise).
     tolerance : float, default 0.03
-        Among peaks whose autocorrelation is within ``tolerance`` of the
-        strongest, the shortest lag wins, so a period is preferred to its
-        multiples unless a multiple (a week over a day) is clearly stronger.
+        A peak at a divisor of the strongest (within 5%) wins when its
+        autocorrelation is within ``tolerance``, or within one standard
+        error of the strongest's estimate, ``1 / sqrt(n_rows - lag)``, of
+        the strongest's: a period is preferred to its multiples unless a
+        multiple (a week over a day) is clearly stronger.
     current : int, default 0
-        The period in use, if any. It is kept unless the best peak's
-        autocorrelation beats the one anywhere within 5% of ``current`` by
-        more than ``switch``, so estimates do not flip between near-equal
-        lags; an estimate within 5% of ``current`` replaces it only when
-        they differ by 2 rows or more and its autocorrelation is higher by
-        more than 0.01.
+        The period in use, if any. It is dropped when the series shows
+        peaks and none within 5% of it, and gives way to a divisor found.
+        Otherwise it is kept unless the best peak's autocorrelation beats
+        the one anywhere within 5% of ``current`` by more than ``switch``,
+        so estimates do not flip between near-equal lags; an estimate
+        within 5% of ``current`` replaces it when it predicts the series
+        better (see Notes).
     switch : float, default 0.05
 
     Returns
@@ -134,13 +140,20 @@ def estimate_period(
 
     Notes
     -----
-    The columns are detrended (least-squares line) first. A lag is a
-    candidate when it is a local maximum of the autocorrelation that rises
-    at least 0.15 above its lowest value between half the lag and the lag,
-    which rules out the slowly decaying curves of trends and random walks,
-    and when the value one period back predicts the series about as well
-    as the previous value does (mean absolute error at most four times as
-    large), which rules out the spurious long lags of random walks.
+    The columns are detrended (least-squares line) for the
+    autocorrelation. A lag is a candidate when it is the largest
+    autocorrelation within 5% of it either way, and rises above its lowest
+    value between half the lag and the lag by at least 0.15 and by four
+    standard errors of the difference of two estimates,
+    ``4 * sqrt(2 / (n_rows - lag))``, which rules out the slowly decaying
+    curves of trends and random walks and the wiggles of noise at short
+    lags. The chosen peak is placed by the vertex of a least-squares
+    parabola over the autocorrelation within 5% of it, then on the lag
+    within 1% (at least a row) whose differences ``x[t] - x[t - lag]``
+    deviate least from their median. It must predict the series about as
+    well as the previous value does (that deviation at most four times the
+    previous value's), which rules out the spurious long lags of random
+    walks.
 
     Examples
     --------
