@@ -63,6 +63,17 @@ def test_any_cut_of_the_stream_gives_the_same_output(cut):
     pd.testing.assert_frame_equal(pd.concat(parts), whole)
 
 
+def test_a_detector_pickled_before_timestamps_takes_them():
+    detector = ThresholdedForest(**SMALL)
+    detector.run(np.arange(50.0))
+    state = detector.__getstate__() if hasattr(detector, "__getstate__") else detector.__dict__
+    state = {key: value for key, value in dict(state).items() if key != "_grid"}
+    old = ThresholdedForest.__new__(ThresholdedForest)
+    old.__setstate__(state)
+    out = old.run(np.arange(50.0, 60.0), timestamps=np.arange(50, 60))
+    assert len(out) == 10 and old.rows_seen_ == 60
+
+
 @pytest.mark.parametrize("how", ["pickle", "file"])
 def test_state_with_a_time_grid_restores(tmp_path, how):
     values, times = _gapped()
@@ -99,6 +110,10 @@ def test_numeric_timestamps_and_no_period():
 
 
 def test_bad_timestamps_are_refused_and_nothing_changes():
+    fresh = ThresholdedForest(**SMALL)
+    with pytest.raises(ValueError, match="got 1 timestamps for 2 rows"):
+        fresh.run([1.0, 2.0], timestamps=[1])
+    assert fresh.columns_ is None and fresh.rows_seen_ == 0
     detector = ThresholdedForest(**SMALL)
     detector.run(np.arange(10.0), timestamps=np.arange(10))
     before = pickle.dumps(detector)

@@ -266,6 +266,7 @@ class ThresholdedForest:
         if "forest_" in state:  # pickled before a live reading's point could wait to join the forest
             state["_forest"] = state.pop("forest_")
         state.setdefault("_pending", None)
+        state.setdefault("_grid", TimeGrid())  # pickled before timestamps were taken
         self.__dict__.update(state)
         if "_named" not in state:
             self._named = names_are_given(self.columns_, "value")
@@ -515,14 +516,15 @@ class ThresholdedForest:
             Notes.
         """
         rows = self._as_rows(data, "data")
+        times = None if timestamps is None else as_nanoseconds(timestamps, rows.values.shape[0])
         self._check_columns(rows)
         values, index = rows.values, rows.index
         first = self.rows_seen_
-        if timestamps is None:
+        if times is None:
             self._grid.last = None  # rows without times: the next timestamp starts afresh
             out = self._run_values(values)
         else:
-            out = self._run_timed(values, as_nanoseconds(timestamps, values.shape[0]))
+            out = self._run_timed(values, times)
         if index is None:
             import pandas as pd  # the output is a DataFrame; rcforest's import does not load pandas
 
