@@ -34,6 +34,7 @@ published figures for these files (to 0.01).
 """
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -81,12 +82,14 @@ def nab_anomaly_score(out):
     return np.where(grade > 0, ALERT_FLOOR + ALERT_FLOOR * grade, quiet)
 
 
-def _detect(path):
-    """Run the default detector over one file; return its output and the seconds it took."""
+def _detect(path, timestamps=False):
+    """Run the default detector over one file (with its timestamps if asked); return its output and seconds."""
     frame = pd.read_csv(path)
+    times = pd.DatetimeIndex(pd.to_datetime(frame["timestamp"])) if timestamps else None
     start = time.perf_counter()
-    out = ThresholdedForest().run(frame["value"].to_numpy())
+    out = ThresholdedForest().run(frame["value"].to_numpy(), timestamps=times)
     seconds = time.perf_counter() - start
+    out = out.reset_index(drop=True)  # the timestamps index it when passed; positions, as without
     out.insert(0, "timestamp", frame["timestamp"].to_numpy())
     return out, seconds
 
@@ -354,6 +357,7 @@ def main(argv=None):
     parser.add_argument("--explain", action="store_true", help="per file, the windows missed and the false alerts")
     parser.add_argument("--jobs", type=int, default=1, help="files run in parallel (default 1)")
     parser.add_argument("--save", type=Path, help="write the NAB anomaly scores here (<category>/<file>.csv)")
+    parser.add_argument("--timestamps", action="store_true", help="pass the files' timestamps to the detector")
     parser.add_argument("--folds", action="store_true", help="also leave-one-category-out folds of the score")
     args = parser.parse_args(argv)
     data = args.data or DEFAULT_DATA
@@ -366,7 +370,7 @@ def main(argv=None):
         return 0 if check_scorer(data) else 1
     paths = _files(data)
     with ProcessPoolExecutor(max_workers=args.jobs) if args.jobs > 1 else _Serial() as pool:
-        results = dict(zip(paths, pool.map(_detect, paths.values())))
+        results = dict(zip(paths, pool.map(functools.partial(_detect, timestamps=args.timestamps), paths.values())))
     outputs = {name: out for name, (out, _) in results.items()}
     seconds = sum(s for _, s in results.values())
     if args.save:

@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/stress.py [--quick] [--jobs N] [--detail] [--properties a,b] [--seeds N] [--clean-seeds N]
-                                [--no-affine] [--csv FILE]
+                                [--no-affine] [--no-timestamps] [--csv FILE]
 
 ``--quick`` keeps, per property, the shortest of the series with anomalies
 and the shortest clean series of ``plain``, ``heteroscedastic`` and
@@ -12,7 +12,8 @@ and the shortest clean series of ``plain``, ``heteroscedastic`` and
 Every series of :func:`rcforest.evaluate.synthetic.stress_suite` (by default
 3 seeds with anomalies per property and 2 clean seeds per background, about
 170,000 rows) runs through ``ThresholdedForest()`` with its defaults, one
-stream per series. The scores, per property and over all series:
+stream per series, with the series' timestamps (``--no-timestamps``: without,
+as evenly spaced rows). The scores, per property and over all series:
 
 - ``NAB``: NAB's standard score with the suite as a NAB corpus (one
   threshold over all series; a property normalised by its own null and
@@ -93,12 +94,17 @@ def quick_subset(suite):
     return [s for s in suite if shortest.get((s.property, s.clean)) is s]
 
 
-def _run(values):
+def _run(values, timestamps=None):
     """The default detector's grades, scores and thresholds over ``values``, and the seconds it took."""
     start = time.perf_counter()
-    out = ThresholdedForest().run(values)
+    out = ThresholdedForest().run(values, timestamps=timestamps)
     seconds = time.perf_counter() - start
     return out[["grade", "score", "threshold"]], seconds
+
+
+def _run_job(job):
+    """:func:`_run` on ``(values, timestamps)``."""
+    return _run(*job)
 
 
 def event_overlap(alerts, windows, warmup):
@@ -288,6 +294,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, help="series with anomalies per property (default 3, quick 1)")
     parser.add_argument("--clean-seeds", type=int, help="clean series per background (default 2, quick 1)")
     parser.add_argument("--no-affine", action="store_true", help="skip the affine check")
+    parser.add_argument("--no-timestamps", action="store_true", help="run without the series' timestamps")
     parser.add_argument("--csv", type=Path, help="also write the table per property to this CSV file")
     args = parser.parse_args(argv)
     properties = PROPERTIES
@@ -303,7 +310,8 @@ def main(argv=None):
     if args.quick:
         suite = quick_subset(suite)
     with ProcessPoolExecutor(max_workers=args.jobs) if args.jobs > 1 else _Serial() as pool:
-        results = dict(zip((s.name for s in suite), pool.map(_run, [s.values for s in suite])))
+        times = [None if args.no_timestamps else s.timestamps for s in suite]
+        results = dict(zip((s.name for s in suite), pool.map(_run_job, list(zip((s.values for s in suite), times)))))
         outputs = {name: out for name, (out, _) in results.items()}
         seconds = sum(s for _, s in results.values())
         table = report(suite, outputs, seconds, args.jobs, args.detail)

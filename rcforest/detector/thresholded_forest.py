@@ -86,6 +86,7 @@ from rcforest.detector.preprocess import (
     trim,
 )
 from rcforest.detector.thresholder import Thresholder
+from rcforest.detector.timegrid import TimeGrid, as_nanoseconds
 from rcforest.forest import Forest
 
 __all__ = ["ThresholdedForest"]
@@ -263,6 +264,7 @@ class ThresholdedForest:
         self._preprocessor = Preprocessor(self.transform)
         self._thresholder = Thresholder(self.z_factor, self.min_threshold, self.threshold_horizon)
         self._alerts = AlertPolicy(self.min_deviation, self.ignore_relative)
+        self._grid = TimeGrid()
 
     def __getstate__(self):
         """Pickle (and copy) the detector without the buffers of live readings, which are made again when needed."""
@@ -276,6 +278,7 @@ class ThresholdedForest:
         state.setdefault("_pending", None)
         state.setdefault("_ring", None)
         state.setdefault("_last", None)
+        state.setdefault("_grid", TimeGrid())  # pickled before timestamps were taken
         self.__dict__.update(state)
         if "_named" not in state:
             self._named = names_are_given(self.columns_, "value")
@@ -486,7 +489,37 @@ class ThresholdedForest:
         names = self.columns_ if self._named else None
         return as_rows(data, name, missing=True, lone_name="value", names=names)
 
-    def run(self, data):
+    def _run_timed(self, values, times):
+        """:meth:`_run_values` for timestamped rows: missing rows inserted where a gap shifts the phase.
+
+        Each row's inserted rows (see :mod:`~rcforest.detector.timegrid`)
+        are decided with the period in use when they start, so any cut of
+        the stream into calls gives the same rows; the output holds the
+        input rows only.
+        """
+        grid, n = self._grid, values.shape[0]
+        out = empty_columns(n)
+        position = 0
+        while position < n:
+            room = next_checkpoint(self.rows_seen_) - self.rows_seen_
+            fills = grid.fills(times[position:], self._preprocessor.period, advance=False)
+            starts = np.cumsum(fills + 1) - fills - 1  # where each row's inserted rows start
+            take = int(np.searchsorted(starts, room))  # rows whose inserted rows start before the checkpoint
+            if grid.step is None:
+                grid.observe(times[position : position + take])
+            grid.last = float(times[position + take - 1])
+            rows = np.full((take + int(fills[:take].sum()), values.shape[1]), np.nan)
+            real = starts[:take] + fills[:take]
+            rows[real] = values[position : position + take]
+            block = self._run_values(rows)
+            for name, column in block.items():
+                out[name][position : position + take] = column[real]
+            position += take
+            if grid.step is None and self.rows_seen_ >= CHECKPOINTS[0]:
+                grid.fix_step()
+        return out
+
+    def run(self, data, timestamps=None):
         """Process rows in order and report on each one.
 
         Parameters
@@ -498,6 +531,16 @@ class ThresholdedForest:
             (:data:`~rcforest.detector.preprocess.MAX_READING`). Once the
             detector has seen a DataFrame (or a dict) with named columns,
             DataFrames are read by those names, in any column order.
+        timestamps : array-like of shape (n_rows,), optional
+            The rows' times (datetimes, or numbers in any unit), ascending.
+            Where a gap in them shifts the phase of the period in use,
+            missing readings are inserted before the row (imputed, learned,
+            never reported, and counted in ``rows_seen_``) so that the
+            seasonal reference stays in phase: ``g mod period`` of them for
+            ``g`` missing steps (:mod:`~rcforest.detector.timegrid`). The
+            step is the median difference of the timestamps before the
+            first checkpoint. Without timestamps, rows are taken as evenly
+            spaced.
 
         Returns
         -------
@@ -507,14 +550,19 @@ class ThresholdedForest:
             Notes.
         """
         rows = self._as_rows(data, "data")
+        times = None if timestamps is None else as_nanoseconds(timestamps, rows.values.shape[0])
         self._check_columns(rows)
         values, index = rows.values, rows.index
         first = self.rows_seen_
-        out = self._run_values(values)
+        if times is None:
+            self._grid.last = None  # rows without times: the next timestamp starts afresh
+            out = self._run_values(values)
+        else:
+            out = self._run_timed(values, times)
         if index is None:
             import pandas as pd  # the output is a DataFrame; rcforest's import does not load pandas
 
-            index = pd.RangeIndex(first, first + values.shape[0])
+            index = pd.RangeIndex(first, first + values.shape[0]) if timestamps is None else pd.Index(timestamps)
         return to_frame(out, index)
 
     def process(self, row):
@@ -700,6 +748,7 @@ class ThresholdedForest:
             "named_": self._named,
             "stats": self._thresholder.state(),
             "anomaly": self._alerts.state(),
+            "time_grid": self._grid.state(),
         }
         arrays = {
             "history": self._history,
@@ -728,6 +777,7 @@ class ThresholdedForest:
         self._named = saved_named(state.get("named_"), self.columns_, "value", "named_")
         self._thresholder.restore(state["stats"])
         self._alerts.restore(state["anomaly"])
+        self._grid = TimeGrid.restore(state.get("time_grid"))  # absent from states saved before timestamps
         width = len(self.columns_) if self.columns_ is not None else None
         for name in ("history", "mean", "scale", "residual"):
             value = arrays.get(name)

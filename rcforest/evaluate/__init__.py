@@ -5,7 +5,9 @@
 - :mod:`~rcforest.evaluate.nab`: :func:`nab_score`, the Numenta Anomaly
   Benchmark's normalised score, computed as NAB computes it;
 - :mod:`~rcforest.evaluate.synthetic`: generated series with labelled
-  anomalies, one family per property of real data (:func:`stress_suite`).
+  anomalies, one family per property of real data (:func:`stress_suite`);
+- :mod:`~rcforest.evaluate.periods`: generated series with a known seasonal
+  period, or none, for checking period estimation.
 """
 
 from rcforest.evaluate.events import alert_events, point_metrics, precision_at_k, top_days, window_mask, window_metrics
