@@ -57,11 +57,9 @@ detection's rule of ignoring deviations small relative to the expected value.
 """
 
 import copy
-import os
 
 import numpy as np
 
-from rcforest import _format, _state
 from rcforest._core import (
     as_numbers,
     as_rows,
@@ -70,7 +68,6 @@ from rcforest._core import (
     check_time_decay,
     loaded_pandas,
     names_are_given,
-    saved_named,
 )
 from rcforest.detector.alerts import AlertPolicy
 from rcforest.detector.explanation import explain
@@ -80,28 +77,17 @@ from rcforest.detector.preprocess import (
     MAX_READING,
     TRANSFORMS,
     Preprocessor,
-    clip_readings,
     fill_unknown,
     shingle_size_for,
     trim,
 )
+from rcforest.detector.saved import read_detector, write_detector
 from rcforest.detector.thresholder import Thresholder
 from rcforest.detector.timegrid import TimeGrid, as_nanoseconds
 from rcforest.forest import Forest
 
 __all__ = ["ThresholdedForest"]
 
-FORMAT_NAME = "rcforest-thresholded"
-FORMAT_VERSION = 5
-"""Version 2 adds the thresholder's likelihood state; files of version 1 still load (without it).
-Version 3 stores the forest in its version 2 layout (:mod:`rcforest._state`). Version 4 adds the alert
-policy's last reported grade and memory of alerts (files of versions 1 to 3 load without them).
-Version 5 stores the forest in its version 3 layout, with the origin of its boxes."""
-READ_VERSIONS = (1, 2, 3, 4, 5)
-_FOREST_VERSIONS = {1: 1, 2: 1, 3: 2, 4: 2, 5: _state.VERSION}
-"""The layout of the forest's arrays in a detector file of each version."""
-# The forest's arrays sit in a detector file under this prefix.
-_FOREST_PREFIX = "forest/"
 BATCH_ROWS = 32
 """From this many rows per call, rows are scored on a copy of the forest in one streaming call; below, one by one."""
 RING_SPARE = 256
@@ -736,74 +722,10 @@ class ThresholdedForest:
         The file is in rcforest's format (:mod:`rcforest._format`): a JSON
         header with the parameters, counters and threshold statistics, and
         the history, transform statistics and forest as ``.npy`` arrays;
-        reading it uses ``allow_pickle=False``, so loading runs no code.
+        reading it uses ``allow_pickle=False``, so loading runs no code
+        (:mod:`rcforest.detector.saved`).
         """
-        preprocessor = self._preprocessor
-        state = {
-            "params": self._params(),
-            "period_": preprocessor.period,
-            "shingle_size_": preprocessor.shingle_size,
-            "rows_seen_": self.rows_seen_,
-            "columns_": self.columns_,
-            "named_": self._named,
-            "stats": self._thresholder.state(),
-            "anomaly": self._alerts.state(),
-            "time_grid": self._grid.state(),
-        }
-        arrays = {
-            "history": self._history,
-            "mean": preprocessor.mean,
-            "scale": preprocessor.scale,
-            "residual": preprocessor.residual,
-        }
-        arrays = {name: value for name, value in arrays.items() if value is not None}
-        forest = None
-        if self.forest_ is not None:
-            forest, forest_arrays = _state.to_arrays(self.forest_._parts())
-            arrays.update({f"{_FOREST_PREFIX}{name}": value for name, value in forest_arrays.items()})
-        header = {"detector": state, "forest": forest}
-        _format.write(os.fspath(path), header, arrays, FORMAT_VERSION, kind=FORMAT_NAME)
-
-    def _restore(self, state, arrays):
-        """Set the fitted state from a saved header and arrays, checking that they agree."""
-        preprocessor = self._preprocessor
-        preprocessor.period = check_int(state["period_"], "period_", 0, MAX_PERIOD)
-        preprocessor.shingle_size = check_int(state["shingle_size_"], "shingle_size_", 0)
-        self.rows_seen_ = check_int(state["rows_seen_"], "rows_seen_", 0)
-        columns = state["columns_"]
-        self.columns_ = None if columns is None else [str(c) for c in columns]
-        if self.columns_ is not None and len(set(self.columns_)) != len(self.columns_):
-            raise ValueError("a column name occurs twice")
-        self._named = saved_named(state.get("named_"), self.columns_, "value", "named_")
-        self._thresholder.restore(state["stats"])
-        self._alerts.restore(state["anomaly"])
-        self._grid = TimeGrid.restore(state.get("time_grid"))  # absent from states saved before timestamps
-        width = len(self.columns_) if self.columns_ is not None else None
-        for name in ("history", "mean", "scale", "residual"):
-            value = arrays.get(name)
-            if value is None:
-                continue
-            dimensions = 2 if name == "history" else 1
-            if value.dtype != np.float64 or value.ndim != dimensions or value.shape[-1:] != (width,):
-                raise ValueError(f"array {name} has dtype {value.dtype} and shape {value.shape}")
-        history = arrays.get("history")
-        if history is not None:
-            # Before the first checkpoint, a column whose every reading was missing is NaN (see Preprocessor.impute).
-            unknown = np.isnan(history).all(axis=0) if self.forest_ is None else False
-            if not (np.isfinite(history) | unknown).all():
-                raise ValueError("the stored history holds NaN or infinite values")
-            history = clip_readings(history.copy())  # as on ingest (states saved before the bound hold any value)
-        self._history = history
-        preprocessor.mean = arrays.get("mean")
-        preprocessor.scale = arrays.get("scale")
-        preprocessor.residual = arrays.get("residual")
-        preprocessor.check()
-        if self.rows_seen_ and (self._history is None or self._history.shape[0] != min(self.rows_seen_, HISTORY)):
-            raise ValueError("the stored history does not match the number of rows seen")
-        if self.forest_ is not None:
-            expected = preprocessor.shingle_size * preprocessor.channels * width
-            if preprocessor.mean is None or preprocessor.residual is None or self.forest_.dimensions_ != expected:
-                raise ValueError(f"the forest has {self.forest_.dimensions_} dimensions, expected {expected}")
+        write_detector(self, path)
 
     @classmethod
     def load(cls, path):
@@ -822,16 +744,4 @@ class ThresholdedForest:
         ValueError
             If the file is not a saved detector or is inconsistent.
         """
-        path = os.fspath(path)
-        header, arrays, version = _format.read(path, READ_VERSIONS, kind=FORMAT_NAME)
-        try:
-            state = header["detector"]
-            detector = cls(**state["params"])
-            if header["forest"] is not None:
-                forest_arrays = _format.Prefixed(arrays, _FOREST_PREFIX)
-                parts = _state.from_arrays(header["forest"], forest_arrays, _FOREST_VERSIONS[version])
-                detector.forest_ = Forest._from_parts(parts, n_jobs=detector.n_jobs)
-            detector._restore(state, arrays)
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"{path} is not a valid ThresholdedForest state: {error}") from None
-        return detector
+        return read_detector(cls, path)
