@@ -42,7 +42,7 @@ boto3 = pytest.importorskip("boto3")
 from botocore.config import Config  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
 
-from tests.aws_server import Server, exported  # noqa: E402
+from tests.aws_server import REPO, Server, exported  # noqa: E402
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -483,6 +483,28 @@ def test_cross_site_requests_without_origin_are_refused(server, bucket):
     assert status == 403 and _error_code(headers, body) == "AccessDenied" and b"secret.csv" not in body
     status, _, body = _request(server, "GET", f"/{bucket}", None, {"Sec-Fetch-Site": "none"})  # typed by the user
     assert status == 200 and b"secret.csv" in body
+
+
+MOTO_API = [
+    ("GET", "/moto-api/data.json", None),  # every backend's state, objects' keys included
+    ("POST", "/moto-api/reset", b""),  # forget every bucket, role and log
+    ("POST", "//moto-api/reset", b""),
+    ("POST", "/moto-api/recorder/start-recording", b""),  # append every request to a file in the server's folder
+    ("POST", "/moto-api/recorder/upload-recording", b'{"method": "GET"}\n'),  # write the body to that file
+    ("POST", "/moto-api/recorder/replay-recording", b""),  # send the recorded requests to another host
+    ("POST", "/moto-api/proxy/passthrough", b'{"http_urls": ["http://example.com"]}'),
+    ("GET", "/moto-api", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), MOTO_API)
+def test_motos_own_api_is_not_served(server, bucket, method, path, body):
+    """moto's API would reset, dump or record the server's state for any caller: refused, and the state stays."""
+    status, headers, answer = _request(server, method, path, body, {})
+    assert status == 403 and _error_code(headers, answer) == "AccessDenied"
+    assert b"secret.csv" not in answer
+    assert not (REPO / "moto_recording").exists()  # the server runs in the repository's folder
+    assert _client("s3").get_object(Bucket=bucket, Key="secret.csv")["Body"].read() == b"1,2,3\n"
 
 
 def test_moto_grants_are_stripped(server, bucket):

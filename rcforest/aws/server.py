@@ -13,7 +13,9 @@ One port answers:
 - everything else (S3, STS, IAM, CloudWatch Logs and metrics, the services
   supported; and every other service moto implements, unsupported) by
   moto's server mode, mounted as a WSGI application, with AWS's managed IAM
-  policies loaded.
+  policies loaded. moto's own API (``/moto-api/``: reset, dump, seed and
+  record the server's state, replay requests to another host) is not
+  served: it would let any caller undo or read every other caller's work.
 
 A second port is an HTTPS proxy (:mod:`rcforest.aws.proxy`) for the calls
 the SageMaker SDK sends to a fixed ``https://sts.<region>.amazonaws.com``.
@@ -67,6 +69,8 @@ SAGEMAKER_MAX_BODY_BYTES = 5 * 1024 * 1024
 # Bound of other services' request bodies, in MiB: an S3 PUT holds its body in memory once.
 DEFAULT_MAX_BODY_MB = 512
 _INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
+# moto's own API, however the path is spelt (moto's router merges repeated slashes).
+_MOTO_API = re.compile(r"^/+moto-api(/|$)")
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/")
 logger = logging.getLogger("uvicorn.error")
 _TRUST = {
@@ -201,6 +205,9 @@ def create_app(
         if target.startswith("SageMaker."):
             action = target.split(".", 1)[1]
             return (lambda receive, exchange: sagemaker(receive, exchange, action, where)), SAGEMAKER_MAX_BODY_BYTES
+        if _MOTO_API.match(scope["path"]):
+            message = "rcforest aws does not serve moto's own API (/moto-api/)"
+            return (lambda receive, exchange: refuse(receive, exchange, 403, "AccessDenied", message)), None
         match = _INVOCATIONS.match(scope["path"])
         if match and scope["method"] == "POST":
             return (lambda receive, exchange: invocations(scope, receive, exchange, match.group(1), where)), None
