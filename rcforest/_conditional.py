@@ -30,7 +30,7 @@ from numba import prange
 
 from rcforest._jit import INLINE, JIT, njit
 
-__all__ = ["LOWER", "UPPER", "conditional_batch", "extrapolate", "impute_batch", "pick_quantile"]
+__all__ = ["LOWER", "UPPER", "conditional_batch", "extrapolate", "impute_batch", "impute_one", "pick_quantile"]
 
 LOWER = 0.1
 """Quantile of the trees' values reported as the lower bound (AWS's ``1 - DEFAULT_PERCENTILE``)."""
@@ -345,6 +345,42 @@ def impute_batch(tr, points, missing, out):
             np.empty(num_nodes + 2),
             np.empty(num_nodes + 2, np.int64),
         )
+
+
+@njit(**JIT)
+def impute_one(reader, point, missing, out):
+    """:func:`impute_batch` for one query, on the calling thread, through the forest's handle.
+
+    Parameters
+    ----------
+    reader : rcforest._reading.Reader
+        Holds the trees (``reader.trees``): one pointer to unbox instead of
+        the trees' twenty-odd arrays.
+    point : ndarray of float64, shape (dim,)
+        Relative to the origin, 0 where missing.
+    missing : ndarray of bool, shape (dim,)
+    out : ndarray of float64, shape (dim,)
+        As a row of :func:`impute_batch`'s ``out``.
+    """
+    tr = reader.trees
+    dim = point.shape[0]
+    num_trees = tr.root.shape[0]
+    num_nodes = tr.parent.shape[1]
+    _impute_block(
+        tr,
+        point.reshape((1, dim)),
+        missing.reshape((1, dim)),
+        out.reshape((1, dim)),
+        np.empty((1, num_trees), np.int64),
+        np.empty(num_trees),
+        np.empty(1, np.int64),
+        np.empty(1, np.int64),
+        np.empty(num_nodes + 2, np.int32),
+        np.empty(num_nodes + 2, np.int32),
+        np.empty(num_nodes + 2, np.int32),
+        np.empty(num_nodes + 2),
+        np.empty(num_nodes + 2, np.int64),
+    )
 
 
 @njit(**JIT, _nrt=False)

@@ -137,6 +137,42 @@ class ForestQueries:
                 )
         return values
 
+    def _plain_point(self, X, missing=False):
+        """``X`` as one point when it is one plain row of a forest without shingles, else None.
+
+        A float64 array or a list of ``n_features_`` numbers (one row),
+        each within :data:`~rcforest._core.MAX_ABS_VALUE` (with ``missing``,
+        NaN or infinite where a value is missing; else none may be): the
+        one-row calls take a serial kernel without the batch path's
+        conversions. Anything else (pandas, other dtypes, more rows, bad
+        values) gives None and goes the general way, which accepts or
+        refuses it with its messages.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_features_,) or None
+            The row's values, NaN where missing (a new array when it had to
+            change).
+        """
+        if self.shingle_size != 1 or self._trees is None or not self.points_seen_:
+            return None
+        width = self.n_features_
+        if type(X) is np.ndarray:
+            if X.dtype != np.float64 or X.size != width or X.ndim > 2 or X.shape[-1] != width:
+                return None
+            values = X.reshape(-1)
+        elif isinstance(X, list) and len(X) == width:
+            for value in X:
+                if not (isinstance(value, float) or type(value) is int):
+                    return None
+            values = np.array(X, np.float64)
+        else:
+            return None
+        if missing:
+            values = np.where(np.isfinite(values), values, np.nan)
+            return None if (np.abs(values) > MAX_ABS_VALUE).any() else values
+        return values if np.abs(values).max() <= MAX_ABS_VALUE else None  # also refuses NaN
+
     def _missing_rows(self, X):
         """Rows that may hold NaN for missing values (infinite values count as missing)."""
         self._require_data()
@@ -244,6 +280,14 @@ class ForestQueries:
         """
         if not isinstance(directional, (bool, np.bool_)):
             raise TypeError(f"directional must be True or False, got {directional!r}")
+        values = self._plain_point(X)
+        if values is not None:
+            # One row: one serial call through the forest's handle, no thread pool.
+            measure = np.empty((1, 6, values.size))
+            _density.interpolation_one(self._handle(), values - self._trees.origin, measure)
+            _raise_if_corrupt(np.isnan(measure[0, 0, 0]))  # a corrupt tree makes the whole row NaN
+            density, high, low = _density.density_from_measure(measure, self.sample_size)
+            return (density, high, low) if directional else density
         rows, points = self._batch_points(X)
         measure = np.empty((points.shape[0], 6, points.shape[1]))
         with threads(self.n_jobs):
@@ -284,6 +328,9 @@ class ForestQueries:
         also have missing values); the first ``shingle_size - 1`` rows from
         the first shingle. See :mod:`rcforest._conditional`.
         """
+        values = self._plain_point(X, missing=True)
+        if values is not None:
+            return self._impute_one(values)
         rows = self._missing_rows(X)
         values = rows.values
         n, size, width = values.shape[0], self.shingle_size, self.n_features_
@@ -304,6 +351,19 @@ class ForestQueries:
         import pandas as pd  # loaded already: the input was a pandas object
 
         return pd.DataFrame(out, index=rows.index, columns=rows.columns)
+
+    def _impute_one(self, values):
+        """:meth:`impute` of one plain row (NaN where missing): one serial call through the forest's handle."""
+        out = values.reshape(1, -1).copy()
+        missing = np.isnan(values)
+        if not missing.any():
+            return out
+        origin = self._trees.origin
+        filled = np.empty_like(values)
+        _conditional.impute_one(self._handle(), np.where(missing, 0.0, values - origin), missing, filled)
+        _raise_if_corrupt(np.isnan(filled).any())
+        out[0, missing] = filled[missing] + origin[missing]
+        return out
 
     def _impute_points(self, points):
         """:func:`rcforest._conditional.impute_batch` on absolute points, in chunks."""
