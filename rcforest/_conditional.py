@@ -260,6 +260,38 @@ def _sort(values):
         values[i + 1] = value
 
 
+@njit(**INLINE)
+def _choose_in_trees(tr, point, missing, chosen, starts, depths, stack, phase, depth_of, ranks, leaves):
+    """Every tree's completion of one query, into ``chosen``; whether a tree was corrupt or empty.
+
+    The trees' paths go down together, one level at a time (independent
+    walks overlap), then each tree is searched below its path
+    (:func:`conditional_in_tree`). ``starts`` and ``depths`` (int64, shape
+    (num_trees,)) are work space, as are the search's buffers.
+    """
+    num_trees = tr.root.shape[0]
+    for t in range(num_trees):
+        starts[t] = tr.root[t]
+        depths[t] = 0
+    for level in range(tr.parent.shape[1] + 1):
+        moved = False
+        for t in range(num_trees):
+            child = _step(tr, t, point, missing, starts[t])
+            if child >= 0:
+                starts[t] = child if level < tr.parent.shape[1] else -2
+                depths[t] += 1
+                moved = True
+        if not moved:
+            break
+    broken = False
+    for t in range(num_trees):
+        chosen[t] = conditional_in_tree(
+            tr, t, point, missing, starts[t], depths[t], stack, phase, depth_of, ranks, leaves
+        )
+        broken |= chosen[t] < 0
+    return broken
+
+
 @njit(**JIT, _nrt=False)
 def _impute_block(tr, points, missing, out, chosen, values, starts, depths, stack, phase, depth_of, ranks, leaves):
     """:func:`impute_batch` for a block of queries, tree after tree (each tree's arrays stay in cache).
@@ -347,6 +379,23 @@ def impute_batch(tr, points, missing, out):
         )
 
 
+@njit(**JIT, _nrt=False)
+def _impute_one(tr, point, missing, out, chosen, values, starts, depths, stack, phase, depth_of, ranks, leaves):
+    """:func:`impute_one`'s work, the trees' paths down together; allocates nothing."""
+    num_trees = tr.root.shape[0]
+    broken = _choose_in_trees(tr, point, missing, chosen, starts, depths, stack, phase, depth_of, ranks, leaves)
+    for i in range(point.shape[0]):
+        if not missing[i]:
+            out[i] = point[i]
+        elif broken:
+            out[i] = np.nan
+        else:
+            for t in range(num_trees):
+                values[t] = tr.store[chosen[t], i]
+            _sort(values)
+            out[i] = _quantile(values, 0.5)
+
+
 @njit(**JIT)
 def impute_one(reader, point, missing, out):
     """:func:`impute_batch` for one query, on the calling thread, through the forest's handle.
@@ -363,18 +412,17 @@ def impute_one(reader, point, missing, out):
         As a row of :func:`impute_batch`'s ``out``.
     """
     tr = reader.trees
-    dim = point.shape[0]
     num_trees = tr.root.shape[0]
     num_nodes = tr.parent.shape[1]
-    _impute_block(
+    _impute_one(
         tr,
-        point.reshape((1, dim)),
-        missing.reshape((1, dim)),
-        out.reshape((1, dim)),
-        np.empty((1, num_trees), np.int64),
+        point,
+        missing,
+        out,
+        np.empty(num_trees, np.int64),
         np.empty(num_trees),
-        np.empty(1, np.int64),
-        np.empty(1, np.int64),
+        np.empty(num_trees, np.int64),
+        np.empty(num_trees, np.int64),
         np.empty(num_nodes + 2, np.int32),
         np.empty(num_nodes + 2, np.int32),
         np.empty(num_nodes + 2, np.int32),
@@ -409,26 +457,7 @@ def _forecast(
     dim = point.shape[0]
     num_trees = tr.root.shape[0]
     for step in range(values.shape[0]):
-        # The trees' paths go down together, one level at a time: independent walks overlap.
-        for t in range(num_trees):
-            starts[t] = tr.root[t]
-            depths[t] = 0
-        for level in range(tr.parent.shape[1] + 1):
-            moved = False
-            for t in range(num_trees):
-                child = _step(tr, t, point, missing, starts[t])
-                if child >= 0:
-                    starts[t] = child if level < tr.parent.shape[1] else -2
-                    depths[t] += 1
-                    moved = True
-            if not moved:
-                break
-        broken = False
-        for t in range(num_trees):
-            chosen[t] = conditional_in_tree(
-                tr, t, point, missing, starts[t], depths[t], stack, phase, depth_of, ranks, leaves
-            )
-            broken |= chosen[t] < 0
+        broken = _choose_in_trees(tr, point, missing, chosen, starts, depths, stack, phase, depth_of, ranks, leaves)
         for j in range(block):
             if broken:
                 values[step, j] = lower[step, j] = upper[step, j] = np.nan

@@ -405,6 +405,45 @@ def _densities(measure, ratio, powered, sample_size, density, high, low):
             low[r, i] = measure[r, MEASURE_LOW, i] * share
 
 
+@njit(**JIT, _nrt=False)
+def _interpolation_trees(tr, point, out, work, leaves):
+    """:func:`interpolation_one`'s work: the trees' paths down together, then each tree's walk up in order.
+
+    The paths are independent, so the processor overlaps their loads; the
+    measure sums the trees in tree order, as :func:`_interpolation_block`
+    does. ``work`` (float64, shape (13, dim)) and ``leaves`` (int64, shape
+    (num_trees,)) are work space; allocates nothing.
+    """
+    num_trees = tr.root.shape[0]
+    internal = tr.left.shape[1]
+    for t in range(num_trees):
+        leaves[t] = tr.root[t]
+    broken = True
+    for _ in range(tr.parent.shape[1] + 1):
+        moved = False
+        for t in range(num_trees):
+            node = leaves[t]
+            if 0 <= node < internal:
+                # Without a branch (its outcome is a coin toss): left, or right past the cut.
+                left = tr.left[t, node]
+                leaves[t] = left + np.int32(point[tr.cut_dim[t, node]] > tr.cut_value[t, node]) * (
+                    tr.right[t, node] - left
+                )
+                moved = True
+        if not moved:
+            broken = False
+            break
+    out[:, :] = 0.0
+    for t in range(num_trees):
+        if broken:
+            break
+        if tr.root[t] != -1:
+            broken = not interpolate_tree(tr, t, point, leaves[t], out, work)
+    for j in range(6):
+        for i in range(point.shape[0]):
+            out[j, i] = np.nan if broken else out[j, i] / num_trees
+
+
 @njit(**JIT)
 def interpolation_one(reader, point, out):
     """:func:`interpolation_batch` for one point, on the calling thread, through the forest's handle.
@@ -419,15 +458,8 @@ def interpolation_one(reader, point, out):
     out : ndarray of float64, shape (1, 6, dim)
         As for :func:`interpolation_batch`.
     """
-    dim = point.shape[0]
-    _interpolation_block(
-        reader.trees,
-        point.reshape((1, dim)),
-        out,
-        np.empty((13, dim)),
-        np.empty(1, np.bool_),
-        np.empty(1, np.int64),
-    )
+    tr = reader.trees
+    _interpolation_trees(tr, point, out[0], np.empty((13, point.shape[0])), np.empty(tr.root.shape[0], np.int64))
 
 
 def density_from_measure(measure, sample_size):
