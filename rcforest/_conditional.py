@@ -476,7 +476,7 @@ def _forecast(
 
 
 @njit(**JIT)
-def extrapolate(reader, values, lower, upper):
+def extrapolate(reader, out):
     """Forecast ``horizon`` rows after the forest's last ``shingle_size - 1`` rows, in one call.
 
     Parameters
@@ -484,10 +484,15 @@ def extrapolate(reader, values, lower, upper):
     reader : rcforest._reading.Reader
         Holds the trees (``reader.trees``) and the last rows seen
         (``reader.tail``, oldest first, in the input's coordinates).
-    values, lower, upper : ndarray of float64, shape (horizon, block)
+    out : ndarray of float64, shape (3, horizon, block)
         Overwritten with each step's median and its 10th and 90th
-        percentiles over trees (relative to the origin); NaN when a tree
-        is corrupt or empty.
+        percentiles over trees, in the input's coordinates; NaN when a
+        tree is corrupt or empty.
+
+    Returns
+    -------
+    bool
+        Whether a tree was corrupt or empty (the forecast is NaN).
 
     Notes
     -----
@@ -513,9 +518,9 @@ def extrapolate(reader, values, lower, upper):
         point,
         missing,
         block,
-        values,
-        lower,
-        upper,
+        out[0],
+        out[1],
+        out[2],
         np.empty(num_trees, np.int64),
         np.empty(num_trees),
         np.empty(num_trees, np.int64),
@@ -526,3 +531,10 @@ def extrapolate(reader, values, lower, upper):
         np.empty(num_nodes + 2),
         np.empty(num_nodes + 2, np.int64),
     )
+    broken = False
+    for part in range(3):
+        for step in range(out.shape[1]):
+            for j in range(block):
+                out[part, step, j] += tr.origin[dim - block + j]
+                broken |= np.isnan(out[part, step, j])
+    return broken

@@ -490,12 +490,9 @@ class ForestQueries:
             )
         self._require_data()
         horizon = check_int(horizon, "horizon", 1, MAX_HORIZON)
-        width = self.n_features_
-        out = [np.empty((horizon, width)) for _ in range(3)]
-        _conditional.extrapolate(self._handle(), *out)
-        _raise_if_corrupt(np.isnan(out[0]).any())
-        origin = self._trees.origin[-width:]
-        return {name: values + origin for name, values in zip(("value", "lower", "upper"), out)}
+        out = np.empty((3, horizon, self.n_features_))
+        _raise_if_corrupt(_conditional.extrapolate(self._handle(), out))
+        return {"value": out[0], "lower": out[1], "upper": out[2]}
 
 
 def _typical(distances, weights, centrality):
