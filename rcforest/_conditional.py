@@ -381,44 +381,60 @@ def impute_batch(tr, points, missing, out):
 
 @njit(**JIT, _nrt=False)
 def _impute_one(tr, point, missing, out, chosen, values, starts, depths, stack, phase, depth_of, ranks, leaves):
-    """:func:`impute_one`'s work, the trees' paths down together; allocates nothing."""
+    """:func:`impute_one`'s work, the trees' paths down together; allocates nothing.
+
+    ``point`` is relative to the origin, 0 where missing; ``out`` gets each
+    missing entry's median (relative to the origin). Returns whether a
+    tree was corrupt or empty.
+    """
     num_trees = tr.root.shape[0]
     broken = _choose_in_trees(tr, point, missing, chosen, starts, depths, stack, phase, depth_of, ranks, leaves)
     for i in range(point.shape[0]):
-        if not missing[i]:
-            out[i] = point[i]
-        elif broken:
-            out[i] = np.nan
-        else:
+        if missing[i] and not broken:
             for t in range(num_trees):
                 values[t] = tr.store[chosen[t], i]
             _sort(values)
             out[i] = _quantile(values, 0.5)
+    return broken
 
 
 @njit(**JIT)
-def impute_one(reader, point, missing, out):
-    """:func:`impute_batch` for one query, on the calling thread, through the forest's handle.
+def impute_one(reader, row, out):
+    """:func:`impute_batch` for one row, on the calling thread, through the forest's handle.
 
     Parameters
     ----------
     reader : rcforest._reading.Reader
         Holds the trees (``reader.trees``): one pointer to unbox instead of
         the trees' twenty-odd arrays.
-    point : ndarray of float64, shape (dim,)
-        Relative to the origin, 0 where missing.
-    missing : ndarray of bool, shape (dim,)
+    row : ndarray of float64, shape (dim,)
+        In the input's coordinates, NaN where missing.
     out : ndarray of float64, shape (dim,)
-        As a row of :func:`impute_batch`'s ``out``.
+        ``row`` with its missing entries filled (the median over trees,
+        as :func:`impute_batch` fills them, plus the origin).
+
+    Returns
+    -------
+    bool
+        Whether a tree was corrupt or empty (nothing is filled then).
     """
     tr = reader.trees
+    dim = row.shape[0]
     num_trees = tr.root.shape[0]
     num_nodes = tr.parent.shape[1]
-    _impute_one(
+    missing = np.isnan(row)
+    point = np.empty(dim)
+    for i in range(dim):
+        point[i] = 0.0 if missing[i] else row[i] - tr.origin[i]
+        out[i] = row[i]
+    if not missing.any():
+        return False
+    filled = np.empty(dim)
+    broken = _impute_one(
         tr,
         point,
         missing,
-        out,
+        filled,
         np.empty(num_trees, np.int64),
         np.empty(num_trees),
         np.empty(num_trees, np.int64),
@@ -429,6 +445,10 @@ def impute_one(reader, point, missing, out):
         np.empty(num_nodes + 2),
         np.empty(num_nodes + 2, np.int64),
     )
+    for i in range(dim):
+        if missing[i] and not broken:
+            out[i] = filled[i] + tr.origin[i]
+    return broken
 
 
 @njit(**JIT, _nrt=False)

@@ -6,6 +6,8 @@
 :mod:`rcforest._conditional`. None of them changes the forest.
 """
 
+import math
+
 import numpy as np
 
 from rcforest import _conditional, _density, _neighbors
@@ -16,6 +18,9 @@ __all__ = ["ForestQueries", "summarize_samples"]
 
 # Rows per jitted call of the batch queries, bounding their per-tree buffers.
 _CHUNK = 4096
+
+_PLAIN_WIDTH = 64
+"""Widest plain row whose values are checked one by one in Python (wider rows by array operations)."""
 
 MAX_HORIZON = 100000
 """Most rows :meth:`ForestQueries.extrapolate` forecasts in one call."""
@@ -161,17 +166,30 @@ class ForestQueries:
             if X.dtype != np.float64 or X.size != width or X.ndim > 2 or X.shape[-1] != width:
                 return None
             values = X.reshape(-1)
+            if width > _PLAIN_WIDTH:
+                if missing:
+                    values = np.where(np.isfinite(values), values, np.nan)
+                    return None if (np.abs(values) > MAX_ABS_VALUE).any() else values
+                return values if np.abs(values).max() <= MAX_ABS_VALUE else None  # also refuses NaN
+            items = values.tolist()
         elif isinstance(X, list) and len(X) == width:
-            for value in X:
-                if not (isinstance(value, float) or type(value) is int):
-                    return None
-            values = np.array(X, np.float64)
+            items = X
         else:
             return None
-        if missing:
-            values = np.where(np.isfinite(values), values, np.nan)
-            return None if (np.abs(values) > MAX_ABS_VALUE).any() else values
-        return values if np.abs(values).max() <= MAX_ABS_VALUE else None  # also refuses NaN
+        infinite = False
+        for value in items:
+            if not (isinstance(value, float) or type(value) is int):
+                return None
+            if -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
+                continue
+            if not missing or not (value != value or abs(value) == math.inf):  # only NaN and inf are missing
+                return None
+            infinite |= value == value
+        if type(X) is not np.ndarray:
+            values = np.array(items, np.float64)
+        if infinite:
+            values = np.where(np.isinf(values), np.nan, values)
+        return values
 
     def _missing_rows(self, X):
         """Rows that may hold NaN for missing values (infinite values count as missing)."""
@@ -354,15 +372,8 @@ class ForestQueries:
 
     def _impute_one(self, values):
         """:meth:`impute` of one plain row (NaN where missing): one serial call through the forest's handle."""
-        out = values.reshape(1, -1).copy()
-        missing = np.isnan(values)
-        if not missing.any():
-            return out
-        origin = self._trees.origin
-        filled = np.empty_like(values)
-        _conditional.impute_one(self._handle(), np.where(missing, 0.0, values - origin), missing, filled)
-        _raise_if_corrupt(np.isnan(filled).any())
-        out[0, missing] = filled[missing] + origin[missing]
+        out = np.empty((1, values.size))
+        _raise_if_corrupt(_conditional.impute_one(self._handle(), values, out[0]))
         return out
 
     def _impute_points(self, points):
