@@ -11,7 +11,18 @@ parallel execution; rcf3 runs on one thread). Each library builds the same
 forest, 50 trees of 256 points, from the same stream, and times only the
 calls: per query for the single-point APIs of the peers, per row for
 rcforest's batch calls (``density``, ``impute``), per call otherwise.
-``compare.py --workloads 11`` prints the same rows in its table.
+The ``density_one`` and ``impute_one`` rows time rcforest as the peers
+are timed, one row per call (the peers' figures are their same per-point
+calls). ``compare.py --workloads 11`` prints the same rows in its table.
+
+What each library computes for the same call (read in their code, krcf
+0.4 and rcf3 0.5.2): krcf's ``density`` is AWS's interpolation measure
+(the per-dimension sums rcforest computes); rcf3's ``density`` is one
+number per node mixed up the path as a score is (no per-dimension
+measure), less work per node. rcf3's ``impute`` searches the same leaves
+(both children at a missing entry) but picks the leaf by its L1 distance,
+with no box gap at the nodes, in float32; its ``extrapolate`` returns
+the medians only (no bounds), in float32. krcf has no ``impute``.
 """
 
 import argparse
@@ -94,8 +105,11 @@ def rcforest_run(call):
         "near_neighbors": lambda: [forest.near_neighbors(q, k=10) for q in queries],
         "density": lambda: forest.density(queries),
         "impute": lambda: forest.impute(holes),
+        "density_one": lambda: [forest.density(q) for q in queries],
+        "impute_one": lambda: [forest.impute(h) for h in holes],
     }
-    runs[call]() if call != "near_neighbors" else forest.near_neighbors(queries[0])  # compile
+    forest.near_neighbors(queries[0]), forest.density(queries[:2]), forest.density(queries[0])  # compile
+    forest.impute(holes[:2]), forest.impute(holes[0])
     return _timed(runs[call]) / QUERIES
 
 
@@ -105,6 +119,7 @@ def rcforest_run(call):
 def krcf_run(call):
     import krcf
 
+    call = call.removesuffix("_one")  # the peers answer one point per call anyway
     shingle = SHINGLE if call == "extrapolate" else 1
     forest = krcf.RandomCutForest(
         {
@@ -138,6 +153,7 @@ def krcf_run(call):
 def rcf3_run(call):
     import rcf3
 
+    call = call.removesuffix("_one")
     shingle = SHINGLE if call == "extrapolate" else 1
     forest = rcf3.Forest(
         1 if shingle > 1 else 4,
@@ -168,7 +184,9 @@ RUNNERS = {"rcforest": rcforest_run, "krcf": krcf_run, "rcf3": rcf3_run}
 CALLS = {
     "near_neighbors": "near neighbours, 4-D, k=10 (us/query)",
     "density": "density, 4-D (us/row)",
+    "density_one": "density, 4-D, one row per call (us/call)",
     "impute": "impute 1 of 4 values (us/row)",
+    "impute_one": "impute 1 of 4 values, one row per call (us/call)",
     "extrapolate": f"extrapolate {HORIZON} steps, shingle {SHINGLE} (us/call)",
     "forecaster": f"Forecaster.process, horizon {HORIZON} (us/row)",
 }

@@ -30,7 +30,10 @@ from numba import prange
 
 from rcforest._jit import INLINE, JIT, njit
 
-__all__ = ["LOWER", "UPPER", "conditional_batch", "extrapolate", "impute_batch", "pick_quantile"]
+__all__ = ["LOWER", "UPPER", "conditional_batch", "extrapolate", "impute_batch", "impute_one", "pick_quantile"]
+
+_WIDE = 8
+"""Points of at least this many entries compute a box gap's terms on vectors first."""
 
 LOWER = 0.1
 """Quantile of the trees' values reported as the lower bound (AWS's ``1 - DEFAULT_PERCENTILE``)."""
@@ -39,7 +42,7 @@ UPPER = 0.9
 
 
 @njit(**INLINE)
-def conditional_in_tree(tr, t, point, missing, node, depth, stack, phase, depth_of, ranks, leaves):
+def conditional_in_tree(tr, t, point, missing, node, depth, stack, phase, depth_of, ranks, leaves, terms):
     """The leaf of tree ``t`` that best completes ``point``'s missing entries.
 
     Parameters
@@ -60,6 +63,7 @@ def conditional_in_tree(tr, t, point, missing, node, depth, stack, phase, depth_
         ranks are computed only there.
     ranks : ndarray of float64, shape (num_nodes,)
     leaves : ndarray of int64, shape (num_nodes,)
+    terms : ndarray of float64, shape (dim,)
         Work space.
 
     Returns
@@ -146,10 +150,18 @@ def conditional_in_tree(tr, t, point, missing, node, depth, stack, phase, depth_
             continue  # no choice above depends on this node's rank
         # The chance that a random cut of the box separates the known entries.
         gap = 0.0
-        for i in range(point.shape[0]):
-            if not missing[i]:
-                # At most one side is positive: one addition per entry (the same sum as adding both sides).
-                gap += max(np.float64(box_min[node, i]) - point[i], point[i] - np.float64(box_max[node, i]), 0.0)
+        if point.shape[0] < _WIDE:
+            for i in range(point.shape[0]):
+                if not missing[i]:
+                    # At most one side is positive: one addition per entry (the same sum as adding both sides).
+                    gap += max(np.float64(box_min[node, i]) - point[i], point[i] - np.float64(box_max[node, i]), 0.0)
+        else:
+            # Wide points: every entry's term in one loop without a branch (on vectors), then added in order.
+            for i in range(point.shape[0]):
+                terms[i] = max(np.float64(box_min[node, i]) - point[i], point[i] - np.float64(box_max[node, i]), 0.0)
+            for i in range(point.shape[0]):
+                if not missing[i]:
+                    gap += terms[i]
         if gap > 0.0:
             chance = gap / (range_sum[node] + gap)
             ranks[results - 1] = chance / (depth + 1.0) + (1.0 - chance) * ranks[results - 1]
@@ -219,9 +231,12 @@ def conditional_batch(tr, points, missing, rows, distances):
         depth_of = np.empty(num_nodes + 2, np.int32)
         ranks = np.empty(num_nodes + 2)
         leaves = np.empty(num_nodes + 2, np.int64)
+        terms = np.empty(points.shape[1])
         for q in range(points.shape[0]):
             node, depth = _path(tr, t, points[q], missing[q])
-            row = conditional_in_tree(tr, t, points[q], missing[q], node, depth, stack, phase, depth_of, ranks, leaves)
+            row = conditional_in_tree(
+                tr, t, points[q], missing[q], node, depth, stack, phase, depth_of, ranks, leaves, terms
+            )
             rows[t, q] = row
             total = 0.0
             if row >= 0:
@@ -260,8 +275,42 @@ def _sort(values):
         values[i + 1] = value
 
 
+@njit(**INLINE)
+def _choose_in_trees(tr, point, missing, chosen, starts, depths, stack, phase, depth_of, ranks, leaves, terms):
+    """Every tree's completion of one query, into ``chosen``; whether a tree was corrupt or empty.
+
+    The trees' paths go down together, one level at a time (independent
+    walks overlap), then each tree is searched below its path
+    (:func:`conditional_in_tree`). ``starts`` and ``depths`` (int64, shape
+    (num_trees,)) are work space, as are the search's buffers.
+    """
+    num_trees = tr.root.shape[0]
+    for t in range(num_trees):
+        starts[t] = tr.root[t]
+        depths[t] = 0
+    for level in range(tr.parent.shape[1] + 1):
+        moved = False
+        for t in range(num_trees):
+            child = _step(tr, t, point, missing, starts[t])
+            if child >= 0:
+                starts[t] = child if level < tr.parent.shape[1] else -2
+                depths[t] += 1
+                moved = True
+        if not moved:
+            break
+    broken = False
+    for t in range(num_trees):
+        chosen[t] = conditional_in_tree(
+            tr, t, point, missing, starts[t], depths[t], stack, phase, depth_of, ranks, leaves, terms
+        )
+        broken |= chosen[t] < 0
+    return broken
+
+
 @njit(**JIT, _nrt=False)
-def _impute_block(tr, points, missing, out, chosen, values, starts, depths, stack, phase, depth_of, ranks, leaves):
+def _impute_block(
+    tr, points, missing, out, chosen, values, starts, depths, stack, phase, depth_of, ranks, leaves, terms
+):
     """:func:`impute_batch` for a block of queries, tree after tree (each tree's arrays stay in cache).
 
     ``chosen`` (int64, shape (block, num_trees)), ``values`` (float64,
@@ -288,7 +337,7 @@ def _impute_block(tr, points, missing, out, chosen, values, starts, depths, stac
                 break
         for q in range(points.shape[0]):
             chosen[q, t] = conditional_in_tree(
-                tr, t, points[q], missing[q], starts[q], depths[q], stack, phase, depth_of, ranks, leaves
+                tr, t, points[q], missing[q], starts[q], depths[q], stack, phase, depth_of, ranks, leaves, terms
             )
     for q in range(points.shape[0]):
         broken = False
@@ -344,7 +393,81 @@ def impute_batch(tr, points, missing, out):
             np.empty(num_nodes + 2, np.int32),
             np.empty(num_nodes + 2),
             np.empty(num_nodes + 2, np.int64),
+            np.empty(points.shape[1]),
         )
+
+
+@njit(**JIT, _nrt=False)
+def _impute_one(tr, point, missing, out, chosen, values, starts, depths, stack, phase, depth_of, ranks, leaves, terms):
+    """:func:`impute_one`'s work, the trees' paths down together; allocates nothing.
+
+    ``point`` is relative to the origin, 0 where missing; ``out`` gets each
+    missing entry's median (relative to the origin). Returns whether a
+    tree was corrupt or empty.
+    """
+    num_trees = tr.root.shape[0]
+    broken = _choose_in_trees(tr, point, missing, chosen, starts, depths, stack, phase, depth_of, ranks, leaves, terms)
+    for i in range(point.shape[0]):
+        if missing[i] and not broken:
+            for t in range(num_trees):
+                values[t] = tr.store[chosen[t], i]
+            _sort(values)
+            out[i] = _quantile(values, 0.5)
+    return broken
+
+
+@njit(**JIT)
+def impute_one(reader, row, out):
+    """:func:`impute_batch` for one row, on the calling thread, through the forest's handle.
+
+    Parameters
+    ----------
+    reader : rcforest._reading.Reader
+        Holds the trees (``reader.trees``): one pointer to unbox instead of
+        the trees' twenty-odd arrays.
+    row : ndarray of float64, shape (dim,)
+        In the input's coordinates, NaN where missing.
+    out : ndarray of float64, shape (dim,)
+        ``row`` with its missing entries filled (the median over trees,
+        as :func:`impute_batch` fills them, plus the origin).
+
+    Returns
+    -------
+    bool
+        Whether a tree was corrupt or empty (nothing is filled then).
+    """
+    tr = reader.trees
+    dim = row.shape[0]
+    num_trees = tr.root.shape[0]
+    num_nodes = tr.parent.shape[1]
+    missing = np.isnan(row)
+    point = np.empty(dim)
+    for i in range(dim):
+        point[i] = 0.0 if missing[i] else row[i] - tr.origin[i]
+        out[i] = row[i]
+    if not missing.any():
+        return False
+    filled = np.empty(dim)
+    broken = _impute_one(
+        tr,
+        point,
+        missing,
+        filled,
+        np.empty(num_trees, np.int64),
+        np.empty(num_trees),
+        np.empty(num_trees, np.int64),
+        np.empty(num_trees, np.int64),
+        np.empty(num_nodes + 2, np.int32),
+        np.empty(num_nodes + 2, np.int32),
+        np.empty(num_nodes + 2, np.int32),
+        np.empty(num_nodes + 2),
+        np.empty(num_nodes + 2, np.int64),
+        np.empty(dim),
+    )
+    for i in range(dim):
+        if missing[i] and not broken:
+            out[i] = filled[i] + tr.origin[i]
+    return broken
 
 
 @njit(**JIT, _nrt=False)
@@ -365,6 +488,7 @@ def _forecast(
     depth_of,
     ranks,
     leaves,
+    terms,
 ):
     """The steps of :func:`extrapolate`; ``point`` holds the first query (its last ``block`` entries missing).
 
@@ -373,26 +497,9 @@ def _forecast(
     dim = point.shape[0]
     num_trees = tr.root.shape[0]
     for step in range(values.shape[0]):
-        # The trees' paths go down together, one level at a time: independent walks overlap.
-        for t in range(num_trees):
-            starts[t] = tr.root[t]
-            depths[t] = 0
-        for level in range(tr.parent.shape[1] + 1):
-            moved = False
-            for t in range(num_trees):
-                child = _step(tr, t, point, missing, starts[t])
-                if child >= 0:
-                    starts[t] = child if level < tr.parent.shape[1] else -2
-                    depths[t] += 1
-                    moved = True
-            if not moved:
-                break
-        broken = False
-        for t in range(num_trees):
-            chosen[t] = conditional_in_tree(
-                tr, t, point, missing, starts[t], depths[t], stack, phase, depth_of, ranks, leaves
-            )
-            broken |= chosen[t] < 0
+        broken = _choose_in_trees(
+            tr, point, missing, chosen, starts, depths, stack, phase, depth_of, ranks, leaves, terms
+        )
         for j in range(block):
             if broken:
                 values[step, j] = lower[step, j] = upper[step, j] = np.nan
@@ -411,7 +518,7 @@ def _forecast(
 
 
 @njit(**JIT)
-def extrapolate(reader, values, lower, upper):
+def extrapolate(reader, out):
     """Forecast ``horizon`` rows after the forest's last ``shingle_size - 1`` rows, in one call.
 
     Parameters
@@ -419,10 +526,15 @@ def extrapolate(reader, values, lower, upper):
     reader : rcforest._reading.Reader
         Holds the trees (``reader.trees``) and the last rows seen
         (``reader.tail``, oldest first, in the input's coordinates).
-    values, lower, upper : ndarray of float64, shape (horizon, block)
+    out : ndarray of float64, shape (3, horizon, block)
         Overwritten with each step's median and its 10th and 90th
-        percentiles over trees (relative to the origin); NaN when a tree
-        is corrupt or empty.
+        percentiles over trees, in the input's coordinates; NaN when a
+        tree is corrupt or empty.
+
+    Returns
+    -------
+    bool
+        Whether a tree was corrupt or empty (the forecast is NaN).
 
     Notes
     -----
@@ -448,9 +560,9 @@ def extrapolate(reader, values, lower, upper):
         point,
         missing,
         block,
-        values,
-        lower,
-        upper,
+        out[0],
+        out[1],
+        out[2],
         np.empty(num_trees, np.int64),
         np.empty(num_trees),
         np.empty(num_trees, np.int64),
@@ -460,4 +572,12 @@ def extrapolate(reader, values, lower, upper):
         np.empty(num_nodes + 2, np.int32),
         np.empty(num_nodes + 2),
         np.empty(num_nodes + 2, np.int64),
+        np.empty(dim),
     )
+    broken = False
+    for part in range(3):
+        for step in range(out.shape[1]):
+            for j in range(block):
+                out[part, step, j] += tr.origin[dim - block + j]
+                broken |= np.isnan(out[part, step, j])
+    return broken

@@ -29,7 +29,7 @@ from numba import prange
 from rcforest._box import child_bounds
 from rcforest._jit import INLINE, JIT, njit
 
-__all__ = ["DENSITY_FLOOR", "density_from_measure", "interpolation_batch"]
+__all__ = ["DENSITY_FLOOR", "density_from_measure", "interpolation_batch", "interpolation_one"]
 
 DENSITY_FLOOR = 0.001
 """AWS's ``DEFAULT_SUM_OF_POINTS_SCALING_FACTOR``: ``q`` in the density's denominator."""
@@ -295,6 +295,173 @@ def interpolation_batch(tr, points, out):
         )
 
 
+@njit(**INLINE)
+def _block_sum(values, start, count):
+    """:func:`_sum` of at most 128 values: in order below eight, else in eight running sums combined as a tree."""
+    if count < 8:
+        total = -0.0
+        for i in range(count):
+            total += values[start + i]
+        return total
+    lane0, lane1, lane2, lane3 = values[start], values[start + 1], values[start + 2], values[start + 3]
+    lane4, lane5, lane6, lane7 = values[start + 4], values[start + 5], values[start + 6], values[start + 7]
+    i = 8
+    while i < count - count % 8:
+        lane0 += values[start + i]
+        lane1 += values[start + i + 1]
+        lane2 += values[start + i + 2]
+        lane3 += values[start + i + 3]
+        lane4 += values[start + i + 4]
+        lane5 += values[start + i + 5]
+        lane6 += values[start + i + 6]
+        lane7 += values[start + i + 7]
+        i += 8
+    total = ((lane0 + lane1) + (lane2 + lane3)) + ((lane4 + lane5) + (lane6 + lane7))
+    while i < count:
+        total += values[start + i]
+        i += 1
+    return total
+
+
+@njit(**INLINE)
+def _half(count):
+    """Where numpy splits more than 128 values: half of them, rounded down to a multiple of eight."""
+    half = count // 2
+    return half - half % 8
+
+
+@njit(**INLINE)
+def _sum(values, count, frames, lefts):
+    """``values[:count].sum()`` summed as numpy sums a row: pairwise.
+
+    numpy's ``add.reduce`` over a contiguous axis (``pairwise_sum``) sums
+    fewer than eight values in order, up to 128 in eight running sums
+    combined as a tree, and more as the sums of two parts (the first
+    :func:`_half` of them), each summed so in turn; the same order gives
+    the same bits as ``sum(axis=...)``. The parts are taken depth first
+    from an explicit stack, not by recursion: ``frames`` (int64, shape (3,
+    64): each part's start, length and whether it is a second part) and
+    ``lefts`` (float64, 64: the sum of a second part's first part).
+    """
+    if count <= 128:
+        return _block_sum(values, 0, count)
+    starts, counts, seconds = frames[0], frames[1], frames[2]
+    starts[0] = 0
+    counts[0] = count
+    seconds[0] = 0
+    top = 1
+    while True:
+        while counts[top - 1] > 128:  # down the first parts
+            starts[top] = starts[top - 1]
+            counts[top] = _half(counts[top - 1])
+            seconds[top] = 0
+            top += 1
+        top -= 1
+        value = _block_sum(values, starts[top], counts[top])
+        while True:  # up: a first part's sum waits for the second part's, which is summed next
+            if top == 0:
+                return value
+            if seconds[top] == 0:
+                half = _half(counts[top - 1])
+                lefts[top] = value
+                starts[top] = starts[top - 1] + half
+                counts[top] = counts[top - 1] - half
+                seconds[top] = 1
+                top += 1
+                break
+            value = lefts[top] + value
+            top -= 1
+
+
+@njit(**JIT)
+def _ratios(measure, ratio):
+    """Each dimension's distance over its probability mass, into ``ratio``; 1 where either is 0 (no factor)."""
+    for r in range(measure.shape[0]):
+        for i in range(measure.shape[2]):
+            mass = measure[r, MASS_HIGH, i] + measure[r, MASS_LOW, i]
+            share = (measure[r, DISTANCE_HIGH, i] + measure[r, DISTANCE_LOW, i]) / mass if mass > 0.0 else 0.0
+            ratio[r, i] = share if share > 0.0 else 1.0
+
+
+@njit(**JIT)
+def _densities(measure, ratio, powered, sample_size, density, high, low):
+    """The density and its directional split from ``powered`` (each ratio to the power ``dim``, from numpy)."""
+    dim = measure.shape[2]
+    factors = np.empty(dim)
+    frames = np.empty((3, 64), np.int64)
+    lefts = np.empty(64)
+    for r in range(measure.shape[0]):
+        for i in range(dim):
+            mass = measure[r, MASS_HIGH, i] + measure[r, MASS_LOW, i]
+            share = (measure[r, DISTANCE_HIGH, i] + measure[r, DISTANCE_LOW, i]) / mass if mass > 0.0 else 0.0
+            factors[i] = powered[r, i] * mass if share > 0.0 else 0.0
+        total = _sum(measure[r, MEASURE_HIGH], dim, frames, lefts) + _sum(measure[r, MEASURE_LOW], dim, frames, lefts)
+        points = total / sample_size
+        value = points / (DENSITY_FLOOR * points + _sum(factors, dim, frames, lefts)) if points > 0.0 else 0.0
+        share = value / total if total > 0.0 else 0.0
+        density[r] = value
+        for i in range(dim):
+            high[r, i] = measure[r, MEASURE_HIGH, i] * share
+            low[r, i] = measure[r, MEASURE_LOW, i] * share
+
+
+@njit(**JIT, _nrt=False)
+def _interpolation_trees(tr, point, out, work, leaves):
+    """:func:`interpolation_one`'s work: the trees' paths down together, then each tree's walk up in order.
+
+    The paths are independent, so the processor overlaps their loads; the
+    measure sums the trees in tree order, as :func:`_interpolation_block`
+    does. ``work`` (float64, shape (13, dim)) and ``leaves`` (int64, shape
+    (num_trees,)) are work space; allocates nothing.
+    """
+    num_trees = tr.root.shape[0]
+    internal = tr.left.shape[1]
+    for t in range(num_trees):
+        leaves[t] = tr.root[t]
+    broken = True
+    for _ in range(tr.parent.shape[1] + 1):
+        moved = False
+        for t in range(num_trees):
+            node = leaves[t]
+            if 0 <= node < internal:
+                # Without a branch (its outcome is a coin toss): left, or right past the cut.
+                left = tr.left[t, node]
+                leaves[t] = left + np.int32(point[tr.cut_dim[t, node]] > tr.cut_value[t, node]) * (
+                    tr.right[t, node] - left
+                )
+                moved = True
+        if not moved:
+            broken = False
+            break
+    out[:, :] = 0.0
+    for t in range(num_trees):
+        if broken:
+            break
+        if tr.root[t] != -1:
+            broken = not interpolate_tree(tr, t, point, leaves[t], out, work)
+    for j in range(6):
+        for i in range(point.shape[0]):
+            out[j, i] = np.nan if broken else out[j, i] / num_trees
+
+
+@njit(**JIT)
+def interpolation_one(reader, point, out):
+    """:func:`interpolation_batch` for one point, on the calling thread, through the forest's handle.
+
+    Parameters
+    ----------
+    reader : rcforest._reading.Reader
+        Holds the trees (``reader.trees``): one pointer to unbox instead of
+        the trees' twenty-odd arrays.
+    point : ndarray of float64, shape (dim,)
+        Relative to the origin.
+    out : ndarray of float64, shape (1, 6, dim)
+        As for :func:`interpolation_batch`.
+    """
+    tr = reader.trees
+    _interpolation_trees(tr, point, out[0], np.empty((13, point.shape[0])), np.empty(tr.root.shape[0], np.int64))
+
+
 def density_from_measure(measure, sample_size):
     """The density and its directional split from forest-mean interpolation measures.
 
@@ -314,16 +481,17 @@ def density_from_measure(measure, sample_size):
     Notes
     -----
     ``DensityOutput.getDensity(q=0.001, manifoldDimension=dim)`` and
-    ``getDirectionalDensity``.
+    ``getDirectionalDensity``. The sums and ratios are jitted (summed as
+    numpy sums); the powers are numpy's ``exp(dim * log(ratio))``, whose
+    bits a jitted ``exp`` and ``log`` need not give.
     """
-    dim = measure.shape[2]
-    total = measure[:, MEASURE_HIGH].sum(axis=1) + measure[:, MEASURE_LOW].sum(axis=1)
-    points = total / sample_size
-    distance = measure[:, DISTANCE_HIGH] + measure[:, DISTANCE_LOW]
-    mass = measure[:, MASS_HIGH] + measure[:, MASS_LOW]
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ratio = np.where(mass > 0, distance / np.where(mass > 0, mass, 1.0), 0.0)
-        factors = np.where(ratio > 0, np.exp(np.log(np.where(ratio > 0, ratio, 1.0)) * dim) * mass, 0.0)
-        density = np.where(points > 0, points / (DENSITY_FLOOR * points + factors.sum(axis=1)), 0.0)
-        share = np.where(total > 0, density / np.where(total > 0, total, 1.0), 0.0)
-    return density, measure[:, MEASURE_HIGH] * share[:, None], measure[:, MEASURE_LOW] * share[:, None]
+    num_rows, _, dim = measure.shape
+    ratio = np.empty((num_rows, dim))
+    _ratios(measure, ratio)
+    with np.errstate(over="ignore"):
+        powered = np.exp(np.log(ratio) * dim)
+    density = np.empty(num_rows)
+    high = np.empty((num_rows, dim))
+    low = np.empty((num_rows, dim))
+    _densities(measure, ratio, powered, float(sample_size), density, high, low)
+    return density, high, low

@@ -6,6 +6,8 @@
 :mod:`rcforest._conditional`. None of them changes the forest.
 """
 
+import math
+
 import numpy as np
 
 from rcforest import _conditional, _density, _neighbors
@@ -16,6 +18,9 @@ __all__ = ["ForestQueries", "summarize_samples"]
 
 # Rows per jitted call of the batch queries, bounding their per-tree buffers.
 _CHUNK = 4096
+
+_PLAIN_WIDTH = 64
+"""Widest plain row whose values are checked one by one in Python (wider rows by array operations)."""
 
 MAX_HORIZON = 100000
 """Most rows :meth:`ForestQueries.extrapolate` forecasts in one call."""
@@ -137,6 +142,55 @@ class ForestQueries:
                 )
         return values
 
+    def _plain_point(self, X, missing=False):
+        """``X`` as one point when it is one plain row of a forest without shingles, else None.
+
+        A float64 array or a list of ``n_features_`` numbers (one row),
+        each within :data:`~rcforest._core.MAX_ABS_VALUE` (with ``missing``,
+        NaN or infinite where a value is missing; else none may be): the
+        one-row calls take a serial kernel without the batch path's
+        conversions. Anything else (pandas, other dtypes, more rows, bad
+        values) gives None and goes the general way, which accepts or
+        refuses it with its messages.
+
+        Returns
+        -------
+        ndarray of float64, shape (n_features_,) or None
+            The row's values, NaN where missing (a new array when it had to
+            change).
+        """
+        if self.shingle_size != 1 or self._trees is None or not self.points_seen_:
+            return None
+        width = self.n_features_
+        if type(X) is np.ndarray:
+            if X.dtype != np.float64 or X.size != width or X.ndim > 2 or X.shape[-1] != width:
+                return None
+            values = X.reshape(-1)
+            if width > _PLAIN_WIDTH:
+                if missing:
+                    values = np.where(np.isfinite(values), values, np.nan)
+                    return None if (np.abs(values) > MAX_ABS_VALUE).any() else values
+                return values if np.abs(values).max() <= MAX_ABS_VALUE else None  # also refuses NaN
+            items = values.tolist()
+        elif isinstance(X, list) and len(X) == width:
+            items = X
+        else:
+            return None
+        infinite = False
+        for value in items:
+            if not (isinstance(value, float) or type(value) is int):
+                return None
+            if -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
+                continue
+            if not missing or not (value != value or abs(value) == math.inf):  # only NaN and inf are missing
+                return None
+            infinite |= value == value
+        if type(X) is not np.ndarray:
+            values = np.array(items, np.float64)
+        if infinite:
+            values = np.where(np.isinf(values), np.nan, values)
+        return values
+
     def _missing_rows(self, X):
         """Rows that may hold NaN for missing values (infinite values count as missing)."""
         self._require_data()
@@ -244,6 +298,14 @@ class ForestQueries:
         """
         if not isinstance(directional, (bool, np.bool_)):
             raise TypeError(f"directional must be True or False, got {directional!r}")
+        values = self._plain_point(X)
+        if values is not None:
+            # One row: one serial call through the forest's handle, no thread pool.
+            measure = np.empty((1, 6, values.size))
+            _density.interpolation_one(self._handle(), values - self._trees.origin, measure)
+            _raise_if_corrupt(np.isnan(measure[0, 0, 0]))  # a corrupt tree makes the whole row NaN
+            density, high, low = _density.density_from_measure(measure, self.sample_size)
+            return (density, high, low) if directional else density
         rows, points = self._batch_points(X)
         measure = np.empty((points.shape[0], 6, points.shape[1]))
         with threads(self.n_jobs):
@@ -284,6 +346,9 @@ class ForestQueries:
         also have missing values); the first ``shingle_size - 1`` rows from
         the first shingle. See :mod:`rcforest._conditional`.
         """
+        values = self._plain_point(X, missing=True)
+        if values is not None:
+            return self._impute_one(values)
         rows = self._missing_rows(X)
         values = rows.values
         n, size, width = values.shape[0], self.shingle_size, self.n_features_
@@ -304,6 +369,12 @@ class ForestQueries:
         import pandas as pd  # loaded already: the input was a pandas object
 
         return pd.DataFrame(out, index=rows.index, columns=rows.columns)
+
+    def _impute_one(self, values):
+        """:meth:`impute` of one plain row (NaN where missing): one serial call through the forest's handle."""
+        out = np.empty((1, values.size))
+        _raise_if_corrupt(_conditional.impute_one(self._handle(), values, out[0]))
+        return out
 
     def _impute_points(self, points):
         """:func:`rcforest._conditional.impute_batch` on absolute points, in chunks."""
@@ -430,12 +501,9 @@ class ForestQueries:
             )
         self._require_data()
         horizon = check_int(horizon, "horizon", 1, MAX_HORIZON)
-        width = self.n_features_
-        out = [np.empty((horizon, width)) for _ in range(3)]
-        _conditional.extrapolate(self._handle(), *out)
-        _raise_if_corrupt(np.isnan(out[0]).any())
-        origin = self._trees.origin[-width:]
-        return {name: values + origin for name, values in zip(("value", "lower", "upper"), out)}
+        out = np.empty((3, horizon, self.n_features_))
+        _raise_if_corrupt(_conditional.extrapolate(self._handle(), out))
+        return {"value": out[0], "lower": out[1], "upper": out[2]}
 
 
 def _typical(distances, weights, centrality):

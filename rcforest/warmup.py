@@ -77,6 +77,9 @@ def warmup():
     holes[5, 1] = np.nan
     forest.impute(holes)
     forest.conditional_summary([values[0, 0], np.nan, values[1, 0], np.nan])
+    plain = Forest(num_trees=4, sample_size=16, random_state=0).fit(values)  # one row: the serial kernels
+    plain.density(values[0])
+    plain.impute([values[0, 0], np.nan])
     forest.extrapolate(3)
     series = 10.0 + np.sin(np.arange(300) / 5.0) + rng.normal(scale=0.1, size=300)
     ThresholdedForest(num_trees=4, sample_size=16, random_state=0).run(series)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from rcforest import Forest
-from rcforest._density import interpolation_batch
+from rcforest._density import density_from_measure, interpolation_batch
 from tests import naive
 
 
@@ -65,6 +65,47 @@ def test_many_rows_give_what_each_row_gives_alone():
     for q, query in enumerate(queries):
         alone = forest.density(query[None, :], directional=True)
         assert (density[q], list(high[q]), list(low[q])) == (alone[0][0], list(alone[1][0]), list(alone[2][0]))
+
+
+def test_one_row_as_an_array_a_list_or_a_row_gives_its_batch_values():
+    # One plain row takes a serial kernel through the forest's handle: the same bits as in a batch.
+    rng = np.random.default_rng(18)
+    X = rng.normal(size=(400, 3))
+    forest = Forest(num_trees=7, sample_size=32, random_state=18).fit(X)
+    queries = np.vstack([rng.normal(size=(30, 3)) * 1.5, X[:10]])  # stored points too
+    density, high, low = forest.density(queries, directional=True)
+    for q, query in enumerate(queries):
+        for row in (query, list(query), query[None, :]):
+            alone = forest.density(row, directional=True)
+            assert [part.shape for part in alone] == [(1,), (1, 3), (1, 3)]
+            assert (alone[0][0], list(alone[1][0]), list(alone[2][0])) == (density[q], list(high[q]), list(low[q]))
+            assert forest.density(row)[0] == density[q]
+
+
+def numpy_density(measure, sample_size):
+    """The density from a measure as numpy's array operations give it (the formula of density_from_measure)."""
+    dim = measure.shape[2]
+    total = measure[:, 0].sum(axis=1) + measure[:, 1].sum(axis=1)
+    points = total / sample_size
+    distance, mass = measure[:, 2] + measure[:, 3], measure[:, 4] + measure[:, 5]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = np.where(mass > 0, distance / np.where(mass > 0, mass, 1.0), 0.0)
+        factors = np.where(ratio > 0, np.exp(np.log(np.where(ratio > 0, ratio, 1.0)) * dim) * mass, 0.0)
+        density = np.where(points > 0, points / (0.001 * points + factors.sum(axis=1)), 0.0)
+        share = np.where(total > 0, density / np.where(total > 0, total, 1.0), 0.0)
+    return density, measure[:, 0] * share[:, None], measure[:, 1] * share[:, None]
+
+
+@pytest.mark.parametrize("dim", [1, 7, 8, 100, 129, 300, 1000])
+def test_density_from_measure_sums_in_numpys_order(dim):
+    # The jitted sums add in numpy's pairwise order (blocks of eight, halves beyond 128): numpy's bits.
+    rng = np.random.default_rng(dim)
+    measure = rng.random((4, 6, dim)) * 10.0 ** rng.integers(-6, 6, size=(4, 6, dim))
+    measure[rng.random(measure.shape) < 0.3] = 0.0
+    measure[0] = 0.0
+    got = density_from_measure(measure, 256)
+    for mine, expected in zip(got, numpy_density(measure, 256)):
+        np.testing.assert_array_equal(mine, expected)
 
 
 def test_fan_of_blades_dense_on_a_blade_and_directional():
@@ -153,5 +194,13 @@ def test_a_corrupt_tree_raises_in_every_query():
         lambda: forest.extrapolate(3),
     ]
     for call in calls:
+        with pytest.raises(RuntimeError, match="corrupt"):
+            call()
+    # One row of a forest without shingles takes the serial kernels: they say so too.
+    forest = Forest(num_trees=4, sample_size=32, random_state=10).update(rng.normal(size=(200, 2)))
+    trees = forest._trees
+    root = trees.root[2]
+    trees.left[2, root] = trees.right[2, root] = root
+    for call in (lambda: forest.density(point), lambda: forest.impute([point[0], np.nan])):
         with pytest.raises(RuntimeError, match="corrupt"):
             call()

@@ -60,6 +60,22 @@ def test_many_rows_give_what_each_row_gives_alone():
         assert list(row) == list(alone)
 
 
+def test_one_row_as_an_array_a_list_or_a_row_gives_its_batch_values():
+    # One plain row takes a serial kernel through the forest's handle: the same values as in a batch.
+    rng = np.random.default_rng(19)
+    forest = Forest(num_trees=9, sample_size=32, random_state=19).fit(rng.normal(size=(600, 3)))
+    holes = rng.normal(size=(40, 3))
+    holes[rng.random(holes.shape) < 0.3] = np.nan
+    holes[::7, 1] = np.inf  # infinite values count as missing
+    filled = forest.impute(holes)
+    for hole, expected in zip(holes, filled):
+        for row in (hole, list(hole), hole[None, :]):
+            alone = forest.impute(row)
+            assert alone.shape == (1, 3)
+            assert list(alone[0]) == list(expected)
+    assert np.isfinite(filled).all()
+
+
 def test_two_clusters_representatives_within_001_of_the_centres():
     data = _two_clusters(101)
     forest = Forest(num_trees=100, sample_size=256, random_state=101).update(data)
