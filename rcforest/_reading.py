@@ -55,12 +55,13 @@ class Reader(structref.StructRefProxy):
     place as rows are fed), ``row`` (the new row, written by the caller),
     ``point`` (room for the shingled point), ``query`` (a point to score
     after the row is fed, written by the caller, made relative in place)
-    ``scores`` (room for each tree's score) and ``lanes`` (room for the
-    walks down :data:`~rcforest._score.LANES` trees at a time).
+    ``scores`` (room for each tree's score), ``lanes`` and ``path`` (room
+    for the walks down :data:`~rcforest._score.LANES` trees at a time, and
+    the nodes they pass).
     """
 
 
-structref.define_proxy(Reader, _ReaderType, ["trees", "tail", "row", "point", "query", "scores", "lanes"])
+structref.define_proxy(Reader, _ReaderType, ["trees", "tail", "row", "point", "query", "scores", "lanes", "path"])
 
 
 @njit(**JIT)
@@ -78,7 +79,9 @@ def new_reader(trees, tail, row, point, query):
     -------
     Reader
     """
-    return Reader(trees, tail, row, point, query, np.zeros(trees.root.shape[0]), np.zeros((2, LANES), np.int64))
+    scores = np.zeros(trees.root.shape[0])
+    path = np.zeros((LANES, trees.parent.shape[1]), np.int32)
+    return Reader(trees, tail, row, point, query, scores, np.zeros((2, LANES), np.int64), path)
 
 
 @njit(**JIT)
@@ -142,7 +145,22 @@ def read(reader, sequence, time_decay, mode, mass_offset):
             for i in range(query.shape[0]):
                 query[i] = (query[i] + 0.0) - tr.origin[i]
     scores = reader.scores
-    _each_tree(tr, point, reader.query, index, sequence, time_decay, mode, mass_offset, scores, reader.lanes)
+    dim = point.shape[0]
+    query = reader.query
+    # The points as rows, as the trees' walks down read them (views: nothing is copied).
+    _each_tree(
+        tr,
+        point.reshape((1, dim)),
+        query.reshape((1, dim)),
+        index,
+        sequence,
+        time_decay,
+        mode,
+        mass_offset,
+        scores,
+        reader.lanes,
+        reader.path,
+    )
     total = 0.0
     for t in range(scores.shape[0]):
         total += scores[t]  # in tree order, as rcforest._kernels.tree_mean adds
@@ -158,7 +176,7 @@ def read(reader, sequence, time_decay, mode, mass_offset):
 
 
 @njit(**JIT, _nrt=False)
-def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset, scores, lanes):
+def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset, scores, lanes, path):
     """The work of :func:`read` in each tree, its score (or NaN for a corrupt tree, 0 unscored) to ``scores``.
 
     Trees go :data:`~rcforest._score.LANES` at a time: the group's scores
@@ -180,11 +198,11 @@ def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset,
         for t in range(first, first + count):
             scores[t] = 0.0
         if mode == SCORE or mode == SCORE_FEED:
-            score_trees(tr, first, count, point, mass_offset, node, depth, scores)
+            score_trees(tr, first, count, point, mass_offset, node, depth, path, scores)
         if mode != SCORE:
             for t in range(first, first + count):
                 w = draw_weight(tr.rng, t, sequence, time_decay)
                 if not offer(tr, t, index, w):
                     scores[t] = np.nan
             if mode == FEED_SCORE:
-                score_trees(tr, first, count, query, mass_offset, node, depth, scores)
+                score_trees(tr, first, count, query, mass_offset, node, depth, path, scores)
