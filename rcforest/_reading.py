@@ -19,12 +19,13 @@ import numpy as np
 from numba.core import types
 from numba.experimental import structref
 
+from rcforest._core import MAX_ABS_VALUE
 from rcforest._jit import JIT, njit
 from rcforest._kernels import offer
 from rcforest._sampler import draw_weight
 from rcforest._score import LANES, score_trees
 
-__all__ = ["CORRUPT", "FEED", "FEED_SCORE", "FULL", "Reader", "SCORE", "SCORE_FEED", "new_reader", "read"]
+__all__ = ["CORRUPT", "FEED", "FEED_SCORE", "FULL", "INVALID", "Reader", "SCORE", "SCORE_FEED", "new_reader", "read"]
 
 SCORE = 0
 """Mode of :func:`read`: score the row, read-only (for forests without shingling)."""
@@ -39,6 +40,8 @@ FULL = 1
 """Status of :func:`read`: the store has no room (or no origin yet); nothing was changed."""
 CORRUPT = 2
 """Status of :func:`read`: a tree's walk did not end (see :func:`rcforest._kernels.raise_if_corrupt`)."""
+INVALID = 3
+"""Status of :func:`read`: a value of the row is NaN or beyond :data:`~rcforest._core.MAX_ABS_VALUE`, nothing done."""
 
 
 @structref.register
@@ -105,7 +108,7 @@ def read(reader, sequence, time_decay, mode, mass_offset):
     Returns
     -------
     status : int
-        0, :data:`FULL` or :data:`CORRUPT`.
+        0, :data:`FULL`, :data:`CORRUPT` or :data:`INVALID`.
     score : float
         The mean score over trees of the row's point before it joined them,
         or of ``query`` after it did (:data:`FEED_SCORE`); 0 unless scored.
@@ -117,7 +120,9 @@ def read(reader, sequence, time_decay, mode, mass_offset):
     relative to the trees' origin (:func:`rcforest._store.relative`), and
     goes to the store's next row, as :func:`rcforest._store.store_rows`
     puts it; with :data:`FULL` the caller makes room and comes back.
-    :data:`FEED_SCORE` is a live detector's reading: the previous reading
+    The row's values are checked here, before anything changes, so that a
+    caller holding a float64 array need not check them one by one in
+    Python. :data:`FEED_SCORE` is a live detector's reading: the previous reading
     joins each tree and the new one is scored there, the same operations
     in the same order as :data:`FEED` followed by :data:`SCORE`, in one
     pass over the trees.
@@ -127,6 +132,9 @@ def read(reader, sequence, time_decay, mode, mass_offset):
     row = reader.row
     point = reader.point
     width = row.shape[0]
+    for c in range(width):
+        if not abs(row[c]) <= MAX_ABS_VALUE:  # NaN compares false
+            return INVALID, 0.0
     lags = tail.shape[0] if mode != SCORE else 0
     for lag in range(lags):
         for c in range(width):
