@@ -133,7 +133,8 @@ def score_point(tr, t, point, mass_offset=AWS_MASS_OFFSET):
     if root == -1:
         return 0.0
     leaf, depth = _descend(tr, t, point)
-    return _score_from_leaf(tr, t, leaf, depth, point, tr.mass[t, root], mass_offset, None, 0)
+    total = tr.mass[t, root]
+    return _score_from_leaf(tr, t, leaf, depth, point, total, _scale(total, mass_offset), None, 0)
 
 
 @njit(**INLINE)
@@ -152,9 +153,11 @@ def _ancestor(tr, t, child, depth, path, lane):
 
 
 @njit(**INLINE)
-def _score_from_leaf(tr, t, leaf, depth, point, total, mass_offset, path, lane):
+def _score_from_leaf(tr, t, leaf, depth, point, total, scale, path, lane):
     """:func:`score_point` of ``point``, which reached ``leaf`` at ``depth`` in tree ``t`` of mass ``total``.
 
+    ``scale`` is the tree's scaling, ``_scale(total, mass_offset)``, taken
+    once per tree by a caller that scores several rows.
     ``path`` (or None) is the walk down, as :func:`_ancestor` reads it.
     The leaf's parent's gap is taken first: a point outside the parent's
     box is not the leaf's point (the box holds it), so the leaf's point,
@@ -171,8 +174,8 @@ def _score_from_leaf(tr, t, leaf, depth, point, total, mass_offset, path, lane):
     gap = 0.0 if node == -1 else box_gap_fast(tr, t, node, point)
     if gap == 0.0:  # the walk back up stops at once
         if _is_leaf_point(tr, t, leaf, point):
-            return _seen_score(tr.mass[t, leaf], total, depth + 1) * _scale(total, mass_offset)
-        return _unseen(depth + 1, 1.0) * _scale(total, mass_offset)
+            return _seen_score(tr.mass[t, leaf], total, depth + 1) * scale
+        return _unseen(depth + 1, 1.0) * scale
     score = _unseen(depth + 1, 1.0)
     while True:
         prob = gap / (tr.range_sum[t, node] + gap)
@@ -187,7 +190,7 @@ def _score_from_leaf(tr, t, leaf, depth, point, total, mass_offset, path, lane):
         gap = box_gap_fast(tr, t, node, point)
         if gap == 0.0:
             break
-    return score * _scale(total, mass_offset)
+    return score * scale
 
 
 LANES = 8
@@ -296,6 +299,7 @@ def score_rows(tr, t, points, out, mass_offset):
             out[row] = 0.0
         return
     total = tr.mass[t, root]
+    scale = _scale(total, mass_offset)
     node = np.empty(LANES, np.int64)
     depth = np.empty(LANES, np.int64)
     path = np.empty((LANES, tr.parent.shape[1]), np.int32)
@@ -303,7 +307,7 @@ def score_rows(tr, t, points, out, mass_offset):
         count = min(LANES, points.shape[0] - first)
         _descend_lanes(tr, t, 0, points, first, 1, count, node, depth, path, False)
         for j in range(count):
-            out[first + j] = _score_from_leaf(tr, t, node[j], depth[j], points[first + j], total, mass_offset, path, j)
+            out[first + j] = _score_from_leaf(tr, t, node[j], depth[j], points[first + j], total, scale, path, j)
 
 
 @njit(**INLINE)
@@ -340,7 +344,8 @@ def score_trees(tr, first, count, point, mass_offset, node, depth, path, out):
         if root == -1:
             out[t] = 0.0
         else:
-            out[t] = _score_from_leaf(tr, t, node[j], depth[j], point[0], tr.mass[t, root], mass_offset, path, j)
+            total = tr.mass[t, root]
+            out[t] = _score_from_leaf(tr, t, node[j], depth[j], point[0], total, _scale(total, mass_offset), path, j)
 
 
 @njit(**JIT)
