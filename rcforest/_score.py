@@ -43,12 +43,15 @@ SAGEMAKER_MASS_OFFSET = 0.0
 def _child(tr, t, node, point):
     """The child of internal ``node`` of tree ``t`` on ``point``'s side of the node's cut: one step down.
 
-    A branch on the side, each side loading only its child: measured
-    faster than loading both and selecting one without a branch.
+    Both children are loaded and one is taken by arithmetic, without a
+    branch on the side (which side a point goes is a coin toss for the
+    branch predictor): measured faster than a branch loading only the
+    child taken, by 10-20% on a walk down alone (a row at a time, or
+    eight trees in lockstep), and the same for eight rows in lockstep.
     """
-    if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node]:
-        return tr.left[t, node]
-    return tr.right[t, node]
+    left = tr.left[t, node]
+    right_side = point[tr.cut_dim[t, node]] > tr.cut_value[t, node]
+    return left + np.int32(right_side) * (tr.right[t, node] - left)
 
 
 @njit(**INLINE)
