@@ -11,7 +11,9 @@ algorithm scales each tree by ``log2(M)``, see
 :mod:`rcforest._layout`).
 
 A walk that takes more steps than the tree has levels (a corrupt tree, with
-a cycle in its links) stops, and the value it was computing is NaN.
+a cycle in its links) stops, and the value it was computing is NaN; so is
+a score whose walk back up finds parent links that disagree with the nodes
+its walk down passed.
 
 Notes
 -----
@@ -46,8 +48,8 @@ def _child(tr, t, node, point):
     Both children are loaded and one is taken by arithmetic, without a
     branch on the side (which side a point goes is a coin toss for the
     branch predictor): measured faster than a branch loading only the
-    child taken, by 10-20% on a walk down alone (a row at a time, or
-    eight trees in lockstep), and the same for eight rows in lockstep.
+    child taken, by 3-20% on a walk down alone (a row at a time, or eight
+    trees in lockstep), and the same for eight rows in lockstep.
     """
     left = tr.left[t, node]
     right_side = point[tr.cut_dim[t, node]] > tr.cut_value[t, node]
@@ -230,10 +232,10 @@ def _prefetch(typingctx, array, i, j, k):
 
 @njit(**INLINE)
 def _descend_lanes(tr, first_tree, tree_step, points, first_row, row_step, count, node, depth, path, fetch):
-    """:func:`_descend` of ``count`` walks together: walk ``j`` takes row ``first_row + j * row_step`` of ``points``
-    down tree ``first_tree + j * tree_step``.
+    """:func:`_descend` of ``count`` walks together, each a row of ``points`` down a tree.
 
-    Leaves go into ``node``, depths into ``depth`` and the nodes passed
+    Walk ``j`` takes row ``first_row + j * row_step`` of ``points`` down
+    tree ``first_tree + j * tree_step``. Leaves go into ``node``, depths into ``depth`` and the nodes passed
     into ``path`` (``path[j, d]`` at depth ``d``). Each step moves every
     walk still above a leaf one level down, so the walks' dependent loads
     (cut, then child) overlap instead of waiting on each other: several
