@@ -12,8 +12,8 @@ These loops are compiled without numba's reference counts, as the
 library's kernels run (counted, the same loops take about twice as long,
 and earlier versions of this script reported those times). It then times
 the batch kernel itself, :func:`rcforest._kernels.score_batch` on one
-thread, which takes the rows down each tree eight at a time
-(:func:`rcforest._score.score_rows`). It also counts the depth and the
+thread, which takes the rows down each tree eight at a time, then each
+back up along the nodes it passed (:func:`rcforest._score.score_rows`). It also counts the depth and the
 ancestors visited, times the two stages of fitting 100,000 rows (the
 reservoirs' sample selection, then building the trees), and times
 scikit-learn's IsolationForest on the same data for comparison.
@@ -135,7 +135,7 @@ def main(argv=None):
     print(f"  score_point total {score:.0f} ns (a row at a time)")
     numba.set_num_threads(1)
     batch = _ns_per_tree_point(_score_batch, trees, points)
-    print(f"  score_batch: {batch:.0f} ns (rows {LANES} at a time down each tree, then up one by one)")
+    print(f"  score_batch: {batch:.0f} ns (rows {LANES} at a time down each tree, then each up its own path)")
     _print_isolation_forest(data, queries, args.rows)
     select, build = _fit_stages(np.random.default_rng(1).normal(size=(100_000, args.dim)))
     print(f"fit of 100,000 rows, one thread: sample selection {select:.3f} s, building the trees {build:.3f} s")

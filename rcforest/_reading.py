@@ -19,12 +19,13 @@ import numpy as np
 from numba.core import types
 from numba.experimental import structref
 
+from rcforest._core import MAX_ABS_VALUE
 from rcforest._jit import JIT, njit
 from rcforest._kernels import offer
 from rcforest._sampler import draw_weight
 from rcforest._score import LANES, score_trees
 
-__all__ = ["CORRUPT", "FEED", "FEED_SCORE", "FULL", "Reader", "SCORE", "SCORE_FEED", "new_reader", "read"]
+__all__ = ["CORRUPT", "FEED", "FEED_SCORE", "FULL", "INVALID", "Reader", "SCORE", "SCORE_FEED", "new_reader", "read"]
 
 SCORE = 0
 """Mode of :func:`read`: score the row, read-only (for forests without shingling)."""
@@ -39,6 +40,8 @@ FULL = 1
 """Status of :func:`read`: the store has no room (or no origin yet); nothing was changed."""
 CORRUPT = 2
 """Status of :func:`read`: a tree's walk did not end (see :func:`rcforest._kernels.raise_if_corrupt`)."""
+INVALID = 3
+"""Status of :func:`read`: a value of the row is NaN or beyond :data:`~rcforest._core.MAX_ABS_VALUE`, nothing done."""
 
 
 @structref.register
@@ -55,12 +58,13 @@ class Reader(structref.StructRefProxy):
     place as rows are fed), ``row`` (the new row, written by the caller),
     ``point`` (room for the shingled point), ``query`` (a point to score
     after the row is fed, written by the caller, made relative in place)
-    ``scores`` (room for each tree's score) and ``lanes`` (room for the
-    walks down :data:`~rcforest._score.LANES` trees at a time).
+    ``scores`` (room for each tree's score), ``lanes`` and ``path`` (room
+    for the walks down :data:`~rcforest._score.LANES` trees at a time, and
+    the nodes they pass).
     """
 
 
-structref.define_proxy(Reader, _ReaderType, ["trees", "tail", "row", "point", "query", "scores", "lanes"])
+structref.define_proxy(Reader, _ReaderType, ["trees", "tail", "row", "point", "query", "scores", "lanes", "path"])
 
 
 @njit(**JIT)
@@ -78,7 +82,9 @@ def new_reader(trees, tail, row, point, query):
     -------
     Reader
     """
-    return Reader(trees, tail, row, point, query, np.zeros(trees.root.shape[0]), np.zeros((2, LANES), np.int64))
+    scores = np.zeros(trees.root.shape[0])
+    path = np.zeros((LANES, trees.parent.shape[1]), np.int32)
+    return Reader(trees, tail, row, point, query, scores, np.zeros((2, LANES), np.int64), path)
 
 
 @njit(**JIT)
@@ -102,7 +108,7 @@ def read(reader, sequence, time_decay, mode, mass_offset):
     Returns
     -------
     status : int
-        0, :data:`FULL` or :data:`CORRUPT`.
+        0, :data:`FULL`, :data:`CORRUPT` or :data:`INVALID`.
     score : float
         The mean score over trees of the row's point before it joined them,
         or of ``query`` after it did (:data:`FEED_SCORE`); 0 unless scored.
@@ -114,7 +120,9 @@ def read(reader, sequence, time_decay, mode, mass_offset):
     relative to the trees' origin (:func:`rcforest._store.relative`), and
     goes to the store's next row, as :func:`rcforest._store.store_rows`
     puts it; with :data:`FULL` the caller makes room and comes back.
-    :data:`FEED_SCORE` is a live detector's reading: the previous reading
+    The row's values are checked here, before anything changes, so that a
+    caller holding a float64 array need not check them one by one in
+    Python. :data:`FEED_SCORE` is a live detector's reading: the previous reading
     joins each tree and the new one is scored there, the same operations
     in the same order as :data:`FEED` followed by :data:`SCORE`, in one
     pass over the trees.
@@ -124,6 +132,9 @@ def read(reader, sequence, time_decay, mode, mass_offset):
     row = reader.row
     point = reader.point
     width = row.shape[0]
+    for c in range(width):
+        if not abs(row[c]) <= MAX_ABS_VALUE:  # NaN compares false
+            return INVALID, 0.0
     lags = tail.shape[0] if mode != SCORE else 0
     for lag in range(lags):
         for c in range(width):
@@ -142,7 +153,22 @@ def read(reader, sequence, time_decay, mode, mass_offset):
             for i in range(query.shape[0]):
                 query[i] = (query[i] + 0.0) - tr.origin[i]
     scores = reader.scores
-    _each_tree(tr, point, reader.query, index, sequence, time_decay, mode, mass_offset, scores, reader.lanes)
+    dim = point.shape[0]
+    query = reader.query
+    # The points as rows, as the trees' walks down read them (views: nothing is copied).
+    _each_tree(
+        tr,
+        point.reshape((1, dim)),
+        query.reshape((1, dim)),
+        index,
+        sequence,
+        time_decay,
+        mode,
+        mass_offset,
+        scores,
+        reader.lanes,
+        reader.path,
+    )
     total = 0.0
     for t in range(scores.shape[0]):
         total += scores[t]  # in tree order, as rcforest._kernels.tree_mean adds
@@ -158,7 +184,7 @@ def read(reader, sequence, time_decay, mode, mass_offset):
 
 
 @njit(**JIT, _nrt=False)
-def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset, scores, lanes):
+def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset, scores, lanes, path):
     """The work of :func:`read` in each tree, its score (or NaN for a corrupt tree, 0 unscored) to ``scores``.
 
     Trees go :data:`~rcforest._score.LANES` at a time: the group's scores
@@ -180,11 +206,11 @@ def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset,
         for t in range(first, first + count):
             scores[t] = 0.0
         if mode == SCORE or mode == SCORE_FEED:
-            score_trees(tr, first, count, point, mass_offset, node, depth, scores)
+            score_trees(tr, first, count, point, mass_offset, node, depth, path, scores)
         if mode != SCORE:
             for t in range(first, first + count):
                 w = draw_weight(tr.rng, t, sequence, time_decay)
                 if not offer(tr, t, index, w):
                     scores[t] = np.nan
             if mode == FEED_SCORE:
-                score_trees(tr, first, count, query, mass_offset, node, depth, scores)
+                score_trees(tr, first, count, query, mass_offset, node, depth, path, scores)

@@ -51,27 +51,22 @@ _COMPACT_ROWS = 1024
 _SERIAL_ROWS = 8
 
 
-# Up to this many values, a reading's array is checked as Python floats (faster than numpy's calls).
-_PLAIN_WIDTH = 64
-
-
 def _plain_row(X, width):
     """``X`` as ``width`` numbers when it is one row of plain, valid numbers, else None.
 
     A live stream's reading, checked in plain Python: a float or int (for
-    one column), a list or tuple of ``width`` of them, or a float64 array
-    (1-D, or one row) of ``width`` values, each within
-    :data:`~rcforest._core.MAX_ABS_VALUE` (NaN is not). Anything else
-    (pandas, masked arrays, booleans, other dtypes, NaN, more rows) gives
-    None and goes the general way, through :func:`~rcforest._core.as_rows`,
-    which accepts or refuses it with its messages.
+    one column), a list or tuple of ``width`` of them, each within
+    :data:`~rcforest._core.MAX_ABS_VALUE` (NaN is not), or a float64 array
+    (1-D, or one row) of ``width`` values, whose values the kernel checks
+    (:data:`rcforest._reading.INVALID`). Anything else (pandas, masked
+    arrays, booleans, other dtypes, NaN, more rows) gives None and goes
+    the general way, through :func:`~rcforest._core.as_rows`, which
+    accepts or refuses it with its messages.
     """
     if type(X) is np.ndarray:
         if X.dtype != np.float64 or X.size != width or X.ndim > 2 or X.shape[-1] != width:
             return None
-        if width > _PLAIN_WIDTH:
-            return X.ravel() if np.abs(X).max() <= MAX_ABS_VALUE else None
-        values = X.ravel().tolist()
+        return X.ravel()
     elif isinstance(X, (list, tuple)):
         if len(X) != width:
             return None
@@ -544,7 +539,10 @@ class Forest(ForestQueries):
         return None if values is None else self._read_values(values, mode)
 
     def _read_values(self, values, mode, query=None):
-        """:meth:`_read_one` for ``n_features_`` checked values (and, with ``FEED_SCORE``, the point ``query``)."""
+        """:meth:`_read_one` for ``n_features_`` values (and, with ``FEED_SCORE``, the point ``query``).
+
+        The values are checked, or a float64 array that the kernel checks: None if one is out of range.
+        """
         reader = self._reader
         if reader is None or reader[0] is not self._trees or reader[1] is not self._tail:
             if self._tail.shape[0] != self.shingle_size - 1:
@@ -558,7 +556,7 @@ class Forest(ForestQueries):
         if query is not None:
             reader[3][:] = query
         status, score = _reading.read(reader[4], self.points_seen_, self.time_decay, mode, self._mass_offset())
-        if status == _reading.FULL:
+        if status == _reading.FULL or status == _reading.INVALID:
             return None
         if status == _reading.CORRUPT:
             _kernels.raise_if_corrupt(np.array([np.nan]))

@@ -115,6 +115,33 @@ def test_a_bad_reading_gets_the_batch_paths_error_and_changes_nothing(shingle_si
     np.testing.assert_array_equal(forest.score_update(2.0), _forest_after(shingle_size, [1.0, 2.0])[-1:])
 
 
+@pytest.mark.parametrize("width", [3, 70])
+@pytest.mark.parametrize(
+    ("bad", "match"), [(np.nan, "nan"), (-np.inf, "inf"), (1e31, "magnitudes up to"), (-1e300, "up to")]
+)
+def test_a_float64_reading_is_checked_in_the_kernel_and_refused_unchanged(width, bad, match):
+    forest = _forest(1)
+    forest.score_update(_series(300, width))
+    forest.score_update(_series(5, width, seed=3)[1])  # the single-reading kernel's handle exists
+    before = pickle.dumps(forest)
+    seen = forest.points_seen_
+    row = _series(5, width, seed=4)[1].copy()
+    row[-1] = bad
+    for method in (forest.score_update, forest.update, forest.score):
+        with pytest.raises(ValueError, match=f"column {width - 1}.*{match}|{match}.*column {width - 1}"):
+            method(row)
+        assert pickle.dumps(forest) == before and forest.points_seen_ == seen
+    # The kernel itself refuses the row before changing anything.
+    reader = forest._reader
+    reader[2][:] = row
+    status, _ = _reading.read(reader[4], forest.points_seen_, forest.time_decay, _reading.SCORE_FEED, 1.0)
+    assert status == _reading.INVALID
+    assert pickle.dumps(forest) == before
+    good = _series(5, width, seed=4)[1]
+    reference = pickle.loads(before)
+    np.testing.assert_array_equal(forest.score_update(good), reference.score_update(good[None, :]))
+
+
 def _forest_after(shingle_size, readings):
     forest = _forest(shingle_size)
     forest.score_update(_series(300))
