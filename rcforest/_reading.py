@@ -21,7 +21,8 @@ from numba.experimental import structref
 
 from rcforest._jit import JIT, njit
 from rcforest._kernels import offer
-from rcforest._sampler import draw_weight
+from rcforest._rng import uniform
+from rcforest._sampler import kept_cut, weight_of
 from rcforest._score import LANES, score_trees
 
 __all__ = ["CORRUPT", "FEED", "FEED_SCORE", "FULL", "Reader", "SCORE", "SCORE_FEED", "new_reader", "read"]
@@ -55,12 +56,14 @@ class Reader(structref.StructRefProxy):
     place as rows are fed), ``row`` (the new row, written by the caller),
     ``point`` (room for the shingled point), ``query`` (a point to score
     after the row is fed, written by the caller, made relative in place)
-    ``scores`` (room for each tree's score) and ``lanes`` (room for the
-    walks down :data:`~rcforest._score.LANES` trees at a time).
+    ``scores`` (room for each tree's score), ``lanes`` (room for the
+    walks down :data:`~rcforest._score.LANES` trees at a time) and ``cuts``
+    (each reservoir's rejection cut, kept between readings by
+    :func:`rcforest._sampler.kept_cut`).
     """
 
 
-structref.define_proxy(Reader, _ReaderType, ["trees", "tail", "row", "point", "query", "scores", "lanes"])
+structref.define_proxy(Reader, _ReaderType, ["trees", "tail", "row", "point", "query", "scores", "lanes", "cuts"])
 
 
 @njit(**JIT)
@@ -78,7 +81,9 @@ def new_reader(trees, tail, row, point, query):
     -------
     Reader
     """
-    return Reader(trees, tail, row, point, query, np.zeros(trees.root.shape[0]), np.zeros((2, LANES), np.int64))
+    num_trees = trees.root.shape[0]
+    cuts = np.full((num_trees, 4), np.nan)
+    return Reader(trees, tail, row, point, query, np.zeros(num_trees), np.zeros((2, LANES), np.int64), cuts)
 
 
 @njit(**JIT)
@@ -142,7 +147,8 @@ def read(reader, sequence, time_decay, mode, mass_offset):
             for i in range(query.shape[0]):
                 query[i] = (query[i] + 0.0) - tr.origin[i]
     scores = reader.scores
-    _each_tree(tr, point, reader.query, index, sequence, time_decay, mode, mass_offset, scores, reader.lanes)
+    lanes = reader.lanes
+    _each_tree(tr, point, reader.query, index, sequence, time_decay, mode, mass_offset, scores, lanes, reader.cuts)
     total = 0.0
     for t in range(scores.shape[0]):
         total += scores[t]  # in tree order, as rcforest._kernels.tree_mean adds
@@ -158,7 +164,7 @@ def read(reader, sequence, time_decay, mode, mass_offset):
 
 
 @njit(**JIT, _nrt=False)
-def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset, scores, lanes):
+def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset, scores, lanes, cuts):
     """The work of :func:`read` in each tree, its score (or NaN for a corrupt tree, 0 unscored) to ``scores``.
 
     Trees go :data:`~rcforest._score.LANES` at a time: the group's scores
@@ -183,8 +189,10 @@ def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset,
             score_trees(tr, first, count, point, mass_offset, node, depth, scores)
         if mode != SCORE:
             for t in range(first, first + count):
-                w = draw_weight(tr.rng, t, sequence, time_decay)
-                if not offer(tr, t, index, w):
+                u = uniform(tr.rng, t)
+                if u < kept_cut(tr.heap_weight, tr.heap_size, cuts, t, sequence, time_decay):
+                    continue  # refused: the draw and decision of draw_weight and admits, without the logarithms
+                if not offer(tr, t, index, weight_of(u, sequence, time_decay)):
                     scores[t] = np.nan
             if mode == FEED_SCORE:
                 score_trees(tr, first, count, query, mass_offset, node, depth, scores)
