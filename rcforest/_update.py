@@ -16,6 +16,7 @@ from rcforest._box import (
     box_gap,
     box_gap_fast,
     cut_in_gap,
+    prefetch_box,
     ranges_of,
     refit_bounds,
     round_down,
@@ -136,6 +137,15 @@ def _descend(tr, t, point, rng, k, grow):
             row = leaf_point[t, node - internal]
             gap = box_gap(store, store, row, point)
         else:
+            # The child the walk goes to next, unless the cut separates
+            # here: its box is asked for now, so that the wait for it
+            # overlaps the work on this level.
+            if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node]:
+                child = tr.left[t, node]
+            else:
+                child = tr.right[t, node]
+            if child < internal:
+                prefetch_box(box_min, box_max, child)
             # Summed in any order first (zero exactly where the ordered sum
             # is): the ordered sum only where its value is needed.
             gap = box_gap_fast(tr, t, node, point)
@@ -162,10 +172,7 @@ def _descend(tr, t, point, rng, k, grow):
             if gap > 0.0:
                 _extend(box_min, box_max, node, point)
                 queue, due = _queue(box_min, box_max, tr.range_sum, t, queue, due, node)
-        if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node]:
-            node = tr.left[t, node]
-        else:
-            node = tr.right[t, node]
+        node = child
     return -1, -1, 0.0, queue, due  # deeper than the tree has nodes: a cycle
 
 
@@ -332,6 +339,10 @@ def delete_leaf(tr, t, leaf):
     if sibling == leaf:
         sibling = tr.right[t, parent]
     grandparent = tr.parent[t, parent]
+    if grandparent != -1:
+        prefetch_box(box_min, box_max, grandparent)  # read first on the way up (with the sibling's)
+    if sibling < internal:
+        prefetch_box(box_min, box_max, sibling)
     _replace_child(tr.parent, tr.left, tr.right, tr.root, t, grandparent, parent, sibling)
     # So does its parent.
     tr.parent[t, parent] = -1
@@ -353,11 +364,20 @@ def delete_leaf(tr, t, leaf):
         if node == -1:
             break
         tr.mass[t, node] -= 1
+        up = tr.parent[t, node]
         if refit:
+            if up != -1:
+                # Refitted next if this box changes, from this node and its sibling.
+                prefetch_box(box_min, box_max, up)
+                other = tr.left[t, up]
+                if other == node:
+                    other = tr.right[t, up]
+                if other < internal:
+                    prefetch_box(box_min, box_max, other)
             # Boxes above change only if this one did; a box that did not keeps its range sum.
             refit = refit_bounds(tr.left, tr.right, tr.leaf_point, store, box_min, box_max, t, node)
             if refit:
                 queue, due = _queue(box_min, box_max, tr.range_sum, t, queue, due, node)
-        node = tr.parent[t, node]
+        node = up
     _flush(box_min, box_max, tr.range_sum, t, queue, due)
     return node == -1
