@@ -23,6 +23,7 @@ __all__ = [
     "box_gap",
     "box_gap_fast",
     "child_bounds",
+    "prefetch",
     "prefetch_box",
     "cut_in_gap",
     "range_of",
@@ -56,7 +57,7 @@ def _float_of(typingctx, bits):
 
 
 @intrinsic
-def _prefetch(typingctx, array, row, column):
+def prefetch(typingctx, array, row, column):
     """Ask for the cache line of ``array[row, column]`` (a 2-D array) to be loaded, without waiting for it."""
 
     def codegen(context, builder, signature, args):
@@ -83,8 +84,8 @@ def prefetch_box(box_min, box_max, node):
     the level above. Changes nothing.
     """
     for i in range(0, box_min.shape[1], 16):  # 16 float32 to a 64-byte line
-        _prefetch(box_min, node, i)
-        _prefetch(box_max, node, i)
+        prefetch(box_min, node, i)
+        prefetch(box_max, node, i)
 
 
 @njit(**INLINE)

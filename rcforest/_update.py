@@ -16,6 +16,7 @@ from rcforest._box import (
     box_gap,
     box_gap_fast,
     cut_in_gap,
+    prefetch,
     prefetch_box,
     ranges_of,
     refit_bounds,
@@ -146,6 +147,11 @@ def _descend(tr, t, point, rng, k, grow):
                 child = tr.right[t, node]
             if child < internal:
                 prefetch_box(box_min, box_max, child)
+                prefetch(tr.cut_dim, t, child)
+                prefetch(tr.cut_value, t, child)
+                prefetch(tr.left, t, child)
+                prefetch(tr.right, t, child)
+                prefetch(tr.range_sum, t, child)
             # Summed in any order first (zero exactly where the ordered sum
             # is): the ordered sum only where its value is needed.
             gap = box_gap_fast(tr, t, node, point)
