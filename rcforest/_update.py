@@ -374,6 +374,8 @@ def delete_leaf(tr, t, leaf):
         if refit:
             if up != -1:
                 # Refitted next if this box changes, from this node and its sibling.
+                prefetch(tr.parent, t, up)
+                prefetch(tr.mass, t, up)
                 prefetch_box(box_min, box_max, up)
                 other = tr.left[t, up]
                 if other == node:
