@@ -22,7 +22,8 @@ from numba.experimental import structref
 from rcforest._core import MAX_ABS_VALUE
 from rcforest._jit import JIT, njit
 from rcforest._kernels import offer
-from rcforest._sampler import draw_weight
+from rcforest._rng import uniform
+from rcforest._sampler import kept_cut, weight_of
 from rcforest._score import LANES, score_trees
 
 __all__ = ["CORRUPT", "FEED", "FEED_SCORE", "FULL", "INVALID", "Reader", "SCORE", "SCORE_FEED", "new_reader", "read"]
@@ -60,11 +61,14 @@ class Reader(structref.StructRefProxy):
     after the row is fed, written by the caller, made relative in place)
     ``scores`` (room for each tree's score), ``lanes`` and ``path`` (room
     for the walks down :data:`~rcforest._score.LANES` trees at a time, and
-    the nodes they pass).
+    the nodes they pass) and ``cuts`` (each reservoir's rejection cut, kept
+    between readings by :func:`rcforest._sampler.kept_cut`).
     """
 
 
-structref.define_proxy(Reader, _ReaderType, ["trees", "tail", "row", "point", "query", "scores", "lanes", "path"])
+structref.define_proxy(
+    Reader, _ReaderType, ["trees", "tail", "row", "point", "query", "scores", "lanes", "path", "cuts"]
+)
 
 
 @njit(**JIT)
@@ -82,9 +86,10 @@ def new_reader(trees, tail, row, point, query):
     -------
     Reader
     """
-    scores = np.zeros(trees.root.shape[0])
+    num_trees = trees.root.shape[0]
     path = np.zeros((LANES, trees.parent.shape[1]), np.int32)
-    return Reader(trees, tail, row, point, query, scores, np.zeros((2, LANES), np.int64), path)
+    cuts = np.full((num_trees, 4), np.nan)
+    return Reader(trees, tail, row, point, query, np.zeros(num_trees), np.zeros((2, LANES), np.int64), path, cuts)
 
 
 @njit(**JIT)
@@ -168,6 +173,7 @@ def read(reader, sequence, time_decay, mode, mass_offset):
         scores,
         reader.lanes,
         reader.path,
+        reader.cuts,
     )
     total = 0.0
     for t in range(scores.shape[0]):
@@ -184,7 +190,7 @@ def read(reader, sequence, time_decay, mode, mass_offset):
 
 
 @njit(**JIT, _nrt=False)
-def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset, scores, lanes, path):
+def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset, scores, lanes, path, cuts):
     """The work of :func:`read` in each tree, its score (or NaN for a corrupt tree, 0 unscored) to ``scores``.
 
     Trees go :data:`~rcforest._score.LANES` at a time: the group's scores
@@ -209,8 +215,10 @@ def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset,
             score_trees(tr, first, count, point, mass_offset, node, depth, path, scores)
         if mode != SCORE:
             for t in range(first, first + count):
-                w = draw_weight(tr.rng, t, sequence, time_decay)
-                if not offer(tr, t, index, w):
+                u = uniform(tr.rng, t)
+                if u < kept_cut(tr.heap_weight, tr.heap_size, cuts, t, sequence, time_decay):
+                    continue  # refused: the draw and decision of draw_weight and admits, without the logarithms
+                if not offer(tr, t, index, weight_of(u, sequence, time_decay)):
                     scores[t] = np.nan
             if mode == FEED_SCORE:
                 score_trees(tr, first, count, query, mass_offset, node, depth, path, scores)

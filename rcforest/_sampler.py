@@ -98,6 +98,47 @@ def rejection_cut(weight, size, t, last, time_decay):
     return np.exp(-np.exp(top + decayed + slack)) * (1.0 - 1e-12)
 
 
+KEPT_CUT_ROWS = 256
+"""Sequence numbers over which :func:`kept_cut` keeps one cut (it is recomputed when the heap's top changes)."""
+
+
+@njit(**INLINE)
+def kept_cut(weight, size, kept, t, sequence, time_decay):
+    """:func:`rejection_cut` for the point numbered ``sequence``, kept in ``kept[t]`` from one call to the next.
+
+    Parameters
+    ----------
+    weight : ndarray of float64, shape (num_trees, sample_size)
+    size : ndarray of int32, shape (num_trees,)
+    kept : ndarray of float64, shape (num_trees, 4)
+        Per tree: the heaviest weight kept when the cut was computed, the
+        last sequence number it holds for, the time decay, and the cut.
+        Rows of NaN (nothing kept) are valid.
+    t, sequence : int
+    time_decay : float
+
+    Returns
+    -------
+    float
+        A cut that holds for ``sequence``: computed again, for the next
+        :data:`KEPT_CUT_ROWS` sequence numbers, unless the one kept was
+        computed for this reservoir's heaviest weight and decay and holds
+        for ``sequence``. ``-1.0`` while the reservoir has room.
+    """
+    if size[t] < weight.shape[1]:
+        return -1.0
+    top = weight[t, 0]
+    if top == kept[t, 0] and sequence <= kept[t, 1] and time_decay == kept[t, 2]:
+        return kept[t, 3]
+    last = sequence + KEPT_CUT_ROWS - 1
+    cut = rejection_cut(weight, size, t, last, time_decay)
+    kept[t, 0] = top
+    kept[t, 1] = last
+    kept[t, 2] = time_decay
+    kept[t, 3] = cut
+    return cut
+
+
 @njit(**INLINE)
 def _sift_down(weight, item, t, size):
     """Restore the max-heap property below the root, after the root changed."""

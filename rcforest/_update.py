@@ -12,7 +12,18 @@ Insertion follows Guha, Mishra, Roy and Schrijvers, ICML 2016, section
 
 import numpy as np
 
-from rcforest._box import box_gap, box_gap_fast, cut_in_gap, range_of, refit_box, round_down, round_up, set_union
+from rcforest._box import (
+    box_gap,
+    box_gap_fast,
+    cut_in_gap,
+    prefetch,
+    prefetch_box,
+    ranges_of,
+    refit_bounds,
+    round_down,
+    round_up,
+    set_union,
+)
 from rcforest._jit import INLINE, JIT, njit
 from rcforest._rng import uniform
 
@@ -49,41 +60,40 @@ def _replace_child(parent_of, left, right, root, t, parent, old, new):
 
 
 @njit(**INLINE)
-def _grow_ancestors(parent, mass, box_min, box_max, range_sum, t, node, point, internal):
-    """Add one unit of mass and extend the boxes from ``node`` to the root.
+def _extend(box_min, box_max, node, point):
+    """Extend internal ``node``'s box (of ``box_min`` and ``box_max``, one tree's) to hold ``point``."""
+    for i in range(point.shape[0]):
+        # Both bounds written, with selects rather than branches: which
+        # dimensions grow follows the data.
+        low = box_min[node, i]
+        high = box_max[node, i]
+        box_min[node, i] = round_down(point[i]) if point[i] < low else low
+        box_max[node, i] = round_up(point[i]) if point[i] > high else high
 
-    ``node`` is a leaf already holding the point (a duplicate) or the
-    parent of a new split node (``-1`` at the root); ``box_min`` and
-    ``box_max`` are tree ``t``'s. Once a box already holds the point, so do
-    all the boxes above it: from there on only the masses change. Returns
-    False if the walk does not reach the root (a corrupt tree).
+
+@njit(**INLINE)
+def _queue(box_min, box_max, range_sum, t, queue, count, node):
+    """Add internal ``node`` to ``queue``, nodes whose range sums are due; the sums are set four at a time.
+
+    ``queue`` holds ``count`` nodes (its other places repeat the last, so
+    that :func:`_flush` may set all four). Returns the new queue and count.
     """
-    dim = point.shape[0]
-    grow = True
-    if node >= internal:  # a duplicate: the leaf's "box" is the point itself
-        mass[t, node] += 1
-        grow = False
-        node = parent[t, node]
-    for _ in range(parent.shape[1]):
-        if node == -1:
-            return True
-        mass[t, node] += 1
-        if grow:
-            grow = False
-            for i in range(dim):
-                # Both bounds written, with selects rather than branches:
-                # which dimensions grow follows the data.
-                low = box_min[node, i]
-                high = box_max[node, i]
-                below = point[i] < low
-                above = point[i] > high
-                box_min[node, i] = round_down(point[i]) if below else low
-                box_max[node, i] = round_up(point[i]) if above else high
-                grow |= below | above
-            if grow:
-                range_sum[t, node] = range_of(box_min, box_max, node)
-        node = parent[t, node]
-    return node == -1
+    node = np.int64(node)
+    if count == 0:
+        return (node, node, node, node), 1
+    if count == 1:
+        return (queue[0], node, node, node), 2
+    if count == 2:
+        return (queue[0], queue[1], node, node), 3
+    ranges_of(box_min, box_max, range_sum, t, (queue[0], queue[1], queue[2], node))
+    return queue, 0
+
+
+@njit(**INLINE)
+def _flush(box_min, box_max, range_sum, t, queue, count):
+    """Set the range sums of the nodes :func:`_queue` holds."""
+    if count:
+        ranges_of(box_min, box_max, range_sum, t, queue)
 
 
 _MARGIN = 1e-12
@@ -100,6 +110,76 @@ def _unclear(first, second):
     outside the margin is the one the ordered sums give.
     """
     return abs(first - second) <= _MARGIN * (first + second)
+
+
+@njit(**INLINE)
+def _descend(tr, t, point, rng, k, grow):
+    """:func:`find_place`, and with ``grow`` each node passed on the way counts the point.
+
+    The nodes passed are the ancestors of the place found: with ``grow``,
+    each gains a unit of mass and its box is extended to hold ``point``,
+    as :func:`insert_point` needs, on the way down rather than on a second
+    walk up. Which nodes change, and how, does not depend on the order, so
+    the tree ends as a walk up would leave it. Without ``grow`` nothing
+    changes but ``rng[k]``. The range sums of the boxes extended are due
+    (:func:`_queue`): the queue and its count come back after the place.
+    """
+    box_min = tr.box_min[t]
+    box_max = tr.box_max[t]
+    store = tr.store
+    leaf_point = tr.leaf_point
+    internal = tr.left.shape[1]
+    node = tr.root[t]
+    queue = (np.int64(-1), np.int64(-1), np.int64(-1), np.int64(-1))
+    due = 0
+    for _ in range(tr.parent.shape[1]):
+        leaf = node >= internal
+        if leaf:
+            row = leaf_point[t, node - internal]
+            gap = box_gap(store, store, row, point)
+        else:
+            # The child the walk goes to next, unless the cut separates
+            # here: its box is asked for now, so that the wait for it
+            # overlaps the work on this level.
+            if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node]:
+                child = tr.left[t, node]
+            else:
+                child = tr.right[t, node]
+            if child < internal:
+                prefetch_box(box_min, box_max, child)
+                prefetch(tr.cut_dim, t, child)
+                prefetch(tr.cut_value, t, child)
+                prefetch(tr.left, t, child)
+                prefetch(tr.right, t, child)
+                prefetch(tr.range_sum, t, child)
+            # Summed in any order first (zero exactly where the ordered sum
+            # is): the ordered sum only where its value is needed.
+            gap = box_gap_fast(tr, t, node, point)
+        if gap > 0.0:
+            range_sum = 0.0 if leaf else tr.range_sum[t, node]
+            u = uniform(rng, k)
+            separates = u * (range_sum + gap) < gap
+            if not leaf and (separates or _unclear(u * (range_sum + gap), gap)):
+                gap = box_gap(box_min, box_max, node, point)
+                separates = u * (range_sum + gap) < gap
+            if separates or leaf:
+                r = uniform(rng, k) * gap
+                if leaf:
+                    cut_dim, cut_value = cut_in_gap(store, store, row, point, r)
+                else:
+                    cut_dim, cut_value = cut_in_gap(box_min, box_max, node, point, r)
+                return node, cut_dim, cut_value, queue, due
+        elif leaf:
+            return node, -1, 0.0, queue, due  # inside a leaf's box: the same point again
+        if grow:
+            # The point goes below this node: one more unit of mass, and
+            # the box extended if the point lies outside it (``gap > 0``).
+            tr.mass[t, node] += 1
+            if gap > 0.0:
+                _extend(box_min, box_max, node, point)
+                queue, due = _queue(box_min, box_max, tr.range_sum, t, queue, due, node)
+        node = child
+    return -1, -1, 0.0, queue, due  # deeper than the tree has nodes: a cycle
 
 
 @njit(**INLINE)
@@ -139,42 +219,8 @@ def find_place(tr, t, point, rng, k):
     separates whatever the first uniform: the test could fail only by
     rounding (a gap of a few subnormals), and a leaf has no cut to follow.
     """
-    box_min = tr.box_min[t]
-    box_max = tr.box_max[t]
-    store = tr.store
-    leaf_point = tr.leaf_point
-    internal = tr.left.shape[1]
-    node = tr.root[t]
-    for _ in range(tr.parent.shape[1]):
-        leaf = node >= internal
-        if leaf:
-            row = leaf_point[t, node - internal]
-            gap = box_gap(store, store, row, point)
-        else:
-            # Summed in any order first (zero exactly where the ordered sum
-            # is): the ordered sum only where its value is needed.
-            gap = box_gap_fast(tr, t, node, point)
-        if gap > 0.0:
-            range_sum = 0.0 if leaf else tr.range_sum[t, node]
-            u = uniform(rng, k)
-            separates = u * (range_sum + gap) < gap
-            if not leaf and (separates or _unclear(u * (range_sum + gap), gap)):
-                gap = box_gap(box_min, box_max, node, point)
-                separates = u * (range_sum + gap) < gap
-            if separates or leaf:
-                r = uniform(rng, k) * gap
-                if leaf:
-                    cut_dim, cut_value = cut_in_gap(store, store, row, point, r)
-                else:
-                    cut_dim, cut_value = cut_in_gap(box_min, box_max, node, point, r)
-                return node, cut_dim, cut_value
-        elif leaf:
-            return node, -1, 0.0  # inside a leaf's box: the same point again
-        if point[tr.cut_dim[t, node]] <= tr.cut_value[t, node]:
-            node = tr.left[t, node]
-        else:
-            node = tr.right[t, node]
-    return -1, -1, 0.0  # deeper than the tree has nodes: a cycle
+    node, cut_dim, cut_value, _, _ = _descend(tr, t, point, rng, k, False)
+    return node, cut_dim, cut_value
 
 
 @njit(**JIT)
@@ -200,8 +246,10 @@ def insert_point(tr, t, index, rng, k):
 
     Notes
     -----
-    The place is found by :func:`find_place`; a new internal node with the
-    separating cut takes that node's place, with the new leaf beside it.
+    The place is found as :func:`find_place` finds it, and the nodes above
+    it gain the point's mass and box on the way down; a new internal node
+    with the separating cut takes that node's place, with the new leaf
+    beside it.
     """
     point = tr.store[index]
     internal = tr.left.shape[1]
@@ -213,12 +261,13 @@ def insert_point(tr, t, index, rng, k):
         tr.leaf_point[t, leaf - internal] = index
         tr.root[t] = leaf
         return leaf
-    node, cut_dim, cut_value = find_place(tr, t, point, rng, k)
-    if node == -1:
-        return -1
-    if cut_dim == -1:
-        grown = _grow_ancestors(tr.parent, tr.mass, box_min, box_max, tr.range_sum, t, node, point, internal)
-        return node if grown else -1
+    node, cut_dim, cut_value, queue, due = _descend(tr, t, point, rng, k, True)  # the ancestors count the point
+    if node == -1 or cut_dim == -1:
+        _flush(box_min, box_max, tr.range_sum, t, queue, due)
+        if node == -1:
+            return -1
+        tr.mass[t, node] += 1  # a duplicate: the leaf's "box" is the point itself
+        return node
     leaf = _pop(tr.free_leaf, tr.free_leaf_top, t)
     tr.mass[t, leaf] = 1
     tr.leaf_point[t, leaf - internal] = index
@@ -240,9 +289,9 @@ def insert_point(tr, t, index, rng, k):
         set_union(box_min, box_max, split, tr.store, tr.store, row, tr.store, tr.store, index)
     else:
         set_union(box_min, box_max, split, box_min, box_max, np.int64(node), tr.store, tr.store, index)
-    tr.range_sum[t, split] = range_of(box_min, box_max, split)
-    grown = _grow_ancestors(tr.parent, tr.mass, box_min, box_max, tr.range_sum, t, tr.parent[t, split], point, internal)
-    return leaf if grown else -1
+    queue, due = _queue(box_min, box_max, tr.range_sum, t, queue, due, split)
+    _flush(box_min, box_max, tr.range_sum, t, queue, due)
+    return leaf
 
 
 @njit(**JIT)
@@ -296,6 +345,10 @@ def delete_leaf(tr, t, leaf):
     if sibling == leaf:
         sibling = tr.right[t, parent]
     grandparent = tr.parent[t, parent]
+    if grandparent != -1:
+        prefetch_box(box_min, box_max, grandparent)  # read first on the way up (with the sibling's)
+    if sibling < internal:
+        prefetch_box(box_min, box_max, sibling)
     _replace_child(tr.parent, tr.left, tr.right, tr.root, t, grandparent, parent, sibling)
     # So does its parent.
     tr.parent[t, parent] = -1
@@ -311,12 +364,28 @@ def delete_leaf(tr, t, leaf):
     _push(tr.free_internal, tr.free_internal_top, t, parent)
     node = grandparent
     refit = True
+    queue = (np.int64(-1), np.int64(-1), np.int64(-1), np.int64(-1))
+    due = 0
     for _ in range(steps):
         if node == -1:
-            return True
+            break
         tr.mass[t, node] -= 1
+        up = tr.parent[t, node]
         if refit:
-            # Boxes above change only if this one did.
-            refit = refit_box(tr.left, tr.right, tr.leaf_point, store, box_min, box_max, tr.range_sum, t, node)
-        node = tr.parent[t, node]
-    return False
+            if up != -1:
+                # Refitted next if this box changes, from this node and its sibling.
+                prefetch(tr.parent, t, up)
+                prefetch(tr.mass, t, up)
+                prefetch_box(box_min, box_max, up)
+                other = tr.left[t, up]
+                if other == node:
+                    other = tr.right[t, up]
+                if other < internal:
+                    prefetch_box(box_min, box_max, other)
+            # Boxes above change only if this one did; a box that did not keeps its range sum.
+            refit = refit_bounds(tr.left, tr.right, tr.leaf_point, store, box_min, box_max, t, node)
+            if refit:
+                queue, due = _queue(box_min, box_max, tr.range_sum, t, queue, due, node)
+        node = up
+    _flush(box_min, box_max, tr.range_sum, t, queue, due)
+    return node == -1

@@ -191,3 +191,46 @@ def test_one_reading_scores_a_forest_in_sagemakers_layout_as_the_batch_path_does
     fed = pickle.loads(pickle.dumps(forest))
     bulk = pickle.loads(pickle.dumps(forest)).score_update(series[20:40])
     np.testing.assert_array_equal([fed.score_update(row.tolist())[0] for row in series[20:40]], bulk)
+
+
+@pytest.mark.parametrize(("time_decay", "sequence_start"), [(0.0, 0), (1 / 2560, 0), (0.05, 10**9), (1e-3, 10**12)])
+def test_the_kept_rejection_cut_refuses_only_what_the_reservoir_refuses(time_decay, sequence_start):
+    """kept_cut keeps a tree's cut from one reading to the next: below it, admits must refuse, whatever came between."""
+    from rcforest._rng import uniform
+    from rcforest._sampler import KEPT_CUT_ROWS, admits, heap_push, heap_replace_top, kept_cut, weight_of
+
+    num_trees, sample_size = 3, 16
+    rng = np.random.SeedSequence(4).generate_state(num_trees, np.uint64)
+    weight = np.zeros((num_trees, sample_size))
+    rows = np.full((num_trees, sample_size), -1, np.int32)
+    size = np.zeros(num_trees, np.int32)
+    kept = np.full((num_trees, 4), np.nan)
+    refused = 0
+    for row in range(6_000):
+        sequence = sequence_start + row
+        decay = time_decay * (2.0 if row >= 3_000 else 1.0)  # a change of decay is seen, not kept
+        for t in range(num_trees):
+            u = uniform(rng, t)
+            w = weight_of(u, sequence, decay)
+            verdict = admits(weight, size, t, w)
+            if u < kept_cut(weight, size, kept, t, sequence, decay):
+                assert verdict == 0
+                refused += 1
+            if verdict == 1:
+                heap_push(weight, rows, size, t, w, row)
+            elif verdict == 2:
+                heap_replace_top(weight, rows, size, t, w, row)
+    if time_decay * KEPT_CUT_ROWS < 1:  # faster decays move the weights too far over the rows a cut is kept for
+        assert refused > 6_000  # the cut does refuse most points once the reservoirs are full
+
+
+def test_one_reading_at_a_time_follows_a_change_of_time_decay():
+    series = _series()
+    bulk, one = _forest(1, 0.01), _forest(1, 0.01)
+    expected = [bulk.score_update(series[:450]), None]
+    got = [one.score_update(series[:1])] + [one.score_update(float(v)) for v in series[1:450]]
+    bulk.time_decay = one.time_decay = 0.2
+    expected[1] = bulk.score_update(series[450:])
+    got += [one.score_update(float(v)) for v in series[450:]]
+    np.testing.assert_array_equal(np.concatenate(got), np.concatenate(expected))
+    assert pickle.dumps(one) == pickle.dumps(bulk)
