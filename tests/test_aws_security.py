@@ -594,16 +594,20 @@ def test_create_answers_at_once_and_the_queue_is_bounded(server, served):
     assert slowest < 2.0  # no Create call waited for a job
     waiting = [n for n in names if client.describe_training_job(TrainingJobName=n)["SecondaryStatus"] == "Starting"]
     assert 90 < len(waiting) <= 100
+    stopped = []
     for name in names:
         try:
             client.stop_training_job(TrainingJobName=name)
+            stopped.append(name)
         except ClientError as error:  # it ended meanwhile
             assert "is in status" in error.response["Error"]["Message"]
     # A waiting job is Stopped at once; only the one running (one job thread) waits for its training to end.
     statuses = [client.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] for name in names]
     assert statuses.count("Stopping") <= 1 and "InProgress" not in statuses, statuses
     ended = [_wait(name, timeout=120)["TrainingJobStatus"] for name in names]
-    assert set(ended) <= {"Stopped", "Completed"} and ended.count("Stopped") >= 90, ended
+    assert set(ended) <= {"Stopped", "Completed"}, ended
+    # Every job stopped while it waited ends Stopped; the one running may complete first.
+    assert len(stopped) > 50 and ended.count("Stopped") >= len(stopped) - 1, (len(stopped), ended)
 
 
 @pytest.mark.parametrize(
