@@ -36,8 +36,9 @@ def explain(forest, preprocessor, values, row, point, columns):
         shingles of one), ``start_of_anomaly`` (rows back),
         ``expected_value`` (the value of the attributed entry that makes the
         score lowest), ``column``, ``actual`` (the entry's value),
-        ``deviation`` (the distance between them, in typical residuals) and
-        ``residual`` (the column's typical residual).
+        ``deviation`` (the distance between them, in typical residuals at the
+        entry's phase, see :meth:`~rcforest.detector.preprocess.Preprocessor.phase_residual`)
+        and ``residual`` (the column's typical residual).
     """
     size = preprocessor.shingle_size
     num_columns = values.shape[1]
@@ -73,6 +74,6 @@ def explain(forest, preprocessor, values, row, point, columns):
         "expected_value": expected,
         "column": int(column),
         "actual": actual,
-        "deviation": abs(actual - expected) / preprocessor.residual[column],
+        "deviation": abs(actual - expected) / preprocessor.phase_residual(values, target, column),
         "residual": float(preprocessor.residual[column]),
     }

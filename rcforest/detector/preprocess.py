@@ -214,6 +214,33 @@ class Preprocessor:
         typical = np.abs(residual - np.median(residual, axis=0)).mean(axis=0)
         return np.maximum(typical, RESIDUAL_FLOOR * self.scale)
 
+    def phase_residual(self, values, row, column):
+        """Typical residual of ``column`` at the phase of ``row``: the noise where the row lies in its period.
+
+        The residuals (value minus reference) are taken in windows of a
+        shingle (half a shingle either side) centred one, two, ... periods
+        before ``row``, as many as the last :data:`HISTORY` rows hold; each
+        window gives its residuals' mean absolute deviation from their median
+        (as :meth:`typical_residual` does over the whole history), and the
+        result is the median over the windows, so that a period disturbed by
+        an earlier anomaly does not set it. It is at least the typical
+        residual's floor (``RESIDUAL_FLOOR`` of the spread). Without a period,
+        or before a full period and half a shingle, it is the typical residual.
+        """
+        period = self.period
+        half = max(1, self.shingle_size // 2)
+        first = max(1, row - HISTORY)
+        if not period or row - period - half < first:
+            return float(self.residual[column])
+        head = values[: row + 1]
+        residual = head[first:, column] - self.reference(head, first)[:, column]
+        last = residual.size - 1
+        spreads = []
+        for lag in range(period, last - half + 1, period):
+            window = residual[last - lag - half : min(last - lag + half + 1, last)]
+            spreads.append(np.abs(window - np.median(window)).mean())
+        return max(float(np.median(spreads)), RESIDUAL_FLOOR * float(self.scale[column]))
+
     def features(self, values, first):
         """Transformed rows ``first ..`` of ``values`` (raw rows, no NaN), shape (rows, channels * columns).
 

@@ -24,8 +24,9 @@ and without looking ahead:
    explained: the attribution names the input column and shingle position
    that drive the score, and the forest's expected value for that entry is
    the value that would make the score lowest. Deviations from the
-   expected value smaller than ``min_deviation`` typical residuals (and,
-   optionally, smaller than a fraction of the expected value) are ignored;
+   expected value smaller than ``min_deviation`` typical residuals at the
+   row's phase (and, optionally, smaller than a fraction of the expected
+   value) are ignored;
    weak evidence (a likely anomaly whose score stays below the threshold,
    or a crossing graded below 0.1) must deviate 1.2 times as much.
    One alert is raised per anomaly: rows that merely continue it are not
@@ -138,7 +139,9 @@ class ThresholdedForest:
         is below this many typical residuals of the column. A residual is a
         value minus its reference (the median of the values one to three
         periods back, or the previous value); the typical residual is their
-        mean absolute deviation from their median over the history.
+        mean absolute deviation from their median at the row's phase: the
+        median of it over windows of a shingle one, two, ... periods back
+        in the history (over the whole history without a period).
     ignore_relative : float, default 0.0
         Ignore candidate anomalies whose deviation is below this fraction
         of the absolute expected value (OpenSearch uses 0.2). Off by
