@@ -235,10 +235,12 @@ class Preprocessor:
         head = values[: row + 1]
         residual = head[first:, column] - self.reference(head, first)[:, column]
         last = residual.size - 1
-        spreads = []
-        for lag in range(period, last - half + 1, period):
-            window = residual[last - lag - half : min(last - lag + half + 1, last)]
-            spreads.append(np.abs(window - np.median(window)).mean())
+        lags = np.arange(period, last - half + 1, period)
+        # Windows that would reach the row itself end before it; the others, all of a shingle's width, go at once.
+        short = (residual[last - lag - half : last] for lag in lags[lags <= half])
+        spreads = [np.abs(window - np.median(window)).mean() for window in short]
+        full = residual[(last - half - lags[lags > half])[:, None] + np.arange(2 * half + 1)]
+        spreads = np.concatenate([spreads, np.abs(full - np.median(full, axis=1)[:, None]).mean(axis=1)])
         return max(float(np.median(spreads)), RESIDUAL_FLOOR * float(self.scale[column]))
 
     def features(self, values, first):
