@@ -30,6 +30,7 @@ import zlib
 import numpy as np
 
 from rcforest.detector.period import HISTORY, estimate_period_robust, next_checkpoint
+from rcforest.evaluate.synthetic import _ar_noise
 
 __all__ = ["PERIOD_KINDS", "NO_PERIOD_KINDS", "period_case", "period_track", "true_period"]
 
@@ -51,16 +52,6 @@ def _shape(rng, phase):
     shifts = rng.uniform(0, 2 * np.pi, harmonics)
     total = sum(w * np.sin((k + 1) * phase + s) for k, (w, s) in enumerate(zip(weights, shifts)))
     return total / np.sqrt(0.5 * np.sum(weights**2))
-
-
-def _ar(rng, n, high=0.6):
-    phi = rng.uniform(0.0, high)
-    innovations = rng.normal(size=n) * np.sqrt(1 - phi * phi)
-    noise = np.empty(n)
-    noise[0] = rng.normal()
-    for i in range(1, n):
-        noise[i] = phi * noise[i - 1] + innovations[i]
-    return noise
 
 
 def _drift_ratio(rng):
@@ -109,7 +100,7 @@ def period_case(kind, period, seed=0, n=HISTORY + 2048):
     else:
         phase = 2 * np.pi * t / max(period, 1)
     if kind == "none_ar":
-        return rng.uniform(-10, 10) + _ar(rng, n, 0.95)
+        return rng.uniform(-10, 10) + _ar_noise(rng, n, 0.95)
     if kind == "none_walk":
         return np.cumsum(rng.normal(size=n))
     if kind == "none_counts":
@@ -121,7 +112,7 @@ def period_case(kind, period, seed=0, n=HISTORY + 2048):
         return steps + rng.normal(size=n)
     shape = _shape(rng, phase)
     amplitude = rng.uniform(1.5, 6.0)
-    noise = _ar(rng, n)
+    noise = _ar_noise(rng, n)
     if kind == "counts":
         rate = rng.uniform(0.3, 8.0) * (0.1 + 1.8 * (shape - shape.min()) / np.ptp(shape))
         return rng.poisson(rate).astype(float)

@@ -216,9 +216,9 @@ class _Season:
         return float(grid[np.argmax(self(grid))])
 
 
-def _ar_noise(rng, n):
-    """AR(1) noise of unit marginal spread, its coefficient uniform in [0, 0.6]."""
-    phi = rng.uniform(0.0, 0.6)
+def _ar_noise(rng, n, high=0.6):
+    """AR(1) noise of unit marginal spread, its coefficient uniform in [0, ``high``]."""
+    phi = rng.uniform(0.0, high)
     innovations = rng.normal(size=n) * np.sqrt(1 - phi * phi)
     noise = np.empty(n)
     noise[0] = rng.normal()
