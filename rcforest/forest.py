@@ -186,7 +186,7 @@ class Forest(ForestQueries):
         self._named = None  # whether feature_names_in_ names the columns of DataFrames (see as_rows)
         self.n_features_ = None
         self.points_seen_ = 0
-        self._reader = None  # (trees, tail, row, query, Reader) of the single-row kernel, see _read_one
+        self._reader = None  # (trees, tail, row, query, Reader, compiled read) of the single-row kernel, see _read_one
 
     def __repr__(self):
         return (
@@ -555,7 +555,7 @@ class Forest(ForestQueries):
             row[:] = values
         if query is not None:
             reader[3][:] = query
-        status, score = _reading.read(reader[4], self.points_seen_, self.time_decay, mode, self._mass_offset())
+        status, score = reader[5](reader[4], self.points_seen_, self.time_decay, mode, self._mass_offset())
         if status == _reading.FULL or status == _reading.INVALID:
             return None
         if status == _reading.CORRUPT:
@@ -572,7 +572,7 @@ class Forest(ForestQueries):
         row = np.zeros(self.n_features_)
         query = np.zeros(self.dimensions_)
         handle = _reading.new_reader(self._trees, tail, row, np.zeros(self.dimensions_), query)
-        self._reader = (self._trees, tail, row, query, handle)
+        self._reader = (self._trees, tail, row, query, handle, _reading.compiled_read(handle))
         return self._reader
 
     def _feed_then_score(self, row, point):

@@ -62,15 +62,20 @@ def test_the_single_reading_kernel_runs_and_makes_room_when_the_store_is_full(mo
     forest = _forest(4)
     forest.score_update(series[:100])
     calls = {"read": 0, "full": 0}
-    read = _reading.read
+    compiled_read = _reading.compiled_read
 
-    def counting(*args):
-        status, score = read(*args)
-        calls["read"] += 1
-        calls["full"] += status == _reading.FULL
-        return status, score
+    def counting_read(reader):
+        read = compiled_read(reader)
 
-    monkeypatch.setattr(_reading, "read", counting)
+        def counting(*args):
+            status, score = read(*args)
+            calls["read"] += 1
+            calls["full"] += status == _reading.FULL
+            return status, score
+
+        return counting
+
+    monkeypatch.setattr(_reading, "compiled_read", counting_read)
     got = [forest.score_update(value)[0] for value in series[100:]]
     assert calls["read"] == 2900 and 0 < calls["full"] < 50  # the kernel took all but the few store-full calls
     np.testing.assert_array_equal(got, _forest(4).score_update(series)[100:])
