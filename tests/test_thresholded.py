@@ -225,6 +225,20 @@ def test_run_in_pieces_and_process_match_one_run():
     assert np.flatnonzero(whole["grade"] > 0).tolist() == [900]
 
 
+def test_live_readings_report_plain_python_values_as_run_does():
+    x = _stream()
+    whole = ThresholdedForest(num_trees=30, sample_size=64).run(x)
+    detector = ThresholdedForest(num_trees=30, sample_size=64)
+    detector.run(x[:850])
+    rows = [detector.process(value) for value in x[850:950].tolist()]
+    kinds = {"score": float, "grade": float, "threshold": float, "confidence": float}
+    kinds.update(attribution=str, expected_value=float, start_of_anomaly=int, imputed=bool)
+    assert [list(row) for row in rows] == [list(kinds)] * len(rows)
+    assert all(type(row[name]) is kind for row in rows for name, kind in kinds.items())
+    pd.testing.assert_frame_equal(pd.DataFrame(rows, index=range(850, 950)), whole.iloc[850:950], check_dtype=False)
+    assert rows[50]["grade"] > 0 and rows[50]["attribution"] == "value[t]"
+
+
 @pytest.mark.parametrize("how", ["pickle", "file"])
 def test_state_restores_mid_stream_bit_identically(tmp_path, how):
     x = _stream()

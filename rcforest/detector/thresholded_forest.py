@@ -95,6 +95,10 @@ RING_SPARE = 256
 """Rows of room beyond the history in the buffer of live readings (see ``ThresholdedForest._append_reading``)."""
 
 
+_QUIET = {"attribution": "", "expected_value": np.nan, "start_of_anomaly": 0, "imputed": False}
+"""The fields of a live reading that raised no alert, beyond its score, grade, threshold and confidence."""
+
+
 def _first_row(out):
     """The first row of output columns (see :func:`~rcforest.detector.output.empty_columns`) as Python values."""
     return {name: (out[name][0].item() if hasattr(out[name][0], "item") else out[name][0]) for name in COLUMNS}
@@ -635,23 +639,18 @@ class ThresholdedForest:
         threshold, alert, confidence, explanation = self._judge(
             score, False, lambda: explain(forest, preprocessor, values, row, point, columns)
         )
-        self.rows_seen_ += 1
-        self._last = (self.rows_seen_, point)
-        output = {
-            "score": score,
-            "grade": float(alert),
-            "threshold": float(threshold),
-            "confidence": float(confidence),
-            "attribution": "",
-            "expected_value": np.nan,
-            "start_of_anomaly": 0,
-            "imputed": False,
-        }
-        if explanation is not None:
-            output["attribution"] = str(explanation["attribution"])
-            output["expected_value"] = float(explanation["expected_value"])
-            output["start_of_anomaly"] = int(explanation["start_of_anomaly"])
-        if self.rows_seen_ == next_checkpoint(self.rows_seen_ - 1):
+        seen = self.rows_seen_ = self.rows_seen_ + 1
+        self._last = (seen, point)
+        # The thresholder and the alert policy give Python floats; so do explanations.
+        output = {"score": score, "grade": alert, "threshold": threshold, "confidence": confidence}
+        if explanation is None:
+            output.update(_QUIET)
+        else:
+            output["attribution"] = explanation["attribution"]
+            output["expected_value"] = explanation["expected_value"]
+            output["start_of_anomaly"] = explanation["start_of_anomaly"]
+            output["imputed"] = False
+        if seen == next_checkpoint(seen - 1):
             self._checkpoint()
         return output
 
