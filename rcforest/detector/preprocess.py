@@ -295,13 +295,12 @@ class Preprocessor:
             if period and row >= period:  # any other number of seasons: numpy's way
                 return self.reference(values[: row + 1], row)[0].tolist()
             return values[max(row - 1, 0)].tolist()
-        first = values[row - period].tolist()
         if row < 2 * period:
-            return first
-        second = values[row - 2 * period].tolist()
+            return values[row - period].tolist()
         if row < 3 * period:
+            second, first = values[row - 2 * period : row : period].tolist()
             return [(a + b) / 2 for a, b in zip(first, second)]
-        third = values[row - 3 * period].tolist()
+        third, second, first = values[row - 3 * period : row : period].tolist()  # one slice, one conversion
         return [max(min(a, b), min(max(a, b), c)) for a, b, c in zip(first, second, third)]
 
     def points(self, values, first):
