@@ -220,7 +220,9 @@ def compiled_read(reader):
         ``(reader, sequence, time_decay, mode, mass_offset) -> (status, score)``,
         for readers of this one's type.
     """
-    return read.compile((typeof(reader), types.int64, types.float64, types.int64, types.float64))
+    signature = (typeof(reader), types.int64, types.float64, types.int64, types.float64)
+    compiled = read.overloads.get(signature)  # a look-up; compile() takes numba's compiler lock first
+    return read.compile(signature) if compiled is None else compiled.entry_point
 
 
 @njit(**JIT, _nrt=False)
