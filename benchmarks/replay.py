@@ -305,12 +305,23 @@ class _Excursions(AlertPolicy):
         return sum(peak >= strength for _, peak in earlier) >= self.outranked_by or super().outranked(strength)
 
 
+class _NoLikely(AlertPolicy):
+    """The package's policy without the likelihood test's rows (no likely anomaly below the threshold)."""
+
+    def __init__(self):
+        super().__init__(5.0, 0.0)
+
+    def decide(self, grade, strength, hold, explain, likely=0.0):
+        return super().decide(grade, strength, hold, explain, 0.0)
+
+
 def _variant(base, **attributes):
     return type(base.__name__, (base,), attributes)
 
 
 VARIANTS = {
     "main": _main_policy,
+    "no likely rows": _NoLikely,
     "likely rows 6.5": _variant(_WeakDeviation, deviation=6.5),
     "likely rows 7": _variant(_WeakDeviation, deviation=7.0),
     "excursions 1": _variant(_Excursions, outranked_by=1),
