@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/replay.py record DIR [--data NAB_DIR] [--what nab,stress]
     python benchmarks/replay.py replay DIR [--variant NAME ...]
+    python benchmarks/replay.py check DIR
 
 The forest's scores, the thresholds and the likelihood test do not depend
 on the alert policy (:class:`rcforest.detector.alerts.AlertPolicy`): it only
@@ -21,7 +22,11 @@ their own functions): NAB's three profiles and false-alert rows, the
 leave-one-category-out folds (standard profile), the suite's NAB score,
 recall, event precision and F1, false events and clean false rows per
 10,000 after warm-up. The variant ``main`` replays the package's own
-policy; ``record`` checks that it gives the recorded alerts exactly.
+policy; ``record`` (and ``check``) checks that it gives the recorded
+alerts exactly. The other variants of :data:`VARIANTS` are those of the
+fifth round of false alerts in ``benchmarks/README.md``; the ones named
+with a quantile ``q`` read the series' own residual quantiles, which
+``replay`` adds to the explanations (:func:`add_tails`).
 """
 
 import argparse
@@ -196,8 +201,11 @@ def stress_figures(recorded, make_policy, suite=None):
     return summary
 
 
+_DEFAULTS = (ThresholdedForest().min_deviation, ThresholdedForest().ignore_relative)
+
+
 def _main_policy():
-    return AlertPolicy(5.0, 0.0)
+    return AlertPolicy(*_DEFAULTS)
 
 
 QUANTILES = (0.995, 0.999)
@@ -243,7 +251,7 @@ class _Weak(AlertPolicy):
     likely_only = True
 
     def __init__(self):
-        super().__init__(5.0, 0.0)
+        super().__init__(*_DEFAULTS)
         self.weak_row = False
 
     def decide(self, grade, strength, hold, explain, likely=0.0):
@@ -285,7 +293,7 @@ class _Excursions(AlertPolicy):
     outranked_by = 3
 
     def __init__(self):
-        super().__init__(5.0, 0.0)
+        super().__init__(*_DEFAULTS)
         self.peaks, self.current, self.below = [], None, 0
 
     def observe(self, inputs):
@@ -309,7 +317,7 @@ class _NoLikely(AlertPolicy):
     """The package's policy without the likelihood test's rows (no likely anomaly below the threshold)."""
 
     def __init__(self):
-        super().__init__(5.0, 0.0)
+        super().__init__(*_DEFAULTS)
 
     def decide(self, grade, strength, hold, explain, likely=0.0):
         return super().decide(grade, strength, hold, explain, 0.0)
