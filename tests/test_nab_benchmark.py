@@ -3,6 +3,7 @@
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,3 +46,26 @@ def test_explain_gives_each_false_alert_its_strength_and_the_rows_since_the_prev
     assert "(x1.50)" in false[1]
     assert false[1].endswith("; 200 rows after an alert, score/threshold down to 0.30 between")
     assert "(x1.40)" in false[2] and false[2].endswith("; the row after an alert")
+
+
+def _replay():
+    spec = importlib.util.spec_from_file_location("replay_benchmark", ROOT / "benchmarks" / "replay.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_replayed_policy_gives_the_detector_s_alerts_row_for_row():
+    replay = _replay()
+    from rcforest import ThresholdedForest
+
+    rng = np.random.default_rng(3)
+    t = np.arange(1500)
+    values = 10 + 3 * np.sin(2 * np.pi * t / 48) + rng.normal(size=t.size)
+    values[[900, 1200]] += [15, -12]
+    rec = replay._record_one(values)
+    out = ThresholdedForest().run(values)
+    assert np.array_equal(rec["grade"], out["grade"].to_numpy())
+    assert np.array_equal(rec["score"], out["score"].to_numpy(), equal_nan=True)
+    assert (rec["grade"][900:910] > 0).any() and (rec["grade"][1200:1210] > 0).any()
+    assert np.array_equal(replay.policy_alerts(rec, replay.VARIANTS["main"]), rec["grade"])
