@@ -182,7 +182,9 @@ def test_clickstream_scores_like_the_built_in_through_the_local_estimator(tmp_pa
 
     cutoff = train_scores.mean() + 3 * train_scores.std()
     assert cutoff == pytest.approx(stored["train_cutoff_mean_plus_3_std"], rel=0.03)
-    assert train_scores.min() == pytest.approx(stored["train_score_min"], rel=0.03)
+    # The training draws its own seed, and the least anomalous row's score varies more than the others (over
+    # 2,000 seeds: -4.3% to +2.9% of the stored 1.45, standard deviation 1.0%; 23 runs were beyond 3%).
+    assert train_scores.min() == pytest.approx(stored["train_score_min"], rel=0.06)
     assert train_scores.max() == pytest.approx(stored["train_score_max"], rel=0.03)
 
     times = frame["timestamp"].iloc[stored["train_rows"] :].dt.strftime("%Y-%m-%d %H:%M:%S").tolist()
