@@ -182,7 +182,9 @@ def test_clickstream_scores_like_the_built_in_through_the_local_estimator(tmp_pa
 
     cutoff = train_scores.mean() + 3 * train_scores.std()
     assert cutoff == pytest.approx(stored["train_cutoff_mean_plus_3_std"], rel=0.03)
-    assert train_scores.min() == pytest.approx(stored["train_score_min"], rel=0.03)
+    # The training draws its own seed, and the least anomalous row's score varies more than the others (over
+    # 2,000 seeds: -4.3% to +2.9% of the stored 1.45, standard deviation 1.0%; 23 runs were beyond 3%).
+    assert train_scores.min() == pytest.approx(stored["train_score_min"], rel=0.06)
     assert train_scores.max() == pytest.approx(stored["train_score_max"], rel=0.03)
 
     times = frame["timestamp"].iloc[stored["train_rows"] :].dt.strftime("%Y-%m-%d %H:%M:%S").tolist()
@@ -225,26 +227,31 @@ def test_nyc_taxi_512_by_50_scores_like_the_built_in_through_the_local_estimator
 
     marathon = series.index.get_loc(pd.Timestamp("2014-11-02 01:00:00"))
     assert values[marathon, 0] == 39197
+    # Each training draws its own seed. Over 1,200 seeds of the built-in's layout (Forest(num_trees=50,
+    # sample_size=512, sampling="sagemaker", random_state=s)) the marathon's score was -3.0% to +1.8% of the
+    # stored one (standard deviation 0.7%), the half hour after's -3.2% to +3.5% (0.9%; 2 runs beyond 3%): so 5%.
     for scores, _ in runs:
-        assert scores[marathon] == pytest.approx(stored["score_of_2014_11_02_01_00_value_39197"], rel=0.03)
-        assert scores[marathon + 1] == pytest.approx(stored["listed_anomaly_scores"][-1], rel=0.03)
+        assert scores[marathon] == pytest.approx(stored["score_of_2014_11_02_01_00_value_39197"], rel=0.05)
+        assert scores[marathon + 1] == pytest.approx(stored["listed_anomaly_scores"][-1], rel=0.05)
     # Each listed score is, within 3%, that of a row above the cut-off (a row's score varies by 2-3% from one
-    # training to the next: its mean over the runs is compared).
+    # training to the next: its mean over the runs is compared; over 300 sets of 4 seeds the farthest was 2.1%).
     mean_scores = np.mean([scores for scores, _ in runs], axis=0)
     above = mean_scores[mean_scores > np.mean([run.mean() + 6 * run.std(ddof=1) for run, _ in runs])]
     for listed in stored["listed_anomaly_scores"]:
         assert np.min(np.abs(above / listed - 1)) < 0.03, listed
-    # The statistics below vary from one training to the next (over 10 seeds the standard deviation of the
-    # cut-off was 1.9%, of the first 10 scores' mean 2.4%, of the count 6.6%): their means over the runs are
-    # compared with the single stored run. That run's cut-off is 3.8% above the mean of ours (2.36), near the
-    # top of our runs' range (2.30-2.45), and its first 10 scores 2-3% above ours: so within 6%, 15% and 5%.
+    # The statistics below vary from one training to the next: their means over the 4 runs are compared with
+    # the single stored run, whose cut-off and first 10 scores are 2% above the mean of ours. Over 300 sets of
+    # 4 seeds the mean cut-off was -5.4% to +1.2% of the stored one (standard deviation 1.1%), the first 10
+    # scores' mean -4.8% to +1.0% (1.1%), the count of rows above the cut-off -17% to +15% (4.7%; 1 set beyond
+    # 15%): so within 8%, 8% and 30%, each 5 standard deviations or more from the mean of our runs.
     cutoffs = [scores.mean() + 6 * scores.std(ddof=1) for scores, _ in runs]
     counts = [(scores > cutoff).sum() for (scores, _), cutoff in zip(runs, cutoffs)]
-    assert np.mean(cutoffs) == pytest.approx(stored["cutoff_mean_plus_6_std"], rel=0.06)
-    assert np.mean(counts) == pytest.approx(stored["rows_above_cutoff"], rel=0.15)
+    assert np.mean(cutoffs) == pytest.approx(stored["cutoff_mean_plus_6_std"], rel=0.08)
+    assert np.mean(counts) == pytest.approx(stored["rows_above_cutoff"], rel=0.3)
     first_10 = np.mean([scores[:10].mean() for scores, _ in runs])
-    assert first_10 == pytest.approx(np.mean(stored["first_10_scores"]), rel=0.05)
-    # A query of 2000 passengers, below the data, scores 1.22 +- 0.06 (AWS 1.232).
+    assert first_10 == pytest.approx(np.mean(stored["first_10_scores"]), rel=0.08)
+    # A query of 2000 passengers, below the data, scores 1.23 +- 0.05 (AWS 1.232); over 200 sets of 4 seeds the
+    # mean was -5.6% to +6.2% of AWS's (standard deviation 2.1%).
     assert np.mean([query for _, query in runs]) == pytest.approx(stored["score_of_a_query_of_2000"], rel=0.1)
 
 

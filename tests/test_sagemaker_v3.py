@@ -92,7 +92,9 @@ def test_the_readme_nyc_taxi_example_runs_with_sdk_v3(server, tmp_path, monkeypa
     assert lines[-1] == "===== Job Complete ====="
     scores = taxi_data["score"].to_numpy()
     assert scores.shape == (10320,) and np.isfinite(scores).all()
-    assert 1 <= len(anomalous) <= 0.03 * len(taxi_data)
+    # The job draws its own seed: over 1,200 seeds of the built-in's layout the cut-off flagged 190 to 308 rows
+    # (mean 235, standard deviation 16, a long upper tail: 3 runs from 300), just under 3% of the rows (309).
+    assert 1 <= len(anomalous) <= 0.04 * len(taxi_data)
     # The example's cut-off flags points inside NAB's labelled anomaly windows.
     labels = json.loads((REPO / "rcforest" / "data" / "nyc_taxi_labels.json").read_text())
     flagged = np.array(anomalous["timestamp"], dtype="datetime64[s]")
