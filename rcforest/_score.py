@@ -25,11 +25,8 @@ and ``AnomalyAttributionVisitor``).
 """
 
 import numpy as np
-from llvmlite import ir
-from numba.core import cgutils, types
-from numba.extending import intrinsic
 
-from rcforest._box import box_gap, box_gap_fast
+from rcforest._box import box_gap, box_gap_fast, prefetch
 from rcforest._jit import INLINE, JIT, njit
 from rcforest._update import find_place
 
@@ -205,31 +202,6 @@ _LINE_FLOATS = 16
 """float32 values in a 64-byte cache line: the step of :func:`_descend_lanes`'s prefetches of a box."""
 
 
-@intrinsic
-def _prefetch(typingctx, array, i, j, k):
-    """Ask the caches for ``array[i, j, k]`` (a 3-D array), without waiting for it or changing anything."""
-
-    def codegen(context, builder, signature, args):
-        kind = signature.args[0]
-        data = context.make_array(kind)(context, builder, args[0])
-        index = [context.cast(builder, value, of, types.intp) for value, of in zip(args[1:], signature.args[1:])]
-        shape = cgutils.unpack_tuple(builder, data.shape)
-        strides = cgutils.unpack_tuple(builder, data.strides)
-        pointer = cgutils.get_item_pointer2(
-            context, builder, data.data, shape, strides, kind.layout, index, wraparound=False, boundscheck=False
-        )
-        byte = ir.IntType(8).as_pointer()
-        word = ir.IntType(32)
-        fetch = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [byte, word, word, word]), "llvm.prefetch.p0"
-        )
-        # A read, kept in every level of the caches, of data.
-        builder.call(fetch, [builder.bitcast(pointer, byte), word(0), word(3), word(1)])
-        return context.get_dummy_value()
-
-    return types.none(array, i, j, k), codegen
-
-
 @njit(**INLINE)
 def _descend_lanes(tr, first_tree, tree_step, points, first_row, row_step, count, node, depth, path, fetch):
     """:func:`_descend` of ``count`` walks together, each a row of ``points`` down a tree.
@@ -272,8 +244,8 @@ def _descend_lanes(tr, first_tree, tree_step, points, first_row, row_step, count
             path[j, level] = here
             if fetch:
                 for i in range(0, dim, _LINE_FLOATS):
-                    _prefetch(tr.box_min, t, here, i)
-                    _prefetch(tr.box_max, t, here, i)
+                    prefetch(tr.box_min, t, here, i)
+                    prefetch(tr.box_max, t, here, i)
             node[j] = _child(tr, t, here, points[first_row + j * row_step])
             depth[j] = level + 1
             moving = True
