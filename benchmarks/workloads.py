@@ -385,13 +385,42 @@ def _peer_readings(forest, width, call):
     return {"seconds": seconds, "points": len(readings)}
 
 
+def _peer_scores(forest, width):
+    """A peer's read-only ``score``, one call per point: the very points rcforest scores.
+
+    A peer shingling internally scores a reading with the shingle it last
+    updated, which ``score`` does not advance: its points would share all
+    but their last value (scores of nearby points, whose walks find each
+    other's paths in the caches). So the peer is built without shingling,
+    fed the shingled points and scores each ``width``-value point, as
+    :func:`rcforest_readings` does.
+    """
+    points = np.lib.stride_tricks.sliding_window_view(_reading_series(width), width)
+    for point in points[:READINGS_WARMUP].tolist():
+        forest.update(point)
+    readings = points[READINGS_WARMUP:].tolist()
+    seconds, _ = _cpu_timed(lambda: [forest.score(point) for point in readings])
+    return {"seconds": seconds, "points": len(readings)}
+
+
 def krcf_readings(width, call):
+    if call == "score":
+        import krcf
+
+        options = {"dimensions": width, "shingle_size": 1, "internal_shingling": False, "num_trees": NUM_TREES}
+        options.update(sample_size=SAMPLE_SIZE, random_seed=0, parallel_execution_enabled=False, output_after=1)
+        return _peer_scores(krcf.RandomCutForest({**options, "lambda": TIME_DECAY}), width)
     return _peer_readings(_krcf_forest(width, False), width, call)
 
 
 def rcf3_readings(width, call):
     import rcf3
 
+    if call == "score":
+        forest = rcf3.Forest(
+            width, num_trees=NUM_TREES, capacity=SAMPLE_SIZE, time_decay=TIME_DECAY, output_after=1, seed=0
+        )
+        return _peer_scores(forest, width)
     forest = rcf3.Forest(
         1, shingle_size=width, num_trees=NUM_TREES, capacity=SAMPLE_SIZE, time_decay=TIME_DECAY, output_after=1, seed=0
     )

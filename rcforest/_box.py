@@ -57,13 +57,22 @@ def _float_of(typingctx, bits):
 
 
 @intrinsic
-def prefetch(typingctx, array, row, column):
-    """Ask for the cache line of ``array[row, column]`` (a 2-D array) to be loaded, without waiting for it."""
+def prefetch(typingctx, array, *index):
+    """Ask the caches for ``array[index]`` (one index per dimension), without waiting for it or changing anything.
+
+    A read, kept in every level of the caches (an LLVM prefetch).
+    """
+    if not isinstance(array, types.Array) or len(index) != array.ndim:
+        return None
+    if not all(isinstance(kind, types.Integer) for kind in index):
+        return None
 
     def codegen(context, builder, signature, args):
         kind = signature.args[0]
         values = context.make_array(kind)(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, kind, values, [args[1], args[2]])
+        given = cgutils.unpack_tuple(builder, args[1])
+        at = [context.cast(builder, value, of, types.intp) for value, of in zip(given, index)]
+        pointer = cgutils.get_item_pointer(context, builder, kind, values, at)
         byte = ir.IntType(8).as_pointer()
         int32 = ir.IntType(32)
         function = cgutils.get_or_insert_function(
@@ -72,7 +81,7 @@ def prefetch(typingctx, array, row, column):
         builder.call(function, [builder.bitcast(pointer, byte), int32(0), int32(3), int32(1)])
         return context.get_dummy_value()
 
-    return types.none(array, types.intp, types.intp), codegen
+    return types.none(array, types.StarArgTuple.from_types(index)), codegen
 
 
 @njit(**INLINE)

@@ -123,6 +123,9 @@ def _descend(tr, t, point, rng, k, grow):
     the tree ends as a walk up would leave it. Without ``grow`` nothing
     changes but ``rng[k]``. The range sums of the boxes extended are due
     (:func:`_queue`): the queue and its count come back after the place.
+    Each node's parent link must be the node the walk came from (the
+    root's ``-1``), else the walk stops as for a cycle (node ``-1``): a
+    corrupt tree is reported, never extended.
     """
     box_min = tr.box_min[t]
     box_max = tr.box_max[t]
@@ -130,9 +133,12 @@ def _descend(tr, t, point, rng, k, grow):
     leaf_point = tr.leaf_point
     internal = tr.left.shape[1]
     node = tr.root[t]
+    above = -1
     queue = (np.int64(-1), np.int64(-1), np.int64(-1), np.int64(-1))
     due = 0
     for _ in range(tr.parent.shape[1]):
+        if tr.parent[t, node] != above:
+            break  # the links disagree with the walk: a corrupt tree
         leaf = node >= internal
         if leaf:
             row = leaf_point[t, node - internal]
@@ -152,6 +158,7 @@ def _descend(tr, t, point, rng, k, grow):
                 prefetch(tr.left, t, child)
                 prefetch(tr.right, t, child)
                 prefetch(tr.range_sum, t, child)
+                prefetch(tr.parent, t, child)
             # Summed in any order first (zero exactly where the ordered sum
             # is): the ordered sum only where its value is needed.
             gap = box_gap_fast(tr, t, node, point)
@@ -178,8 +185,9 @@ def _descend(tr, t, point, rng, k, grow):
             if gap > 0.0:
                 _extend(box_min, box_max, node, point)
                 queue, due = _queue(box_min, box_max, tr.range_sum, t, queue, due, node)
+        above = node
         node = child
-    return -1, -1, 0.0, queue, due  # deeper than the tree has nodes: a cycle
+    return -1, -1, 0.0, queue, due  # deeper than the tree has nodes (a cycle), or a parent link out of place
 
 
 @njit(**INLINE)

@@ -157,6 +157,26 @@ def test_insert_then_delete_restores_the_exact_state(seed):
             np.testing.assert_array_equal(after[name], value, err_msg=name)
 
 
+@pytest.mark.parametrize("where", ["root", "below"])
+def test_insertion_refuses_a_tree_whose_parent_links_disagree_with_its_walk(where):
+    trees, _ = _pair(4, 2)
+    for point in np.random.default_rng(4).normal(size=(30, 2)):
+        insert_values(trees, 0, point)
+    root = int(trees.root[0])
+    internal = trees.left.shape[1]
+    if where == "root":  # the root's parent one of its own leaves: a cycle up
+        trees.parent[0, root] = int(np.flatnonzero(trees.leaf_point[0] >= 0)[0]) + internal
+    else:  # each child of the root names no parent
+        trees.parent[0, trees.left[0, root]] = trees.parent[0, trees.right[0, root]] = -1
+    index = int(trees.store_size[0])
+    trees.store[index] = 0.0  # inside the root's box: the walk goes on to a child
+    trees.store_size[0] += 1
+    mass = trees.mass[0].copy()
+    assert insert_point(trees, 0, index, trees.rng, 0) == -1
+    if where == "root":
+        np.testing.assert_array_equal(trees.mass[0], mass)  # found before anything changed
+
+
 def test_deleting_matches_reference():
     rng = np.random.default_rng(11)
     trees, naive = _pair(11, 2)
