@@ -25,12 +25,10 @@ and ``AnomalyAttributionVisitor``).
 """
 
 import numpy as np
-from llvmlite import ir
-from numba.core import cgutils, types
-from numba.extending import intrinsic
 
 from rcforest._box import box_gap, box_gap_fast, prefetch
 from rcforest._jit import INLINE, JIT, njit
+from rcforest._lanes import LANES, step_lanes
 from rcforest._update import find_place
 
 __all__ = []
@@ -198,132 +196,8 @@ def _score_from_leaf(tr, t, leaf, depth, point, total, scale, path, lane):
     return score * scale
 
 
-LANES = 8
-"""Rows that :func:`score_rows` takes down a tree together, and trees that :func:`score_trees` walks together."""
-
 _LINE_FLOATS = 16
 """float32 values in a 64-byte cache line: the step of :func:`_descend_lanes`'s prefetches of a box."""
-
-
-_I1, _I8, _I32, _I64, _F64 = ir.IntType(1), ir.IntType(8), ir.IntType(32), ir.IntType(64), ir.DoubleType()
-
-
-def _vector(kind):
-    """The LLVM vector of :data:`LANES` values of ``kind``."""
-    return ir.VectorType(kind, LANES)
-
-
-def _splat(builder, value):
-    """A vector of :data:`LANES` copies of the int64 ``value``."""
-    vector = ir.Constant(_vector(_I64), ir.Undefined)
-    for j in range(LANES):
-        vector = builder.insert_element(vector, value, _I32(j))
-    return vector
-
-
-def _addresses(builder, array, kind, first, second, element):
-    """Vector of the addresses of ``array[first[j], second[j]]`` (a 2-D array of type ``kind``; int64 indices).
-
-    In a C-contiguous array the second index's stride is the item's size,
-    a constant: a multiplication by a variable stride, on the path from one
-    level's node to the next, would cost a vector multiplication's latency.
-    """
-    strides = cgutils.unpack_tuple(builder, array.strides)
-    inner = _I64(kind.dtype.bitwidth // 8) if kind.layout == "C" else strides[1]
-    offsets = builder.add(builder.mul(first, _splat(builder, strides[0])), builder.mul(second, _splat(builder, inner)))
-    base = _splat(builder, builder.ptrtoint(array.data, _I64))
-    return builder.inttoptr(builder.add(base, offsets), _vector(element.as_pointer()))
-
-
-def _gather(builder, addresses, mask, element):
-    """The values at ``addresses`` where ``mask`` is set (zero elsewhere, and nothing read there)."""
-    name = "llvm.masked.gather.v8%s.v8p0" % ("f64" if element == _F64 else "i32")
-    kind = ir.FunctionType(_vector(element), [_vector(element.as_pointer()), _I32, _vector(_I1), _vector(element)])
-    align = 8 if element == _F64 else 4
-    function = cgutils.get_or_insert_function(builder.module, kind, name)
-    return builder.call(function, [addresses, _I32(align), mask, _vector(element)(None)])
-
-
-def _scatter(builder, values, addresses, mask):
-    """Write the int32 ``values`` to ``addresses`` where ``mask`` is set."""
-    kind = ir.FunctionType(ir.VoidType(), [_vector(_I32), _vector(_I32.as_pointer()), _I32, _vector(_I1)])
-    function = cgutils.get_or_insert_function(builder.module, kind, "llvm.masked.scatter.v8i32.v8p0")
-    builder.call(function, [values, addresses, _I32(4), mask])
-
-
-def _contiguous_int64(kind):
-    return isinstance(kind, types.Array) and kind.layout == "C" and kind.dtype == types.int64
-
-
-@intrinsic
-def _step_lanes(typingctx, tr, first_tree, tree_step, points, first_row, row_step, count, node, depth, path, level):
-    """One level down for :data:`LANES` walks at once, as vectors; returns whether any walk moved.
-
-    Walk ``j`` (``j < count``) is at ``node[j]`` of tree
-    ``first_tree + j * tree_step``, with row ``first_row + j * row_step``
-    of ``points``. A walk at an internal node records it in
-    ``path[j, level]``, takes :func:`_child`'s step (the same comparison,
-    ``x > cut``, and the child taken by arithmetic) and deepens by one; a
-    walk at a leaf, stopped (``-1``) or past ``count`` stays as it is and
-    reads nothing. ``node`` and ``depth`` are contiguous int64 arrays of
-    :data:`LANES` entries or more. The eight walks' children, cuts and
-    point values are each one masked gather (an instruction on machines
-    with AVX2 or AVX-512, a loop of loads elsewhere): a level costs a few
-    instructions for all walks, not a few dozen for each.
-    """
-    if not (_contiguous_int64(node) and _contiguous_int64(depth)):
-        return None
-
-    def codegen(context, builder, signature, args):
-        kinds = signature.args
-        (first_tree_, tree_step_, first_row_, row_step_, count_, level_) = (
-            context.cast(builder, args[i], kinds[i], types.int64) for i in (1, 2, 4, 5, 6, 10)
-        )
-
-        def array(i, name=None):
-            """Argument ``i``, or the field ``name`` of the TreeArrays, and its type."""
-            if name is None:
-                return context.make_array(kinds[i])(context, builder, args[i]), kinds[i]
-            at = kinds[0].fields.index(name)
-            kind = kinds[0][at]
-            return context.make_array(kind)(context, builder, builder.extract_value(args[0], at)), kind
-
-        def lanes_of(i):
-            return builder.bitcast(array(i)[0].data, _vector(_I64).as_pointer())
-
-        internal = cgutils.unpack_tuple(builder, array(0, "left")[0].shape)[1]
-        lane = ir.Constant(_vector(_I64), [_I64(j) for j in range(LANES)])
-        zero = ir.Constant(_vector(_I64), [_I64(0)] * LANES)
-        node_at, depth_at = lanes_of(7), lanes_of(8)
-        here = builder.load(node_at, align=8)
-        live = builder.icmp_signed("<", lane, _splat(builder, count_))
-        inner = builder.and_(
-            builder.icmp_signed(">=", here, zero), builder.icmp_signed("<", here, _splat(builder, internal))
-        )
-        inner = builder.and_(inner, live)
-        at = builder.select(inner, here, zero)
-        # A lane past ``count`` reads nothing: its tree and row are the first walk's.
-        tree = builder.select(live, builder.mul(lane, _splat(builder, tree_step_)), zero)
-        tree = builder.add(_splat(builder, first_tree_), tree)
-        row = builder.select(live, builder.mul(lane, _splat(builder, row_step_)), zero)
-        row = builder.add(_splat(builder, first_row_), row)
-        left = _gather(builder, _addresses(builder, *array(0, "left"), tree, at, _I32), inner, _I32)
-        right = _gather(builder, _addresses(builder, *array(0, "right"), tree, at, _I32), inner, _I32)
-        dim = _gather(builder, _addresses(builder, *array(0, "cut_dim"), tree, at, _I32), inner, _I32)
-        cut = _gather(builder, _addresses(builder, *array(0, "cut_value"), tree, at, _F64), inner, _F64)
-        dim = builder.sext(dim, _vector(_I64))
-        value = _gather(builder, _addresses(builder, *array(3), row, dim, _F64), inner, _F64)
-        side = builder.zext(builder.fcmp_ordered(">", value, cut), _vector(_I32))
-        child = builder.sext(builder.add(left, builder.mul(side, builder.sub(right, left))), _vector(_I64))
-        builder.store(builder.select(inner, child, here), node_at, align=8)
-        deeper = builder.add(builder.load(depth_at, align=8), builder.zext(inner, _vector(_I64)))
-        builder.store(deeper, depth_at, align=8)
-        slots = _addresses(builder, *array(9), lane, _splat(builder, level_), _I32)
-        _scatter(builder, builder.trunc(here, _vector(_I32)), slots, inner)
-        return builder.icmp_unsigned("!=", builder.bitcast(inner, _I8), _I8(0))
-
-    signature = types.boolean(tr, first_tree, tree_step, points, first_row, row_step, count, node, depth, path, level)
-    return signature, codegen
 
 
 @njit(**INLINE)
@@ -333,7 +207,7 @@ def _descend_lanes(tr, first_tree, tree_step, points, first_row, row_step, count
     Walk ``j`` takes row ``first_row + j * row_step`` of ``points`` down
     tree ``first_tree + j * tree_step``. Leaves go into ``node``, depths into ``depth`` and the nodes passed
     into ``path`` (``path[j, d]`` at depth ``d``). Each step moves every
-    walk still above a leaf one level down (:func:`_step_lanes`, the
+    walk still above a leaf one level down (:func:`~rcforest._lanes.step_lanes`, the
     walks' loads as vector gathers), so the walks' dependent loads
     (cut, then child) overlap instead of waiting on each other: several
     rows down one tree (a batch), or one point down several trees (a
@@ -341,7 +215,7 @@ def _descend_lanes(tr, first_tree, tree_step, points, first_row, row_step, count
     steps than the tree has levels (a cycle) gets leaf ``-1``, as from
     :func:`_descend`; an empty tree's walk stays at ``-1``.
 
-    With ``gather``, each level is one :func:`_step_lanes` (vector
+    With ``gather``, each level is one :func:`~rcforest._lanes.step_lanes` (vector
     gathers): for trees cold in the caches, as a reading's, where it
     measured 15% faster for the whole score at 4-D. Without it, each walk
     takes :func:`_child`'s step in turn: for rows down one tree warm in
@@ -373,7 +247,7 @@ def _descend_lanes(tr, first_tree, tree_step, points, first_row, row_step, count
                     moving = True
             if not moving:
                 return
-        elif not _step_lanes(tr, first_tree, tree_step, points, first_row, row_step, count, node, depth, path, level):
+        elif not step_lanes(tr, first_tree, tree_step, points, first_row, row_step, count, node, depth, path, level):
             return
         if fetch:
             for j in range(count):
