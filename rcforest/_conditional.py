@@ -397,14 +397,43 @@ def impute_batch(tr, points, missing, out):
         )
 
 
+@njit(**INLINE)
+def _workspace(num_trees, num_nodes, dim):
+    """The work arrays of one query's search in every tree, as :func:`_choose_in_trees` takes them.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``chosen`` (int64, shape (num_trees,)), ``values`` (float64, shape
+        (num_trees,): one entry's values over trees), ``starts`` and
+        ``depths`` (int64, shape (num_trees,)), ``stack``, ``phase`` and
+        ``depth_of`` (int32, shape (num_nodes + 2,)), ``ranks`` (float64)
+        and ``leaves`` (int64) of that shape, and ``terms`` (float64,
+        shape (dim,)).
+    """
+    return (
+        np.empty(num_trees, np.int64),
+        np.empty(num_trees),
+        np.empty(num_trees, np.int64),
+        np.empty(num_trees, np.int64),
+        np.empty(num_nodes + 2, np.int32),
+        np.empty(num_nodes + 2, np.int32),
+        np.empty(num_nodes + 2, np.int32),
+        np.empty(num_nodes + 2),
+        np.empty(num_nodes + 2, np.int64),
+        np.empty(dim),
+    )
+
+
 @njit(**JIT, _nrt=False)
-def _impute_one(tr, point, missing, out, chosen, values, starts, depths, stack, phase, depth_of, ranks, leaves, terms):
+def _impute_one(tr, point, missing, out, work):
     """:func:`impute_one`'s work, the trees' paths down together; allocates nothing.
 
     ``point`` is relative to the origin, 0 where missing; ``out`` gets each
-    missing entry's median (relative to the origin). Returns whether a
-    tree was corrupt or empty.
+    missing entry's median (relative to the origin); ``work`` is
+    :func:`_workspace`. Returns whether a tree was corrupt or empty.
     """
+    chosen, values, starts, depths, stack, phase, depth_of, ranks, leaves, terms = work
     num_trees = tr.root.shape[0]
     broken = _choose_in_trees(tr, point, missing, chosen, starts, depths, stack, phase, depth_of, ranks, leaves, terms)
     for i in range(point.shape[0]):
@@ -438,8 +467,6 @@ def impute_one(reader, row, out):
     """
     tr = reader.trees
     dim = row.shape[0]
-    num_trees = tr.root.shape[0]
-    num_nodes = tr.parent.shape[1]
     missing = np.isnan(row)
     point = np.empty(dim)
     for i in range(dim):
@@ -448,22 +475,7 @@ def impute_one(reader, row, out):
     if not missing.any():
         return False
     filled = np.empty(dim)
-    broken = _impute_one(
-        tr,
-        point,
-        missing,
-        filled,
-        np.empty(num_trees, np.int64),
-        np.empty(num_trees),
-        np.empty(num_trees, np.int64),
-        np.empty(num_trees, np.int64),
-        np.empty(num_nodes + 2, np.int32),
-        np.empty(num_nodes + 2, np.int32),
-        np.empty(num_nodes + 2, np.int32),
-        np.empty(num_nodes + 2),
-        np.empty(num_nodes + 2, np.int64),
-        np.empty(dim),
-    )
+    broken = _impute_one(tr, point, missing, filled, _workspace(tr.root.shape[0], tr.parent.shape[1], dim))
     for i in range(dim):
         if missing[i] and not broken:
             out[i] = filled[i] + tr.origin[i]
@@ -471,29 +483,13 @@ def impute_one(reader, row, out):
 
 
 @njit(**JIT, _nrt=False)
-def _forecast(
-    tr,
-    point,
-    missing,
-    block,
-    values,
-    lower,
-    upper,
-    chosen,
-    column,
-    starts,
-    depths,
-    stack,
-    phase,
-    depth_of,
-    ranks,
-    leaves,
-    terms,
-):
+def _forecast(tr, point, missing, block, values, lower, upper, work):
     """The steps of :func:`extrapolate`; ``point`` holds the first query (its last ``block`` entries missing).
 
-    Compiled without numba's reference counts: it allocates nothing.
+    ``work`` is :func:`_workspace`. Compiled without numba's reference
+    counts: it allocates nothing.
     """
+    chosen, column, starts, depths, stack, phase, depth_of, ranks, leaves, terms = work
     dim = point.shape[0]
     num_trees = tr.root.shape[0]
     for step in range(values.shape[0]):
@@ -547,33 +543,13 @@ def extrapolate(reader, out):
     tail = reader.tail
     block = tail.shape[1]
     dim = tr.store.shape[1]
-    num_trees = tr.root.shape[0]
-    num_nodes = tr.parent.shape[1]
     point = np.zeros(dim)
     for lag in range(tail.shape[0]):
         for c in range(block):
             point[lag * block + c] = tail[lag, c] - tr.origin[lag * block + c]
     missing = np.zeros(dim, np.bool_)
     missing[dim - block :] = True
-    _forecast(
-        tr,
-        point,
-        missing,
-        block,
-        out[0],
-        out[1],
-        out[2],
-        np.empty(num_trees, np.int64),
-        np.empty(num_trees),
-        np.empty(num_trees, np.int64),
-        np.empty(num_trees, np.int64),
-        np.empty(num_nodes + 2, np.int32),
-        np.empty(num_nodes + 2, np.int32),
-        np.empty(num_nodes + 2, np.int32),
-        np.empty(num_nodes + 2),
-        np.empty(num_nodes + 2, np.int64),
-        np.empty(dim),
-    )
+    _forecast(tr, point, missing, block, out[0], out[1], out[2], _workspace(tr.root.shape[0], tr.parent.shape[1], dim))
     broken = False
     for part in range(3):
         for step in range(out.shape[1]):
