@@ -42,6 +42,35 @@ UPPER = 0.9
 
 
 @njit(**INLINE)
+def _mixed(rank, point, missing, box_min, box_max, range_sum, node, depth, terms):
+    """``rank`` mixed, at ``node`` (of depth ``depth``), with the chance that a random cut of its box separates.
+
+    The chance that a random cut of the box separates the query's known
+    entries is ``gap / (range_sum + gap)``, ``gap`` the query's distance
+    from the box summed over the known entries (at most one side of a box
+    is positive: one addition per entry, the same sum as adding both
+    sides); the node's rank is ``chance / (depth + 1) + (1 - chance) *
+    rank``, and ``rank`` itself where the box holds them.
+    """
+    gap = 0.0
+    if point.shape[0] < _WIDE:
+        for i in range(point.shape[0]):
+            if not missing[i]:
+                gap += max(np.float64(box_min[node, i]) - point[i], point[i] - np.float64(box_max[node, i]), 0.0)
+    else:
+        # Wide points: every entry's term in one loop without a branch (on vectors), then added in order.
+        for i in range(point.shape[0]):
+            terms[i] = max(np.float64(box_min[node, i]) - point[i], point[i] - np.float64(box_max[node, i]), 0.0)
+        for i in range(point.shape[0]):
+            if not missing[i]:
+                gap += terms[i]
+    if gap > 0.0:
+        chance = gap / (range_sum[node] + gap)
+        return chance / (depth + 1.0) + (1.0 - chance) * rank
+    return rank
+
+
+@njit(**INLINE)
 def conditional_in_tree(tr, t, point, missing, node, depth, stack, phase, depth_of, ranks, leaves, terms):
     """The leaf of tree ``t`` that best completes ``point``'s missing entries.
 
@@ -57,10 +86,11 @@ def conditional_in_tree(tr, t, point, missing, node, depth, stack, phase, depth_
         cuts a missing entry, or the leaf that ends the path, and its depth
         (:func:`_path`); ``-1`` for an empty tree, ``-2`` for a corrupt one.
     stack, phase, depth_of : ndarray of int32, shape (num_nodes,)
-        Work space. ``phase`` holds 0 for a node not yet expanded, 1 for
-        one whose children are being searched, plus 2 when a node above it
-        followed both children: only there do ranks decide anything, so
-        ranks are computed only there.
+        Work space: the nodes above the one searched, each with its kind
+        (0: it cuts a known entry, its one child is searched; 1 and 2: it
+        cuts a missing entry, its left or right child is searched) and
+        depth. Below the first node, every node's rank decides a choice
+        above it; that node's own rank decides nothing.
     ranks : ndarray of float64, shape (num_nodes,)
     leaves : ndarray of int64, shape (num_nodes,)
     terms : ndarray of float64, shape (dim,)
@@ -71,6 +101,12 @@ def conditional_in_tree(tr, t, point, missing, node, depth, stack, phase, depth_
     int
         Store row of the chosen leaf's point; ``-1`` for an empty tree,
         ``-2`` for a corrupt one.
+
+    Notes
+    -----
+    The path below a node that follows one child goes down in a loop
+    without a stack frame of its own; going up, each node on it mixes its
+    chance into the rank of its child's choice, bottom up.
     """
     if node < 0:
         return node
@@ -90,82 +126,73 @@ def conditional_in_tree(tr, t, point, missing, node, depth, stack, phase, depth_
     store = tr.store
     if node >= internal:
         return leaf_point[node - internal]
-    top = 1
     stack[0] = node
-    phase[0] = 0
+    phase[0] = 1
     depth_of[0] = depth
+    top = 1
+    node = left[node]
+    depth += 1
     results = 0
-    steps = 0
-    while top > 0:
-        steps += 1
-        if steps > 4 * num_nodes:
-            return -2
-        node = stack[top - 1]
-        depth = depth_of[top - 1]
-        if node >= internal:
-            top -= 1
-            row = leaf_point[node - internal]
-            separated = False
-            for i in range(point.shape[0]):
-                if not missing[i] and store[row, i] != point[i]:
-                    separated = True
-                    break
-            if separated:
-                rank = 1.0 / (depth + 1.0)
-            elif depth == 0:
-                rank = 0.0
-            else:
-                rank = 1.0 / (depth + np.log2(mass[node] + 1.0))
-            ranks[results] = rank
-            leaves[results] = row
-            results += 1
-            continue
-        dim_cut = cut_dim[node]
-        state = phase[top - 1]
-        if state & 1 == 0:
-            phase[top - 1] = state | 1
-            if top + 2 > limit:
+    visits = 1
+    while True:
+        # Down the nodes that cut a known entry, to a leaf or a node that cuts a missing one.
+        while node < internal and not missing[cut_dim[node]]:
+            visits += 1
+            if visits > num_nodes or top + 1 > limit:
                 return -2
-            if missing[dim_cut]:
-                # Both sides: the right is pushed first, so the left is done first.
-                stack[top] = right[node]
-                stack[top + 1] = left[node]
-                phase[top] = phase[top + 1] = 2
-                depth_of[top] = depth_of[top + 1] = depth + 1
-                top += 2
-            else:
-                child = left[node] + np.int32(point[dim_cut] > cut_value[node]) * (right[node] - left[node])
-                stack[top] = child
-                phase[top] = state & 2
-                depth_of[top] = depth + 1
-                top += 1
+            stack[top] = node
+            phase[top] = 0
+            depth_of[top] = depth
+            top += 1
+            node = left[node] + np.int32(point[cut_dim[node]] > cut_value[node]) * (right[node] - left[node])
+            depth += 1
+        visits += 1
+        if visits > num_nodes or top + 1 > limit:
+            return -2
+        if node < internal:
+            # Both sides, the left first.
+            stack[top] = node
+            phase[top] = 1
+            depth_of[top] = depth
+            top += 1
+            node = left[node]
+            depth += 1
             continue
-        top -= 1
-        if missing[dim_cut]:
-            results -= 1  # the right child's result, over the left's
-            if ranks[results] < ranks[results - 1]:
-                ranks[results - 1] = ranks[results]
-                leaves[results - 1] = leaves[results]
-        if state & 2 == 0:
-            continue  # no choice above depends on this node's rank
-        # The chance that a random cut of the box separates the known entries.
-        gap = 0.0
-        if point.shape[0] < _WIDE:
-            for i in range(point.shape[0]):
-                if not missing[i]:
-                    # At most one side is positive: one addition per entry (the same sum as adding both sides).
-                    gap += max(np.float64(box_min[node, i]) - point[i], point[i] - np.float64(box_max[node, i]), 0.0)
+        row = leaf_point[node - internal]
+        separated = False
+        for i in range(point.shape[0]):
+            if not missing[i] and store[row, i] != point[i]:
+                separated = True
+                break
+        if separated:
+            rank = 1.0 / (depth + 1.0)
+        elif depth == 0:
+            rank = 0.0
         else:
-            # Wide points: every entry's term in one loop without a branch (on vectors), then added in order.
-            for i in range(point.shape[0]):
-                terms[i] = max(np.float64(box_min[node, i]) - point[i], point[i] - np.float64(box_max[node, i]), 0.0)
-            for i in range(point.shape[0]):
-                if not missing[i]:
-                    gap += terms[i]
-        if gap > 0.0:
-            chance = gap / (range_sum[node] + gap)
-            ranks[results - 1] = chance / (depth + 1.0) + (1.0 - chance) * ranks[results - 1]
-    return leaves[0]
+            rank = 1.0 / (depth + np.log2(mass[node] + 1.0))
+        ranks[results] = rank
+        leaves[results] = row
+        results += 1
+        # Up, to the first node whose right side is still to search.
+        while True:
+            above = stack[top - 1]
+            kind = phase[top - 1]
+            if kind == 1:
+                phase[top - 1] = 2
+                node = right[above]
+                depth = depth_of[top - 1] + 1
+                break
+            top -= 1
+            if kind == 2:
+                results -= 1  # the right child's result, over the left's
+                if ranks[results] < ranks[results - 1]:
+                    ranks[results - 1] = ranks[results]
+                    leaves[results - 1] = leaves[results]
+                if top == 0:
+                    return leaves[0]
+            ranks[results - 1] = _mixed(
+                ranks[results - 1], point, missing, box_min, box_max, range_sum, above, depth_of[top], terms
+            )
 
 
 @njit(**INLINE)
