@@ -104,9 +104,9 @@ def conditional_in_tree(tr, t, point, missing, node, depth, stack, phase, depth_
 
     Notes
     -----
-    The path below a node that follows one child goes down in a loop
-    without a stack frame of its own; going up, each node on it mixes its
-    chance into the rank of its child's choice, bottom up.
+    The nodes that follow one child are gone down in an inner loop, each
+    put on the stack only to mix its chance into the rank of its child's
+    choice on the way up, bottom up: one turn of a loop per node.
     """
     if node < 0:
         return node
