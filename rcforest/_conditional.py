@@ -42,6 +42,35 @@ UPPER = 0.9
 
 
 @njit(**INLINE)
+def _mixed(rank, point, missing, box_min, box_max, range_sum, node, depth, terms):
+    """``rank`` mixed, at ``node`` (of depth ``depth``), with the chance that a random cut of its box separates.
+
+    The chance that a random cut of the box separates the query's known
+    entries is ``gap / (range_sum + gap)``, ``gap`` the query's distance
+    from the box summed over the known entries (at most one side of a box
+    is positive: one addition per entry, the same sum as adding both
+    sides); the node's rank is ``chance / (depth + 1) + (1 - chance) *
+    rank``, and ``rank`` itself where the box holds them.
+    """
+    gap = 0.0
+    if point.shape[0] < _WIDE:
+        for i in range(point.shape[0]):
+            if not missing[i]:
+                gap += max(np.float64(box_min[node, i]) - point[i], point[i] - np.float64(box_max[node, i]), 0.0)
+    else:
+        # Wide points: every entry's term in one loop without a branch (on vectors), then added in order.
+        for i in range(point.shape[0]):
+            terms[i] = max(np.float64(box_min[node, i]) - point[i], point[i] - np.float64(box_max[node, i]), 0.0)
+        for i in range(point.shape[0]):
+            if not missing[i]:
+                gap += terms[i]
+    if gap > 0.0:
+        chance = gap / (range_sum[node] + gap)
+        return chance / (depth + 1.0) + (1.0 - chance) * rank
+    return rank
+
+
+@njit(**INLINE)
 def conditional_in_tree(tr, t, point, missing, node, depth, stack, phase, depth_of, ranks, leaves, terms):
     """The leaf of tree ``t`` that best completes ``point``'s missing entries.
 
@@ -57,10 +86,11 @@ def conditional_in_tree(tr, t, point, missing, node, depth, stack, phase, depth_
         cuts a missing entry, or the leaf that ends the path, and its depth
         (:func:`_path`); ``-1`` for an empty tree, ``-2`` for a corrupt one.
     stack, phase, depth_of : ndarray of int32, shape (num_nodes,)
-        Work space. ``phase`` holds 0 for a node not yet expanded, 1 for
-        one whose children are being searched, plus 2 when a node above it
-        followed both children: only there do ranks decide anything, so
-        ranks are computed only there.
+        Work space: the nodes above the one searched, each with its kind
+        (0: it cuts a known entry, its one child is searched; 1 and 2: it
+        cuts a missing entry, its left or right child is searched) and
+        depth. Below the first node, every node's rank decides a choice
+        above it; that node's own rank decides nothing.
     ranks : ndarray of float64, shape (num_nodes,)
     leaves : ndarray of int64, shape (num_nodes,)
     terms : ndarray of float64, shape (dim,)
@@ -71,6 +101,12 @@ def conditional_in_tree(tr, t, point, missing, node, depth, stack, phase, depth_
     int
         Store row of the chosen leaf's point; ``-1`` for an empty tree,
         ``-2`` for a corrupt one.
+
+    Notes
+    -----
+    The nodes that follow one child are gone down in an inner loop, each
+    put on the stack only to mix its chance into the rank of its child's
+    choice on the way up, bottom up: one turn of a loop per node.
     """
     if node < 0:
         return node
@@ -90,82 +126,73 @@ def conditional_in_tree(tr, t, point, missing, node, depth, stack, phase, depth_
     store = tr.store
     if node >= internal:
         return leaf_point[node - internal]
-    top = 1
     stack[0] = node
-    phase[0] = 0
+    phase[0] = 1
     depth_of[0] = depth
+    top = 1
+    node = left[node]
+    depth += 1
     results = 0
-    steps = 0
-    while top > 0:
-        steps += 1
-        if steps > 4 * num_nodes:
-            return -2
-        node = stack[top - 1]
-        depth = depth_of[top - 1]
-        if node >= internal:
-            top -= 1
-            row = leaf_point[node - internal]
-            separated = False
-            for i in range(point.shape[0]):
-                if not missing[i] and store[row, i] != point[i]:
-                    separated = True
-                    break
-            if separated:
-                rank = 1.0 / (depth + 1.0)
-            elif depth == 0:
-                rank = 0.0
-            else:
-                rank = 1.0 / (depth + np.log2(mass[node] + 1.0))
-            ranks[results] = rank
-            leaves[results] = row
-            results += 1
-            continue
-        dim_cut = cut_dim[node]
-        state = phase[top - 1]
-        if state & 1 == 0:
-            phase[top - 1] = state | 1
-            if top + 2 > limit:
+    visits = 1
+    while True:
+        # Down the nodes that cut a known entry, to a leaf or a node that cuts a missing one.
+        while node < internal and not missing[cut_dim[node]]:
+            visits += 1
+            if visits > num_nodes or top + 1 > limit:
                 return -2
-            if missing[dim_cut]:
-                # Both sides: the right is pushed first, so the left is done first.
-                stack[top] = right[node]
-                stack[top + 1] = left[node]
-                phase[top] = phase[top + 1] = 2
-                depth_of[top] = depth_of[top + 1] = depth + 1
-                top += 2
-            else:
-                child = left[node] + np.int32(point[dim_cut] > cut_value[node]) * (right[node] - left[node])
-                stack[top] = child
-                phase[top] = state & 2
-                depth_of[top] = depth + 1
-                top += 1
+            stack[top] = node
+            phase[top] = 0
+            depth_of[top] = depth
+            top += 1
+            node = left[node] + np.int32(point[cut_dim[node]] > cut_value[node]) * (right[node] - left[node])
+            depth += 1
+        visits += 1
+        if visits > num_nodes or top + 1 > limit:
+            return -2
+        if node < internal:
+            # Both sides, the left first.
+            stack[top] = node
+            phase[top] = 1
+            depth_of[top] = depth
+            top += 1
+            node = left[node]
+            depth += 1
             continue
-        top -= 1
-        if missing[dim_cut]:
-            results -= 1  # the right child's result, over the left's
-            if ranks[results] < ranks[results - 1]:
-                ranks[results - 1] = ranks[results]
-                leaves[results - 1] = leaves[results]
-        if state & 2 == 0:
-            continue  # no choice above depends on this node's rank
-        # The chance that a random cut of the box separates the known entries.
-        gap = 0.0
-        if point.shape[0] < _WIDE:
-            for i in range(point.shape[0]):
-                if not missing[i]:
-                    # At most one side is positive: one addition per entry (the same sum as adding both sides).
-                    gap += max(np.float64(box_min[node, i]) - point[i], point[i] - np.float64(box_max[node, i]), 0.0)
+        row = leaf_point[node - internal]
+        separated = False
+        for i in range(point.shape[0]):
+            if not missing[i] and store[row, i] != point[i]:
+                separated = True
+                break
+        if separated:
+            rank = 1.0 / (depth + 1.0)
+        elif depth == 0:
+            rank = 0.0
         else:
-            # Wide points: every entry's term in one loop without a branch (on vectors), then added in order.
-            for i in range(point.shape[0]):
-                terms[i] = max(np.float64(box_min[node, i]) - point[i], point[i] - np.float64(box_max[node, i]), 0.0)
-            for i in range(point.shape[0]):
-                if not missing[i]:
-                    gap += terms[i]
-        if gap > 0.0:
-            chance = gap / (range_sum[node] + gap)
-            ranks[results - 1] = chance / (depth + 1.0) + (1.0 - chance) * ranks[results - 1]
-    return leaves[0]
+            rank = 1.0 / (depth + np.log2(mass[node] + 1.0))
+        ranks[results] = rank
+        leaves[results] = row
+        results += 1
+        # Up, to the first node whose right side is still to search.
+        while True:
+            above = stack[top - 1]
+            kind = phase[top - 1]
+            if kind == 1:
+                phase[top - 1] = 2
+                node = right[above]
+                depth = depth_of[top - 1] + 1
+                break
+            top -= 1
+            if kind == 2:
+                results -= 1  # the right child's result, over the left's
+                if ranks[results] < ranks[results - 1]:
+                    ranks[results - 1] = ranks[results]
+                    leaves[results - 1] = leaves[results]
+                if top == 0:
+                    return leaves[0]
+            ranks[results - 1] = _mixed(
+                ranks[results - 1], point, missing, box_min, box_max, range_sum, above, depth_of[top], terms
+            )
 
 
 @njit(**INLINE)
@@ -397,14 +424,43 @@ def impute_batch(tr, points, missing, out):
         )
 
 
+@njit(**INLINE)
+def _workspace(num_trees, num_nodes, dim):
+    """The work arrays of one query's search in every tree, as :func:`_choose_in_trees` takes them.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``chosen`` (int64, shape (num_trees,)), ``values`` (float64, shape
+        (num_trees,): one entry's values over trees), ``starts`` and
+        ``depths`` (int64, shape (num_trees,)), ``stack``, ``phase`` and
+        ``depth_of`` (int32, shape (num_nodes + 2,)), ``ranks`` (float64)
+        and ``leaves`` (int64) of that shape, and ``terms`` (float64,
+        shape (dim,)).
+    """
+    return (
+        np.empty(num_trees, np.int64),
+        np.empty(num_trees),
+        np.empty(num_trees, np.int64),
+        np.empty(num_trees, np.int64),
+        np.empty(num_nodes + 2, np.int32),
+        np.empty(num_nodes + 2, np.int32),
+        np.empty(num_nodes + 2, np.int32),
+        np.empty(num_nodes + 2),
+        np.empty(num_nodes + 2, np.int64),
+        np.empty(dim),
+    )
+
+
 @njit(**JIT, _nrt=False)
-def _impute_one(tr, point, missing, out, chosen, values, starts, depths, stack, phase, depth_of, ranks, leaves, terms):
+def _impute_one(tr, point, missing, out, work):
     """:func:`impute_one`'s work, the trees' paths down together; allocates nothing.
 
     ``point`` is relative to the origin, 0 where missing; ``out`` gets each
-    missing entry's median (relative to the origin). Returns whether a
-    tree was corrupt or empty.
+    missing entry's median (relative to the origin); ``work`` is
+    :func:`_workspace`. Returns whether a tree was corrupt or empty.
     """
+    chosen, values, starts, depths, stack, phase, depth_of, ranks, leaves, terms = work
     num_trees = tr.root.shape[0]
     broken = _choose_in_trees(tr, point, missing, chosen, starts, depths, stack, phase, depth_of, ranks, leaves, terms)
     for i in range(point.shape[0]):
@@ -438,8 +494,6 @@ def impute_one(reader, row, out):
     """
     tr = reader.trees
     dim = row.shape[0]
-    num_trees = tr.root.shape[0]
-    num_nodes = tr.parent.shape[1]
     missing = np.isnan(row)
     point = np.empty(dim)
     for i in range(dim):
@@ -448,22 +502,7 @@ def impute_one(reader, row, out):
     if not missing.any():
         return False
     filled = np.empty(dim)
-    broken = _impute_one(
-        tr,
-        point,
-        missing,
-        filled,
-        np.empty(num_trees, np.int64),
-        np.empty(num_trees),
-        np.empty(num_trees, np.int64),
-        np.empty(num_trees, np.int64),
-        np.empty(num_nodes + 2, np.int32),
-        np.empty(num_nodes + 2, np.int32),
-        np.empty(num_nodes + 2, np.int32),
-        np.empty(num_nodes + 2),
-        np.empty(num_nodes + 2, np.int64),
-        np.empty(dim),
-    )
+    broken = _impute_one(tr, point, missing, filled, _workspace(tr.root.shape[0], tr.parent.shape[1], dim))
     for i in range(dim):
         if missing[i] and not broken:
             out[i] = filled[i] + tr.origin[i]
@@ -471,29 +510,13 @@ def impute_one(reader, row, out):
 
 
 @njit(**JIT, _nrt=False)
-def _forecast(
-    tr,
-    point,
-    missing,
-    block,
-    values,
-    lower,
-    upper,
-    chosen,
-    column,
-    starts,
-    depths,
-    stack,
-    phase,
-    depth_of,
-    ranks,
-    leaves,
-    terms,
-):
+def _forecast(tr, point, missing, block, values, lower, upper, work):
     """The steps of :func:`extrapolate`; ``point`` holds the first query (its last ``block`` entries missing).
 
-    Compiled without numba's reference counts: it allocates nothing.
+    ``work`` is :func:`_workspace`. Compiled without numba's reference
+    counts: it allocates nothing.
     """
+    chosen, column, starts, depths, stack, phase, depth_of, ranks, leaves, terms = work
     dim = point.shape[0]
     num_trees = tr.root.shape[0]
     for step in range(values.shape[0]):
@@ -547,33 +570,13 @@ def extrapolate(reader, out):
     tail = reader.tail
     block = tail.shape[1]
     dim = tr.store.shape[1]
-    num_trees = tr.root.shape[0]
-    num_nodes = tr.parent.shape[1]
     point = np.zeros(dim)
     for lag in range(tail.shape[0]):
         for c in range(block):
             point[lag * block + c] = tail[lag, c] - tr.origin[lag * block + c]
     missing = np.zeros(dim, np.bool_)
     missing[dim - block :] = True
-    _forecast(
-        tr,
-        point,
-        missing,
-        block,
-        out[0],
-        out[1],
-        out[2],
-        np.empty(num_trees, np.int64),
-        np.empty(num_trees),
-        np.empty(num_trees, np.int64),
-        np.empty(num_trees, np.int64),
-        np.empty(num_nodes + 2, np.int32),
-        np.empty(num_nodes + 2, np.int32),
-        np.empty(num_nodes + 2, np.int32),
-        np.empty(num_nodes + 2),
-        np.empty(num_nodes + 2, np.int64),
-        np.empty(dim),
-    )
+    _forecast(tr, point, missing, block, out[0], out[1], out[2], _workspace(tr.root.shape[0], tr.parent.shape[1], dim))
     broken = False
     for part in range(3):
         for step in range(out.shape[1]):

@@ -29,7 +29,7 @@ from numba import prange
 from rcforest._box import child_bounds
 from rcforest._jit import INLINE, JIT, njit
 
-__all__ = ["DENSITY_FLOOR", "density_from_measure", "interpolation_batch", "interpolation_one"]
+__all__ = ["DENSITY_FLOOR", "density_from_measure", "density_one", "interpolation_batch", "interpolation_one"]
 
 DENSITY_FLOOR = 0.001
 """AWS's ``DEFAULT_SUM_OF_POINTS_SCALING_FACTOR``: ``q`` in the density's denominator."""
@@ -444,22 +444,46 @@ def _interpolation_trees(tr, point, out, work, leaves):
             out[j, i] = np.nan if broken else out[j, i] / num_trees
 
 
+_LARGE_LOG = 700.0
+"""Above this ``dim * log(ratio)``, numpy's ``exp`` may overflow (its largest finite result is near ``exp(709.78)``)."""
+
+
 @njit(**JIT)
-def interpolation_one(reader, point, out):
-    """:func:`interpolation_batch` for one point, on the calling thread, through the forest's handle.
+def interpolation_one(reader, row, out, ratio):
+    """:func:`interpolation_batch` and :func:`_ratios` for one row, on the calling thread, through the forest's handle.
 
     Parameters
     ----------
     reader : rcforest._reading.Reader
         Holds the trees (``reader.trees``): one pointer to unbox instead of
         the trees' twenty-odd arrays.
-    point : ndarray of float64, shape (dim,)
-        Relative to the origin.
+    row : ndarray of float64, shape (dim,)
+        In the input's coordinates.
     out : ndarray of float64, shape (1, 6, dim)
         As for :func:`interpolation_batch`.
+    ratio : ndarray of float64, shape (1, dim)
+        Each dimension's distance over its probability mass, as
+        :func:`density_from_measure` takes it.
+
+    Returns
+    -------
+    int
+        -1 for a corrupt tree (``out`` is NaN), 1 where a power of a
+        ratio may overflow, else 0.
     """
     tr = reader.trees
-    _interpolation_trees(tr, point, out[0], np.empty((13, point.shape[0])), np.empty(tr.root.shape[0], np.int64))
+    dim = row.shape[0]
+    point = np.empty(dim)
+    for i in range(dim):
+        point[i] = row[i] - tr.origin[i]
+    _interpolation_trees(tr, point, out[0], np.empty((13, dim)), np.empty(tr.root.shape[0], np.int64))
+    if np.isnan(out[0, 0, 0]):
+        return -1
+    _ratios(out, ratio)
+    for i in range(dim):
+        if np.log(ratio[0, i]) * dim > _LARGE_LOG:
+            return 1
+    return 0
 
 
 def density_from_measure(measure, sample_size):
@@ -488,10 +512,45 @@ def density_from_measure(measure, sample_size):
     num_rows, _, dim = measure.shape
     ratio = np.empty((num_rows, dim))
     _ratios(measure, ratio)
-    with np.errstate(over="ignore"):
-        powered = np.exp(np.log(ratio) * dim)
+    return _density_from_ratios(measure, ratio, sample_size, True)
+
+
+def _density_from_ratios(measure, ratio, sample_size, large):
+    """:func:`density_from_measure` after :func:`_ratios`; ``large``: a power may overflow (numpy warns of none)."""
+    num_rows, _, dim = measure.shape
+    powered = np.log(ratio)
+    powered *= dim
+    if large:
+        with np.errstate(over="ignore"):
+            np.exp(powered, out=powered)
+    else:
+        np.exp(powered, out=powered)
     density = np.empty(num_rows)
     high = np.empty((num_rows, dim))
     low = np.empty((num_rows, dim))
     _densities(measure, ratio, powered, float(sample_size), density, high, low)
     return density, high, low
+
+
+def density_one(reader, row, sample_size):
+    """:func:`density_from_measure` of one row's measure (:func:`interpolation_one`): one kernel call, no thread pool.
+
+    Parameters
+    ----------
+    reader : rcforest._reading.Reader
+    row : ndarray of float64, shape (dim,)
+        In the input's coordinates.
+    sample_size : int
+
+    Returns
+    -------
+    density : ndarray of float64, shape (1,)
+    high, low : ndarray of float64, shape (1, dim)
+        As :func:`density_from_measure` gives them; None for a corrupt tree.
+    """
+    measure = np.empty((1, 6, row.shape[0]))
+    ratio = np.empty((1, row.shape[0]))
+    code = interpolation_one(reader, row, measure, ratio)
+    if code < 0:
+        return None
+    return _density_from_ratios(measure, ratio, sample_size, code > 0)

@@ -301,11 +301,9 @@ class ForestQueries:
         values = self._plain_point(X)
         if values is not None:
             # One row: one serial call through the forest's handle, no thread pool.
-            measure = np.empty((1, 6, values.size))
-            _density.interpolation_one(self._handle(), values - self._trees.origin, measure)
-            _raise_if_corrupt(np.isnan(measure[0, 0, 0]))  # a corrupt tree makes the whole row NaN
-            density, high, low = _density.density_from_measure(measure, self.sample_size)
-            return (density, high, low) if directional else density
+            parts = _density.density_one(self._handle(), values, self.sample_size)
+            _raise_if_corrupt(parts is None)
+            return parts if directional else parts[0]
         rows, points = self._batch_points(X)
         measure = np.empty((points.shape[0], 6, points.shape[1]))
         with threads(self.n_jobs):

@@ -1,5 +1,7 @@
 """Forest.density: the kernel against AWS's interpolation visitor written out, AWS's fan of blades, peers."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -80,6 +82,19 @@ def test_one_row_as_an_array_a_list_or_a_row_gives_its_batch_values():
             assert [part.shape for part in alone] == [(1,), (1, 3), (1, 3)]
             assert (alone[0][0], list(alone[1][0]), list(alone[2][0])) == (density[q], list(high[q]), list(low[q]))
             assert forest.density(row)[0] == density[q]
+
+
+def test_one_row_whose_powers_overflow_gives_its_batch_values_without_a_warning():
+    # 80 dimensions at a scale of 1e4: a ratio to the 80th power overflows; numpy's exp is told to stay quiet.
+    rng = np.random.default_rng(3)
+    forest = Forest(num_trees=5, sample_size=32, random_state=3).fit(rng.normal(size=(300, 80)) * 1e4)
+    query = rng.normal(size=80) * 1e4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        alone = forest.density(query, directional=True)
+        batch = forest.density(query[None, :], directional=True)
+    for mine, expected in zip(alone, batch):
+        np.testing.assert_array_equal(mine, expected)
 
 
 def numpy_density(measure, sample_size):
