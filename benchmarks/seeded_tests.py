@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from rcforest import Forest  # noqa: E402
 from rcforest.sagemaker.metrics import evaluate  # noqa: E402
+from tests.seeded_data import labelled_test, normal_rows, taxi_like_series  # noqa: E402
 
 __all__ = ["CHECKS", "main"]
 
@@ -53,21 +54,8 @@ def job(rows, trees, samples, seed):
 # ----------------------------------------------------------------- tests/test_aws_server.py
 
 
-def taxi_like_series(days=21, seed=7):
-    rng = np.random.default_rng(seed)
-    steps = np.arange(days * 48)
-    daily = 10000 + 8000 * np.sin(2 * np.pi * (steps % 48) / 48 - 2.0)
-    weekly = 1500 * np.sin(2 * np.pi * steps / (7 * 48))
-    value = np.round(daily + weekly + rng.normal(0, 400, steps.size)).astype(int)
-    anomalies = [300, 520, 820]
-    value[anomalies[0]] = 40000
-    value[anomalies[1] : anomalies[1] + 6] = 500
-    value[anomalies[2]] = 38000
-    return value, anomalies
-
-
 def aws_taxi(seed):
-    value, anomalies = taxi_like_series()
+    _, value, anomalies = taxi_like_series()
     x = value.astype(np.float64)[:, None]
     scores = pd.Series(job(f32(x), 50, 512, seed).score(x))
     cutoff = scores.mean() + 3 * scores.std()
@@ -183,31 +171,17 @@ def aws_invoke(seed):
 # ----------------------------------------------------------------- tests/test_sagemaker_estimator.py
 
 
-def _data(seed=0, rows=1500, features=2):
-    return np.random.default_rng(seed).normal(size=(rows, features))
-
-
-def _labelled_test(seed=1, rows=400, features=2, anomalies=8):
-    rng = np.random.default_rng(seed)
-    test = rng.normal(size=(rows, features))
-    labels = np.zeros(rows)
-    test[:anomalies] += 9.0
-    labels[:anomalies] = 1
-    order = rng.permutation(rows)
-    return test[order], labels[order]
-
-
 def estimator(seed):
-    forest = job(f32(_data()), 50, 64, seed)
-    test = f32(np.r_[_data(seed=5, rows=20), [[7.0, -7.0]]])
+    forest = job(f32(normal_rows()), 50, 64, seed)
+    test = f32(np.r_[normal_rows(seed=5, rows=20), [[7.0, -7.0]]])
     s = forest.score(test)
     out = {"est issue: last > 2 median": s[-1] > 2 * np.median(s[:-1])}
-    test, labels = _labelled_test()
+    test, labels = labelled_test()
     m = evaluate(forest.score(f32(test)), labels)
     out["est metrics: f1 >= 0.9"] = m["f1"] >= 0.9
     out["est metrics: accuracy >= 0.99"] = m["accuracy"] >= 0.99
-    forest = job(_data(rows=800), 50, 64, seed + 100_000)
-    test, labels = _labelled_test(rows=200, anomalies=4)
+    forest = job(normal_rows(rows=800), 50, 64, seed + 100_000)
+    test, labels = labelled_test(rows=200, anomalies=4)
     out["est csv: f1 >= 0.8"] = evaluate(forest.score(test), labels)["f1"] >= 0.8
     t = np.arange(2400)
     rng = np.random.default_rng(11)

@@ -26,6 +26,7 @@ sagemaker = pytest.importorskip("sagemaker")
 from botocore.exceptions import ClientError  # noqa: E402
 
 from tests.aws_server import REPO, Server, exported  # noqa: E402
+from tests.seeded_data import taxi_like_series  # noqa: E402
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -37,21 +38,6 @@ def server(tmp_path_factory, aws_env):
     with exported(running):
         yield running
     running.stop()
-
-
-def taxi_like_series(days=21, seed=7):
-    """Half-hourly passenger counts with a daily and weekly rhythm and three injected anomalies."""
-    rng = np.random.default_rng(seed)
-    steps = np.arange(days * 48)
-    daily = 10000 + 8000 * np.sin(2 * np.pi * (steps % 48) / 48 - 2.0)
-    weekly = 1500 * np.sin(2 * np.pi * steps / (7 * 48))
-    value = np.round(daily + weekly + rng.normal(0, 400, steps.size)).astype(int)
-    anomalies = [300, 520, 820]
-    value[anomalies[0]] = 40000  # a marathon
-    value[anomalies[1] : anomalies[1] + 6] = 500  # a snow storm
-    value[anomalies[2]] = 38000
-    timestamps = np.datetime64("2014-07-01T00:00") + steps * np.timedelta64(30, "m")
-    return timestamps, value, anomalies
 
 
 def _seed_public_bucket(region):

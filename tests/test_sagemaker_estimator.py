@@ -21,22 +21,9 @@ from rcforest.sagemaker import Estimator, Predictor, RandomCutForest, RecordSet,
 from rcforest.sagemaker.deserializers import JSONDeserializer
 from rcforest.sagemaker.predictor import endpoint_names
 from rcforest.sagemaker.serializers import CSVSerializer
+from tests.seeded_data import labelled_test, normal_rows
 
 METRIC_LINE = re.compile(r"^\[\d\d/\d\d/\d{4} \d\d:\d\d:\d\d INFO \d+\] #test_score \(algo-1\) : \('(\w+)', (\S+)\)$")
-
-
-def _data(seed=0, rows=1500, features=2):
-    return np.random.default_rng(seed).normal(size=(rows, features))
-
-
-def _labelled_test(seed=1, rows=400, features=2, anomalies=8):
-    rng = np.random.default_rng(seed)
-    test = rng.normal(size=(rows, features))
-    labels = np.zeros(rows)
-    test[:anomalies] += 9.0
-    labels[:anomalies] = 1
-    order = rng.permutation(rows)
-    return test[order], labels[order]
 
 
 @pytest.fixture
@@ -61,7 +48,7 @@ def _refused(url):
 
 
 def test_issue_example_end_to_end(rcf, capsys):
-    train = _data()
+    train = normal_rows()
     records = rcf.record_set(train)
     assert isinstance(records, RecordSet) and (records.num_records, records.feature_dim) == (1500, 2)
     rcf.fit(records)
@@ -77,7 +64,7 @@ def test_issue_example_end_to_end(rcf, capsys):
 
     predictor = rcf.deploy(initial_instance_count=1, instance_type="local")
     try:
-        test = np.r_[_data(seed=5, rows=20), [[7.0, -7.0]]]
+        test = np.r_[normal_rows(seed=5, rows=20), [[7.0, -7.0]]]
         result = predictor.predict(test)
         scores = np.array([record.label["score"].float32_tensor.values[0] for record in result])
         np.testing.assert_array_equal(scores, forest.score(test).astype(np.float32))
@@ -99,7 +86,7 @@ def test_issue_example_end_to_end(rcf, capsys):
 
 
 def test_record_set_is_local_recordio_the_sdk_reads(rcf):
-    train = _data(rows=300, features=3).astype(np.float32)
+    train = normal_rows(rows=300, features=3).astype(np.float32)
     labels = (np.arange(300) % 50 == 0).astype(np.float32)
     records = rcf.record_set(train, labels=labels, channel="test")
     with open(records.s3_data, encoding="utf-8") as file:
@@ -115,8 +102,8 @@ def test_record_set_is_local_recordio_the_sdk_reads(rcf):
 
 
 def test_test_channel_metrics_and_f1_log_line(rcf, capsys):
-    test, labels = _labelled_test()
-    rcf.fit([rcf.record_set(_data()), rcf.record_set(test, labels=labels, channel="test")])
+    test, labels = labelled_test()
+    rcf.fit([rcf.record_set(normal_rows()), rcf.record_set(test, labels=labels, channel="test")])
     lines = [METRIC_LINE.match(line) for line in capsys.readouterr().out.splitlines()]
     logged = {match.group(1): float(match.group(2)) for match in lines if match}
     assert set(logged) == {"accuracy", "precision", "recall", "f1", "precision_normal", "recall_normal", "f1_normal"}
@@ -131,8 +118,8 @@ def test_test_channel_metrics_and_f1_log_line(rcf, capsys):
 
 def test_eval_metrics_selects_what_is_reported(capsys):
     rcf = RandomCutForest(num_samples_per_tree=64, num_trees=50, eval_metrics=["accuracy"])
-    test, labels = _labelled_test()
-    rcf.fit([rcf.record_set(_data()), rcf.record_set(test, labels=labels, channel="test")])
+    test, labels = labelled_test()
+    rcf.fit([rcf.record_set(normal_rows()), rcf.record_set(test, labels=labels, channel="test")])
     assert list(rcf.test_metrics) == ["accuracy"]
     assert "('accuracy'," in capsys.readouterr().out
 
@@ -145,7 +132,7 @@ def test_hyperparameter_validation_on_the_estimator(rcf):
     assert rcf.num_samples_per_tree == 64
     with pytest.raises(ValueError, match="eval_metrics"):
         rcf.eval_metrics = ["auc"]
-    records = rcf.record_set(_data(rows=200))
+    records = rcf.record_set(normal_rows(rows=200))
     with pytest.raises(ValueError, match="fixed mini_batch_size of 1000"):
         rcf.fit(records, mini_batch_size=500)
     rcf.fit(records, mini_batch_size=1000, logs=False)
@@ -179,8 +166,8 @@ def test_generic_estimator_with_feature_size_tutorial(tmp_path):
 
 
 def test_estimator_accepts_the_sdks_training_input_and_csv_test_channel(tmp_path):
-    train = _data(rows=800)
-    test, labels = _labelled_test(rows=200, anomalies=4)
+    train = normal_rows(rows=800)
+    test, labels = labelled_test(rows=200, anomalies=4)
     est = Estimator(role=None, instance_count=1, instance_type="local", output_path=str(tmp_path / "out"))
     est.set_hyperparameters(num_samples_per_tree=64, num_trees=50, feature_dim=2)
     est.fit(
@@ -208,7 +195,7 @@ def test_estimator_accepts_the_sdks_training_input_and_csv_test_channel(tmp_path
     ],
 )
 def test_training_failures_say_why(tmp_path, inputs, hyperparameters, message):
-    folder = str(_csv_channel(tmp_path, _data(rows=100)))
+    folder = str(_csv_channel(tmp_path, normal_rows(rows=100)))
     if inputs == "CSV":
         inputs = {"train": folder}
     elif isinstance(inputs, dict):
@@ -222,11 +209,13 @@ def test_training_failures_say_why(tmp_path, inputs, hyperparameters, message):
 
 def test_test_channel_without_labels_fails(rcf):
     with pytest.raises(ValueError, match="test channel needs labels"):
-        rcf.fit([rcf.record_set(_data(rows=200)), rcf.record_set(_data(rows=50), channel="test")], logs=False)
+        rcf.fit(
+            [rcf.record_set(normal_rows(rows=200)), rcf.record_set(normal_rows(rows=50), channel="test")], logs=False
+        )
 
 
 def test_deployed_endpoint_serves_boto3_and_sdk_clients(rcf, aws_env):
-    rcf.fit(rcf.record_set(_data()), logs=False)
+    rcf.fit(rcf.record_set(normal_rows()), logs=False)
     ours = rcf.deploy(initial_instance_count=1, instance_type="local", endpoint_name="taxi-rcf")
     url = ours.endpoint_url
     try:
@@ -237,7 +226,7 @@ def test_deployed_endpoint_serves_boto3_and_sdk_clients(rcf, aws_env):
             sagemaker_client=boto_session.client("sagemaker", endpoint_url=url),
             sagemaker_runtime_client=runtime,
         )
-        test = _data(seed=9, rows=10)
+        test = normal_rows(seed=9, rows=10)
         theirs = SdkRandomCutForestPredictor("taxi-rcf", sagemaker_session=session).predict(test)
         mine = ours.predict(test)
         assert [r.SerializeToString() for r in theirs] == [r.SerializeToString() for r in mine]
