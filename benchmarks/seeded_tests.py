@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from rcforest import Forest  # noqa: E402
 from rcforest.sagemaker.metrics import evaluate  # noqa: E402
-from tests.seeded_data import labelled_test, normal_rows, taxi_like_series  # noqa: E402
+from tests.seeded_data import labelled_test, normal_rows, spaced_anomalies, taxi_like_series  # noqa: E402
 
 __all__ = ["CHECKS", "main"]
 
@@ -114,12 +114,7 @@ def aws_clickstream(seed):
 
 
 def aws_generic(seed):
-    rng = np.random.default_rng(3)
-    train = rng.normal(size=(400, 2))
-    test = rng.normal(size=(200, 2))
-    labels = np.zeros(200)
-    labels[::40] = 1
-    test[labels == 1] += 8.0
+    train, test, labels = spaced_anomalies(3, 400, 200, 40, 8.0)
     forest = job(csv6(train), 50, 128, seed)
     f1 = evaluate(forest.score(csv6(test)), labels)["f1"]
     scores = forest.score(f32(test))
@@ -141,12 +136,7 @@ def aws_transform(seed):
 def aws_tuner(seed):
     # The tuner draws num_samples_per_tree in [32, 128] and num_trees in [50, 80]; the test compares the best job
     # with the maximum of the listed values (the same order, so ties agree); the f1 values are recorded here.
-    rng = np.random.default_rng(9)
-    train = rng.normal(size=(300, 2))
-    test = rng.normal(size=(100, 2))
-    labels = np.zeros(100)
-    labels[::25] = 1
-    test[labels == 1] += 6.0
+    train, test, labels = spaced_anomalies(9, 300, 100, 25, 6.0)
     r = np.random.default_rng(seed + 7)
     trees, samples = int(r.integers(50, 81)), int(r.integers(32, 129))
     f1 = evaluate(job(f32(train), trees, samples, seed).score(f32(test)), labels)["f1"]

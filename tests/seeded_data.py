@@ -6,7 +6,7 @@ their data here, once, keeps it the data the tests use.
 
 import numpy as np
 
-__all__ = ["labelled_test", "normal_rows", "taxi_like_series"]
+__all__ = ["labelled_test", "normal_rows", "spaced_anomalies", "taxi_like_series"]
 
 
 def taxi_like_series(days=21, seed=7):
@@ -46,3 +46,21 @@ def labelled_test(seed=1, rows=400, features=2, anomalies=8):
     labels[:anomalies] = 1
     order = rng.permutation(rows)
     return test[order], labels[order]
+
+
+def spaced_anomalies(seed, train_rows, test_rows, every, shift):
+    """Two-feature normal train and test rows; every ``every``-th test row moved by ``shift``, labelled 1.
+
+    Returns
+    -------
+    train : ndarray of float64, shape (train_rows, 2)
+    test : ndarray of float64, shape (test_rows, 2)
+    labels : ndarray of float64, shape (test_rows,)
+    """
+    rng = np.random.default_rng(seed)
+    train = rng.normal(size=(train_rows, 2))
+    test = rng.normal(size=(test_rows, 2))
+    labels = np.zeros(test_rows)
+    labels[::every] = 1
+    test[labels == 1] += shift
+    return train, test, labels

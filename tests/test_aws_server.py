@@ -26,7 +26,7 @@ sagemaker = pytest.importorskip("sagemaker")
 from botocore.exceptions import ClientError  # noqa: E402
 
 from tests.aws_server import REPO, Server, exported  # noqa: E402
-from tests.seeded_data import taxi_like_series  # noqa: E402
+from tests.seeded_data import spaced_anomalies, taxi_like_series  # noqa: E402
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -446,12 +446,7 @@ def test_slow_bodies_get_a_408_on_every_route(server):
 
 def _labelled_sets(tmp_path, seed=3):
     """Two-feature train (unlabelled) and test (label first, 1 = anomaly) CSV files."""
-    rng = np.random.default_rng(seed)
-    train = rng.normal(size=(400, 2))
-    test = rng.normal(size=(200, 2))
-    labels = np.zeros(200)
-    labels[::40] = 1
-    test[labels == 1] += 8.0
+    train, test, labels = spaced_anomalies(seed, 400, 200, 40, 8.0)
     train_file, test_file = tmp_path / "train.csv", tmp_path / "test.csv"
     np.savetxt(train_file, train, delimiter=",", fmt="%.6f")
     np.savetxt(test_file, np.column_stack([labels, test]), delimiter=",", fmt="%.6f")
@@ -560,12 +555,7 @@ def test_tuner_runs_three_jobs_and_picks_the_best(server, tmp_path):
 
     session = sagemaker.Session()
     bucket = session.default_bucket()
-    rng = np.random.default_rng(9)
-    train = rng.normal(size=(300, 2))
-    test = rng.normal(size=(100, 2))
-    labels = np.zeros(100)
-    labels[::25] = 1
-    test[labels == 1] += 6.0
+    train, test, labels = spaced_anomalies(9, 300, 100, 25, 6.0)
     rcf = RandomCutForest(
         role=sagemaker.get_execution_role(),
         instance_count=1,
