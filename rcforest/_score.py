@@ -201,42 +201,42 @@ _LINE_FLOATS = 16
 
 
 @njit(**INLINE)
-def _descend_lanes(tr, first_tree, tree_step, points, first_row, row_step, count, node, depth, path, fetch, gather):
+def _descend_lanes(tr, first_tree, tree_step, points, first_row, row_step, count, node, depth, path, cold):
     """:func:`_descend` of ``count`` walks together, each a row of ``points`` down a tree.
 
     Walk ``j`` takes row ``first_row + j * row_step`` of ``points`` down
     tree ``first_tree + j * tree_step``. Leaves go into ``node``, depths into ``depth`` and the nodes passed
     into ``path`` (``path[j, d]`` at depth ``d``). Each step moves every
-    walk still above a leaf one level down (:func:`~rcforest._lanes.step_lanes`, the
-    walks' loads as vector gathers), so the walks' dependent loads
+    walk still above a leaf one level down, so the walks' dependent loads
     (cut, then child) overlap instead of waiting on each other: several
     rows down one tree (a batch), or one point down several trees (a
-    reading, whose trees are cold in the caches). A walk that takes more
-    steps than the tree has levels (a cycle) gets leaf ``-1``, as from
-    :func:`_descend`; an empty tree's walk stays at ``-1``.
+    reading). A walk that takes more steps than the tree has levels (a
+    cycle) gets leaf ``-1``, as from :func:`_descend`; an empty tree's walk
+    stays at ``-1``. The same walks either way below.
 
-    With ``gather``, each level is one :func:`~rcforest._lanes.step_lanes` (vector
-    gathers): for trees cold in the caches, as a reading's, where it
-    measured 15% faster for the whole score at 4-D. Without it, each walk
-    takes :func:`_child`'s step in turn: for rows down one tree warm in
-    the caches, as a batch's, where the gathers' latency measured slower
-    (111 against 118 ns per tree and point at 4-D). The same walks either way.
+    ``cold``: the trees are cold in the caches, as a reading's are.
 
-    With ``fetch``, the boxes of the nodes passed are asked of the caches
-    on the way down, where a box fills a cache line or more: the walk back
-    up then finds them there (measured on a reading at 48-D; at 4-D the
-    box of a node is a quarter of a line and the prefetches cost more
-    than they save).
+    - Each level is then one :func:`~rcforest._lanes.step_lanes` (vector
+      gathers), measured 15% faster for a reading's whole score at 4-D.
+      Otherwise each walk takes :func:`_child`'s step in turn: for rows
+      down one tree warm in the caches, as a batch's, where the gathers'
+      latency measured slower (111 against 118 ns per tree and point at
+      4-D).
+    - The boxes of the nodes passed are then asked of the caches on the
+      way down, where a box fills a cache line or more: the walk back up
+      finds them there (measured on a reading at 48-D; at 4-D the box of a
+      node is a quarter of a line and the prefetches cost more than they
+      save).
     """
     internal = tr.left.shape[1]
     steps = tr.parent.shape[1]
     dim = points.shape[1]
-    fetch = fetch and dim >= _LINE_FLOATS
+    fetch = cold and dim >= _LINE_FLOATS
     for j in range(LANES):
         node[j] = tr.root[first_tree + j * tree_step] if j < count else -1
         depth[j] = 0
     for level in range(steps):
-        if not gather:
+        if not cold:
             moving = False
             for j in range(count):
                 here = node[j]
@@ -292,7 +292,7 @@ def score_rows(tr, t, points, out, mass_offset):
     path = np.empty((LANES, tr.parent.shape[1]), np.int32)
     for first in range(0, points.shape[0], LANES):
         count = min(LANES, points.shape[0] - first)
-        _descend_lanes(tr, t, 0, points, first, 1, count, node, depth, path, False, False)
+        _descend_lanes(tr, t, 0, points, first, 1, count, node, depth, path, False)
         for j in range(count):
             out[first + j] = _score_from_leaf(tr, t, node[j], depth[j], points[first + j], total, scale, path, j)
 
@@ -322,7 +322,7 @@ def score_trees(tr, first, count, point, mass_offset, node, depth, path, out):
         without reference counts).
     out : ndarray of float64, shape (num_trees,)
     """
-    _descend_lanes(tr, first, 1, point, 0, 0, count, node, depth, path, True, True)
+    _descend_lanes(tr, first, 1, point, 0, 0, count, node, depth, path, True)
     for j in range(count):
         t = first + j
         root = tr.root[t]
