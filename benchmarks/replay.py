@@ -48,6 +48,7 @@ import stress  # noqa: E402
 from rcforest import ThresholdedForest  # noqa: E402
 from rcforest.detector.alerts import REPEAT_MEMORY, WEAK_DEVIATION, WEAK_GRADE, AlertPolicy  # noqa: E402
 from rcforest.detector.period import HISTORY  # noqa: E402
+from rcforest.detector.preprocess import reference  # noqa: E402
 from rcforest.evaluate.synthetic import stress_suite  # noqa: E402
 
 __all__ = ["record", "replay", "VARIANTS"]
@@ -212,18 +213,6 @@ QUANTILES = (0.995, 0.999)
 """Quantiles of the history's residuals that :func:`add_tails` records (see :class:`_Tail`)."""
 
 
-def _reference(values, period):
-    """The detector's reference (median of the values 1 to 3 periods back, else the previous value)."""
-    rows = np.arange(values.size)
-    reference = np.r_[values[0], values[:-1]]
-    if period:
-        lagged = np.stack(
-            [np.where(rows >= k * period, values[np.maximum(rows - k * period, 0)], np.nan) for k in (1, 2, 3)]
-        )
-        reference = np.where(rows >= period, np.nanmedian(np.where(rows >= period, lagged, 0.0), axis=0), reference)
-    return reference
-
-
 def add_tails(rec, values):
     """Give each recorded explanation ``tail``: the :data:`QUANTILES` of the absolute residuals (value minus
     reference, around their median) of the rows before it (at most ``HISTORY``), in typical residuals.
@@ -238,7 +227,7 @@ def add_tails(rec, values):
         if row is None or row < 10:
             continue
         if period not in residuals:
-            residuals[period] = values - _reference(values, period)
+            residuals[period] = values - reference(values, 0, period)
         window = residuals[period][max(1, row - HISTORY) : row]
         spread = np.abs(window - np.median(window))
         if spread.mean() > 0:

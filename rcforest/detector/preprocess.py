@@ -16,6 +16,7 @@ __all__ = [
     "TRANSFORMS",
     "clip_readings",
     "fill_unknown",
+    "reference",
     "seasonal_median",
     "shingle_size_for",
     "spread_of",
@@ -116,6 +117,38 @@ def shingle_size_for(period):
     return int(min(max(period, MIN_SHINGLE), MAX_SHINGLE)) if period else MIN_SHINGLE
 
 
+def reference(values, first, period):
+    """Reference values for rows ``first ..`` of ``values``, in raw units.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n,) or (n, columns)
+        The rows, oldest first.
+    first : int
+        The first row given a reference.
+    period : int
+        The period in rows, or 0 for none.
+
+    Returns
+    -------
+    ndarray of shape ``values[first:].shape``
+        The median of the values one, two and three periods back (those
+        that exist), or the previous value before a full period or without
+        one (the first row's own value for row 0).
+    """
+    rows = np.arange(first, values.shape[0])
+    result = values[np.maximum(rows - 1, 0)].copy()
+    if period:
+        lagged = np.full((SEASONS,) + result.shape, np.nan)
+        for k in range(1, SEASONS + 1):
+            source = rows - k * period
+            ok = source >= 0
+            lagged[k - 1, ok] = values[source[ok]]
+        seasonal = rows >= period
+        result[seasonal] = seasonal_median(lagged[:, seasonal])
+    return result
+
+
 class Preprocessor:
     """The input transform of a streaming detector and the statistics it was fitted with.
 
@@ -185,23 +218,8 @@ class Preprocessor:
             raise ValueError("the typical residual is not finite and positive")
 
     def reference(self, values, first):
-        """Reference values for rows ``first ..`` of ``values``, in raw units.
-
-        The median of the values one, two and three periods back (those that
-        exist), or the previous value before a full period or without one.
-        """
-        rows = np.arange(first, values.shape[0])
-        reference = values[np.maximum(rows - 1, 0)].copy()
-        period = self.period
-        if period:
-            lagged = np.full((SEASONS,) + reference.shape, np.nan)
-            for k in range(1, SEASONS + 1):
-                source = rows - k * period
-                ok = source >= 0
-                lagged[k - 1, ok] = values[source[ok]]
-            seasonal = rows >= period
-            reference[seasonal] = seasonal_median(lagged[:, seasonal])
-        return reference
+        """Reference values for rows ``first ..`` of ``values``, in raw units: :func:`reference` at this period."""
+        return reference(values, first, self.period)
 
     def typical_residual(self, history):
         """Mean absolute deviation of the residuals (value minus reference) from their median.
