@@ -2,7 +2,8 @@
 
 Usage::
 
-    python benchmarks/per_reading.py
+    python benchmarks/per_reading.py            # 4-D and 48-D, as workload 9
+    python benchmarks/per_reading.py 4 48 96    # and 96-D points (the detector's at shingle 48, two channels)
 
 Workload 9's streams and calls (``score``, ``update`` and ``score_update``
 of one reading, 4-D and 48-D, 100 trees of 256, one thread, after 1,000
@@ -46,9 +47,10 @@ def _calls(width, call):
     return getattr(forest, call), series[warmup:].tolist()
 
 
-def main():
+def main(argv=None):
+    widths = [int(width) for width in (sys.argv[1:] if argv is None else argv)] or [4, 48]
     results = {}
-    for width in (4, 48):
+    for width in widths:
         for call in workloads.READING_CALLS:
             method, readings = _calls(width, call)
             method(readings[0])  # compiled, or loaded, outside the timing
