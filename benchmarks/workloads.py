@@ -331,7 +331,7 @@ READING_CALLS = ("score_update", "update", "score")
 
 
 def _reading_series(width):
-    """Workload 9's stream at ``width`` dimensions: the noisy sine (4-D) or NYC taxi (wider), shingled by the library."""
+    """Workload 9's stream of ``width``-value shingles: the noisy sine (4-D) or NYC taxi (wider)."""
     series = noisy_sine() if width == 4 else taxi_series()
     return series[: READINGS_WARMUP + READINGS]
 
