@@ -2,8 +2,9 @@
 
 Unmodified boto3 and SageMaker SDK (v2 and v3) code runs against it once the
 environment it prints is exported. Modules: :mod:`~rcforest.aws.server`
-(the server), :mod:`~rcforest.aws.sagemaker_api` (the SageMaker API, with
-:mod:`~rcforest.aws.tuning`, :mod:`~rcforest.aws.resources` and
+(the server), :mod:`~rcforest.aws.environment` (the file ``rcforest aws env``
+reads), :mod:`~rcforest.aws.sagemaker_api` (the SageMaker API, with
+:mod:`~rcforest.aws.training`, :mod:`~rcforest.aws.tuning`, :mod:`~rcforest.aws.resources` and
 :mod:`~rcforest.aws.validation`, which checks requests against botocore's
 service model), :mod:`~rcforest.aws.jobs` (what the Random Cut Forest image
 does with S3, CloudWatch Logs and metrics), :mod:`~rcforest.aws.workers`

@@ -31,20 +31,26 @@ server's own, and bodies over their bound are refused; every error is
 shaped as the request's AWS protocol expects it.
 """
 
-import contextlib
 import functools
 import json
 import logging
 import os
 import re
 import signal
-import tempfile
 import threading
 import time
 import types
 import urllib.parse
 import uuid
 from xml.sax.saxutils import escape
+
+from rcforest.aws.environment import (
+    ENVIRONMENT_FILE,
+    default_data_dir,
+    read_environment,
+    remove_environment,
+    write_environment,
+)
 
 __all__ = [
     "DEFAULT_MAX_BODY_MB",
@@ -59,8 +65,6 @@ __all__ = [
 ]
 
 DEFAULT_PORT = 4566
-# The file in the data folder where a running server keeps its environment for ``rcforest aws env``.
-ENVIRONMENT_FILE = "environment.json"
 ROLE_NAME = "AmazonSageMaker-ExecutionRole-rcforest"
 ACCOUNT = "123456789012"  # moto's default account
 SAGEMAKER_POLICY = "arn:aws:iam::aws:policy/AmazonSageMakerFullAccess"
@@ -350,7 +354,7 @@ class AwsServer:
         self.host = host
         self.port = port
         self.proxy_port = proxy_port
-        self.data_dir = os.path.abspath(data_dir or _default_data_dir())
+        self.data_dir = os.path.abspath(data_dir or default_data_dir())
         self.region = region
         self.s3_endpoint = s3_endpoint
         self.limits = limits
@@ -465,25 +469,12 @@ class AwsServer:
         return os.path.join(self.data_dir, ENVIRONMENT_FILE)
 
     def _write_environment(self):
-        """Write the environment whole (a temporary file renamed over it), readable by this user only."""
-        record = {"pid": os.getpid(), "url": self.url, "environment": self.environment()}
-        fd, temporary = tempfile.mkstemp(dir=self.data_dir, prefix=".environment-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                json.dump(record, file)
-            os.replace(temporary, self.environment_file)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        """Write the environment file (mode 0600) for ``rcforest aws env``."""
+        write_environment(self.data_dir, self.url, self.environment())
 
     def _remove_environment(self):
         """Remove the environment file if it is this server's (another may have started on the same folder)."""
-        with contextlib.suppress(OSError, ValueError):
-            with open(self.environment_file, encoding="utf-8") as file:
-                record = json.load(file)
-            if record.get("pid") == os.getpid() and record.get("url") == self.url:
-                os.unlink(self.environment_file)
+        remove_environment(self.data_dir, self.url)
 
     def _execution_role(self):
         """Make the SageMaker execution role (once) and return AssumeRole's answer: a session in it."""
@@ -576,56 +567,3 @@ def serve(
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
-
-
-def read_environment(data_dir=None):
-    """The environment of the server running on ``data_dir``, as :meth:`AwsServer.environment` gives it.
-
-    Parameters
-    ----------
-    data_dir : str, optional
-        The server's ``--data-dir``; the default folder when None.
-
-    Returns
-    -------
-    dict of str to str
-
-    Raises
-    ------
-    ValueError
-        When no server is running on that folder.
-    """
-    folder = os.path.abspath(data_dir or _default_data_dir())
-    path = os.path.join(folder, ENVIRONMENT_FILE)
-    advice = "start one with: rcforest aws" + (f" --data-dir {folder}" if data_dir else "")
-    try:
-        with open(path, encoding="utf-8") as file:
-            record = json.load(file)
-        pid, url, environment = record["pid"], record["url"], record["environment"]
-    except FileNotFoundError:
-        raise ValueError(f"no rcforest aws is running on the data folder {folder}; {advice}") from None
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"cannot read {path}: {error}; {advice}") from None
-    if not _answers(pid, url):
-        raise ValueError(f"the rcforest aws that ran on the data folder {folder} ({url}) has stopped; {advice}")
-    return {str(name): str(value) for name, value in environment.items()}
-
-
-def _default_data_dir():
-    return os.path.join(os.path.expanduser("~"), ".cache", "rcforest", "aws")
-
-
-def _answers(pid, url):
-    """Whether process ``pid`` lives and something accepts connections at ``url``."""
-    import socket
-
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, ValueError, TypeError):
-        return False
-    address = urllib.parse.urlsplit(url)
-    try:
-        with socket.create_connection((address.hostname, address.port), timeout=2):
-            return True
-    except (OSError, ValueError):
-        return False

@@ -2,7 +2,7 @@
 
 ``rcforest aws`` serves (:func:`rcforest.aws.server.serve`); ``rcforest aws
 env`` prints the ``export`` lines of the server running on a data folder
-(:func:`rcforest.aws.server.read_environment`), for
+(:func:`rcforest.aws.environment.read_environment`), for
 ``eval "$(rcforest aws env)"``. This module only reads the command line.
 """
 
@@ -118,7 +118,7 @@ def _run_aws(args):
 
 def _run_env(args):
     """``rcforest aws env``: print the running server's export lines; return the exit code."""
-    from rcforest.aws.server import read_environment
+    from rcforest.aws.environment import read_environment
 
     environment = read_environment(args.env_data_dir or args.data_dir)
     for name, value in environment.items():
