@@ -1,10 +1,8 @@
 """The Random Cut Forest that users import: batch and streaming, scores and explanations."""
 
-import os
-
 import numpy as np
 
-from rcforest import _format, _kernels, _layout, _reading, _state
+from rcforest import _kernels, _layout, _reading
 from rcforest._core import (
     MAX_ABS_VALUE,
     MAX_SAMPLE_SIZE,
@@ -12,12 +10,11 @@ from rcforest._core import (
     check_int,
     check_model_size,
     check_time_decay,
-    names_are_given,
-    saved_named,
     shingle,
     shingle_names,
 )
 from rcforest._jit import threads
+from rcforest._persist import ForestFiles
 from rcforest._queries import ForestQueries
 from rcforest._rng import tree_seeds
 from rcforest._store import pack, relative, store_rows
@@ -86,7 +83,7 @@ def _threads(n_jobs, num_rows):
     return threads(1 if num_rows < _SERIAL_ROWS else n_jobs)
 
 
-class Forest(ForestQueries):
+class Forest(ForestQueries, ForestFiles):
     """Random Cut Forest for anomaly detection on batches and streams.
 
     Parameters
@@ -196,23 +193,6 @@ class Forest(ForestQueries):
             + ("" if self.sampling == "reservoir" else f", sampling={self.sampling!r}")
             + ")"
         )
-
-    def __getstate__(self):
-        """Pickle with the point store packed (:func:`rcforest._store.pack`): forests in the same state pickle alike."""
-        if self._trees is not None:
-            self._trees = pack(self._trees)
-        return {name: value for name, value in self.__dict__.items() if name != "_reader"}
-
-    def __setstate__(self, state):
-        """Unpickle; a forest pickled before columns were matched by name gets the rule of :meth:`_from_parts`.
-
-        A forest pickled before ``sampling`` existed used the reservoir.
-        """
-        self._reader = None
-        self.__dict__.update(state)
-        self.__dict__.setdefault("sampling", "reservoir")
-        if "_named" not in state:
-            self._named = names_are_given(self.feature_names_in_)
 
     @property
     def dimensions_(self):
@@ -610,88 +590,3 @@ class Forest(ForestQueries):
         ):
             return [X]
         return X
-
-    # ------------------------------------------------------------------ I/O
-
-    def _parts(self):
-        """The forest's state as :class:`rcforest._state.ForestParts`: see :meth:`_from_parts`.
-
-        The point store is cut down to the points the trees hold first.
-        """
-        if self._trees is not None:
-            self._trees = pack(self._trees)
-        params = {name: getattr(self, name) for name in _state.PARAMS}
-        return _state.ForestParts(
-            params, self.feature_names_in_, self.points_seen_, self._trees, self._tail, self._named
-        )
-
-    @classmethod
-    def _from_parts(cls, parts, n_jobs=None):
-        """Build a forest from its parts, the one way to make a forest from a saved or merged state.
-
-        Shared with the detector and the Dask fit, which read a forest's state
-        with :meth:`_parts` and never set its fields themselves.
-
-        Parameters
-        ----------
-        parts : rcforest._state.ForestParts
-            The trees are used as they are, not copied.
-        n_jobs : int or None
-            As for the constructor.
-
-        Returns
-        -------
-        Forest
-        """
-        forest = cls(**parts.params, n_jobs=n_jobs)
-        if parts.trees is not None:
-            forest._trees = parts.trees
-            forest._tail = parts.tail
-            forest.n_features_ = len(parts.columns)
-            forest.feature_names_in_ = list(parts.columns)
-            forest._named = saved_named(parts.named, parts.columns)
-            forest.points_seen_ = parts.points_seen
-        return forest
-
-    def save(self, path):
-        """Write the forest to ``path`` in rcforest's versioned model format.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            Destination file; ``.rcf`` is the usual suffix.
-
-        Notes
-        -----
-        The file is a zip of numpy arrays plus JSON metadata, read back with
-        ``allow_pickle=False``: loading it runs no code. The trees are kept as
-        their links, cuts and leaf masses and one table of their distinct
-        points (:mod:`rcforest._stored`); loading rebuilds the boxes and
-        checks every tree, and the loaded forest continues bit-identically.
-        """
-        _format.write(os.fspath(path), *_state.to_arrays(self._parts()), _state.VERSION)
-
-    @classmethod
-    def load(cls, path):
-        """Read a forest written by :meth:`save`.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-
-        Returns
-        -------
-        Forest
-
-        Raises
-        ------
-        ValueError
-            If the file is not an rcforest model, comes from an incompatible
-            format version, or fails the structural checks.
-        """
-        path = os.fspath(path)
-        params, arrays, version = _format.read(path, _state.READ_VERSIONS)
-        try:
-            return cls._from_parts(_state.from_arrays(params, arrays, version))
-        except ValueError as error:
-            raise ValueError(f"{path} is not a valid rcforest model: {error}") from None
