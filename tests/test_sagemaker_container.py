@@ -183,26 +183,28 @@ def test_serve_reports_a_busy_port_in_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "cannot listen on 127.0.0.1:" in err
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def served_model(tmp_path):
-    """Train through the CLI, then run ``python -m rcforest.cli serve ML/model`` as its own process."""
+    """Train through the CLI, then run ``python -m rcforest.cli serve ML/model`` as its own process.
+
+    The server is given port 0 and its first line names the port it took: no other process can take
+    the port between a probe and the server's bind.
+    """
     train, _, _ = _train_and_test()
     root = _layout(tmp_path / "ml", HYPERPARAMETERS, {"train": {"train.csv": _csv(train)}})
     assert main(["train", "--ml-root", str(root)]) == 0
-    port = _free_port()
-    command = [sys.executable, "-m", "rcforest.cli", "serve", str(root / "model"), "--port", str(port)]
+    command = [sys.executable, "-m", "rcforest.cli", "serve", str(root / "model"), "--port", "0"]
     process = subprocess.Popen(
         command + ["--log-level", "warning"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
     try:
+        line = process.stdout.readline()  # "serving ... on http://127.0.0.1:PORT", or "" when it exited
+        if not line:
+            process.wait(timeout=60)
+            pytest.fail(f"rcforest serve exited with {process.returncode}: {process.stderr.read()}")
+        url = line.split(" on ")[-1].strip()
+        assert url.startswith("http://127.0.0.1:") and not url.endswith(":0"), line
+        deadline = time.monotonic() + 60
         while True:
             if process.poll() is not None:
                 pytest.fail(f"rcforest serve exited with {process.returncode}: {process.stderr.read()}")
