@@ -111,7 +111,7 @@ def _interpolate_apart(tr, t, point, leaf, row, spread, out, work):
             gap = (large_hi - small_hi) + (small_lo - large_lo)
             separation += gap
             gaps[i] = gap
-            far[i] = gap + (small_hi - small_lo) if gap > 0.0 else 0.0
+            far[i] = gap + (small_hi - small_lo)  # times a share of 0 where there is no gap
         chance = separation / new_range if new_range > 0.0 else 0.0
         if chance <= 0.0:
             break
