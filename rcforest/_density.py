@@ -69,40 +69,78 @@ def _leaves(tr, t, points, nodes):
 
 
 @njit(**INLINE)
-def interpolate_tree(tr, t, point, leaf, out, work):
-    """Add tree ``t``'s interpolation measure of ``point`` to ``out``.
+def _interpolate_apart(tr, t, point, leaf, row, spread, out, work):
+    """:func:`interpolate_tree` for a query that is not the leaf's point: one side of each dimension.
 
-    Parameters
-    ----------
-    tr : TreeArrays
-    t : int
-    point : ndarray of float64, shape (dim,)
-        Relative to the origin.
-    leaf : int
-        The leaf ``point``'s path reaches in tree ``t`` (:func:`_leaves`).
-    out : ndarray of float64, shape (6, dim)
-        The measure's high and low sides, the distances' and the
-        probability masses' (``MEASURE_HIGH`` ...): the tree's values are
-        added to it.
-    work : ndarray of float64, shape (13, dim)
-        Work space.
-
-    Returns
-    -------
-    bool
-        False for a corrupt tree (a walk longer than the tree).
+    The leaf's point lies in every box of the path, so in each dimension
+    the query lies beyond the boxes on one side only, the side it lies on
+    from the leaf's point (none where they are equal): that side's sums
+    are kept, the other side's stay 0 (AWS's visitor computes both). The
+    same values as both sides, in the same order.
     """
     dim = point.shape[0]
-    internal = tr.left.shape[1]
+    num_nodes = tr.parent.shape[1]
+    parent = tr.parent[t]
+    mass = tr.mass[t]
+    box_min = tr.box_min[t]
+    box_max = tr.box_max[t]
+    store = tr.store
+    side_mass, side_measure, side_distance, gaps, far = work[0], work[1], work[2], work[3], work[4]
+    field = mass[leaf] + 1.0
+    for i in range(dim):
+        diff = abs(point[i] - store[row, i])
+        prob = diff / spread
+        side_mass[i] = prob
+        side_measure[i] = prob * field
+        side_distance[i] = prob * diff
+    node = parent[leaf]
+    steps = 0
+    while node != -1:
+        steps += 1
+        if steps > 2 * num_nodes:
+            return False
+        new_range = 0.0
+        separation = 0.0
+        for i in range(dim):
+            # The box extended by the query; at most one of its two gaps is positive (no branches).
+            small_lo = np.float64(box_min[node, i])
+            small_hi = np.float64(box_max[node, i])
+            large_lo = min(small_lo, point[i])
+            large_hi = max(small_hi, point[i])
+            new_range += large_hi - large_lo
+            gap = (large_hi - small_hi) + (small_lo - large_lo)
+            separation += gap
+            gaps[i] = gap
+            far[i] = gap + (small_hi - small_lo)  # times a share of 0 where there is no gap
+        chance = separation / new_range if new_range > 0.0 else 0.0
+        if chance <= 0.0:
+            break
+        field = mass[node] + 1.0
+        keep = 1.0 - chance
+        for i in range(dim):
+            prob = gaps[i] / new_range
+            side_mass[i] = prob + keep * side_mass[i]
+            side_measure[i] = prob * field + keep * side_measure[i]
+            side_distance[i] = prob * far[i] + keep * side_distance[i]
+        node = parent[node]
+    for i in range(dim):
+        high = np.int64(point[i] > store[row, i])  # 1 on the high side, 0 on the low side (or neither)
+        out[MEASURE_LOW - high, i] += side_measure[i]
+        out[DISTANCE_LOW - high, i] += side_distance[i]
+        out[MASS_LOW - high, i] += side_mass[i]
+    return True
+
+
+@njit(**INLINE)
+def _interpolate_equal(tr, t, leaf, dim, out, work):
+    """:func:`interpolate_tree` for a query equal to the leaf's point: the shadow boxes, both sides."""
     num_nodes = tr.parent.shape[1]
     # One tree's arrays, taken once (each access through ``tr`` costs reference counts).
     left = tr.left[t]
     right = tr.right[t]
     parent = tr.parent[t]
     mass = tr.mass[t]
-    store = tr.store
     steps = 0
-    row = tr.leaf_point[t, leaf - internal]
     measure_high, measure_low, distance_high, distance_low, mass_high, mass_low = (
         work[0],
         work[1],
@@ -121,33 +159,12 @@ def interpolate_tree(tr, t, point, leaf, out, work):
         work[12],
     )
     work[:6] = 0.0
-    spread = 0.0
+    # The query is the leaf's point: its own mass, spread evenly.
+    saved = 1.0 + mass[leaf]
     for i in range(dim):
-        spread += abs(point[i] - store[row, i])
         inside[i] = 0.0
-    equal = spread <= 0.0
-    if equal:
-        # The query is the leaf's point: its own mass, spread evenly.
-        saved = 1.0 + mass[leaf]
-        for i in range(dim):
-            measure_high[i] = measure_low[i] = 0.5 * saved / dim
-            mass_high[i] = mass_low[i] = 0.5 / dim
-    else:
-        saved = 1.0
-        field = mass[leaf] + saved
-        for i in range(dim):
-            # Without branches (their outcome is a coin toss): the side without a gap gets zeros.
-            diff = point[i] - store[row, i]
-            high = diff if diff > 0.0 else 0.0
-            low = -diff if diff < 0.0 else 0.0
-            prob = high / spread
-            mass_high[i] = prob
-            measure_high[i] = prob * field
-            distance_high[i] = prob * high
-            prob = low / spread
-            mass_low[i] = prob
-            measure_low[i] = prob * field
-            distance_low[i] = prob * low
+        measure_high[i] = measure_low[i] = 0.5 * saved / dim
+        mass_high[i] = mass_low[i] = 0.5 / dim
     box_min = tr.box_min[t]
     box_max = tr.box_max[t]
     child = leaf
@@ -157,36 +174,19 @@ def interpolate_tree(tr, t, point, leaf, out, work):
         steps += 1
         if steps > 2 * num_nodes:
             return False
-        if equal:
-            sibling = left[node]
-            if sibling == child:
-                sibling = right[node]
-            for i in range(dim):
-                lo, hi = child_bounds(tr.leaf_point, tr.store, box_min, box_max, t, sibling, i)
-                if first or lo < shadow_lo[i]:
-                    shadow_lo[i] = lo
-                if first or hi > shadow_hi[i]:
-                    shadow_hi[i] = hi
-            first = False
+        sibling = left[node]
+        if sibling == child:
+            sibling = right[node]
+        for i in range(dim):
+            lo, hi = child_bounds(tr.leaf_point, tr.store, box_min, box_max, t, sibling, i)
+            if first or lo < shadow_lo[i]:
+                shadow_lo[i] = lo
+            if first or hi > shadow_hi[i]:
+                shadow_hi[i] = hi
+        first = False
         new_range = 0.0
         separation = 0.0
         for i in range(dim):
-            if not equal:
-                # The box extended by the query. No branches: a dimension where the query lies inside
-                # the box has no gaps (nor at any node above, whose boxes hold this one).
-                small_lo = np.float64(box_min[node, i])
-                small_hi = np.float64(box_max[node, i])
-                large_lo = min(small_lo, point[i])
-                large_hi = max(small_hi, point[i])
-                new_range += large_hi - large_lo
-                max_gap = max(large_hi - small_hi, 0.0)
-                min_gap = max(small_lo - large_lo, 0.0)
-                separation += max_gap + min_gap
-                up[i] = max_gap
-                down[i] = min_gap
-                far_up[i] = max_gap + (small_hi - small_lo) if max_gap > 0.0 else 0.0
-                far_down[i] = min_gap + (small_hi - small_lo) if min_gap > 0.0 else 0.0
-                continue
             large_lo = np.float64(box_min[node, i])
             large_hi = np.float64(box_max[node, i])
             small_lo = np.float64(shadow_lo[i])
@@ -234,6 +234,39 @@ def interpolate_tree(tr, t, point, leaf, out, work):
         out[MASS_HIGH, i] += mass_high[i]
         out[MASS_LOW, i] += mass_low[i]
     return True
+
+
+@njit(**INLINE)
+def interpolate_tree(tr, t, point, leaf, out, work):
+    """Add tree ``t``'s interpolation measure of ``point`` to ``out``.
+
+    Parameters
+    ----------
+    tr : TreeArrays
+    t : int
+    point : ndarray of float64, shape (dim,)
+        Relative to the origin.
+    leaf : int
+        The leaf ``point``'s path reaches in tree ``t`` (:func:`_leaves`).
+    out : ndarray of float64, shape (6, dim)
+        The measure's high and low sides, the distances' and the
+        probability masses' (``MEASURE_HIGH`` ...): the tree's values are
+        added to it.
+    work : ndarray of float64, shape (13, dim)
+        Work space.
+
+    Returns
+    -------
+    bool
+        False for a corrupt tree (a walk longer than the tree).
+    """
+    row = tr.leaf_point[t, leaf - tr.left.shape[1]]
+    spread = 0.0
+    for i in range(point.shape[0]):
+        spread += abs(point[i] - tr.store[row, i])
+    if spread <= 0.0:
+        return _interpolate_equal(tr, t, leaf, point.shape[0], out, work)
+    return _interpolate_apart(tr, t, point, leaf, row, spread, out, work)
 
 
 @njit(**JIT, _nrt=False)
