@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from rcforest import DetectorPool, ThresholdedForest
+from rcforest.detector.live import RING_SPARE
 from rcforest.detector.period import HISTORY
 from rcforest.detector.pool import MAX_KEY_LENGTH, file_name
 from rcforest.detector.preprocess import TRANSFORMS, Preprocessor, seasonal_median
-from rcforest.detector.thresholded_forest import RING_SPARE
 
 PARAMS = {"num_trees": 12, "sample_size": 32}
 
