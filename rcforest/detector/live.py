@@ -136,14 +136,15 @@ class LiveReadings:
         """
         values = self._append_reading(reading)
         row = values.shape[0] - 1
-        point = self._next_point(values, row)
+        buffer, start = self._next_point(values, row)
+        point = buffer[start : start + buffer.shape[0] // 2]
         score = self._learn_then_score(point)
         forest, preprocessor, columns = self._forest, self._preprocessor, self.columns_
         threshold, alert, confidence, explanation = self._judge(
             score, False, lambda: explain(forest, preprocessor, values, row, point, columns)
         )
         seen = self.rows_seen_ = self.rows_seen_ + 1
-        self._last = (seen, point)
+        self._last = (seen, buffer, start)
         # The thresholder and the alert policy give Python floats; so do explanations.
         output = {"score": score, "grade": alert, "threshold": threshold, "confidence": confidence}
         if explanation is None:
@@ -183,15 +184,32 @@ class LiveReadings:
         return values
 
     def _next_point(self, values, row):
-        """The shingled point of ``values[row]``: the last row's point moved on by this row's features."""
-        preprocessor = self._preprocessor
+        """The shingled point of ``values[row]``: the last row's point moved on by this row's features.
+
+        Points are written into a buffer with room for two, so that a
+        reading makes no array: the point is moved on in place, and its last
+        values move to the front only when the buffer is full. The point
+        before it (the one waiting to join the forest) is left as it was.
+
+        Returns
+        -------
+        buffer : ndarray of shape (2 * dimensions,)
+        start : int
+            Where the point starts in ``buffer``.
+        """
         last = self._last
         if last is None or last[0] != self.rows_seen_:
-            return preprocessor.points(values, row)[0]
-        previous = last[1]
-        features = preprocessor.row_features(values, row)
-        point = np.empty(previous.shape[0])
-        width = len(features)
-        point[:-width] = previous[width:]
-        point[-width:] = features
-        return point
+            fresh = self._preprocessor.points(values, row)[0]
+            buffer = np.empty(2 * fresh.shape[0])
+            buffer[: fresh.shape[0]] = fresh
+            return buffer, 0
+        _, buffer, start = last
+        features = self._preprocessor.row_features(values, row)
+        width, step = buffer.shape[0] // 2, len(features)
+        if start + step + width > buffer.shape[0]:
+            buffer[: width - step] = buffer[start + step : start + width]
+            start = 0
+        else:
+            start += step
+        buffer[start + width - step : start + width] = features
+        return buffer, start

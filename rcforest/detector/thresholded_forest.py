@@ -240,7 +240,7 @@ class ThresholdedForest(LiveReadings):
         self._named = None  # whether columns_ names the columns of DataFrames (see rcforest._core.as_rows)
         self._history = None
         self._ring = None  # (buffer, rows used, the history's view of it): see _append_reading
-        self._last = None  # (rows_seen_, point of the last row): see _next_point
+        self._last = None  # (rows_seen_, buffer, start of the last row's point in it): see _next_point
         self._preprocessor = Preprocessor(self.transform)
         self._thresholder = Thresholder(self.z_factor, self.min_threshold, self.threshold_horizon)
         self._alerts = AlertPolicy(self.min_deviation, self.ignore_relative)
