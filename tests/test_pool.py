@@ -119,6 +119,9 @@ def test_an_explanations_trial_points_are_those_of_the_window_with_each_value_bi
                     expected.append(preprocessor.points(window, row)[-1])
                 got = preprocessor.varied_points(values, row, target, column, trial)
                 np.testing.assert_array_equal(got.view(np.uint64), np.array(expected).view(np.uint64))
+                point = preprocessor.points(values[: row + 1], row)[-1]  # the row's point, as explain passes it
+                got = preprocessor.varied_points(values, row, target, column, trial, point)
+                np.testing.assert_array_equal(got.view(np.uint64), np.array(expected).view(np.uint64))
 
 
 def test_the_forest_of_a_live_detector_holds_every_row_processed():

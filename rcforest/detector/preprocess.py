@@ -350,7 +350,7 @@ class Preprocessor:
         windows = np.lib.stride_tricks.sliding_window_view(features, size, axis=0)
         return np.ascontiguousarray(windows.transpose(0, 2, 1)).reshape(windows.shape[0], -1)
 
-    def varied_points(self, values, row, target, column, trial):
+    def varied_points(self, values, row, target, column, trial, point=None):
         """The point of ``values[row]`` with ``values[target, column]`` set to each value of ``trial`` in turn.
 
         Parameters
@@ -362,6 +362,8 @@ class Preprocessor:
             A row of the shingle of ``row``: ``row - shingle_size < target <= row``.
         column : int
         trial : ndarray of shape (n_trials,)
+        point : ndarray of shape (shingle_size * channels * n_columns,), optional
+            The point of ``values[row]`` (:meth:`points` at ``row``), if known.
 
         Returns
         -------
@@ -376,7 +378,7 @@ class Preprocessor:
         size, count = self.shingle_size, trial.shape[0]
         first = row - size + 1
         start = max(0, first - SEASONS * self.period - 1)
-        base = self.points(values[start : row + 1], row - start)[-1]
+        base = self.points(values[start : row + 1], row - start)[-1] if point is None else point
         window = np.repeat(values[start : row + 1, column : column + 1], count, axis=1)
         window[target - start] = trial
         mean, scale = (None if a is None else np.full(count, a[column]) for a in (self.mean, self.scale))
