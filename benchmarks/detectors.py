@@ -48,15 +48,16 @@ def _series(index, period, n):
 @contextlib.contextmanager
 def _timed_parts(spent):
     """Add the CPU time of the forest call, explanations and checkpoints of ``process`` to ``spent``, by part."""
-    from rcforest.detector import thresholded_forest
+    from rcforest.detector import live, thresholded_forest
     from rcforest.forest import Forest
 
-    places = {
-        "forest": (Forest, "_feed_then_score"),
-        "explain": (thresholded_forest, "explain"),
-        "checkpoint": (thresholded_forest.ThresholdedForest, "_checkpoint"),
-    }
-    originals = {part: getattr(owner, name) for part, (owner, name) in places.items()}
+    places = [
+        ("forest", Forest, "_feed_then_score"),
+        ("explain", live, "explain"),
+        ("explain", thresholded_forest, "explain"),
+        ("checkpoint", thresholded_forest.ThresholdedForest, "_checkpoint"),
+    ]
+    originals = [getattr(owner, name) for _, owner, name in places]
 
     def timed(part, function):
         def run(*args):
@@ -68,13 +69,13 @@ def _timed_parts(spent):
 
         return run
 
-    for part, (owner, name) in places.items():
-        setattr(owner, name, timed(part, originals[part]))
+    for (part, owner, name), original in zip(places, originals):
+        setattr(owner, name, timed(part, original))
     try:
         yield spent
     finally:
-        for part, (owner, name) in places.items():
-            setattr(owner, name, originals[part])
+        for (_, owner, name), original in zip(places, originals):
+            setattr(owner, name, original)
 
 
 def measure(detectors=8, period=48, split=False):

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from rcforest import DetectorPool, ThresholdedForest
+from rcforest.detector.live import RING_SPARE
 from rcforest.detector.period import HISTORY
 from rcforest.detector.pool import MAX_KEY_LENGTH, file_name
 from rcforest.detector.preprocess import TRANSFORMS, Preprocessor, seasonal_median
-from rcforest.detector.thresholded_forest import RING_SPARE
 
 PARAMS = {"num_trees": 12, "sample_size": 32}
 
@@ -118,6 +118,9 @@ def test_an_explanations_trial_points_are_those_of_the_window_with_each_value_bi
                     window[target, column] = value
                     expected.append(preprocessor.points(window, row)[-1])
                 got = preprocessor.varied_points(values, row, target, column, trial)
+                np.testing.assert_array_equal(got.view(np.uint64), np.array(expected).view(np.uint64))
+                point = preprocessor.points(values[: row + 1], row)[-1]  # the row's point, as explain passes it
+                got = preprocessor.varied_points(values, row, target, column, trial, point)
                 np.testing.assert_array_equal(got.view(np.uint64), np.array(expected).view(np.uint64))
 
 

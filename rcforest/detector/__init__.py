@@ -7,6 +7,7 @@
 - :mod:`~rcforest.detector.explanation`: attribution, expected value and start of an anomaly;
 - :mod:`~rcforest.detector.output`: the output columns and their dtypes;
 - :mod:`~rcforest.detector.thresholded_forest`: the detector that runs them over a stream;
+- :mod:`~rcforest.detector.live`: its live readings, one row per call;
 - :mod:`~rcforest.detector.pool`: many detectors in one process, keyed by entity, the idle ones on disk.
 - :mod:`~rcforest.detector.forecaster`: forecasts with intervals calibrated on past errors.
 """

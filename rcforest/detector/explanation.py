@@ -60,7 +60,7 @@ def explain(forest, preprocessor, values, row, point, columns):
     )
 
     def best_of(trial):
-        return int(np.argmin(forest.score(preprocessor.varied_points(values, row, target, column, trial))))
+        return int(np.argmin(forest.score(preprocessor.varied_points(values, row, target, column, trial, point))))
 
     # A coarse pass over the column's quantiles, then a fine one around the best.
     best = best_of(trial)

@@ -201,8 +201,9 @@ def estimate_period_robust(values, current=0):
 
 def next_checkpoint(rows):
     """The first checkpoint after ``rows`` rows."""
+    last = CHECKPOINTS[-1]
+    if rows >= last:  # a long stream's case, first: every reading asks
+        return last + (1 + (rows - last) // CHECKPOINT_EVERY) * CHECKPOINT_EVERY
     for checkpoint in CHECKPOINTS:
         if checkpoint > rows:
             return checkpoint
-    last = CHECKPOINTS[-1]
-    return last + (1 + (rows - last) // CHECKPOINT_EVERY) * CHECKPOINT_EVERY

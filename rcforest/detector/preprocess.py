@@ -290,10 +290,12 @@ class Preprocessor:
         numpy (whose calls on arrays of one row cost more than the
         arithmetic), so bit for bit the row of :meth:`features`.
         """
-        current = values[row].tolist()
         transform = self.transform
         if transform == "none":
-            return current
+            return values[row].tolist()
+        if values.shape[1] == 1:
+            return self._lone_row_features(values, row)
+        current = values[row].tolist()
         scale = self.scale.tolist()
         if transform in ("difference", "normalize_difference"):
             features = [v - p for v, p in zip(current, values[max(row - 1, 0)].tolist())]
@@ -305,6 +307,24 @@ class Preprocessor:
                 reference = self._row_reference(values, row)
                 features += [(v - r) / s for v, r, s in zip(current, reference, scale)]
         return [min(max(f, -MAX_FEATURE), MAX_FEATURE) for f in features]
+
+    def _lone_row_features(self, values, row):
+        """:meth:`row_features` of a single column (a transform other than ``"none"``), read value by value."""
+        transform, value, scale = self.transform, values.item(row, 0), self.scale.item(0)
+        if transform == "difference":
+            return [min(max(value - values.item(max(row - 1, 0), 0), -MAX_FEATURE), MAX_FEATURE)]
+        if transform == "normalize_difference":
+            return [min(max((value - values.item(max(row - 1, 0), 0)) / scale, -MAX_FEATURE), MAX_FEATURE)]
+        level = min(max((value - self.mean.item(0)) / scale, -MAX_FEATURE), MAX_FEATURE)
+        if transform == "normalize":
+            return [level]
+        period = self.period
+        if period and row >= 3 * period and SEASONS == 3:  # the median of three, as in _row_reference
+            first, second = values.item(row - period, 0), values.item(row - 2 * period, 0)
+            reference = max(min(first, second), min(max(first, second), values.item(row - 3 * period, 0)))
+        else:
+            (reference,) = self._row_reference(values, row)
+        return [level, min(max((value - reference) / scale, -MAX_FEATURE), MAX_FEATURE)]
 
     def _row_reference(self, values, row):
         """:meth:`reference` of the one row ``values[row]``, as a list of floats (see :func:`seasonal_median`)."""
@@ -330,7 +350,7 @@ class Preprocessor:
         windows = np.lib.stride_tricks.sliding_window_view(features, size, axis=0)
         return np.ascontiguousarray(windows.transpose(0, 2, 1)).reshape(windows.shape[0], -1)
 
-    def varied_points(self, values, row, target, column, trial):
+    def varied_points(self, values, row, target, column, trial, point=None):
         """The point of ``values[row]`` with ``values[target, column]`` set to each value of ``trial`` in turn.
 
         Parameters
@@ -342,6 +362,8 @@ class Preprocessor:
             A row of the shingle of ``row``: ``row - shingle_size < target <= row``.
         column : int
         trial : ndarray of shape (n_trials,)
+        point : ndarray of shape (shingle_size * channels * n_columns,), optional
+            The point of ``values[row]`` (:meth:`points` at ``row``), if known.
 
         Returns
         -------
@@ -356,7 +378,7 @@ class Preprocessor:
         size, count = self.shingle_size, trial.shape[0]
         first = row - size + 1
         start = max(0, first - SEASONS * self.period - 1)
-        base = self.points(values[start : row + 1], row - start)[-1]
+        base = self.points(values[start : row + 1], row - start)[-1] if point is None else point
         window = np.repeat(values[start : row + 1, column : column + 1], count, axis=1)
         window[target - start] = trial
         mean, scale = (None if a is None else np.full(count, a[column]) for a in (self.mean, self.scale))

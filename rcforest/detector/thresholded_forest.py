@@ -62,20 +62,18 @@ import copy
 import numpy as np
 
 from rcforest._core import (
-    as_numbers,
     as_rows,
     check_float,
     check_int,
     check_time_decay,
-    loaded_pandas,
     names_are_given,
 )
 from rcforest.detector.alerts import AlertPolicy
 from rcforest.detector.explanation import explain
-from rcforest.detector.output import COLUMNS, empty_columns, to_frame
-from rcforest.detector.period import CHECKPOINTS, HISTORY, MAX_PERIOD, estimate_period_robust, next_checkpoint
+from rcforest.detector.live import LiveReadings
+from rcforest.detector.output import empty_columns, to_frame
+from rcforest.detector.period import CHECKPOINTS, MAX_PERIOD, estimate_period_robust, next_checkpoint
 from rcforest.detector.preprocess import (
-    MAX_READING,
     TRANSFORMS,
     Preprocessor,
     fill_unknown,
@@ -91,20 +89,9 @@ __all__ = ["ThresholdedForest"]
 
 BATCH_ROWS = 32
 """From this many rows per call, rows are scored on a copy of the forest in one streaming call; below, one by one."""
-RING_SPARE = 256
-"""Rows of room beyond the history in the buffer of live readings (see ``ThresholdedForest._append_reading``)."""
 
 
-_QUIET = {"attribution": "", "expected_value": np.nan, "start_of_anomaly": 0, "imputed": False}
-"""The fields of a live reading that raised no alert, beyond its score, grade, threshold and confidence."""
-
-
-def _first_row(out):
-    """The first row of output columns (see :func:`~rcforest.detector.output.empty_columns`) as Python values."""
-    return {name: (out[name][0].item() if hasattr(out[name][0], "item") else out[name][0]) for name in COLUMNS}
-
-
-class ThresholdedForest:
+class ThresholdedForest(LiveReadings):
     """Streaming anomaly detector with adaptive thresholds, grades and explanations.
 
     Parameters
@@ -253,7 +240,7 @@ class ThresholdedForest:
         self._named = None  # whether columns_ names the columns of DataFrames (see rcforest._core.as_rows)
         self._history = None
         self._ring = None  # (buffer, rows used, the history's view of it): see _append_reading
-        self._last = None  # (rows_seen_, point of the last row): see _next_point
+        self._last = None  # (rows_seen_, buffer, start of the last row's point in it): see _next_point
         self._preprocessor = Preprocessor(self.transform)
         self._thresholder = Thresholder(self.z_factor, self.min_threshold, self.threshold_horizon)
         self._alerts = AlertPolicy(self.min_deviation, self.ignore_relative)
@@ -303,27 +290,6 @@ class ThresholdedForest:
     def forest_(self, forest):
         self._forest = forest
         self._pending = None
-
-    def _flush(self):
-        """Let the point of the last live reading join the forest (see :meth:`_learn_then_score`)."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            self._forest.update(pending[None, :])
-
-    def _learn_then_score(self, point):
-        """The forest's score of ``point`` after the last reading's point joined it, in one forest call.
-
-        A live reading's point joins the forest with the next reading
-        (:meth:`rcforest.forest.Forest._feed_then_score`: one pass over the
-        trees, as for a batch), or when the forest is next read
-        (:attr:`forest_`, :meth:`save`): a decision may still explain the
-        row with the forest that scored it, and the results are those of
-        scoring each row and then learning it.
-        """
-        pending, self._pending = self._pending, point
-        if pending is None:
-            return float(self._forest.score(point[None, :])[0])
-        return self._forest._feed_then_score(pending, point)
 
     @property
     def _decay(self):
@@ -557,141 +523,6 @@ class ThresholdedForest:
 
             index = pd.RangeIndex(first, first + values.shape[0]) if timestamps is None else pd.Index(timestamps)
         return to_frame(out, index)
-
-    def process(self, row):
-        """Process one row of a live stream.
-
-        Parameters
-        ----------
-        row : float, sequence of floats, dict or pandas.Series
-            One value per column (a scalar for a single series); a dict or
-            Series is read in the detector's column order (its keys set the
-            order on the first row). NaN and None are imputed, as in
-            :meth:`run`; booleans count as 0 and 1. Dates, durations, text
-            and complex numbers are refused with a ``TypeError``, and the
-            detector is left as it was.
-
-        Returns
-        -------
-        dict
-            The same fields as a row of :meth:`run`'s output.
-        """
-        reading = self._plain_row(row)
-        if reading is not None:
-            if self._forest is not None:
-                return self._live_reading(reading)
-            return _first_row(self._run_values(np.array([reading], np.float64)))
-        # Nothing changes until the row is checked: the first row's keys name the columns.
-        columns = None
-        pd = loaded_pandas()
-        if isinstance(row, dict) or (pd is not None and isinstance(row, pd.Series)):
-            mapping = {str(k): v for k, v in dict(row).items()}
-            columns = self.columns_ if self.columns_ is not None else list(mapping)
-            missing = [c for c in columns if c not in mapping]
-            if missing:
-                raise ValueError(f"the row lacks columns {missing}; pass a value (or NaN) for each of {columns}")
-            row = [mapping[c] for c in columns]
-            if any(np.ndim(value) for value in row):
-                raise ValueError(f"the row must hold one number per column of {columns}, got {row!r:.80}")
-        values = as_numbers([None] if row is None else row, "the row").reshape(1, -1)
-        if columns is not None and values.shape[1] != len(columns):
-            raise ValueError(f"the row must hold one number per column of {columns}, got {values.shape[1]} numbers")
-        rows = as_rows(values, "row", missing=True, lone_name="value")
-        if columns is not None:
-            rows = rows._replace(columns=columns, named=True)  # a mapping names its values
-        self._check_columns(rows)
-        return _first_row(self._run_values(rows.values))
-
-    def _plain_row(self, row):
-        """``row`` as a list of Python floats when it holds a float or int per known column, else None.
-
-        The common reading of a live stream, checked in plain Python: each
-        value within :data:`~rcforest.detector.preprocess.MAX_READING` (NaN
-        is not), ``-0.0`` read as ``0.0`` (as :func:`rcforest._core.as_rows`
-        reads input). Any other reading (the first, a mapping, NaN, other
-        types) takes the general way of :meth:`process`, which accepts or
-        refuses it.
-        """
-        columns = self.columns_
-        if columns is None:
-            return None
-        values = (row,) if len(columns) == 1 else row
-        if not isinstance(values, (list, tuple)) or len(values) != len(columns):
-            return None
-        for value in values:
-            if not ((isinstance(value, float) or type(value) is int) and -MAX_READING <= value <= MAX_READING):
-                return None
-        return [float(value) + 0.0 for value in values]
-
-    def _live_reading(self, reading):
-        """:meth:`process` for a checked reading (see :meth:`_plain_row`) once the forest exists.
-
-        What :meth:`_run_values` does for one complete row, without its
-        arrays: the row joins the history in place (:meth:`_append_reading`),
-        its point is the last one moved on by the row's features
-        (:meth:`_next_point`), and the output is a dict built at once.
-        """
-        values = self._append_reading(reading)
-        row = values.shape[0] - 1
-        point = self._next_point(values, row)
-        score = self._learn_then_score(point)
-        forest, preprocessor, columns = self._forest, self._preprocessor, self.columns_
-        threshold, alert, confidence, explanation = self._judge(
-            score, False, lambda: explain(forest, preprocessor, values, row, point, columns)
-        )
-        seen = self.rows_seen_ = self.rows_seen_ + 1
-        self._last = (seen, point)
-        # The thresholder and the alert policy give Python floats; so do explanations.
-        output = {"score": score, "grade": alert, "threshold": threshold, "confidence": confidence}
-        if explanation is None:
-            output.update(_QUIET)
-        else:
-            output["attribution"] = explanation["attribution"]
-            output["expected_value"] = explanation["expected_value"]
-            output["start_of_anomaly"] = explanation["start_of_anomaly"]
-            output["imputed"] = False
-        if seen == next_checkpoint(seen - 1):
-            self._checkpoint()
-        return output
-
-    def _append_reading(self, reading):
-        """Append one row of floats to the history; return the history before trimming, with the row last.
-
-        The history is a view of a buffer with room for :data:`RING_SPARE`
-        rows beyond :data:`~rcforest.detector.period.HISTORY`: a row is
-        written in place, and the last rows move to the front only when the
-        buffer is full. The rows returned (at most ``HISTORY + 1``) are those
-        :meth:`_ingest` would give: the history, then the row.
-        """
-        history = self._history
-        buffer, used, view = self._ring if self._ring is not None else (None, 0, None)
-        if view is not history:  # the history was set another way: copy it in
-            used = history.shape[0]
-            buffer = np.empty((HISTORY + RING_SPARE, history.shape[1]))
-            buffer[:used] = history
-        elif used == buffer.shape[0]:
-            buffer[:HISTORY] = buffer[used - HISTORY : used]
-            used = HISTORY
-        buffer[used] = reading
-        used += 1
-        values = buffer[max(used - HISTORY - 1, 0) : used]
-        self._history = values[1:] if values.shape[0] > HISTORY else values
-        self._ring = (buffer, used, self._history)
-        return values
-
-    def _next_point(self, values, row):
-        """The shingled point of ``values[row]``: the last row's point moved on by this row's features."""
-        preprocessor = self._preprocessor
-        last = self._last
-        if last is None or last[0] != self.rows_seen_:
-            return preprocessor.points(values, row)[0]
-        previous = last[1]
-        features = preprocessor.row_features(values, row)
-        point = np.empty(previous.shape[0])
-        width = len(features)
-        point[:-width] = previous[width:]
-        point[-width:] = features
-        return point
 
     # ------------------------------------------------------------------ I/O
 

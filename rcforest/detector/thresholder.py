@@ -126,7 +126,10 @@ class Thresholder:
         self.average_mean += alpha * delta
         self.average_var = (1 - alpha) * (self.average_var + alpha * delta * delta)
         self.averages += 1
-        self.recent = (self.recent + [score])[1 - SHORT_WINDOW :]
+        recent = self.recent
+        recent.append(score)
+        if len(recent) >= SHORT_WINDOW:
+            del recent[0]
         alpha = max(1.0 / self.horizon, 1.0 / (self.count + 1))
         if self.count >= RAMP:
             score = min(score, self.mean + CLIP_FACTOR * self.z_factor * math.sqrt(self.var))
