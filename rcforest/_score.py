@@ -323,6 +323,8 @@ def score_trees(tr, first, count, point, mass_offset, node, depth, path, out):
     out : ndarray of float64, shape (num_trees,)
     """
     _descend_lanes(tr, first, 1, point, 0, 0, count, node, depth, path, True)
+    last_total = -1  # the trees of a full forest share one mass: its scaling is taken once, not once per tree
+    scale = 0.0
     for j in range(count):
         t = first + j
         root = tr.root[t]
@@ -332,7 +334,10 @@ def score_trees(tr, first, count, point, mass_offset, node, depth, path, out):
             out[t] = 0.0
         else:
             total = tr.mass[t, root]
-            out[t] = _score_from_leaf(tr, t, node[j], depth[j], point[0], total, _scale(total, mass_offset), path, j)
+            if total != last_total:
+                last_total = total
+                scale = _scale(total, mass_offset)
+            out[t] = _score_from_leaf(tr, t, node[j], depth[j], point[0], total, scale, path, j)
 
 
 @njit(**JIT)
