@@ -73,8 +73,8 @@ class Reader(structref.StructRefProxy):
     ``point`` (room for the shingled point), ``query`` (a point to score
     after the row is fed, written by the caller, made relative in place)
     ``scores`` (room for each tree's score), ``lanes`` and ``path`` (room
-    for the walks down :data:`~rcforest._score.LANES` trees at a time, and
-    the nodes they pass) and ``cuts`` (each reservoir's rejection cut, kept
+    for the walks down ``2 * LANES`` trees at a time, and the nodes they
+    pass, see :func:`rcforest._score.score_trees`) and ``cuts`` (each reservoir's rejection cut, kept
     between readings by :func:`rcforest._sampler.kept_cut`).
     """
 
@@ -100,9 +100,9 @@ def new_reader(trees, tail, row, point, query):
     Reader
     """
     num_trees = trees.root.shape[0]
-    path = np.zeros((LANES, trees.parent.shape[1]), np.int32)
+    path = np.zeros((2, LANES, trees.parent.shape[1]), np.int32)
     cuts = np.full((num_trees, 4), np.nan)
-    return Reader(trees, tail, row, point, query, np.zeros(num_trees), np.zeros((2, LANES), np.int64), path, cuts)
+    return Reader(trees, tail, row, point, query, np.zeros(num_trees), np.zeros((4, LANES), np.int64), path, cuts)
 
 
 @njit(**JIT)
@@ -230,7 +230,7 @@ def compiled_read(reader):
 def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset, scores, lanes, path, cuts):
     """The work of :func:`read` in each tree, its score (or NaN for a corrupt tree, 0 unscored) to ``scores``.
 
-    Trees go :data:`~rcforest._score.LANES` at a time: the group's scores
+    Trees go ``2 * LANES`` at a time: the group's scores
     (:func:`rcforest._score.score_trees`, walking down the trees
     together), then each tree is offered the point, in tree order. The
     trees share nothing a score or an insertion changes but the store's
@@ -242,14 +242,12 @@ def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset,
     references took more than half of a reading's time.
     """
     num_trees = tr.root.shape[0]
-    node = lanes[0]
-    depth = lanes[1]
-    for first in range(0, num_trees, LANES):
-        count = min(LANES, num_trees - first)
+    for first in range(0, num_trees, 2 * LANES):
+        count = min(2 * LANES, num_trees - first)
         for t in range(first, first + count):
             scores[t] = 0.0
         if mode == SCORE or mode == SCORE_FEED:
-            score_trees(tr, first, count, point, mass_offset, node, depth, path, scores)
+            score_trees(tr, first, count, point, mass_offset, lanes, path, scores)
         if mode != SCORE:
             for t in range(first, first + count):
                 u = uniform(tr.rng, t)
@@ -258,4 +256,4 @@ def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset,
                 if not offer(tr, t, index, weight_of(u, sequence, time_decay)):
                     scores[t] = np.nan
             if mode == FEED_SCORE:
-                score_trees(tr, first, count, query, mass_offset, node, depth, path, scores)
+                score_trees(tr, first, count, query, mass_offset, lanes, path, scores)

@@ -197,65 +197,40 @@ def _score_from_leaf(tr, t, leaf, depth, point, total, scale, path, lane):
 
 
 _LINE_FLOATS = 16
-"""float32 values in a 64-byte cache line: the step of :func:`_descend_lanes`'s prefetches of a box."""
+"""float32 values in a 64-byte cache line: the step of :func:`_descend_pair`'s prefetches of a box."""
 
 
 @njit(**INLINE)
-def _descend_lanes(tr, first_tree, tree_step, points, first_row, row_step, count, node, depth, path, cold):
+def _descend_lanes(tr, first_tree, tree_step, points, first_row, row_step, count, node, depth, path):
     """:func:`_descend` of ``count`` walks together, each a row of ``points`` down a tree.
 
     Walk ``j`` takes row ``first_row + j * row_step`` of ``points`` down
     tree ``first_tree + j * tree_step``. Leaves go into ``node``, depths into ``depth`` and the nodes passed
     into ``path`` (``path[j, d]`` at depth ``d``). Each step moves every
-    walk still above a leaf one level down, so the walks' dependent loads
-    (cut, then child) overlap instead of waiting on each other: several
-    rows down one tree (a batch), or one point down several trees (a
-    reading). A walk that takes more steps than the tree has levels (a
-    cycle) gets leaf ``-1``, as from :func:`_descend`; an empty tree's walk
-    stays at ``-1``. The same walks either way below.
-
-    ``cold``: the trees are cold in the caches, as a reading's are.
-
-    - Each level is then one :func:`~rcforest._lanes.step_lanes` (vector
-      gathers), measured 15% faster for a reading's whole score at 4-D.
-      Otherwise each walk takes :func:`_child`'s step in turn: for rows
-      down one tree warm in the caches, as a batch's, where the gathers'
-      latency measured slower (111 against 118 ns per tree and point at
-      4-D).
-    - The boxes of the nodes passed are then asked of the caches on the
-      way down, where a box fills a cache line or more: the walk back up
-      finds them there (measured on a reading at 48-D; at 4-D the box of a
-      node is a quarter of a line and the prefetches cost more than they
-      save).
+    walk still above a leaf one level down, :func:`_child`'s step for each
+    walk in turn, so the walks' dependent loads (cut, then child) overlap
+    instead of waiting on each other: several rows down one tree warm in
+    the caches (a batch), where vector gathers measured slower (118
+    against 111 ns per tree and point at 4-D; a reading's trees, cold,
+    take :func:`_descend_pair`). A walk that takes more steps than the
+    tree has levels (a cycle) gets leaf ``-1``, as from :func:`_descend`;
+    an empty tree's walk stays at ``-1``.
     """
     internal = tr.left.shape[1]
-    steps = tr.parent.shape[1]
-    dim = points.shape[1]
-    fetch = cold and dim >= _LINE_FLOATS
     for j in range(LANES):
         node[j] = tr.root[first_tree + j * tree_step] if j < count else -1
         depth[j] = 0
-    for level in range(steps):
-        if not cold:
-            moving = False
-            for j in range(count):
-                here = node[j]
-                if 0 <= here < internal:
-                    path[j, level] = here
-                    node[j] = _child(tr, first_tree + j * tree_step, here, points[first_row + j * row_step])
-                    depth[j] = level + 1
-                    moving = True
-            if not moving:
-                return
-        elif not step_lanes(tr, first_tree, tree_step, points, first_row, row_step, count, node, depth, path, level):
-            return
-        if fetch:
-            for j in range(count):
-                if depth[j] > level:
-                    t = first_tree + j * tree_step
-                    for i in range(0, dim, _LINE_FLOATS):
-                        prefetch(tr.box_min, t, path[j, level], i)
-                        prefetch(tr.box_max, t, path[j, level], i)
+    for level in range(tr.parent.shape[1]):
+        moving = False
+        for j in range(count):
+            here = node[j]
+            if 0 <= here < internal:
+                path[j, level] = here
+                node[j] = _child(tr, first_tree + j * tree_step, here, points[first_row + j * row_step])
+                depth[j] = level + 1
+                moving = True
+        if not moving:
+            break
     for j in range(count):
         if 0 <= node[j] < internal:
             node[j] = -1  # still above a leaf after as many steps as the tree has levels: a cycle
@@ -292,17 +267,63 @@ def score_rows(tr, t, points, out, mass_offset):
     path = np.empty((LANES, tr.parent.shape[1]), np.int32)
     for first in range(0, points.shape[0], LANES):
         count = min(LANES, points.shape[0] - first)
-        _descend_lanes(tr, t, 0, points, first, 1, count, node, depth, path, False)
+        _descend_lanes(tr, t, 0, points, first, 1, count, node, depth, path)
         for j in range(count):
             out[first + j] = _score_from_leaf(tr, t, node[j], depth[j], points[first + j], total, scale, path, j)
 
 
 @njit(**INLINE)
-def score_trees(tr, first, count, point, mass_offset, node, depth, path, out):
+def _descend_pair(tr, first, count, point, lanes, path):
+    """:func:`_descend` of ``point`` (a row) down trees ``first .. first + count - 1`` (``count`` up to ``2 * LANES``).
+
+    The trees are a reading's, cold in the caches. Each level of
+    :data:`LANES` walks is one :func:`~rcforest._lanes.step_lanes` (vector
+    gathers, measured 15% faster than a step per walk for a reading's
+    whole score at 4-D), and two groups of walks, the trees ``first + j``
+    and ``first + LANES + j``, take each level together: their gathers do
+    not wait on each other, so the latencies overlap (13-20% off a 4-D
+    reading's score; three or four groups gave no more). Leaves and depths
+    go into ``lanes[0]``, ``lanes[1]`` (first group) and ``lanes[2]``,
+    ``lanes[3]`` (second), the nodes passed into ``path[0]`` and
+    ``path[1]``; the same walks as :func:`_descend_lanes`. Where a box
+    fills a cache line or more, the boxes of the nodes passed are asked of
+    the caches on the way down, and the walk back up finds them there
+    (measured at 48-D; at 4-D a box is a quarter of a line and the
+    prefetches cost more than they save).
+    """
+    internal = tr.left.shape[1]
+    dim = point.shape[1]
+    fetch = dim >= _LINE_FLOATS
+    counts = (min(count, LANES), max(count - LANES, 0))
+    for g in range(2):
+        for j in range(LANES):
+            lanes[2 * g, j] = tr.root[first + g * LANES + j] if j < counts[g] else -1
+            lanes[2 * g + 1, j] = 0
+    for level in range(tr.parent.shape[1]):
+        moved = step_lanes(tr, first, 1, point, 0, 0, counts[0], lanes[0], lanes[1], path[0], level)
+        if step_lanes(tr, first + LANES, 1, point, 0, 0, counts[1], lanes[2], lanes[3], path[1], level):
+            moved = True
+        if not moved:
+            break
+        if fetch:
+            for g in range(2):
+                for j in range(counts[g]):
+                    if lanes[2 * g + 1, j] > level:
+                        t = first + g * LANES + j
+                        for i in range(0, dim, _LINE_FLOATS):
+                            prefetch(tr.box_min, t, path[g, j, level], i)
+                            prefetch(tr.box_max, t, path[g, j, level], i)
+    for g in range(2):
+        for j in range(counts[g]):
+            if 0 <= lanes[2 * g, j] < internal:
+                lanes[2 * g, j] = -1  # a cycle, as in _descend_lanes
+
+
+@njit(**INLINE)
+def score_trees(tr, first, count, point, mass_offset, lanes, path, out):
     """:func:`score_point` of ``point`` in trees ``first .. first + count - 1``, into ``out[first + j]``; read-only.
 
-    The trees are walked down together (:func:`_descend_lanes`, which
-    also asks the caches for the boxes passed), then each walks back up
+    The trees are walked down together (:func:`_descend_pair`), then each walks back up
     on its own along the nodes it passed: each tree's value is the very
     one :func:`score_point` gives. An entry of ``out`` already NaN (a
     tree found corrupt) is left NaN.
@@ -311,20 +332,23 @@ def score_trees(tr, first, count, point, mass_offset, node, depth, path, out):
     ----------
     tr : TreeArrays
     first, count : int
-        The trees; ``count`` at most :data:`LANES`.
+        The trees; ``count`` at most ``2 * LANES``.
     point : ndarray of float64, shape (1, dim)
         The point, as a row.
     mass_offset : float
         As for :func:`score_point`.
-    node, depth : ndarray of int64, shape (LANES,)
-    path : ndarray of int32, shape (LANES, tr.parent.shape[1])
+    lanes : ndarray of int64, shape (4, LANES)
+    path : ndarray of int32, shape (2, LANES, tr.parent.shape[1])
         Room for the walks down (allocating nothing, this kernel also runs
         without reference counts).
     out : ndarray of float64, shape (num_trees,)
     """
-    _descend_lanes(tr, first, 1, point, 0, 0, count, node, depth, path, True)
-    for j in range(count):
-        t = first + j
+    _descend_pair(tr, first, count, point, lanes, path)
+    last_total = -1  # the trees of a full forest share one mass: its scaling is taken once, not once per tree
+    scale = 0.0
+    for k in range(count):
+        t = first + k
+        g, j = k // LANES, k % LANES
         root = tr.root[t]
         if np.isnan(out[t]):
             continue
@@ -332,7 +356,10 @@ def score_trees(tr, first, count, point, mass_offset, node, depth, path, out):
             out[t] = 0.0
         else:
             total = tr.mass[t, root]
-            out[t] = _score_from_leaf(tr, t, node[j], depth[j], point[0], total, _scale(total, mass_offset), path, j)
+            if total != last_total:
+                last_total = total
+                scale = _scale(total, mass_offset)
+            out[t] = _score_from_leaf(tr, t, lanes[2 * g, j], lanes[2 * g + 1, j], point[0], total, scale, path[g], j)
 
 
 @njit(**JIT)

@@ -17,15 +17,14 @@ def _scores_one_tree_at_a_time(tr, points, mass_offset, out):
 
 @njit(cache=False)
 def _scores_trees_together(tr, points, mass_offset, out):
-    node = np.empty(LANES, np.int64)
-    depth = np.empty(LANES, np.int64)
-    path = np.empty((LANES, tr.parent.shape[1]), np.int32)
+    lanes = np.empty((4, LANES), np.int64)
+    path = np.empty((2, LANES, tr.parent.shape[1]), np.int32)
     scores = np.empty(tr.root.shape[0])
     for row in range(points.shape[0]):
         scores[:] = 0.0
-        for first in range(0, tr.root.shape[0], LANES):
-            count = min(LANES, tr.root.shape[0] - first)
-            score_trees(tr, first, count, points[row : row + 1], mass_offset, node, depth, path, scores)
+        for first in range(0, tr.root.shape[0], 2 * LANES):
+            count = min(2 * LANES, tr.root.shape[0] - first)
+            score_trees(tr, first, count, points[row : row + 1], mass_offset, lanes, path, scores)
         out[:, row] = scores
 
 
@@ -38,10 +37,11 @@ def _queries(forest, data, rng):
 
 @pytest.mark.parametrize("dim", [1, 4, 48])  # 48: boxes of three cache lines, prefetched on the way down
 @pytest.mark.parametrize("mass_offset", [AWS_MASS_OFFSET, SAGEMAKER_MASS_OFFSET])
-def test_rows_in_lockstep_trees_in_lockstep_and_one_walk_give_the_same_bits(dim, mass_offset):
+@pytest.mark.parametrize("num_trees", [5, 11, 27])  # groups of 16 trees: 5 (one short group), 8 + 3, 16 then 8 + 3
+def test_rows_in_lockstep_trees_in_lockstep_and_one_walk_give_the_same_bits(dim, mass_offset, num_trees):
     rng = np.random.default_rng(dim)
     data = rng.normal(size=(1500, dim)).round(1)  # rounding makes duplicates: leaves of mass above 1
-    forest = Forest(num_trees=11, sample_size=64, random_state=dim).fit(data)  # 11: a last group of 3 trees
+    forest = Forest(num_trees=num_trees, sample_size=64, random_state=dim).fit(data)
     tr = forest._trees
     points = _queries(forest, data, rng)
     batch = np.empty((tr.root.shape[0], len(points)))
