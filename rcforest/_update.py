@@ -11,6 +11,7 @@ Insertion follows Guha, Mishra, Roy and Schrijvers, ICML 2016, section
 """
 
 import numpy as np
+from numba.cpython.unsafe.tuple import tuple_setitem
 
 from rcforest._box import (
     box_gap,
@@ -18,13 +19,13 @@ from rcforest._box import (
     cut_in_gap,
     prefetch,
     prefetch_box,
-    ranges_of,
     refit_bounds,
     round_down,
     round_up,
     set_union,
 )
 from rcforest._jit import INLINE, JIT, njit
+from rcforest._ranges import BOXES, ranges_of_eight
 from rcforest._rng import uniform
 
 __all__ = ["delete_leaf", "find_place", "insert_point"]
@@ -73,19 +74,18 @@ def _extend(box_min, box_max, node, point):
 
 @njit(**INLINE)
 def _queue(box_min, box_max, range_sum, t, queue, count, node):
-    """Add internal ``node`` to ``queue``, nodes whose range sums are due; the sums are set four at a time.
+    """Add internal ``node`` to ``queue``, nodes whose range sums are due; the sums are set eight at a time.
 
-    ``queue`` holds ``count`` nodes (its other places repeat the last, so
-    that :func:`_flush` may set all four). Returns the new queue and count.
+    ``queue`` holds ``count`` nodes (its other places hold the first, so
+    that :func:`_flush` may set all eight). Returns the new queue and count.
     """
     node = np.int64(node)
     if count == 0:
-        return (node, node, node, node), 1
-    if count == 1:
-        return (queue[0], node, node, node), 2
-    if count == 2:
-        return (queue[0], queue[1], node, node), 3
-    ranges_of(box_min, box_max, range_sum, t, (queue[0], queue[1], queue[2], node))
+        return (node, node, node, node, node, node, node, node), 1
+    queue = tuple_setitem(queue, count, node)
+    if count < BOXES - 1:
+        return queue, count + 1
+    ranges_of_eight(box_min, box_max, range_sum, t, queue)
     return queue, 0
 
 
@@ -93,7 +93,11 @@ def _queue(box_min, box_max, range_sum, t, queue, count, node):
 def _flush(box_min, box_max, range_sum, t, queue, count):
     """Set the range sums of the nodes :func:`_queue` holds."""
     if count:
-        ranges_of(box_min, box_max, range_sum, t, queue)
+        ranges_of_eight(box_min, box_max, range_sum, t, queue)
+
+
+_NO_QUEUE = (np.int64(-1),) * BOXES
+"""An empty queue of :func:`_queue`."""
 
 
 _MARGIN = 1e-12
@@ -134,7 +138,7 @@ def _descend(tr, t, point, rng, k, grow):
     internal = tr.left.shape[1]
     node = tr.root[t]
     above = -1
-    queue = (np.int64(-1), np.int64(-1), np.int64(-1), np.int64(-1))
+    queue = _NO_QUEUE
     due = 0
     for _ in range(tr.parent.shape[1]):
         if tr.parent[t, node] != above:
@@ -372,7 +376,7 @@ def delete_leaf(tr, t, leaf):
     _push(tr.free_internal, tr.free_internal_top, t, parent)
     node = grandparent
     refit = True
-    queue = (np.int64(-1), np.int64(-1), np.int64(-1), np.int64(-1))
+    queue = _NO_QUEUE
     due = 0
     for _ in range(steps):
         if node == -1:
