@@ -15,15 +15,18 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from rcforest._jit import INLINE, njit
+from rcforest._jit import INLINE, JIT, njit
 
-__all__ = ["BOXES", "ranges_of_eight"]
+__all__ = ["BOXES", "WIDTH", "ranges_of_eight"]
 
 BOXES = 8
 """Boxes whose range sums :func:`ranges_of_eight` takes together."""
 
 WIDTH = 8
 """Dimensions read at a time from each box."""
+
+_ZEROS = (0.0,) * BOXES
+"""Eight empty sums."""
 
 _I32, _I64, _F32, _F64 = ir.IntType(32), ir.IntType(64), ir.FloatType(), ir.DoubleType()
 
@@ -109,9 +112,16 @@ def _leading_sums(typingctx, box_min, box_max, nodes):
     return result(box_min, box_max, nodes), codegen
 
 
+@njit(**JIT, _nrt=False)
+def _leading_sums_call(box_min, box_max, nodes):
+    """:func:`_leading_sums` as a call of its own, without reference counts: inlined into a tree walk's loop,
+    its vectors slowed every level of the walk."""
+    return _leading_sums(box_min, box_max, nodes)
+
+
 @njit(**INLINE)
 def ranges_of_eight(box_min, box_max, range_sum, t, nodes):
-    """Set the range sums of tree ``t``'s eight internal ``nodes`` (repeats allowed), in dimension order.
+    """Set the range sums of tree ``t``'s eight internal ``nodes``, each summed in dimension order.
 
     Parameters
     ----------
@@ -120,10 +130,13 @@ def ranges_of_eight(box_min, box_max, range_sum, t, nodes):
     range_sum : ndarray of float64, shape (num_trees, internal)
     t : int
     nodes : tuple of eight int64
+        Rows of ``box_min`` (repeats allowed: a node repeated gets the same sum).
     """
-    a, b, c, d, e, f, g, h = _leading_sums(box_min, box_max, nodes)
+    dim = box_min.shape[1]
+    lead = dim - dim % WIDTH
+    a, b, c, d, e, f, g, h = _leading_sums_call(box_min, box_max, nodes) if lead else _ZEROS
     first, second, third, fourth, fifth, sixth, seventh, eighth = nodes
-    for i in range(box_min.shape[1] - box_min.shape[1] % WIDTH, box_min.shape[1]):
+    for i in range(lead, dim):  # the last dimensions, fewer than WIDTH: eight chains side by side
         a += np.float64(box_max[first, i]) - np.float64(box_min[first, i])
         b += np.float64(box_max[second, i]) - np.float64(box_min[second, i])
         c += np.float64(box_max[third, i]) - np.float64(box_min[third, i])

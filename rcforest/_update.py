@@ -11,7 +11,6 @@ Insertion follows Guha, Mishra, Roy and Schrijvers, ICML 2016, section
 """
 
 import numpy as np
-from numba.cpython.unsafe.tuple import tuple_setitem
 
 from rcforest._box import (
     box_gap,
@@ -19,13 +18,14 @@ from rcforest._box import (
     cut_in_gap,
     prefetch,
     prefetch_box,
+    range_of,
     refit_bounds,
     round_down,
     round_up,
     set_union,
 )
 from rcforest._jit import INLINE, JIT, njit
-from rcforest._ranges import BOXES, ranges_of_eight
+from rcforest._ranges import BOXES, WIDTH, ranges_of_eight
 from rcforest._rng import uniform
 
 __all__ = ["delete_leaf", "find_place", "insert_point"]
@@ -76,13 +76,28 @@ def _extend(box_min, box_max, node, point):
 def _queue(box_min, box_max, range_sum, t, queue, count, node):
     """Add internal ``node`` to ``queue``, nodes whose range sums are due; the sums are set eight at a time.
 
-    ``queue`` holds ``count`` nodes (its other places hold the first, so
-    that :func:`_flush` may set all eight). Returns the new queue and count.
+    ``queue`` holds ``count`` nodes (its other places hold the first: the
+    eight sums are taken together, in vectors). Returns the new queue and count.
+    Boxes of fewer than :data:`~rcforest._ranges.WIDTH` dimensions get their
+    sums at once, the queue left empty.
     """
     node = np.int64(node)
+    if box_min.shape[1] < WIDTH:
+        range_sum[t, node] = range_of(box_min, box_max, node)  # a short chain: no use waiting for others
+        return queue, 0
     if count == 0:
         return (node, node, node, node, node, node, node, node), 1
-    queue = tuple_setitem(queue, count, node)
+    a, b, c, d, e, f, g, h = queue  # selects, not a store and load: the queue stays in registers
+    queue = (
+        a,
+        node if count == 1 else b,
+        node if count == 2 else c,
+        node if count == 3 else d,
+        node if count == 4 else e,
+        node if count == 5 else f,
+        node if count == 6 else g,
+        node if count == 7 else h,
+    )
     if count < BOXES - 1:
         return queue, count + 1
     ranges_of_eight(box_min, box_max, range_sum, t, queue)
