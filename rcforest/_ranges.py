@@ -25,9 +25,6 @@ BOXES = 8
 WIDTH = 8
 """Dimensions read at a time from each box."""
 
-_ZEROS = (0.0,) * BOXES
-"""Eight empty sums."""
-
 _I32, _I64, _F32, _F64 = ir.IntType(32), ir.IntType(64), ir.FloatType(), ir.DoubleType()
 
 
@@ -114,8 +111,10 @@ def _leading_sums(typingctx, box_min, box_max, nodes):
 
 @njit(**JIT, _nrt=False)
 def _leading_sums_call(box_min, box_max, nodes):
-    """:func:`_leading_sums` as a call of its own, without reference counts: inlined into a tree walk's loop,
-    its vectors slowed every level of the walk."""
+    """:func:`_leading_sums` as a call of its own, without reference counts.
+
+    Inlined into a tree walk's loop, its vectors slowed every level of the walk.
+    """
     return _leading_sums(box_min, box_max, nodes)
 
 
@@ -134,7 +133,10 @@ def ranges_of_eight(box_min, box_max, range_sum, t, nodes):
     """
     dim = box_min.shape[1]
     lead = dim - dim % WIDTH
-    a, b, c, d, e, f, g, h = _leading_sums_call(box_min, box_max, nodes) if lead else _ZEROS
+    if lead:
+        a, b, c, d, e, f, g, h = _leading_sums_call(box_min, box_max, nodes)
+    else:
+        a = b = c = d = e = f = g = h = 0.0
     first, second, third, fourth, fifth, sixth, seventh, eighth = nodes
     for i in range(lead, dim):  # the last dimensions, fewer than WIDTH: eight chains side by side
         a += np.float64(box_max[first, i]) - np.float64(box_min[first, i])

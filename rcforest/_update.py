@@ -111,8 +111,11 @@ def _flush(box_min, box_max, range_sum, t, queue, count):
         ranges_of_eight(box_min, box_max, range_sum, t, queue)
 
 
-_NO_QUEUE = (np.int64(-1),) * BOXES
-"""An empty queue of :func:`_queue`."""
+@njit(**INLINE)
+def _no_queue():
+    """An empty queue of :func:`_queue` (made here: a global tuple confuses numba's analysis of parallel loops)."""
+    none = np.int64(-1)
+    return (none, none, none, none, none, none, none, none)
 
 
 _MARGIN = 1e-12
@@ -153,7 +156,7 @@ def _descend(tr, t, point, rng, k, grow):
     internal = tr.left.shape[1]
     node = tr.root[t]
     above = -1
-    queue = _NO_QUEUE
+    queue = _no_queue()
     due = 0
     for _ in range(tr.parent.shape[1]):
         if tr.parent[t, node] != above:
@@ -391,7 +394,7 @@ def delete_leaf(tr, t, leaf):
     _push(tr.free_internal, tr.free_internal_top, t, parent)
     node = grandparent
     refit = True
-    queue = _NO_QUEUE
+    queue = _no_queue()
     due = 0
     for _ in range(steps):
         if node == -1:
