@@ -118,6 +118,24 @@ def _no_queue():
     return (none, none, none, none, none, none, none, none)
 
 
+@njit(**JIT, _nrt=False)
+def _ordered_gap(low, high, row, point):
+    """:func:`rcforest._box.box_gap` as a call of its own, for wide points (see :func:`_gap_in_order`)."""
+    return box_gap(low, high, row, point)
+
+
+@njit(**INLINE)
+def _gap_in_order(low, high, row, point):
+    """:func:`rcforest._box.box_gap`; for :data:`~rcforest._ranges.WIDTH` dimensions or more, called.
+
+    The walk down needs the ordered gap once, where it stops; inlined into
+    its loop, the long chain of a wide point's additions slowed every level.
+    """
+    if point.shape[0] < WIDTH:
+        return box_gap(low, high, row, point)
+    return _ordered_gap(low, high, row, point)
+
+
 _MARGIN = 1e-12
 """Relative margin of :func:`_unclear`: far above the rounding of a reassociated sum of a few hundred terms."""
 
@@ -164,7 +182,7 @@ def _descend(tr, t, point, rng, k, grow):
         leaf = node >= internal
         if leaf:
             row = leaf_point[t, node - internal]
-            gap = box_gap(store, store, row, point)
+            gap = _gap_in_order(store, store, row, point)
         else:
             # The child the walk goes to next, unless the cut separates
             # here: its box is asked for now, so that the wait for it
@@ -189,7 +207,7 @@ def _descend(tr, t, point, rng, k, grow):
             u = uniform(rng, k)
             separates = u * (range_sum + gap) < gap
             if not leaf and (separates or _unclear(u * (range_sum + gap), gap)):
-                gap = box_gap(box_min, box_max, node, point)
+                gap = _gap_in_order(box_min, box_max, node, point)
                 separates = u * (range_sum + gap) < gap
             if separates or leaf:
                 r = uniform(rng, k) * gap
