@@ -27,7 +27,6 @@ __all__ = [
     "prefetch_box",
     "cut_in_gap",
     "range_of",
-    "ranges_of",
     "refit_bounds",
     "refit_box",
     "round_down",
@@ -191,28 +190,6 @@ def range_of(box_min, box_max, node):
     for i in range(box_min.shape[1]):
         total += np.float64(box_max[node, i]) - np.float64(box_min[node, i])
     return total
-
-
-@njit(**INLINE)
-def ranges_of(box_min, box_max, range_sum, t, nodes):
-    """Set the range sums of tree ``t``'s four internal ``nodes`` (repeats allowed), each as :func:`range_of` sums it.
-
-    Each sum is taken in order, as :func:`range_of` takes it, but the four
-    are interleaved: at 48 dimensions one sum is a chain of 48 additions,
-    each waiting on the last, and four independent chains take about the
-    time of one.
-    """
-    first, second, third, fourth = nodes
-    a = b = c = d = 0.0
-    for i in range(box_min.shape[1]):
-        a += np.float64(box_max[first, i]) - np.float64(box_min[first, i])
-        b += np.float64(box_max[second, i]) - np.float64(box_min[second, i])
-        c += np.float64(box_max[third, i]) - np.float64(box_min[third, i])
-        d += np.float64(box_max[fourth, i]) - np.float64(box_min[fourth, i])
-    range_sum[t, first] = a
-    range_sum[t, second] = b
-    range_sum[t, third] = c
-    range_sum[t, fourth] = d
 
 
 @njit(**INLINE)

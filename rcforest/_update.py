@@ -18,13 +18,14 @@ from rcforest._box import (
     cut_in_gap,
     prefetch,
     prefetch_box,
-    ranges_of,
+    range_of,
     refit_bounds,
     round_down,
     round_up,
     set_union,
 )
 from rcforest._jit import INLINE, JIT, njit
+from rcforest._ranges import BOXES, WIDTH, ranges_of_eight
 from rcforest._rng import uniform
 
 __all__ = ["delete_leaf", "find_place", "insert_point"]
@@ -73,19 +74,33 @@ def _extend(box_min, box_max, node, point):
 
 @njit(**INLINE)
 def _queue(box_min, box_max, range_sum, t, queue, count, node):
-    """Add internal ``node`` to ``queue``, nodes whose range sums are due; the sums are set four at a time.
+    """Add internal ``node`` to ``queue``, nodes whose range sums are due; the sums are set eight at a time.
 
-    ``queue`` holds ``count`` nodes (its other places repeat the last, so
-    that :func:`_flush` may set all four). Returns the new queue and count.
+    ``queue`` holds ``count`` nodes (its other places hold the first: the
+    eight sums are taken together, in vectors). Returns the new queue and count.
+    Boxes of fewer than :data:`~rcforest._ranges.WIDTH` dimensions get their
+    sums at once, the queue left empty.
     """
     node = np.int64(node)
+    if box_min.shape[1] < WIDTH:
+        range_sum[t, node] = range_of(box_min, box_max, node)  # a short chain: no use waiting for others
+        return queue, 0
     if count == 0:
-        return (node, node, node, node), 1
-    if count == 1:
-        return (queue[0], node, node, node), 2
-    if count == 2:
-        return (queue[0], queue[1], node, node), 3
-    ranges_of(box_min, box_max, range_sum, t, (queue[0], queue[1], queue[2], node))
+        return (node, node, node, node, node, node, node, node), 1
+    a, b, c, d, e, f, g, h = queue  # selects, not a store and load: the queue stays in registers
+    queue = (
+        a,
+        node if count == 1 else b,
+        node if count == 2 else c,
+        node if count == 3 else d,
+        node if count == 4 else e,
+        node if count == 5 else f,
+        node if count == 6 else g,
+        node if count == 7 else h,
+    )
+    if count < BOXES - 1:
+        return queue, count + 1
+    ranges_of_eight(box_min, box_max, range_sum, t, queue)
     return queue, 0
 
 
@@ -93,7 +108,32 @@ def _queue(box_min, box_max, range_sum, t, queue, count, node):
 def _flush(box_min, box_max, range_sum, t, queue, count):
     """Set the range sums of the nodes :func:`_queue` holds."""
     if count:
-        ranges_of(box_min, box_max, range_sum, t, queue)
+        ranges_of_eight(box_min, box_max, range_sum, t, queue)
+
+
+@njit(**INLINE)
+def _no_queue():
+    """An empty queue of :func:`_queue` (made here: a global tuple confuses numba's analysis of parallel loops)."""
+    none = np.int64(-1)
+    return (none, none, none, none, none, none, none, none)
+
+
+@njit(**JIT, _nrt=False)
+def _ordered_gap(low, high, row, point):
+    """:func:`rcforest._box.box_gap` as a call of its own, for wide points (see :func:`_gap_in_order`)."""
+    return box_gap(low, high, row, point)
+
+
+@njit(**INLINE)
+def _gap_in_order(low, high, row, point):
+    """:func:`rcforest._box.box_gap`; for :data:`~rcforest._ranges.WIDTH` dimensions or more, called.
+
+    The walk down needs the ordered gap once, where it stops; inlined into
+    its loop, the long chain of a wide point's additions slowed every level.
+    """
+    if point.shape[0] < WIDTH:
+        return box_gap(low, high, row, point)
+    return _ordered_gap(low, high, row, point)
 
 
 _MARGIN = 1e-12
@@ -134,7 +174,7 @@ def _descend(tr, t, point, rng, k, grow):
     internal = tr.left.shape[1]
     node = tr.root[t]
     above = -1
-    queue = (np.int64(-1), np.int64(-1), np.int64(-1), np.int64(-1))
+    queue = _no_queue()
     due = 0
     for _ in range(tr.parent.shape[1]):
         if tr.parent[t, node] != above:
@@ -142,7 +182,7 @@ def _descend(tr, t, point, rng, k, grow):
         leaf = node >= internal
         if leaf:
             row = leaf_point[t, node - internal]
-            gap = box_gap(store, store, row, point)
+            gap = _gap_in_order(store, store, row, point)
         else:
             # The child the walk goes to next, unless the cut separates
             # here: its box is asked for now, so that the wait for it
@@ -167,7 +207,7 @@ def _descend(tr, t, point, rng, k, grow):
             u = uniform(rng, k)
             separates = u * (range_sum + gap) < gap
             if not leaf and (separates or _unclear(u * (range_sum + gap), gap)):
-                gap = box_gap(box_min, box_max, node, point)
+                gap = _gap_in_order(box_min, box_max, node, point)
                 separates = u * (range_sum + gap) < gap
             if separates or leaf:
                 r = uniform(rng, k) * gap
@@ -372,7 +412,7 @@ def delete_leaf(tr, t, leaf):
     _push(tr.free_internal, tr.free_internal_top, t, parent)
     node = grandparent
     refit = True
-    queue = (np.int64(-1), np.int64(-1), np.int64(-1), np.int64(-1))
+    queue = _no_queue()
     due = 0
     for _ in range(steps):
         if node == -1:

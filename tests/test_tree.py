@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numba import njit
 
 from rcforest import _kernels
-from rcforest._box import box_gap, box_gap_fast, round_down, round_up
+from rcforest._box import box_gap, box_gap_fast, range_of, round_down, round_up
+from rcforest._ranges import ranges_of_eight
 from rcforest._sampler import heap_push
 from rcforest._score import attribute_point, displacement_of, score_point
 from rcforest._tree import allocate_trees
@@ -309,3 +311,26 @@ def test_gap_summed_in_any_order_is_zero_exactly_where_and_close_to_the_ordered_
         assert (fast == 0.0) == (ordered == 0.0)
         # find_place's margin is far above the rounding of a reassociated sum of dim nonnegative terms.
         assert abs(fast - ordered) <= dim * 2.0**-52 * ordered < _MARGIN * ordered or ordered == 0.0
+
+
+@njit
+def _eight_and_one_by_one(low, high, nodes):
+    sums = np.full((1, low.shape[0]), np.nan)
+    ranges_of_eight(low, high, sums, 0, nodes)
+    alone = np.zeros(len(nodes))
+    for j in range(len(nodes)):
+        alone[j] = range_of(low, high, nodes[j])
+    return sums[0], alone
+
+
+@pytest.mark.parametrize("dim", [1, 4, 7, 8, 9, 17, 48, 96])
+def test_eight_range_sums_at_once_are_each_box_summed_in_order(dim):
+    rng = np.random.default_rng(dim)
+    for _ in range(20):
+        # Sides from 1e-30 to 1e30: a reassociated sum would differ in its last bits.
+        low = (rng.normal(size=(40, dim)) * 10.0 ** rng.uniform(-30, 30, size=(40, dim))).astype(np.float32)
+        side = np.abs(rng.normal(size=(40, dim))) * 10.0 ** rng.uniform(-30, 30, size=(40, dim))
+        high = (low + side).astype(np.float32)
+        nodes = tuple(int(node) for node in rng.integers(0, 40, 8))  # repeats allowed
+        sums, alone = _eight_and_one_by_one(low, high, nodes)
+        np.testing.assert_array_equal(sums[list(nodes)].view(np.int64), alone.view(np.int64))
