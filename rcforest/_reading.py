@@ -255,15 +255,29 @@ def _ask_for(tr, t):
 
 
 @njit(**INLINE)
+def _ask_for_parent(tr, t):
+    """Ask the caches for the evicted leaf's parent in tree ``t`` (the links of the leaf asked for before)."""
+    if tr.heap_size[t] == tr.heap_leaf.shape[1]:
+        parent = tr.parent[t, tr.heap_leaf[t, 0]]
+        if parent >= 0:
+            prefetch_box(tr.box_min[t], tr.box_max[t], parent)
+            prefetch(tr.left, t, parent)
+            prefetch(tr.right, t, parent)
+            prefetch(tr.parent, t, parent)
+            prefetch(tr.mass, t, parent)
+
+
+@njit(**INLINE)
 def _offer_trees(tr, first, count, index, sequence, time_decay, scores, cuts, chosen, weights):
     """Offer the store's row ``index`` to trees ``first`` to ``first + count - 1`` (NaN to ``scores`` if corrupt).
 
     Each tree draws its uniform first, all of them before any tree
     changes: a tree's draws, reservoir and cut are its own, so each tree
     sees the same operations in the same order as when it is offered the
-    point at once. Most trees refuse; the few that admit the point then
-    take it one after another, each asking for the next one's first
-    nodes before it starts its own work.
+    point at once. Most trees refuse; each that admits it has its first
+    nodes asked for (:func:`_ask_for`) and then takes it after the draws,
+    one after another, each asking for the next one's evicted leaf's
+    parent before it starts its own work.
     """
     admitted = 0
     for t in range(first, first + count):
@@ -276,12 +290,11 @@ def _offer_trees(tr, first, count, index, sequence, time_decay, scores, cuts, ch
         chosen[admitted] = t
         weights[admitted] = w
         admitted += 1
-    if admitted:
-        _ask_for(tr, chosen[0])
+        _ask_for(tr, t)
     for a in range(admitted):
         t = chosen[a]
         if a + 1 < admitted:
-            _ask_for(tr, chosen[a + 1])
+            _ask_for_parent(tr, chosen[a + 1])
         if not offer(tr, t, index, weights[a]):
             scores[t] = np.nan
 
