@@ -20,11 +20,12 @@ from numba import typeof
 from numba.core import types
 from numba.experimental import structref
 
+from rcforest._box import prefetch, prefetch_box
 from rcforest._core import MAX_ABS_VALUE
-from rcforest._jit import JIT, njit
+from rcforest._jit import INLINE, JIT, njit
 from rcforest._kernels import offer
 from rcforest._rng import uniform
-from rcforest._sampler import kept_cut, weight_of
+from rcforest._sampler import admits, kept_cut, weight_of
 from rcforest._score import LANES, score_trees
 
 __all__ = [
@@ -74,13 +75,16 @@ class Reader(structref.StructRefProxy):
     after the row is fed, written by the caller, made relative in place)
     ``scores`` (room for each tree's score), ``lanes`` and ``path`` (room
     for the walks down ``2 * LANES`` trees at a time, and the nodes they
-    pass, see :func:`rcforest._score.score_trees`) and ``cuts`` (each reservoir's rejection cut, kept
-    between readings by :func:`rcforest._sampler.kept_cut`).
+    pass, see :func:`rcforest._score.score_trees`), ``cuts`` (each reservoir's rejection cut, kept
+    between readings by :func:`rcforest._sampler.kept_cut`), ``chosen`` and ``weights`` (room for the
+    trees that admit the point, and its weight in each).
     """
 
 
 structref.define_proxy(
-    Reader, _ReaderType, ["trees", "tail", "row", "point", "query", "scores", "lanes", "path", "cuts"]
+    Reader,
+    _ReaderType,
+    ["trees", "tail", "row", "point", "query", "scores", "lanes", "path", "cuts", "chosen", "weights"],
 )
 
 
@@ -102,7 +106,9 @@ def new_reader(trees, tail, row, point, query):
     num_trees = trees.root.shape[0]
     path = np.zeros((2, LANES, trees.parent.shape[1]), np.int32)
     cuts = np.full((num_trees, 4), np.nan)
-    return Reader(trees, tail, row, point, query, np.zeros(num_trees), np.zeros((4, LANES), np.int64), path, cuts)
+    lanes = np.zeros((4, LANES), np.int64)
+    chosen = np.zeros(num_trees, np.int64)
+    return Reader(trees, tail, row, point, query, np.zeros(num_trees), lanes, path, cuts, chosen, np.zeros(num_trees))
 
 
 @njit(**JIT)
@@ -187,6 +193,8 @@ def read(reader, sequence, time_decay, mode, mass_offset):
         reader.lanes,
         reader.path,
         reader.cuts,
+        reader.chosen,
+        reader.weights,
     )
     total = 0.0
     for t in range(scores.shape[0]):
@@ -226,8 +234,75 @@ def compiled_read(reader):
     return read.compile(signature) if compiled is None else compiled.entry_point
 
 
+@njit(**INLINE)
+def _ask_for(tr, t):
+    """Ask the caches for what tree ``t``'s deletion and insertion read first: the evicted leaf, the root's box."""
+    internal = tr.left.shape[1]
+    if tr.heap_size[t] == tr.heap_leaf.shape[1]:
+        leaf = tr.heap_leaf[t, 0]
+        prefetch(tr.parent, t, leaf)
+        prefetch(tr.mass, t, leaf)
+        prefetch(tr.leaf_point, t, leaf - internal)
+    root = tr.root[t]
+    if 0 <= root < internal:
+        prefetch_box(tr.box_min[t], tr.box_max[t], root)
+        prefetch(tr.cut_dim, t, root)
+        prefetch(tr.cut_value, t, root)
+        prefetch(tr.left, t, root)
+        prefetch(tr.right, t, root)
+        prefetch(tr.range_sum, t, root)
+        prefetch(tr.mass, t, root)
+
+
+@njit(**INLINE)
+def _ask_for_parent(tr, t):
+    """Ask the caches for the evicted leaf's parent in tree ``t`` (the links of the leaf asked for before)."""
+    if tr.heap_size[t] == tr.heap_leaf.shape[1]:
+        parent = tr.parent[t, tr.heap_leaf[t, 0]]
+        if parent >= 0:
+            prefetch_box(tr.box_min[t], tr.box_max[t], parent)
+            prefetch(tr.left, t, parent)
+            prefetch(tr.right, t, parent)
+            prefetch(tr.parent, t, parent)
+            prefetch(tr.mass, t, parent)
+
+
+@njit(**INLINE)
+def _offer_trees(tr, first, count, index, sequence, time_decay, scores, cuts, chosen, weights):
+    """Offer the store's row ``index`` to trees ``first`` to ``first + count - 1`` (NaN to ``scores`` if corrupt).
+
+    Each tree draws its uniform first, all of them before any tree
+    changes: a tree's draws, reservoir and cut are its own, so each tree
+    sees the same operations in the same order as when it is offered the
+    point at once. Most trees refuse; each that admits it has its first
+    nodes asked for (:func:`_ask_for`) and then takes it after the draws,
+    one after another, each asking for the next one's evicted leaf's
+    parent before it starts its own work.
+    """
+    admitted = 0
+    for t in range(first, first + count):
+        u = uniform(tr.rng, t)
+        if u < kept_cut(tr.heap_weight, tr.heap_size, cuts, t, sequence, time_decay):
+            continue  # refused: the draw and decision of draw_weight and admits, without the logarithms
+        w = weight_of(u, sequence, time_decay)
+        if admits(tr.heap_weight, tr.heap_size, t, w) == 0:
+            continue
+        chosen[admitted] = t
+        weights[admitted] = w
+        admitted += 1
+        _ask_for(tr, t)
+    for a in range(admitted):
+        t = chosen[a]
+        if a + 1 < admitted:
+            _ask_for_parent(tr, chosen[a + 1])
+        if not offer(tr, t, index, weights[a]):
+            scores[t] = np.nan
+
+
 @njit(**JIT, _nrt=False)
-def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset, scores, lanes, path, cuts):
+def _each_tree(
+    tr, point, query, index, sequence, time_decay, mode, mass_offset, scores, lanes, path, cuts, chosen, weights
+):
     """The work of :func:`read` in each tree, its score (or NaN for a corrupt tree, 0 unscored) to ``scores``.
 
     Trees go ``2 * LANES`` at a time: the group's scores
@@ -242,6 +317,11 @@ def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset,
     references took more than half of a reading's time.
     """
     num_trees = tr.root.shape[0]
+    if mode == FEED:
+        for t in range(num_trees):
+            scores[t] = 0.0
+        _offer_trees(tr, 0, num_trees, index, sequence, time_decay, scores, cuts, chosen, weights)
+        return
     for first in range(0, num_trees, 2 * LANES):
         count = min(2 * LANES, num_trees - first)
         for t in range(first, first + count):
@@ -249,11 +329,6 @@ def _each_tree(tr, point, query, index, sequence, time_decay, mode, mass_offset,
         if mode == SCORE or mode == SCORE_FEED:
             score_trees(tr, first, count, point, mass_offset, lanes, path, scores)
         if mode != SCORE:
-            for t in range(first, first + count):
-                u = uniform(tr.rng, t)
-                if u < kept_cut(tr.heap_weight, tr.heap_size, cuts, t, sequence, time_decay):
-                    continue  # refused: the draw and decision of draw_weight and admits, without the logarithms
-                if not offer(tr, t, index, weight_of(u, sequence, time_decay)):
-                    scores[t] = np.nan
+            _offer_trees(tr, first, count, index, sequence, time_decay, scores, cuts, chosen, weights)
             if mode == FEED_SCORE:
                 score_trees(tr, first, count, query, mass_offset, lanes, path, scores)
