@@ -47,6 +47,8 @@ _COMPACT_ROWS = 1024
 # more than the work (the per-point path of a live stream).
 _SERIAL_ROWS = 8
 
+_FLOAT64 = np.dtype(np.float64)
+
 
 def _plain_row(X, width):
     """``X`` as ``width`` numbers when it is one row of plain, valid numbers, else None.
@@ -54,16 +56,17 @@ def _plain_row(X, width):
     A live stream's reading, checked in plain Python: a float or int (for
     one column), a list or tuple of ``width`` of them, each within
     :data:`~rcforest._core.MAX_ABS_VALUE` (NaN is not), or a float64 array
-    (1-D, or one row) of ``width`` values, whose values the kernel checks
-    (:data:`rcforest._reading.INVALID`). Anything else (pandas, masked
-    arrays, booleans, other dtypes, NaN, more rows) gives None and goes
-    the general way, through :func:`~rcforest._core.as_rows`, which
-    accepts or refuses it with its messages.
+    (1-D, or one row) of ``width`` values, returned as it is (its values
+    the kernel checks, :data:`rcforest._reading.INVALID`). Anything else
+    (pandas, masked arrays, booleans, other dtypes, NaN, more rows) gives
+    None and goes the general way, through :func:`~rcforest._core.as_rows`,
+    which accepts or refuses it with its messages.
     """
     if type(X) is np.ndarray:
-        if X.dtype != np.float64 or X.size != width or X.ndim > 2 or X.shape[-1] != width:
+        # A float64 array's dtype is numpy's one float64 dtype: an identity test, not a comparison.
+        if X.dtype is not _FLOAT64 or X.size != width or X.ndim > 2 or X.shape[-1] != width:
             return None
-        return X.ravel()
+        return X
     elif isinstance(X, (list, tuple)):
         if len(X) != width:
             return None
@@ -345,7 +348,9 @@ class Forest(ForestQueries, ForestFiles):
         if self.shingle_size == 1 and self.points_seen_:
             score = self._read_one(X, _reading.SCORE)
             if score is not None:
-                return np.array([score])
+                out = np.empty(1)
+                out[0] = score
+                return out
         rows, points = self._batch_points(X)
         (scores,) = self._per_tree(_kernels.score_batch, points, 1, self._mass_offset())
         return self._wrap(rows, self._aligned(rows.values.shape[0], scores), "score")
@@ -491,7 +496,9 @@ class Forest(ForestQueries, ForestFiles):
         if kind == "score":
             score = self._read_one(X, _reading.SCORE_FEED)
             if score is not None:
-                return np.array([score])
+                out = np.empty(1)
+                out[0] = score
+                return out
         rows, scores = self._stream(X, _MODES[kind])
         return self._wrap(rows, scores, kind)
 
@@ -529,10 +536,10 @@ class Forest(ForestQueries, ForestFiles):
                 return None
             reader = self._new_reader()
         row = reader[2]
-        if len(values) == 1:
+        if len(values) == 1 and type(values) is not np.ndarray:
             row[0] = values[0]
         else:
-            row[:] = values
+            row[:] = values  # a (1, n_features_) array too, without a reshaped view
         if query is not None:
             reader[3][:] = query
         status, score = reader[5](reader[4], self.points_seen_, self.time_decay, mode, self._mass_offset())
