@@ -318,12 +318,7 @@ class Preprocessor:
         level = min(max((value - self.mean.item(0)) / scale, -MAX_FEATURE), MAX_FEATURE)
         if transform == "normalize":
             return [level]
-        period = self.period
-        if period and row >= 3 * period and SEASONS == 3:  # the median of three, as in _row_reference
-            first, second = values.item(row - period, 0), values.item(row - 2 * period, 0)
-            reference = max(min(first, second), min(max(first, second), values.item(row - 3 * period, 0)))
-        else:
-            (reference,) = self._row_reference(values, row)
+        (reference,) = self._row_reference(values, row)
         return [level, min(max((value - reference) / scale, -MAX_FEATURE), MAX_FEATURE)]
 
     def _row_reference(self, values, row):
