@@ -225,6 +225,20 @@ def test_run_in_pieces_and_process_match_one_run():
     assert np.flatnonzero(whole["grade"] > 0).tolist() == [900]
 
 
+def test_warm_up_is_the_same_however_the_stream_is_cut():
+    # While the reservoir fills (sample_size rows), confidence follows the rows the forest has taken:
+    # a batch of rows, reading by reading, or pieces that straddle a checkpoint all report the same.
+    x = _stream()[:700]
+    whole = ThresholdedForest(num_trees=30, sample_size=256).run(x)
+    assert 0 < whole["confidence"].iloc[200] < whole["confidence"].iloc[600] <= 1
+    live = ThresholdedForest(num_trees=30, sample_size=256)
+    rows = pd.DataFrame([live.process(v) for v in x])
+    pd.testing.assert_frame_equal(rows, whole, check_dtype=False, check_exact=True)
+    detector = ThresholdedForest(num_trees=30, sample_size=256)
+    pieces = pd.concat([detector.run(x[a:b]) for a, b in [(0, 130), (130, 137), (137, 300), (300, 700)]])
+    pd.testing.assert_frame_equal(pieces, whole, check_exact=True)
+
+
 def test_live_readings_report_plain_python_values_as_run_does():
     x = _stream()
     whole = ThresholdedForest(num_trees=30, sample_size=64).run(x)

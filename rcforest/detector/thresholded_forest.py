@@ -296,10 +296,9 @@ class ThresholdedForest(LiveReadings):
         """The forest's reservoir decay (AWS's default unless ``time_decay`` is set)."""
         return 1.0 / (10 * self.sample_size) if self.time_decay is None else self.time_decay
 
-    def _confidence(self):
-        """Fraction of the reservoir filled times the maturity of the score statistics."""
-        filled = min(1.0, (self._forest.points_seen_ + (self._pending is not None)) / self.sample_size)
-        return filled * min(1.0, self._thresholder.count / self.sample_size)
+    def _confidence(self, taken):
+        """Fraction of the reservoir filled by ``taken`` points times the maturity of the score statistics."""
+        return min(1.0, taken / self.sample_size) * min(1.0, self._thresholder.count / self.sample_size)
 
     # ------------------------------------------------------------ checkpoint
 
@@ -350,6 +349,7 @@ class ThresholdedForest(LiveReadings):
         count = points.shape[0]
         batch = count >= BATCH_ROWS
         forest = self.forest_ if batch else self._forest  # one by one, each row's point joins with the next
+        taken = forest.points_seen_
         if batch:
             before = copy.deepcopy(forest)
             scores = forest.score_update(points)
@@ -368,8 +368,12 @@ class ThresholdedForest(LiveReadings):
             return run
 
         for i in range(count):
-            score = float(scores[i]) if batch else self._learn_then_score(points[i])
-            threshold, alert, confidence, explanation = self._judge(score, imputed[i], explainer(i))
+            if batch:
+                score, taken = float(scores[i]), taken + 1
+            else:
+                score = self._learn_then_score(points[i])
+                taken = forest.points_seen_ + 1  # and the row's point, which joins with the next row
+            threshold, alert, confidence, explanation = self._judge(score, imputed[i], explainer(i), taken)
             j = out_row + i
             out["score"][j] = score
             out["grade"][j] = alert
@@ -380,7 +384,7 @@ class ThresholdedForest(LiveReadings):
                 out["expected_value"][j] = explanation["expected_value"]
                 out["start_of_anomaly"][j] = explanation["start_of_anomaly"]
 
-    def _judge(self, score, imputed, explainer):
+    def _judge(self, score, imputed, explainer, taken):
         """Threshold, grade, decide on and learn the score of one row; return what the row reports.
 
         Parameters
@@ -390,6 +394,9 @@ class ThresholdedForest(LiveReadings):
             Whether the row had a missing value: it is neither graded nor learned by the threshold.
         explainer : callable
             Returns the row's explanation (see :func:`~rcforest.detector.explanation.explain`).
+        taken : int
+            Points the forest has taken, the row's own included, however
+            the rows were cut into calls: the reservoir's fill.
 
         Returns
         -------
@@ -406,7 +413,7 @@ class ThresholdedForest(LiveReadings):
         alert, explanation = self._alerts.decide(grade, strength, hold, explainer, likely)
         if not imputed:
             thresholder.learn(score)
-        return threshold, alert, self._confidence(), explanation
+        return threshold, alert, self._confidence(taken), explanation
 
     def _ingest(self, rows, out, out_row):
         """Impute, append to the history and (once the forest exists) score ``rows``."""
