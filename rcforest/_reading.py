@@ -27,6 +27,7 @@ from rcforest._kernels import take
 from rcforest._rng import uniform
 from rcforest._sampler import admits, kept_cut, weight_of
 from rcforest._score import LANES, score_trees
+from rcforest._update import prefetch_node
 
 __all__ = [
     "CORRUPT",
@@ -245,12 +246,7 @@ def _ask_for(tr, t):
         prefetch(tr.leaf_point, t, leaf - internal)
     root = tr.root[t]
     if 0 <= root < internal:
-        prefetch_box(tr.box_min[t], tr.box_max[t], root)
-        prefetch(tr.cut_dim, t, root)
-        prefetch(tr.cut_value, t, root)
-        prefetch(tr.left, t, root)
-        prefetch(tr.right, t, root)
-        prefetch(tr.range_sum, t, root)
+        prefetch_node(tr, t, root, tr.box_min[t], tr.box_max[t])
         prefetch(tr.mass, t, root)
 
 
