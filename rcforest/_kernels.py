@@ -182,17 +182,16 @@ _heap_replace_top = uncounted(heap_replace_top)
 
 
 @njit(**INLINE)
-def offer(tr, t, index, w):
-    """Insert the store's row ``index`` if tree ``t``'s reservoir admits weight ``w``; False for a corrupt tree.
+def take(tr, t, index, w, verdict):
+    """Insert the store's row ``index`` into tree ``t`` with weight ``w`` in its reservoir; False for a corrupt tree.
 
+    ``verdict`` is what :func:`rcforest._sampler.admits` said of ``w``: ``1``
+    (the reservoir has room) or ``2`` (the heaviest point is evicted first).
     The insertion, deletion and heap kernels it calls are compiled without
     reference counts (:func:`rcforest._jit.uncounted`): they take the
     tree's arrays from the NamedTuple again and again, and counting those
     references took half of an insertion's time.
     """
-    verdict = admits(tr.heap_weight, tr.heap_size, t, w)
-    if verdict == 0:
-        return True
     if verdict == 2 and not _delete_leaf(tr, t, tr.heap_leaf[t, 0]):
         return False
     leaf = _insert_point(tr, t, index, tr.rng, t)
@@ -203,6 +202,18 @@ def offer(tr, t, index, w):
     else:
         _heap_replace_top(tr.heap_weight, tr.heap_leaf, tr.heap_size, t, w, leaf)
     return True
+
+
+@njit(**INLINE)
+def offer(tr, t, index, w):
+    """Insert the store's row ``index`` if tree ``t``'s reservoir admits weight ``w``; False for a corrupt tree.
+
+    The decision is :func:`rcforest._sampler.admits`', the work :func:`take`'s.
+    """
+    verdict = admits(tr.heap_weight, tr.heap_size, t, w)
+    if verdict == 0:
+        return True
+    return take(tr, t, index, w, verdict)
 
 
 @njit(**INLINE)

@@ -23,10 +23,11 @@ from numba.experimental import structref
 from rcforest._box import prefetch, prefetch_box
 from rcforest._core import MAX_ABS_VALUE
 from rcforest._jit import INLINE, JIT, njit
-from rcforest._kernels import offer
+from rcforest._kernels import take
 from rcforest._rng import uniform
 from rcforest._sampler import admits, kept_cut, weight_of
 from rcforest._score import LANES, score_trees
+from rcforest._update import prefetch_node
 
 __all__ = [
     "CORRUPT",
@@ -77,7 +78,7 @@ class Reader(structref.StructRefProxy):
     for the walks down ``2 * LANES`` trees at a time, and the nodes they
     pass, see :func:`rcforest._score.score_trees`), ``cuts`` (each reservoir's rejection cut, kept
     between readings by :func:`rcforest._sampler.kept_cut`), ``chosen`` and ``weights`` (room for the
-    trees that admit the point, and its weight in each).
+    trees that admit the point with :func:`rcforest._sampler.admits`' verdict in each, and its weight).
     """
 
 
@@ -107,7 +108,7 @@ def new_reader(trees, tail, row, point, query):
     path = np.zeros((2, LANES, trees.parent.shape[1]), np.int32)
     cuts = np.full((num_trees, 4), np.nan)
     lanes = np.zeros((4, LANES), np.int64)
-    chosen = np.zeros(num_trees, np.int64)
+    chosen = np.zeros((2, num_trees), np.int64)
     return Reader(trees, tail, row, point, query, np.zeros(num_trees), lanes, path, cuts, chosen, np.zeros(num_trees))
 
 
@@ -245,12 +246,7 @@ def _ask_for(tr, t):
         prefetch(tr.leaf_point, t, leaf - internal)
     root = tr.root[t]
     if 0 <= root < internal:
-        prefetch_box(tr.box_min[t], tr.box_max[t], root)
-        prefetch(tr.cut_dim, t, root)
-        prefetch(tr.cut_value, t, root)
-        prefetch(tr.left, t, root)
-        prefetch(tr.right, t, root)
-        prefetch(tr.range_sum, t, root)
+        prefetch_node(tr, t, root, tr.box_min[t], tr.box_max[t])
         prefetch(tr.mass, t, root)
 
 
@@ -275,9 +271,10 @@ def _offer_trees(tr, first, count, index, sequence, time_decay, scores, cuts, ch
     changes: a tree's draws, reservoir and cut are its own, so each tree
     sees the same operations in the same order as when it is offered the
     point at once. Most trees refuse; each that admits it has its first
-    nodes asked for (:func:`_ask_for`) and then takes it after the draws,
-    one after another, each asking for the next one's evicted leaf's
-    parent before it starts its own work.
+    nodes asked for (:func:`_ask_for`) and then takes it after the draws
+    (:func:`rcforest._kernels.take`, with the verdict of its draw), one
+    after another, each asking for the next one's evicted leaf's parent
+    before it starts its own work.
     """
     admitted = 0
     for t in range(first, first + count):
@@ -285,17 +282,19 @@ def _offer_trees(tr, first, count, index, sequence, time_decay, scores, cuts, ch
         if u < kept_cut(tr.heap_weight, tr.heap_size, cuts, t, sequence, time_decay):
             continue  # refused: the draw and decision of draw_weight and admits, without the logarithms
         w = weight_of(u, sequence, time_decay)
-        if admits(tr.heap_weight, tr.heap_size, t, w) == 0:
+        verdict = admits(tr.heap_weight, tr.heap_size, t, w)
+        if verdict == 0:
             continue
-        chosen[admitted] = t
+        chosen[0, admitted] = t
+        chosen[1, admitted] = verdict
         weights[admitted] = w
         admitted += 1
         _ask_for(tr, t)
     for a in range(admitted):
-        t = chosen[a]
+        t = chosen[0, a]
         if a + 1 < admitted:
-            _ask_for_parent(tr, chosen[a + 1])
-        if not offer(tr, t, index, weights[a]):
+            _ask_for_parent(tr, chosen[0, a + 1])
+        if not take(tr, t, index, weights[a], chosen[1, a]):
             scores[t] = np.nan
 
 

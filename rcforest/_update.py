@@ -28,7 +28,22 @@ from rcforest._jit import INLINE, JIT, njit
 from rcforest._ranges import BOXES, WIDTH, ranges_of_eight
 from rcforest._rng import uniform
 
-__all__ = ["delete_leaf", "find_place", "insert_point"]
+__all__ = ["delete_leaf", "find_place", "insert_point", "prefetch_node"]
+
+
+@njit(**INLINE)
+def prefetch_node(tr, t, node, box_min, box_max):
+    """Ask the caches for what a walk down reads of tree ``t``'s internal ``node``: box, cut, children, range sum.
+
+    ``box_min`` and ``box_max`` are the tree's (``tr.box_min[t]`` and
+    ``tr.box_max[t]``, taken once by the caller). Changes nothing.
+    """
+    prefetch_box(box_min, box_max, node)
+    prefetch(tr.cut_dim, t, node)
+    prefetch(tr.cut_value, t, node)
+    prefetch(tr.left, t, node)
+    prefetch(tr.right, t, node)
+    prefetch(tr.range_sum, t, node)
 
 
 @njit(**INLINE)
@@ -192,12 +207,7 @@ def _descend(tr, t, point, rng, k, grow):
             else:
                 child = tr.right[t, node]
             if child < internal:
-                prefetch_box(box_min, box_max, child)
-                prefetch(tr.cut_dim, t, child)
-                prefetch(tr.cut_value, t, child)
-                prefetch(tr.left, t, child)
-                prefetch(tr.right, t, child)
-                prefetch(tr.range_sum, t, child)
+                prefetch_node(tr, t, child, box_min, box_max)
                 prefetch(tr.parent, t, child)
             # Summed in any order first (zero exactly where the ordered sum
             # is): the ordered sum only where its value is needed.
