@@ -122,7 +122,7 @@ def _contiguous_int64(kind):
 
 @intrinsic
 def step_lanes(typingctx, tr, first_tree, tree_step, points, first_row, row_step, count, node, depth, path, level):
-    """One level down for :data:`LANES` walks at once, as vectors; returns whether any walk moved.
+    """One level down for :data:`LANES` walks at once, as vectors; returns whether a walk is still above a leaf.
 
     Walk ``j`` (``j < count``) is at ``node[j]`` of tree
     ``first_tree + j * tree_step``, with row ``first_row + j * row_step``
@@ -181,12 +181,16 @@ def step_lanes(typingctx, tr, first_tree, tree_step, points, first_row, row_step
         value = _point_values(context, builder, *array(3), row, dim, inner, first_row_, row_step_)
         side = builder.zext(builder.fcmp_ordered(">", value, cut), _vector(_I32))
         child = builder.sext(builder.add(left, builder.mul(side, builder.sub(right, left))), _vector(_I64))
-        builder.store(builder.select(inner, child, here), node_at, align=8)
+        there = builder.select(inner, child, here)
+        builder.store(there, node_at, align=8)
         deeper = builder.add(builder.load(depth_at, align=8), builder.zext(inner, _vector(_I64)))
         builder.store(deeper, depth_at, align=8)
         slots = _addresses(builder, *array(9), lane, _splat(builder, level_), _I32)
         _scatter(builder, builder.trunc(here, _vector(_I32)), slots, inner)
-        return builder.icmp_unsigned("!=", builder.bitcast(inner, _I8), _I8(0))
+        above = builder.and_(
+            builder.icmp_signed(">=", there, zero), builder.icmp_signed("<", there, _splat(builder, internal))
+        )
+        return builder.icmp_unsigned("!=", builder.bitcast(builder.and_(above, live), _I8), _I8(0))
 
     signature = types.boolean(tr, first_tree, tree_step, points, first_row, row_step, count, node, depth, path, level)
     return signature, codegen
