@@ -10,8 +10,8 @@ to the bit as one walk at a time.
 Walks that share one narrow point (a reading's trees, at most
 :data:`NARROW` values) take the point's value in each walk's cut dimension
 from registers, by a few selects, instead of a second gather that waits on
-the gather of the cut dimensions: a reading's 4-D walk down measured 7-10%
-faster, its whole score 4-5% (``benchmarks/README.md``, issue 23).
+the gather of the cut dimensions: a reading's 4-D walks down measured 10%
+faster, its whole score 6% (``benchmarks/README.md``, issue 23).
 """
 
 from llvmlite import ir
