@@ -20,6 +20,7 @@ from numba import typeof
 from numba.core import types
 from numba.experimental import structref
 
+from rcforest._borrowed import borrowed
 from rcforest._box import prefetch, prefetch_box
 from rcforest._core import MAX_ABS_VALUE
 from rcforest._jit import INLINE, JIT, njit
@@ -152,7 +153,7 @@ def read(reader, sequence, time_decay, mode, mass_offset):
     in the same order as :data:`FEED` followed by :data:`SCORE`, in one
     pass over the trees.
     """
-    tr = reader.trees
+    tr = borrowed(reader, "trees")  # the reader holds them: no reference counts (rcforest._borrowed)
     tail = reader.tail
     row = reader.row
     point = reader.point

@@ -273,6 +273,15 @@ def score_rows(tr, t, points, out, mass_offset):
 
 
 @njit(**INLINE)
+def _any_internal(node, count, internal):
+    """Whether one of ``node[:count]`` is an internal node."""
+    for j in range(count):
+        if 0 <= node[j] < internal:
+            return True
+    return False
+
+
+@njit(**INLINE)
 def _descend_pair(tr, first, count, point, lanes, path):
     """:func:`_descend` of ``point`` (a row) down trees ``first .. first + count - 1`` (``count`` up to ``2 * LANES``).
 
@@ -299,12 +308,16 @@ def _descend_pair(tr, first, count, point, lanes, path):
         for j in range(LANES):
             lanes[2 * g, j] = tr.root[first + g * LANES + j] if j < counts[g] else -1
             lanes[2 * g + 1, j] = 0
+    # Whether a walk of each group is still above a leaf: a group whose walks all stand on leaves steps no more.
+    above = counts[0] > 0 and _any_internal(lanes[0], counts[0], internal)
+    above_too = counts[1] > 0 and _any_internal(lanes[2], counts[1], internal)
     for level in range(tr.parent.shape[1]):
-        moved = step_lanes(tr, first, 1, point, 0, 0, counts[0], lanes[0], lanes[1], path[0], level)
-        if step_lanes(tr, first + LANES, 1, point, 0, 0, counts[1], lanes[2], lanes[3], path[1], level):
-            moved = True
-        if not moved:
+        if not (above or above_too):
             break
+        if above:
+            above = step_lanes(tr, first, 1, point, 0, 0, counts[0], lanes[0], lanes[1], path[0], level)
+        if above_too:
+            above_too = step_lanes(tr, first + LANES, 1, point, 0, 0, counts[1], lanes[2], lanes[3], path[1], level)
         if fetch:
             for g in range(2):
                 for j in range(counts[g]):

@@ -502,7 +502,7 @@ class Forest(ForestQueries, ForestFiles):
         rows, scores = self._stream(X, _MODES[kind])
         return self._wrap(rows, scores, kind)
 
-    def _read_one(self, X, mode):
+    def _read_one(self, X, mode, query=None):
         """Score and/or feed one plain row in one serial kernel call (:func:`rcforest._reading.read`).
 
         Parameters
@@ -510,7 +510,9 @@ class Forest(ForestQueries, ForestFiles):
         X : object
             The call's input, taken here only if :func:`_plain_row` reads it as one row.
         mode : int
-            :data:`rcforest._reading.SCORE`, ``FEED`` or ``SCORE_FEED``.
+            :data:`rcforest._reading.SCORE`, ``FEED``, ``SCORE_FEED`` or ``FEED_SCORE``.
+        query : ndarray of float64, shape (dimensions_,), optional
+            With ``FEED_SCORE``, the point scored after the row is fed.
 
         Returns
         -------
@@ -518,21 +520,16 @@ class Forest(ForestQueries, ForestFiles):
             The row's score; None when the general path must take the call:
             no trees yet, a stream's first shingle not full, the point store
             full, or input that is not one plain row (the general path
-            accepts or refuses it).
+            accepts or refuses it). The values are checked by
+            :func:`_plain_row`, or are a float64 array that the kernel
+            checks (None if one is out of range).
         """
-        if self._trees is None:
+        values = _plain_row(X, self.n_features_)  # None without data: n_features_ is None
+        if values is None:
             return None
-        values = _plain_row(X, self.n_features_)
-        return None if values is None else self._read_values(values, mode)
-
-    def _read_values(self, values, mode, query=None):
-        """:meth:`_read_one` for ``n_features_`` values (and, with ``FEED_SCORE``, the point ``query``).
-
-        The values are checked, or a float64 array that the kernel checks: None if one is out of range.
-        """
         reader = self._reader
         if reader is None or reader[0] is not self._trees or reader[1] is not self._tail:
-            if self._tail.shape[0] != self.shingle_size - 1:
+            if self._trees is None or self._tail.shape[0] != self.shingle_size - 1:
                 return None
             reader = self._new_reader()
         row = reader[2]
@@ -543,10 +540,11 @@ class Forest(ForestQueries, ForestFiles):
         if query is not None:
             reader[3][:] = query
         status, score = reader[5](reader[4], self.points_seen_, self.time_decay, mode, self._mass_offset())
-        if status == _reading.FULL or status == _reading.INVALID:
-            return None
-        if status == _reading.CORRUPT:
-            _kernels.raise_if_corrupt(np.array([np.nan]))
+        if status:  # 0 but for the rare cases below
+            if status == _reading.FULL or status == _reading.INVALID:
+                return None
+            if status == _reading.CORRUPT:
+                _kernels.raise_if_corrupt(np.array([np.nan]))
         if mode != _reading.SCORE:
             self.points_seen_ += 1
         return score
@@ -580,7 +578,7 @@ class Forest(ForestQueries, ForestFiles):
         -------
         float
         """
-        score = self._read_values(row, _reading.FEED_SCORE, point)
+        score = self._read_one(row, _reading.FEED_SCORE, point)
         if score is not None:
             return score
         self.update(row[None, :])

@@ -35,7 +35,9 @@ def _queries(forest, data, rng):
     return np.vstack([data[:300], near, far]) - forest._trees.origin
 
 
-@pytest.mark.parametrize("dim", [1, 4, 48])  # 48: boxes of three cache lines, prefetched on the way down
+# Up to 8 values the walks down trees in lockstep pick the point's values by selects (over 4 or 8 values),
+# 48 gathers them; 48: boxes of three cache lines, prefetched on the way down.
+@pytest.mark.parametrize("dim", [1, 3, 4, 6, 8, 48])
 @pytest.mark.parametrize("mass_offset", [AWS_MASS_OFFSET, SAGEMAKER_MASS_OFFSET])
 @pytest.mark.parametrize("num_trees", [5, 11, 27])  # groups of 16 trees: 5 (one short group), 8 + 3, 16 then 8 + 3
 def test_rows_in_lockstep_trees_in_lockstep_and_one_walk_give_the_same_bits(dim, mass_offset, num_trees):
