@@ -27,9 +27,20 @@ import numpy as np
 from numba import prange
 
 from rcforest._box import child_bounds
+from rcforest._compiled import ARRAY_1D, ARRAY_2D, ARRAY_3D, for_reader
+from rcforest._core import MAX_ABS_VALUE
 from rcforest._jit import INLINE, JIT, njit
 
-__all__ = ["DENSITY_FLOOR", "density_from_measure", "density_one", "interpolation_batch", "interpolation_one"]
+__all__ = [
+    "CORRUPT",
+    "DENSITY_FLOOR",
+    "INVALID",
+    "LARGE",
+    "density_from_measure",
+    "density_one",
+    "interpolation_batch",
+    "interpolation_one",
+]
 
 DENSITY_FLOOR = 0.001
 """AWS's ``DEFAULT_SUM_OF_POINTS_SCALING_FACTOR``: ``q`` in the density's denominator."""
@@ -477,6 +488,13 @@ def _interpolation_trees(tr, point, out, work, leaves):
             out[j, i] = np.nan if broken else out[j, i] / num_trees
 
 
+LARGE = 1
+"""Status of :func:`interpolation_one`: a power of a ratio may overflow."""
+CORRUPT = 2
+"""Status of :func:`interpolation_one`: a tree is corrupt (a walk through it does not end)."""
+INVALID = 3
+"""Status of :func:`interpolation_one`: a value of the row is NaN or too large; nothing was done."""
+
 _LARGE_LOG = 700.0
 """Above this ``dim * log(ratio)``, numpy's ``exp`` may overflow (its largest finite result is near ``exp(709.78)``)."""
 
@@ -491,7 +509,7 @@ def interpolation_one(reader, row, out, ratio):
         Holds the trees (``reader.trees``): one pointer to unbox instead of
         the trees' twenty-odd arrays.
     row : ndarray of float64, shape (dim,)
-        In the input's coordinates.
+        In the input's coordinates, unchecked.
     out : ndarray of float64, shape (1, 6, dim)
         As for :func:`interpolation_batch`.
     ratio : ndarray of float64, shape (1, dim)
@@ -501,21 +519,26 @@ def interpolation_one(reader, row, out, ratio):
     Returns
     -------
     int
-        -1 for a corrupt tree (``out`` is NaN), 1 where a power of a
-        ratio may overflow, else 0.
+        :data:`INVALID` for a value of ``row`` that is NaN or beyond
+        :data:`~rcforest._core.MAX_ABS_VALUE` in magnitude (nothing
+        done), :data:`CORRUPT` for a corrupt tree (``out`` is NaN),
+        :data:`LARGE` where a power of a ratio may overflow, else 0.
     """
     tr = reader.trees
     dim = row.shape[0]
+    for i in range(dim):
+        if not abs(row[i]) <= MAX_ABS_VALUE:  # also for NaN
+            return INVALID
     point = np.empty(dim)
     for i in range(dim):
         point[i] = row[i] - tr.origin[i]
     _interpolation_trees(tr, point, out[0], np.empty((13, dim)), np.empty(tr.root.shape[0], np.int64))
     if np.isnan(out[0, 0, 0]):
-        return -1
+        return CORRUPT
     _ratios(out, ratio)
     for i in range(dim):
         if np.log(ratio[0, i]) * dim > _LARGE_LOG:
-            return 1
+            return LARGE
     return 0
 
 
@@ -571,19 +594,22 @@ def density_one(reader, row, sample_size):
     Parameters
     ----------
     reader : rcforest._reading.Reader
-    row : ndarray of float64, shape (dim,)
-        In the input's coordinates.
+    row : ndarray of float64, shape (dim,), C-ordered
+        In the input's coordinates, unchecked.
     sample_size : int
 
     Returns
     -------
-    density : ndarray of float64, shape (1,)
-    high, low : ndarray of float64, shape (1, dim)
-        As :func:`density_from_measure` gives them; None for a corrupt tree.
+    status : int
+        0, or :data:`INVALID` or :data:`CORRUPT` (and no parts).
+    parts : tuple or None
+        ``density`` (ndarray of float64, shape (1,)) and ``high``,
+        ``low`` (shape (1, dim)), as :func:`density_from_measure` gives
+        them.
     """
     measure = np.empty((1, 6, row.shape[0]))
     ratio = np.empty((1, row.shape[0]))
-    code = interpolation_one(reader, row, measure, ratio)
-    if code < 0:
-        return None
-    return _density_from_ratios(measure, ratio, sample_size, code > 0)
+    code = for_reader(interpolation_one, reader, ARRAY_1D, ARRAY_3D, ARRAY_2D)(reader, row, measure, ratio)
+    if code == INVALID or code == CORRUPT:
+        return code, None
+    return 0, _density_from_ratios(measure, ratio, sample_size, code == LARGE)
