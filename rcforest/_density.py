@@ -80,6 +80,43 @@ def _leaves(tr, t, points, nodes):
 
 
 @njit(**INLINE)
+def _leaf_sides(diff, spread, field):
+    """One dimension's three sums at the leaf: its share of the distance ``diff`` of the query from the leaf's point."""
+    prob = diff / spread
+    return prob, prob * field, prob * diff
+
+
+@njit(**INLINE)
+def _extended(box_min, box_max, node, i, value):
+    """Dimension ``i`` of ``node``'s box extended by ``value``: its width, the gap added and the distance across.
+
+    At most one of the box's two gaps is positive (no branches); the
+    distance across is taken times a share of 0 where there is no gap.
+    """
+    small_lo = np.float64(box_min[node, i])
+    small_hi = np.float64(box_max[node, i])
+    large_lo = min(small_lo, value)
+    large_hi = max(small_hi, value)
+    gap = (large_hi - small_hi) + (small_lo - large_lo)
+    return large_hi - large_lo, gap, gap + (small_hi - small_lo)
+
+
+@njit(**INLINE)
+def _mixed_sides(prob, keep, field, far, side_mass, side_measure, side_distance):
+    """One dimension's three sums after a node: its share ``prob`` of the chance, the rest kept."""
+    return prob + keep * side_mass, prob * field + keep * side_measure, prob * far + keep * side_distance
+
+
+@njit(**INLINE)
+def _add_sides(out, i, high, measure, distance, mass):
+    """Add dimension ``i``'s sums to ``out``'s high side (``high``: the query is above the leaf's point) or low side."""
+    side = np.int64(high)  # 1 on the high side, 0 on the low side (or neither)
+    out[MEASURE_LOW - side, i] += measure
+    out[DISTANCE_LOW - side, i] += distance
+    out[MASS_LOW - side, i] += mass
+
+
+@njit(**INLINE)
 def _interpolate_apart(tr, t, point, leaf, row, spread, out, work):
     """:func:`interpolate_tree` for a query that is not the leaf's point: one side of each dimension.
 
@@ -99,11 +136,7 @@ def _interpolate_apart(tr, t, point, leaf, row, spread, out, work):
     side_mass, side_measure, side_distance, gaps, far = work[0], work[1], work[2], work[3], work[4]
     field = mass[leaf] + 1.0
     for i in range(dim):
-        diff = abs(point[i] - store[row, i])
-        prob = diff / spread
-        side_mass[i] = prob
-        side_measure[i] = prob * field
-        side_distance[i] = prob * diff
+        side_mass[i], side_measure[i], side_distance[i] = _leaf_sides(abs(point[i] - store[row, i]), spread, field)
     node = parent[leaf]
     steps = 0
     while node != -1:
@@ -113,32 +146,70 @@ def _interpolate_apart(tr, t, point, leaf, row, spread, out, work):
         new_range = 0.0
         separation = 0.0
         for i in range(dim):
-            # The box extended by the query; at most one of its two gaps is positive (no branches).
-            small_lo = np.float64(box_min[node, i])
-            small_hi = np.float64(box_max[node, i])
-            large_lo = min(small_lo, point[i])
-            large_hi = max(small_hi, point[i])
-            new_range += large_hi - large_lo
-            gap = (large_hi - small_hi) + (small_lo - large_lo)
+            width, gap, far[i] = _extended(box_min, box_max, node, i, point[i])
+            new_range += width
             separation += gap
             gaps[i] = gap
-            far[i] = gap + (small_hi - small_lo)  # times a share of 0 where there is no gap
         chance = separation / new_range if new_range > 0.0 else 0.0
         if chance <= 0.0:
             break
         field = mass[node] + 1.0
         keep = 1.0 - chance
         for i in range(dim):
-            prob = gaps[i] / new_range
-            side_mass[i] = prob + keep * side_mass[i]
-            side_measure[i] = prob * field + keep * side_measure[i]
-            side_distance[i] = prob * far[i] + keep * side_distance[i]
+            side_mass[i], side_measure[i], side_distance[i] = _mixed_sides(
+                gaps[i] / new_range, keep, field, far[i], side_mass[i], side_measure[i], side_distance[i]
+            )
         node = parent[node]
     for i in range(dim):
-        high = np.int64(point[i] > store[row, i])  # 1 on the high side, 0 on the low side (or neither)
-        out[MEASURE_LOW - high, i] += side_measure[i]
-        out[DISTANCE_LOW - high, i] += side_distance[i]
-        out[MASS_LOW - high, i] += side_mass[i]
+        _add_sides(out, i, point[i] > store[row, i], side_measure[i], side_distance[i], side_mass[i])
+    return True
+
+
+@njit(**INLINE)
+def _interpolate_apart4(tr, t, point, leaf, row, spread, out):
+    """:func:`_interpolate_apart` for four dimensions: the same operations in the same order, the sums in registers.
+
+    The general walk keeps each dimension's sums in work arrays, read and
+    written at every node; here the twelve sums are variables, which
+    takes about a tenth off a 4-D density (same-process A/B).
+    """
+    parent = tr.parent[t]
+    mass = tr.mass[t]
+    box_min = tr.box_min[t]
+    box_max = tr.box_max[t]
+    p0, p1, p2, p3 = point[0], point[1], point[2], point[3]
+    s0, s1, s2, s3 = tr.store[row, 0], tr.store[row, 1], tr.store[row, 2], tr.store[row, 3]
+    field = mass[leaf] + 1.0
+    m0, e0, c0 = _leaf_sides(abs(p0 - s0), spread, field)
+    m1, e1, c1 = _leaf_sides(abs(p1 - s1), spread, field)
+    m2, e2, c2 = _leaf_sides(abs(p2 - s2), spread, field)
+    m3, e3, c3 = _leaf_sides(abs(p3 - s3), spread, field)
+    node = parent[leaf]
+    steps = 0
+    while node != -1:
+        steps += 1
+        if steps > 2 * parent.shape[0]:
+            return False
+        r0, g0, f0 = _extended(box_min, box_max, node, 0, p0)
+        r1, g1, f1 = _extended(box_min, box_max, node, 1, p1)
+        r2, g2, f2 = _extended(box_min, box_max, node, 2, p2)
+        r3, g3, f3 = _extended(box_min, box_max, node, 3, p3)
+        new_range = 0.0 + r0 + r1 + r2 + r3
+        separation = 0.0 + g0 + g1 + g2 + g3
+        chance = separation / new_range if new_range > 0.0 else 0.0
+        if chance <= 0.0:
+            break
+        field = mass[node] + 1.0
+        keep = 1.0 - chance
+        m0, e0, c0 = _mixed_sides(g0 / new_range, keep, field, f0, m0, e0, c0)
+        m1, e1, c1 = _mixed_sides(g1 / new_range, keep, field, f1, m1, e1, c1)
+        m2, e2, c2 = _mixed_sides(g2 / new_range, keep, field, f2, m2, e2, c2)
+        m3, e3, c3 = _mixed_sides(g3 / new_range, keep, field, f3, m3, e3, c3)
+        node = parent[node]
+    _add_sides(out, 0, p0 > s0, e0, c0, m0)
+    _add_sides(out, 1, p1 > s1, e1, c1, m1)
+    _add_sides(out, 2, p2 > s2, e2, c2, m2)
+    _add_sides(out, 3, p3 > s3, e3, c3, m3)
     return True
 
 
@@ -277,6 +348,8 @@ def interpolate_tree(tr, t, point, leaf, out, work):
         spread += abs(point[i] - tr.store[row, i])
     if spread <= 0.0:
         return _interpolate_equal(tr, t, leaf, point.shape[0], out, work)
+    if point.shape[0] == 4:  # the common small case, unrolled
+        return _interpolate_apart4(tr, t, point, leaf, row, spread, out)
     return _interpolate_apart(tr, t, point, leaf, row, spread, out, work)
 
 
