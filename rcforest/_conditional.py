@@ -28,12 +28,28 @@ block at a time).
 import numpy as np
 from numba import prange
 
+from rcforest._core import MAX_ABS_VALUE
 from rcforest._jit import INLINE, JIT, njit
 
-__all__ = ["LOWER", "UPPER", "conditional_batch", "extrapolate", "impute_batch", "impute_one", "pick_quantile"]
+__all__ = [
+    "BROKEN",
+    "INVALID",
+    "LOWER",
+    "UPPER",
+    "conditional_batch",
+    "extrapolate",
+    "impute_batch",
+    "impute_one",
+    "pick_quantile",
+]
 
 _WIDE = 8
 """Points of at least this many entries compute a box gap's terms on vectors first."""
+
+BROKEN = 1
+"""Status of :func:`impute_one`: a tree is corrupt or empty; nothing was filled."""
+INVALID = 2
+"""Status of :func:`impute_one`: a finite value of the row is beyond :data:`~rcforest._core.MAX_ABS_VALUE`."""
 
 LOWER = 0.1
 """Quantile of the trees' values reported as the lower bound (AWS's ``1 - DEFAULT_PERCENTILE``)."""
@@ -482,31 +498,42 @@ def impute_one(reader, row, out):
         Holds the trees (``reader.trees``): one pointer to unbox instead of
         the trees' twenty-odd arrays.
     row : ndarray of float64, shape (dim,)
-        In the input's coordinates, NaN where missing.
-    out : ndarray of float64, shape (dim,)
+        In the input's coordinates, NaN or infinite where missing,
+        unchecked.
+    out : ndarray of float64, shape (1, dim)
         ``row`` with its missing entries filled (the median over trees,
         as :func:`impute_batch` fills them, plus the origin).
 
     Returns
     -------
-    bool
-        Whether a tree was corrupt or empty (nothing is filled then).
+    int
+        :data:`INVALID` for a finite value beyond
+        :data:`~rcforest._core.MAX_ABS_VALUE` in magnitude (nothing
+        done), :data:`BROKEN` when a tree was corrupt or empty (nothing is
+        filled), else 0.
     """
     tr = reader.trees
     dim = row.shape[0]
-    missing = np.isnan(row)
+    missing = np.empty(dim, np.bool_)
     point = np.empty(dim)
+    gaps = False
     for i in range(dim):
-        point[i] = 0.0 if missing[i] else row[i] - tr.origin[i]
-        out[i] = row[i]
-    if not missing.any():
-        return False
+        value = row[i]
+        missing[i] = not np.isfinite(value)
+        if not missing[i] and not abs(value) <= MAX_ABS_VALUE:
+            return INVALID
+        gaps |= missing[i]
+        point[i] = 0.0 if missing[i] else value - tr.origin[i]
+        out[0, i] = np.nan if missing[i] else value
+    if not gaps:
+        return 0
     filled = np.empty(dim)
-    broken = _impute_one(tr, point, missing, filled, _workspace(tr.root.shape[0], tr.parent.shape[1], dim))
+    if _impute_one(tr, point, missing, filled, _workspace(tr.root.shape[0], tr.parent.shape[1], dim)):
+        return BROKEN
     for i in range(dim):
-        if missing[i] and not broken:
-            out[i] = filled[i] + tr.origin[i]
-    return broken
+        if missing[i]:
+            out[0, i] = filled[i] + tr.origin[i]
+    return 0
 
 
 @njit(**JIT, _nrt=False)

@@ -27,9 +27,20 @@ import numpy as np
 from numba import prange
 
 from rcforest._box import child_bounds
+from rcforest._compiled import ARRAY_1D, ARRAY_2D, ARRAY_3D, for_reader
+from rcforest._core import MAX_ABS_VALUE
 from rcforest._jit import INLINE, JIT, njit
 
-__all__ = ["DENSITY_FLOOR", "density_from_measure", "density_one", "interpolation_batch", "interpolation_one"]
+__all__ = [
+    "CORRUPT",
+    "DENSITY_FLOOR",
+    "INVALID",
+    "LARGE",
+    "density_from_measure",
+    "density_one",
+    "interpolation_batch",
+    "interpolation_one",
+]
 
 DENSITY_FLOOR = 0.001
 """AWS's ``DEFAULT_SUM_OF_POINTS_SCALING_FACTOR``: ``q`` in the density's denominator."""
@@ -69,6 +80,43 @@ def _leaves(tr, t, points, nodes):
 
 
 @njit(**INLINE)
+def _leaf_sides(diff, spread, field):
+    """One dimension's three sums at the leaf: its share of the distance ``diff`` of the query from the leaf's point."""
+    prob = diff / spread
+    return prob, prob * field, prob * diff
+
+
+@njit(**INLINE)
+def _extended(box_min, box_max, node, i, value):
+    """Dimension ``i`` of ``node``'s box extended by ``value``: its width, the gap added and the distance across.
+
+    At most one of the box's two gaps is positive (no branches); the
+    distance across is taken times a share of 0 where there is no gap.
+    """
+    small_lo = np.float64(box_min[node, i])
+    small_hi = np.float64(box_max[node, i])
+    large_lo = min(small_lo, value)
+    large_hi = max(small_hi, value)
+    gap = (large_hi - small_hi) + (small_lo - large_lo)
+    return large_hi - large_lo, gap, gap + (small_hi - small_lo)
+
+
+@njit(**INLINE)
+def _mixed_sides(prob, keep, field, far, side_mass, side_measure, side_distance):
+    """One dimension's three sums after a node: its share ``prob`` of the chance, the rest kept."""
+    return prob + keep * side_mass, prob * field + keep * side_measure, prob * far + keep * side_distance
+
+
+@njit(**INLINE)
+def _add_sides(out, i, high, measure, distance, mass):
+    """Add dimension ``i``'s sums to ``out``'s high side (``high``: the query is above the leaf's point) or low side."""
+    side = np.int64(high)  # 1 on the high side, 0 on the low side (or neither)
+    out[MEASURE_LOW - side, i] += measure
+    out[DISTANCE_LOW - side, i] += distance
+    out[MASS_LOW - side, i] += mass
+
+
+@njit(**INLINE)
 def _interpolate_apart(tr, t, point, leaf, row, spread, out, work):
     """:func:`interpolate_tree` for a query that is not the leaf's point: one side of each dimension.
 
@@ -88,11 +136,7 @@ def _interpolate_apart(tr, t, point, leaf, row, spread, out, work):
     side_mass, side_measure, side_distance, gaps, far = work[0], work[1], work[2], work[3], work[4]
     field = mass[leaf] + 1.0
     for i in range(dim):
-        diff = abs(point[i] - store[row, i])
-        prob = diff / spread
-        side_mass[i] = prob
-        side_measure[i] = prob * field
-        side_distance[i] = prob * diff
+        side_mass[i], side_measure[i], side_distance[i] = _leaf_sides(abs(point[i] - store[row, i]), spread, field)
     node = parent[leaf]
     steps = 0
     while node != -1:
@@ -102,32 +146,70 @@ def _interpolate_apart(tr, t, point, leaf, row, spread, out, work):
         new_range = 0.0
         separation = 0.0
         for i in range(dim):
-            # The box extended by the query; at most one of its two gaps is positive (no branches).
-            small_lo = np.float64(box_min[node, i])
-            small_hi = np.float64(box_max[node, i])
-            large_lo = min(small_lo, point[i])
-            large_hi = max(small_hi, point[i])
-            new_range += large_hi - large_lo
-            gap = (large_hi - small_hi) + (small_lo - large_lo)
+            width, gap, far[i] = _extended(box_min, box_max, node, i, point[i])
+            new_range += width
             separation += gap
             gaps[i] = gap
-            far[i] = gap + (small_hi - small_lo)  # times a share of 0 where there is no gap
         chance = separation / new_range if new_range > 0.0 else 0.0
         if chance <= 0.0:
             break
         field = mass[node] + 1.0
         keep = 1.0 - chance
         for i in range(dim):
-            prob = gaps[i] / new_range
-            side_mass[i] = prob + keep * side_mass[i]
-            side_measure[i] = prob * field + keep * side_measure[i]
-            side_distance[i] = prob * far[i] + keep * side_distance[i]
+            side_mass[i], side_measure[i], side_distance[i] = _mixed_sides(
+                gaps[i] / new_range, keep, field, far[i], side_mass[i], side_measure[i], side_distance[i]
+            )
         node = parent[node]
     for i in range(dim):
-        high = np.int64(point[i] > store[row, i])  # 1 on the high side, 0 on the low side (or neither)
-        out[MEASURE_LOW - high, i] += side_measure[i]
-        out[DISTANCE_LOW - high, i] += side_distance[i]
-        out[MASS_LOW - high, i] += side_mass[i]
+        _add_sides(out, i, point[i] > store[row, i], side_measure[i], side_distance[i], side_mass[i])
+    return True
+
+
+@njit(**INLINE)
+def _interpolate_apart4(tr, t, point, leaf, row, spread, out):
+    """:func:`_interpolate_apart` for four dimensions: the same operations in the same order, the sums in registers.
+
+    The general walk keeps each dimension's sums in work arrays, read and
+    written at every node; here the twelve sums are variables, which
+    takes about a tenth off a 4-D density (same-process A/B).
+    """
+    parent = tr.parent[t]
+    mass = tr.mass[t]
+    box_min = tr.box_min[t]
+    box_max = tr.box_max[t]
+    p0, p1, p2, p3 = point[0], point[1], point[2], point[3]
+    s0, s1, s2, s3 = tr.store[row, 0], tr.store[row, 1], tr.store[row, 2], tr.store[row, 3]
+    field = mass[leaf] + 1.0
+    m0, e0, c0 = _leaf_sides(abs(p0 - s0), spread, field)
+    m1, e1, c1 = _leaf_sides(abs(p1 - s1), spread, field)
+    m2, e2, c2 = _leaf_sides(abs(p2 - s2), spread, field)
+    m3, e3, c3 = _leaf_sides(abs(p3 - s3), spread, field)
+    node = parent[leaf]
+    steps = 0
+    while node != -1:
+        steps += 1
+        if steps > 2 * parent.shape[0]:
+            return False
+        r0, g0, f0 = _extended(box_min, box_max, node, 0, p0)
+        r1, g1, f1 = _extended(box_min, box_max, node, 1, p1)
+        r2, g2, f2 = _extended(box_min, box_max, node, 2, p2)
+        r3, g3, f3 = _extended(box_min, box_max, node, 3, p3)
+        new_range = 0.0 + r0 + r1 + r2 + r3
+        separation = 0.0 + g0 + g1 + g2 + g3
+        chance = separation / new_range if new_range > 0.0 else 0.0
+        if chance <= 0.0:
+            break
+        field = mass[node] + 1.0
+        keep = 1.0 - chance
+        m0, e0, c0 = _mixed_sides(g0 / new_range, keep, field, f0, m0, e0, c0)
+        m1, e1, c1 = _mixed_sides(g1 / new_range, keep, field, f1, m1, e1, c1)
+        m2, e2, c2 = _mixed_sides(g2 / new_range, keep, field, f2, m2, e2, c2)
+        m3, e3, c3 = _mixed_sides(g3 / new_range, keep, field, f3, m3, e3, c3)
+        node = parent[node]
+    _add_sides(out, 0, p0 > s0, e0, c0, m0)
+    _add_sides(out, 1, p1 > s1, e1, c1, m1)
+    _add_sides(out, 2, p2 > s2, e2, c2, m2)
+    _add_sides(out, 3, p3 > s3, e3, c3, m3)
     return True
 
 
@@ -266,6 +348,8 @@ def interpolate_tree(tr, t, point, leaf, out, work):
         spread += abs(point[i] - tr.store[row, i])
     if spread <= 0.0:
         return _interpolate_equal(tr, t, leaf, point.shape[0], out, work)
+    if point.shape[0] == 4:  # the common small case, unrolled
+        return _interpolate_apart4(tr, t, point, leaf, row, spread, out)
     return _interpolate_apart(tr, t, point, leaf, row, spread, out, work)
 
 
@@ -477,6 +561,13 @@ def _interpolation_trees(tr, point, out, work, leaves):
             out[j, i] = np.nan if broken else out[j, i] / num_trees
 
 
+LARGE = 1
+"""Status of :func:`interpolation_one`: a power of a ratio may overflow."""
+CORRUPT = 2
+"""Status of :func:`interpolation_one`: a tree is corrupt (a walk through it does not end)."""
+INVALID = 3
+"""Status of :func:`interpolation_one`: a value of the row is NaN or too large; nothing was done."""
+
 _LARGE_LOG = 700.0
 """Above this ``dim * log(ratio)``, numpy's ``exp`` may overflow (its largest finite result is near ``exp(709.78)``)."""
 
@@ -491,7 +582,7 @@ def interpolation_one(reader, row, out, ratio):
         Holds the trees (``reader.trees``): one pointer to unbox instead of
         the trees' twenty-odd arrays.
     row : ndarray of float64, shape (dim,)
-        In the input's coordinates.
+        In the input's coordinates, unchecked.
     out : ndarray of float64, shape (1, 6, dim)
         As for :func:`interpolation_batch`.
     ratio : ndarray of float64, shape (1, dim)
@@ -501,21 +592,26 @@ def interpolation_one(reader, row, out, ratio):
     Returns
     -------
     int
-        -1 for a corrupt tree (``out`` is NaN), 1 where a power of a
-        ratio may overflow, else 0.
+        :data:`INVALID` for a value of ``row`` that is NaN or beyond
+        :data:`~rcforest._core.MAX_ABS_VALUE` in magnitude (nothing
+        done), :data:`CORRUPT` for a corrupt tree (``out`` is NaN),
+        :data:`LARGE` where a power of a ratio may overflow, else 0.
     """
     tr = reader.trees
     dim = row.shape[0]
+    for i in range(dim):
+        if not abs(row[i]) <= MAX_ABS_VALUE:  # also for NaN
+            return INVALID
     point = np.empty(dim)
     for i in range(dim):
         point[i] = row[i] - tr.origin[i]
     _interpolation_trees(tr, point, out[0], np.empty((13, dim)), np.empty(tr.root.shape[0], np.int64))
     if np.isnan(out[0, 0, 0]):
-        return -1
+        return CORRUPT
     _ratios(out, ratio)
     for i in range(dim):
         if np.log(ratio[0, i]) * dim > _LARGE_LOG:
-            return 1
+            return LARGE
     return 0
 
 
@@ -571,19 +667,22 @@ def density_one(reader, row, sample_size):
     Parameters
     ----------
     reader : rcforest._reading.Reader
-    row : ndarray of float64, shape (dim,)
-        In the input's coordinates.
+    row : ndarray of float64, shape (dim,), C-ordered
+        In the input's coordinates, unchecked.
     sample_size : int
 
     Returns
     -------
-    density : ndarray of float64, shape (1,)
-    high, low : ndarray of float64, shape (1, dim)
-        As :func:`density_from_measure` gives them; None for a corrupt tree.
+    status : int
+        0, or :data:`INVALID` or :data:`CORRUPT` (and no parts).
+    parts : tuple or None
+        ``density`` (ndarray of float64, shape (1,)) and ``high``,
+        ``low`` (shape (1, dim)), as :func:`density_from_measure` gives
+        them.
     """
     measure = np.empty((1, 6, row.shape[0]))
     ratio = np.empty((1, row.shape[0]))
-    code = interpolation_one(reader, row, measure, ratio)
-    if code < 0:
-        return None
-    return _density_from_ratios(measure, ratio, sample_size, code > 0)
+    code = for_reader(interpolation_one, reader, ARRAY_1D, ARRAY_3D, ARRAY_2D)(reader, row, measure, ratio)
+    if code == INVALID or code == CORRUPT:
+        return code, None
+    return 0, _density_from_ratios(measure, ratio, sample_size, code == LARGE)

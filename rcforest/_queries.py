@@ -6,11 +6,10 @@
 :mod:`rcforest._conditional`. None of them changes the forest.
 """
 
-import math
-
 import numpy as np
 
 from rcforest import _conditional, _density, _neighbors
+from rcforest._compiled import ARRAY_1D, ARRAY_2D, for_reader
 from rcforest._core import MAX_ABS_VALUE, as_numbers, as_rows, check_float, check_int, shingle
 from rcforest._jit import threads
 
@@ -19,8 +18,7 @@ __all__ = ["ForestQueries", "summarize_samples"]
 # Rows per jitted call of the batch queries, bounding their per-tree buffers.
 _CHUNK = 4096
 
-_PLAIN_WIDTH = 64
-"""Widest plain row whose values are checked one by one in Python (wider rows by array operations)."""
+_FLOAT64 = np.dtype(np.float64)
 
 MAX_HORIZON = 100000
 """Most rows :meth:`ForestQueries.extrapolate` forecasts in one call."""
@@ -142,54 +140,40 @@ class ForestQueries:
                 )
         return values
 
-    def _plain_point(self, X, missing=False):
+    def _plain_point(self, X):
         """``X`` as one point when it is one plain row of a forest without shingles, else None.
 
-        A float64 array or a list of ``n_features_`` numbers (one row),
-        each within :data:`~rcforest._core.MAX_ABS_VALUE` (with ``missing``,
-        NaN or infinite where a value is missing; else none may be): the
-        one-row calls take a serial kernel without the batch path's
-        conversions. Anything else (pandas, other dtypes, more rows, bad
-        values) gives None and goes the general way, which accepts or
-        refuses it with its messages.
+        A C-ordered float64 array (1-D, or one row) of ``n_features_``
+        values, or a list of ``n_features_`` floats and ints (ints within
+        :data:`~rcforest._core.MAX_ABS_VALUE`): the one-row calls take a
+        serial kernel without the batch path's conversions, and the kernel
+        checks the values (a row it refuses goes the general way).
+        Anything else (pandas, other dtypes, more rows) gives None and goes
+        the general way, which accepts or refuses it with its messages.
 
         Returns
         -------
-        ndarray of float64, shape (n_features_,) or None
-            The row's values, NaN where missing (a new array when it had to
-            change).
+        ndarray of float64, shape (n_features_,), C-ordered, or None
+            The row's values (the array itself, a view of it or, for a
+            list, a new array), unchecked.
         """
         if self.shingle_size != 1 or self._trees is None or not self.points_seen_:
             return None
         width = self.n_features_
         if type(X) is np.ndarray:
-            if X.dtype != np.float64 or X.size != width or X.ndim > 2 or X.shape[-1] != width:
+            # A float64 array's dtype is numpy's one float64 dtype: an identity test, not a comparison.
+            if X.dtype is not _FLOAT64 or X.size != width or not 1 <= X.ndim <= 2 or not X.flags.c_contiguous:
                 return None
-            values = X.reshape(-1)
-            if width > _PLAIN_WIDTH:
-                if missing:
-                    values = np.where(np.isfinite(values), values, np.nan)
-                    return None if (np.abs(values) > MAX_ABS_VALUE).any() else values
-                return values if np.abs(values).max() <= MAX_ABS_VALUE else None  # also refuses NaN
-            items = values.tolist()
-        elif isinstance(X, list) and len(X) == width:
-            items = X
-        else:
+            return X if X.ndim == 1 else X.reshape(-1)
+        if not isinstance(X, list) or len(X) != width:
             return None
-        infinite = False
-        for value in items:
-            if not (isinstance(value, float) or type(value) is int):
+        for value in X:
+            if type(value) is int:
+                if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
+                    return None  # too large for a float64, maybe
+            elif not isinstance(value, float):
                 return None
-            if -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
-                continue
-            if not missing or not (value != value or abs(value) == math.inf):  # only NaN and inf are missing
-                return None
-            infinite |= value == value
-        if type(X) is not np.ndarray:
-            values = np.array(items, np.float64)
-        if infinite:
-            values = np.where(np.isinf(values), np.nan, values)
-        return values
+        return np.array(X, np.float64)
 
     def _missing_rows(self, X):
         """Rows that may hold NaN for missing values (infinite values count as missing)."""
@@ -301,9 +285,10 @@ class ForestQueries:
         values = self._plain_point(X)
         if values is not None:
             # One row: one serial call through the forest's handle, no thread pool.
-            parts = _density.density_one(self._handle(), values, self.sample_size)
-            _raise_if_corrupt(parts is None)
-            return parts if directional else parts[0]
+            status, parts = _density.density_one(self._handle(), values, self.sample_size)
+            _raise_if_corrupt(status == _density.CORRUPT)
+            if status != _density.INVALID:  # else the general path refuses the row with its message
+                return parts if directional else parts[0]
         rows, points = self._batch_points(X)
         measure = np.empty((points.shape[0], 6, points.shape[1]))
         with threads(self.n_jobs):
@@ -344,9 +329,15 @@ class ForestQueries:
         also have missing values); the first ``shingle_size - 1`` rows from
         the first shingle. See :mod:`rcforest._conditional`.
         """
-        values = self._plain_point(X, missing=True)
+        values = self._plain_point(X)
         if values is not None:
-            return self._impute_one(values)
+            # One row: one serial call through the forest's handle, no thread pool.
+            out = np.empty((1, values.size))
+            handle = self._handle()
+            status = for_reader(_conditional.impute_one, handle, ARRAY_1D, ARRAY_2D)(handle, values, out)
+            _raise_if_corrupt(status == _conditional.BROKEN)
+            if status != _conditional.INVALID:  # else the general path refuses the row with its message
+                return out
         rows = self._missing_rows(X)
         values = rows.values
         n, size, width = values.shape[0], self.shingle_size, self.n_features_
@@ -367,12 +358,6 @@ class ForestQueries:
         import pandas as pd  # loaded already: the input was a pandas object
 
         return pd.DataFrame(out, index=rows.index, columns=rows.columns)
-
-    def _impute_one(self, values):
-        """:meth:`impute` of one plain row (NaN where missing): one serial call through the forest's handle."""
-        out = np.empty((1, values.size))
-        _raise_if_corrupt(_conditional.impute_one(self._handle(), values, out[0]))
-        return out
 
     def _impute_points(self, points):
         """:func:`rcforest._conditional.impute_batch` on absolute points, in chunks."""

@@ -179,6 +179,20 @@ def test_shingles_pandas_and_save_load_continue(tmp_path):
     np.testing.assert_array_equal(forest.density(series[:50]), loaded.density(series[:50]))
 
 
+def test_one_bad_row_is_refused_as_in_a_batch():
+    # One plain row's values are checked by the serial kernel: a row it refuses gets the general path's message.
+    forest = Forest(num_trees=5, sample_size=32, random_state=5).fit(np.random.default_rng(5).normal(size=(100, 2)))
+    for bad in (np.nan, np.inf, -np.inf, 1e31):
+        for row in (np.array([0.0, bad]), np.array([[bad, 0.0]]), [0.0, bad], [bad, 1]):
+            with pytest.raises(ValueError, match="pass finite values|magnitudes up to|NaN|infinite"):
+                forest.density(row)
+    with pytest.raises(ValueError, match="magnitudes up to|finite"):
+        forest.density([10**40, 0.0])
+    # A row that is not C-ordered goes the general way: the same values.
+    rows = np.random.default_rng(6).normal(size=(2, 4))
+    assert forest.density(rows[0, ::2])[0] == forest.density(rows[:, ::2])[0]
+
+
 def test_bad_input_is_refused():
     forest = Forest(num_trees=5, sample_size=32, random_state=5).fit(np.random.default_rng(5).normal(size=(100, 2)))
     with pytest.raises(ValueError, match="holds no data"):

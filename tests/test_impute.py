@@ -152,6 +152,17 @@ def test_pandas_in_pandas_out():
     assert filled.loc[10, "a"] == 0.1 and not filled.isna().any().any()
 
 
+def test_one_bad_row_is_refused_as_in_a_batch():
+    # One plain row's values are checked by the serial kernel: a row it refuses gets the general path's message.
+    forest = Forest(num_trees=5, sample_size=32, random_state=6).fit(np.random.default_rng(6).normal(size=(100, 2)))
+    for row in (np.array([np.nan, 1e40]), np.array([[1e40, np.inf]]), [np.nan, 1e40], [-1e40, 0.0], [np.nan, 10**40]):
+        with pytest.raises(ValueError, match="magnitudes up to"):
+            forest.impute(row)
+    # A row that is not C-ordered goes the general way: the same values.
+    rows = np.array([[np.nan, 9.0, 0.5, 9.0], [0.0, 9.0, np.nan, 9.0]])
+    assert list(forest.impute(rows[0, ::2])[0]) == list(forest.impute(rows[:, ::2])[0])
+
+
 def test_bad_input_is_refused_and_changes_nothing():
     forest = Forest(num_trees=5, sample_size=32, random_state=6).fit(np.random.default_rng(6).normal(size=(100, 2)))
     store = forest._trees.store.copy()
