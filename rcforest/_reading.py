@@ -16,12 +16,12 @@ bit-identical to the batch path's.
 """
 
 import numpy as np
-from numba import typeof
 from numba.core import types
 from numba.experimental import structref
 
 from rcforest._borrowed import borrowed
 from rcforest._box import prefetch, prefetch_box
+from rcforest._compiled import for_reader
 from rcforest._core import MAX_ABS_VALUE
 from rcforest._jit import INLINE, JIT, njit
 from rcforest._kernels import take
@@ -217,9 +217,9 @@ def compiled_read(reader):
 
     numba's dispatcher types a :class:`Reader` anew on every call: a call
     that returns at once takes about 1 µs through it and half that through
-    the compiled function, which takes the same arguments, read as the
-    types of its signature (a Python int for ``sequence`` and ``mode``,
-    floats for the others).
+    the compiled function (:func:`rcforest._compiled.for_reader`), which
+    takes the same arguments, read as the types of its signature (a Python
+    int for ``sequence`` and ``mode``, floats for the others).
 
     Parameters
     ----------
@@ -231,9 +231,7 @@ def compiled_read(reader):
         ``(reader, sequence, time_decay, mode, mass_offset) -> (status, score)``,
         for readers of this one's type.
     """
-    signature = (typeof(reader), types.int64, types.float64, types.int64, types.float64)
-    compiled = read.overloads.get(signature)  # a look-up; compile() takes numba's compiler lock first
-    return read.compile(signature) if compiled is None else compiled.entry_point
+    return for_reader(read, reader, types.int64, types.float64, types.int64, types.float64)
 
 
 @njit(**INLINE)
