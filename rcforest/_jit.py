@@ -147,6 +147,10 @@ _notice = _CompileNotice()
 event.register("numba:compile", _notice)
 
 
+SERIAL_ROWS = 8
+"""Below this many rows a call runs on one thread (:func:`threads_for`): waking the others costs more than the work."""
+
+
 @contextlib.contextmanager
 def threads(count):
     """Run the parallel kernels called inside the block on ``count`` threads.
@@ -166,3 +170,8 @@ def threads(count):
         yield
     finally:
         numba.set_num_threads(previous)
+
+
+def threads_for(n_jobs, num_rows):
+    """:func:`threads` for a call on ``num_rows`` rows: ``n_jobs`` threads, or one below :data:`SERIAL_ROWS` rows."""
+    return threads(1 if num_rows < SERIAL_ROWS else n_jobs)

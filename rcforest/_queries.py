@@ -11,7 +11,7 @@ import numpy as np
 from rcforest import _conditional, _density, _neighbors
 from rcforest._compiled import ARRAY_1D, ARRAY_2D, for_reader
 from rcforest._core import MAX_ABS_VALUE, as_numbers, as_rows, check_float, check_int, shingle
-from rcforest._jit import threads
+from rcforest._jit import threads_for
 
 __all__ = ["ForestQueries", "summarize_samples"]
 
@@ -291,7 +291,7 @@ class ForestQueries:
                 return parts if directional else parts[0]
         rows, points = self._batch_points(X)
         measure = np.empty((points.shape[0], 6, points.shape[1]))
-        with threads(self.n_jobs):
+        with threads_for(self.n_jobs, points.shape[0]):
             for start in range(0, points.shape[0], _CHUNK):
                 part = np.empty((min(_CHUNK, points.shape[0] - start), 6, points.shape[1]))
                 _density.interpolation_batch(self._trees, np.ascontiguousarray(points[start : start + _CHUNK]), part)
@@ -364,7 +364,7 @@ class ForestQueries:
         missing = np.isnan(points)
         query = np.where(missing, 0.0, points - self._trees.origin)
         out = np.empty_like(query)
-        with threads(self.n_jobs):
+        with threads_for(self.n_jobs, query.shape[0]):
             for start in range(0, query.shape[0], _CHUNK):
                 stop = start + _CHUNK
                 part = np.empty_like(query[start:stop])
@@ -417,7 +417,7 @@ class ForestQueries:
             raise ValueError("point has no missing values (NaN); mark the entries to estimate with NaN")
         rows = np.empty((self.num_trees, 1), np.int64)
         distances = np.empty((self.num_trees, 1))
-        with threads(self.n_jobs):
+        with threads_for(self.n_jobs, 1):
             _conditional.conditional_batch(
                 self._trees, np.where(missing, 0.0, query)[None, :], missing[None, :], rows, distances
             )

@@ -13,7 +13,7 @@ from rcforest._core import (
     shingle,
     shingle_names,
 )
-from rcforest._jit import threads
+from rcforest._jit import threads_for
 from rcforest._persist import ForestFiles
 from rcforest._queries import ForestQueries
 from rcforest._rng import tree_seeds
@@ -42,10 +42,6 @@ def _tree_mean(per_tree):
 # A stream call of this many rows or more ends with the point store packed to
 # the distinct points the trees hold; shorter calls leave room for the next rows.
 _COMPACT_ROWS = 1024
-
-# Below this many rows a call runs on one thread: waking the others costs
-# more than the work (the per-point path of a live stream).
-_SERIAL_ROWS = 8
 
 _FLOAT64 = np.dtype(np.float64)
 
@@ -79,11 +75,6 @@ def _plain_row(X, width):
         if not ((isinstance(value, float) or type(value) is int) and -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE):
             return None
     return values
-
-
-def _threads(n_jobs, num_rows):
-    """Run a call's parallel kernels on ``n_jobs`` threads (all when None), one for a few rows."""
-    return threads(1 if num_rows < _SERIAL_ROWS else n_jobs)
 
 
 class Forest(ForestQueries, ForestFiles):
@@ -290,7 +281,7 @@ class Forest(ForestQueries, ForestFiles):
             block = _layout.block_size(points.shape[0], self.num_trees, self.sample_size)
         trees = self._new_trees(rows.values.shape[1])
         rows_kept = np.full_like(trees.heap_leaf, -1)
-        with _threads(self.n_jobs, points.shape[0]):
+        with threads_for(self.n_jobs, points.shape[0]):
             if block is None:
                 _kernels.select_sample(
                     trees.rng, trees.heap_weight, rows_kept, trees.heap_size, points.shape[0], 0, self.time_decay
@@ -313,7 +304,7 @@ class Forest(ForestQueries, ForestFiles):
     def _per_tree(self, kernel, points, outputs=1, *args):
         """Run a per-tree read-only kernel over ``points`` in chunks, ``args`` after its outputs; average over trees."""
         results = [np.empty(points.shape[0]) for _ in range(outputs)]
-        with _threads(self.n_jobs, points.shape[0]):
+        with threads_for(self.n_jobs, points.shape[0]):
             for start in range(0, points.shape[0], _CHUNK):
                 chunk = points[start : start + _CHUNK]
                 # A fresh C-ordered buffer per chunk: slices of one buffer would
@@ -414,7 +405,7 @@ class Forest(ForestQueries, ForestFiles):
         rows, points = self._batch_points(X)
         high = np.empty_like(points)
         low = np.empty_like(points)
-        with _threads(self.n_jobs, points.shape[0]):
+        with threads_for(self.n_jobs, points.shape[0]):
             _kernels.attribution_batch(self._trees, points, high, low, self._mass_offset())
         _kernels.raise_if_corrupt(high, low)
         n = rows.values.shape[0]
@@ -432,7 +423,7 @@ class Forest(ForestQueries, ForestFiles):
         points = shingle(series, self.shingle_size)
         trees = self._trees if self._trees is not None else self._new_trees(rows.values.shape[1])
         scores = np.empty(points.shape[0])
-        with _threads(self.n_jobs, points.shape[0]):
+        with threads_for(self.n_jobs, points.shape[0]):
             for start in range(0, points.shape[0], _CHUNK):
                 chunk = relative(trees, points[start : start + _CHUNK])
                 trees, first = store_rows(trees, chunk)
