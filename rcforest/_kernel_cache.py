@@ -14,7 +14,12 @@ An entry of the prebuilt cache is used only when all of numba's own
 checks pass: the same numba version and Python version, the same source
 file (a hash of its contents), the same bytecode and argument types, and
 the same CPU, by its name and its feature flags (numba's
-``codegen.magic_tuple()``). On any other machine the kernel is compiled
+``codegen.magic_tuple()``). numba checks only the file that defines a
+kernel, while a kernel compiles in the functions and constants of other
+modules: so both caches also key every entry on the contents of the
+package's modules that kernels can draw on (:func:`kernel_sources`), and
+an edit to any of them compiles the kernels anew instead of loading
+kernels that no longer match the source. On any other machine the kernel is compiled
 as before and saved to numba's cache, never to the package. The prebuilt
 folder is only read, except by :func:`building`.
 
@@ -23,13 +28,16 @@ read (or build into), or, set to ``0``, turns the prebuilt cache off.
 """
 
 import contextlib
+import functools
+import hashlib
 import os
 
 from numba.core import caching
 
-__all__ = ["KernelCache", "building", "prebuilt_folder"]
+__all__ = ["KernelCache", "building", "kernel_sources", "prebuilt_folder"]
 
-_PACKAGE_FOLDER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_prebuilt")
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+_PACKAGE_FOLDER = os.path.join(_PACKAGE, "_prebuilt")
 _building = None
 """The folder :func:`building` compiles into, or None."""
 
@@ -68,6 +76,42 @@ def building(folder):
         _building = previous
 
 
+@functools.cache
+def kernel_sources(package=_PACKAGE):
+    """A hash of the modules whose code and constants a kernel can compile in, read once per process.
+
+    They are the package's top-level modules, where the kernels and the
+    functions and constants they use live, and any other module that
+    mentions numba.
+
+    Parameters
+    ----------
+    package : str
+        The package's folder.
+
+    Returns
+    -------
+    str
+    """
+    digest = hashlib.sha256()
+    for folder, subfolders, names in sorted(os.walk(package)):
+        subfolders[:] = sorted(name for name in subfolders if name != "__pycache__")
+        for name in sorted(name for name in names if name.endswith(".py")):
+            path = os.path.join(folder, name)
+            with open(path, "rb") as file:
+                text = file.read()
+            if folder == package or b"numba" in text or b"njit" in text:
+                digest.update(os.path.relpath(path, package).encode() + b"\0" + text + b"\0")
+    return digest.hexdigest()
+
+
+class _FunctionCache(caching.FunctionCache):
+    """numba's cache of one kernel, its entries keyed on :func:`kernel_sources` too."""
+
+    def _index_key(self, sig, codegen):
+        return (*super()._index_key(sig, codegen), kernel_sources())
+
+
 class _PrebuiltLocator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
     """numba's cache locator for one folder, whatever the path of the source file.
 
@@ -93,7 +137,7 @@ def _prebuilt_cache(py_func, folder):
     """A numba ``FunctionCache`` of ``py_func`` in ``folder``, or None if ``py_func`` has no source file."""
     locator = type("_Locator", (_PrebuiltLocator,), {"folder": folder})
     impl = type("_Impl", (caching.CompileResultCacheImpl,), {"_locator_classes": [locator]})
-    cache = type("_Cache", (caching.FunctionCache,), {"_impl_class": impl})
+    cache = type("_Cache", (_FunctionCache,), {"_impl_class": impl})
     try:
         return cache(py_func)
     except RuntimeError:  # numba found no locator: the function has no source file
@@ -126,7 +170,7 @@ class KernelCache:
 
     def _numba_cache(self):
         if self._user is None:
-            self._user = caching.FunctionCache(self._py_func)
+            self._user = _FunctionCache(self._py_func)
             if not self._enabled:
                 self._user.disable()
         return self._user

@@ -110,3 +110,25 @@ def test_every_kernel_is_made_by_rcforests_njit():
                 kernels[f"{module.name}.{name}"] = value
     assert len(kernels) > 40
     assert [name for name, kernel in kernels.items() if not isinstance(kernel._cache, KernelCache)] == []
+
+
+def test_entries_are_keyed_on_every_module_a_kernel_draws_on(tmp_path):
+    """numba checks only a kernel's own file: an edit to a module it compiles in must miss the cache too."""
+    from rcforest import _kernels
+    from rcforest._kernel_cache import KernelCache, kernel_sources
+
+    package = tmp_path / "package"
+    (package / "detector").mkdir(parents=True)
+    files = {"_box.py": "X = 1\n", "detector/plain.py": "Y = 1\n", "detector/kernels.py": "from numba import njit\n"}
+    for name, text in files.items():
+        (package / name).write_text(text)
+    first = kernel_sources.__wrapped__(str(package))
+    (package / "detector" / "plain.py").write_text("Y = 2\n")  # pure Python, outside the top level: not drawn on
+    assert kernel_sources.__wrapped__(str(package)) == first
+    for name in ("_box.py", "detector/kernels.py"):
+        (package / name).write_text(files[name] + "# edited\n")
+        assert kernel_sources.__wrapped__(str(package)) != first
+        first = kernel_sources.__wrapped__(str(package))
+    dispatcher = _kernels.tree_mean
+    key = KernelCache(dispatcher.py_func)._numba_cache()._index_key((), dispatcher.targetctx.codegen())
+    assert key[-1] == kernel_sources()
