@@ -95,7 +95,7 @@ class _Recording(ThresholdedForest):
         super()._reset()
         self._alerts = _Recorder(self, self.min_deviation, self.ignore_relative)
 
-    def _judge(self, score, imputed, explainer, taken):
+    def _judge(self, score, imputed, explainer, taken=None):
         threshold, alert, _, explanation = super()._judge(score, imputed, explainer, taken)
         return threshold, alert, float(len(self._alerts.calls["grade"])), explanation
 

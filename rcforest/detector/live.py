@@ -141,7 +141,7 @@ class LiveReadings:
         score = self._learn_then_score(point)
         forest, preprocessor, columns = self._forest, self._preprocessor, self.columns_
         threshold, alert, confidence, explanation = self._judge(
-            score, False, lambda: explain(forest, preprocessor, values, row, point, columns), forest.points_seen_ + 1
+            score, False, lambda: explain(forest, preprocessor, values, row, point, columns)
         )
         seen = self.rows_seen_ = self.rows_seen_ + 1
         self._last = (seen, buffer, start)

@@ -296,8 +296,13 @@ class ThresholdedForest(LiveReadings):
         """The forest's reservoir decay (AWS's default unless ``time_decay`` is set)."""
         return 1.0 / (10 * self.sample_size) if self.time_decay is None else self.time_decay
 
-    def _confidence(self, taken):
-        """Fraction of the reservoir filled by ``taken`` points times the maturity of the score statistics."""
+    def _confidence(self, taken=None):
+        """Fraction of the reservoir filled by ``taken`` points times the maturity of the score statistics.
+
+        ``taken`` defaults to the points the forest holds and the one waiting to join it (:meth:`_learn_then_score`).
+        """
+        if taken is None:
+            taken = self._forest.points_seen_ + (self._pending is not None)
         return min(1.0, taken / self.sample_size) * min(1.0, self._thresholder.count / self.sample_size)
 
     # ------------------------------------------------------------ checkpoint
@@ -349,9 +354,9 @@ class ThresholdedForest(LiveReadings):
         count = points.shape[0]
         batch = count >= BATCH_ROWS
         forest = self.forest_ if batch else self._forest  # one by one, each row's point joins with the next
-        taken = forest.points_seen_
         if batch:
             before = copy.deepcopy(forest)
+            taken = forest.points_seen_
             scores = forest.score_update(points)
         state = {"learned": 0}
 
@@ -368,12 +373,11 @@ class ThresholdedForest(LiveReadings):
             return run
 
         for i in range(count):
-            if batch:
-                score, taken = float(scores[i]), taken + 1
+            if batch:  # the forest has taken every row already: the reservoir's fill is counted to row i
+                score, filled = float(scores[i]), taken + i + 1
             else:
-                score = self._learn_then_score(points[i])
-                taken = forest.points_seen_ + 1  # and the row's point, which joins with the next row
-            threshold, alert, confidence, explanation = self._judge(score, imputed[i], explainer(i), taken)
+                score, filled = self._learn_then_score(points[i]), None
+            threshold, alert, confidence, explanation = self._judge(score, imputed[i], explainer(i), filled)
             j = out_row + i
             out["score"][j] = score
             out["grade"][j] = alert
@@ -384,7 +388,7 @@ class ThresholdedForest(LiveReadings):
                 out["expected_value"][j] = explanation["expected_value"]
                 out["start_of_anomaly"][j] = explanation["start_of_anomaly"]
 
-    def _judge(self, score, imputed, explainer, taken):
+    def _judge(self, score, imputed, explainer, taken=None):
         """Threshold, grade, decide on and learn the score of one row; return what the row reports.
 
         Parameters
@@ -394,9 +398,9 @@ class ThresholdedForest(LiveReadings):
             Whether the row had a missing value: it is neither graded nor learned by the threshold.
         explainer : callable
             Returns the row's explanation (see :func:`~rcforest.detector.explanation.explain`).
-        taken : int
-            Points the forest has taken, the row's own included, however
-            the rows were cut into calls: the reservoir's fill.
+        taken : int, optional
+            Points the forest has taken, the row's own included, when the
+            forest has moved past the row (a batch); see :meth:`_confidence`.
 
         Returns
         -------
