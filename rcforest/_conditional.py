@@ -32,7 +32,7 @@ from rcforest._core import MAX_ABS_VALUE
 from rcforest._jit import INLINE, JIT, njit
 
 __all__ = [
-    "BROKEN",
+    "CORRUPT",
     "INVALID",
     "LOWER",
     "UPPER",
@@ -46,7 +46,7 @@ __all__ = [
 _WIDE = 8
 """Points of at least this many entries compute a box gap's terms on vectors first."""
 
-BROKEN = 1
+CORRUPT = 1
 """Status of :func:`impute_one`: a tree is corrupt or empty; nothing was filled."""
 INVALID = 2
 """Status of :func:`impute_one`: a finite value of the row is beyond :data:`~rcforest._core.MAX_ABS_VALUE`."""
@@ -509,7 +509,7 @@ def impute_one(reader, row, out):
     int
         :data:`INVALID` for a finite value beyond
         :data:`~rcforest._core.MAX_ABS_VALUE` in magnitude (nothing
-        done), :data:`BROKEN` when a tree was corrupt or empty (nothing is
+        done), :data:`CORRUPT` when a tree was corrupt or empty (nothing is
         filled), else 0.
     """
     tr = reader.trees
@@ -529,7 +529,7 @@ def impute_one(reader, row, out):
         return 0
     filled = np.empty(dim)
     if _impute_one(tr, point, missing, filled, _workspace(tr.root.shape[0], tr.parent.shape[1], dim)):
-        return BROKEN
+        return CORRUPT
     for i in range(dim):
         if missing[i]:
             out[0, i] = filled[i] + tr.origin[i]

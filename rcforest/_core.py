@@ -113,6 +113,9 @@ def check_time_decay(value):
     return value
 
 
+FLOAT64 = np.dtype(np.float64)
+"""numpy's one float64 dtype: a float64 array's ``dtype`` is this object, so an identity test tells it."""
+
 MAX_ABS_VALUE = 1e30
 """Largest magnitude of an input value: far beyond real data, and small enough
 that the forest's single-precision bounding boxes (float32, up to 3.4e38)

@@ -10,15 +10,13 @@ import numpy as np
 
 from rcforest import _conditional, _density, _neighbors
 from rcforest._compiled import ARRAY_1D, ARRAY_2D, for_reader
-from rcforest._core import MAX_ABS_VALUE, as_numbers, as_rows, check_float, check_int, shingle
+from rcforest._core import FLOAT64, MAX_ABS_VALUE, as_numbers, as_rows, check_float, check_int, shingle
 from rcforest._jit import threads_for
 
 __all__ = ["ForestQueries", "summarize_samples"]
 
 # Rows per jitted call of the batch queries, bounding their per-tree buffers.
 _CHUNK = 4096
-
-_FLOAT64 = np.dtype(np.float64)
 
 MAX_HORIZON = 100000
 """Most rows :meth:`ForestQueries.extrapolate` forecasts in one call."""
@@ -161,8 +159,7 @@ class ForestQueries:
             return None
         width = self.n_features_
         if type(X) is np.ndarray:
-            # A float64 array's dtype is numpy's one float64 dtype: an identity test, not a comparison.
-            if X.dtype is not _FLOAT64 or X.size != width or not 1 <= X.ndim <= 2 or not X.flags.c_contiguous:
+            if X.dtype is not FLOAT64 or X.size != width or not 1 <= X.ndim <= 2 or not X.flags.c_contiguous:
                 return None
             return X if X.ndim == 1 else X.reshape(-1)
         if not isinstance(X, list) or len(X) != width:
@@ -335,7 +332,7 @@ class ForestQueries:
             out = np.empty((1, values.size))
             handle = self._handle()
             status = for_reader(_conditional.impute_one, handle, ARRAY_1D, ARRAY_2D)(handle, values, out)
-            _raise_if_corrupt(status == _conditional.BROKEN)
+            _raise_if_corrupt(status == _conditional.CORRUPT)
             if status != _conditional.INVALID:  # else the general path refuses the row with its message
                 return out
         rows = self._missing_rows(X)

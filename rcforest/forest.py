@@ -4,6 +4,7 @@ import numpy as np
 
 from rcforest import _kernels, _layout, _reading
 from rcforest._core import (
+    FLOAT64,
     MAX_ABS_VALUE,
     MAX_SAMPLE_SIZE,
     as_rows,
@@ -43,8 +44,6 @@ def _tree_mean(per_tree):
 # the distinct points the trees hold; shorter calls leave room for the next rows.
 _COMPACT_ROWS = 1024
 
-_FLOAT64 = np.dtype(np.float64)
-
 
 def _plain_row(X, width):
     """``X`` as ``width`` numbers when it is one row of plain, valid numbers, else None.
@@ -59,8 +58,7 @@ def _plain_row(X, width):
     which accepts or refuses it with its messages.
     """
     if type(X) is np.ndarray:
-        # A float64 array's dtype is numpy's one float64 dtype: an identity test, not a comparison.
-        if X.dtype is not _FLOAT64 or X.size != width or X.ndim > 2 or X.shape[-1] != width:
+        if X.dtype is not FLOAT64 or X.size != width or X.ndim > 2 or X.shape[-1] != width:
             return None
         return X
     elif isinstance(X, (list, tuple)):
